@@ -1,0 +1,53 @@
+import * as core from '@actions/core';
+import { type Inputs, parseInputs, type Schema } from '../packages/config/index.ts';
+import { type RunContext, readRunContext } from '../packages/config/run-context.ts';
+import type { Logger } from '../packages/core/index.ts';
+import { isExpectedError } from '../packages/core/index.ts';
+
+/** The engines' Logger backed by the runner's workflow commands. */
+export const actionsLogger: Logger = {
+  debug: (m) => core.debug(m),
+  info: (m) => core.info(m),
+  warning: (m) => core.warning(m),
+  error: (m) => core.error(m),
+  group: (title, body) => core.group(title, body),
+  mask: (secret) => {
+    if (secret) core.setSecret(secret);
+  },
+};
+
+export interface ActionContext<S extends Schema> {
+  inputs: Inputs<S>;
+  run: RunContext;
+  log: Logger;
+  setOutput(name: string, value: string | number | boolean): void;
+  /** Appends Markdown to the job summary (GITHUB_STEP_SUMMARY); a no-op outside a runner. */
+  writeSummary(markdown: string): Promise<void>;
+}
+
+/**
+ * The whole life of an action step: parse and validate every input (masking secrets first), run
+ * the body, and turn the outcome into the runner's contract. Expected failures (bad input,
+ * a failed rollout) become one `::error::` with no stack; anything else is a bug and keeps it.
+ */
+export async function runAction<S extends Schema>(
+  schema: S,
+  body: (ctx: ActionContext<S>) => Promise<void>,
+): Promise<void> {
+  try {
+    const inputs = parseInputs(schema, (name) => core.getInput(name), actionsLogger.mask);
+    await body({
+      inputs,
+      run: readRunContext(process.env),
+      log: actionsLogger,
+      setOutput: (name, value) => core.setOutput(name, value),
+      async writeSummary(markdown) {
+        if (!process.env.GITHUB_STEP_SUMMARY) return;
+        await core.summary.addRaw(markdown, true).write();
+      },
+    });
+  } catch (error) {
+    if (isExpectedError(error)) core.setFailed(error.message);
+    else core.setFailed(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  }
+}

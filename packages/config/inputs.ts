@@ -1,0 +1,315 @@
+import { parse as parseYaml } from 'yaml';
+import { DURATION_FORM, InputError, parseDuration } from '../core/index.ts';
+
+/**
+ * One typed schema per action. Each field knows how to read one `action.yml` input, the form it
+ * accepts (for the error message) and whether it is secret (masked before anything else runs).
+ */
+export interface InputField<T, Present extends boolean = boolean> {
+  /** Phantom: true when the input always has a value (required, or has a default). */
+  readonly present?: Present;
+  readonly kind: string;
+  readonly required: boolean;
+  readonly secret: boolean;
+  readonly defaultValue: string | undefined;
+  readonly accepted: string;
+  /** Turns the raw text (already trimmed, never empty) into the value; throws InputError on bad text. */
+  readonly parse: (raw: string, name: string) => T;
+}
+
+/** Whether options make an input always present (required or defaulted). */
+type Present<O> = O extends { required: true } ? true : O extends { default: string } ? true : false;
+
+type Options<T> = {
+  required?: boolean;
+  default?: string;
+  secret?: boolean;
+  accepted?: string;
+  check?: (value: T, name: string) => void;
+};
+
+function field<T>(
+  kind: string,
+  accepted: string,
+  parse: (raw: string, name: string) => T,
+  options: Options<T> = {},
+): InputField<T, never> {
+  const check = options.check;
+  return {
+    kind,
+    required: options.required ?? false,
+    secret: options.secret ?? false,
+    defaultValue: options.default,
+    accepted: options.accepted ?? accepted,
+    parse: check
+      ? (raw, name) => {
+          const value = parse(raw, name);
+          check(value, name);
+          return value;
+        }
+      : parse,
+  };
+}
+
+const quote = (raw: string) => JSON.stringify(raw.length > 80 ? `${raw.slice(0, 77)}...` : raw);
+
+/** Splits on newlines or commas, trims, drops blanks and `#` comment lines. */
+export function splitList(raw: string): string[] {
+  return raw
+    .split(/[\n,]/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && !s.startsWith('#'));
+}
+
+export const input = {
+  string<const O extends Options<string> & { pattern?: RegExp }>(
+    options: O = {} as O,
+  ): InputField<string, Present<O>> {
+    const pattern = options.pattern;
+    return field(
+      'string',
+      pattern ? `text matching ${pattern}` : 'text',
+      (raw, name) => {
+        if (pattern && !pattern.test(raw))
+          throw new InputError(
+            name,
+            `has ${quote(raw)}, which does not match`,
+            options.accepted ?? `text matching ${pattern}`,
+          );
+        return raw;
+      },
+      options,
+    );
+  },
+
+  secret<const O extends Options<string>>(options: O = {} as O): InputField<string, Present<O>> {
+    return field('secret', 'a secret value', (raw) => raw, { ...options, secret: true });
+  },
+
+  boolean<const O extends Options<boolean>>(options: O = {} as O): InputField<boolean, Present<O>> {
+    const accepted = 'true or false (also yes/no, on/off, 1/0)';
+    return field(
+      'boolean',
+      accepted,
+      (raw, name) => {
+        const text = raw.toLowerCase();
+        if (['true', 'yes', 'on', '1'].includes(text)) return true;
+        if (['false', 'no', 'off', '0'].includes(text)) return false;
+        throw new InputError(name, `has ${quote(raw)}, which is not a boolean`, accepted);
+      },
+      options,
+    );
+  },
+
+  integer<const O extends Options<number> & { min?: number; max?: number }>(
+    options: O = {} as O,
+  ): InputField<number, Present<O>> {
+    const { min, max } = options;
+    const range =
+      min !== undefined && max !== undefined
+        ? ` from ${min} to ${max}`
+        : min !== undefined
+          ? ` of at least ${min}`
+          : max !== undefined
+            ? ` of at most ${max}`
+            : '';
+    const accepted = `a whole number${range}`;
+    return field(
+      'integer',
+      accepted,
+      (raw, name) => {
+        if (!/^-?\d+$/.test(raw))
+          throw new InputError(name, `has ${quote(raw)}, which is not a whole number`, accepted);
+        const n = Number(raw);
+        if ((min !== undefined && n < min) || (max !== undefined && n > max))
+          throw new InputError(name, `has ${n}, which is out of range`, accepted);
+        return n;
+      },
+      options,
+    );
+  },
+
+  /** Milliseconds, from the suite's one duration syntax. */
+  duration<const O extends Options<number> & { minMs?: number }>(
+    options: O = {} as O,
+  ): InputField<number, Present<O>> {
+    return field(
+      'duration',
+      DURATION_FORM,
+      (raw, name) => {
+        const ms = parseDuration(raw, name);
+        if (options.minMs !== undefined && ms < options.minMs)
+          throw new InputError(
+            name,
+            `has ${quote(raw)}, which is too short`,
+            `${DURATION_FORM}, of at least ${options.minMs} ms`,
+          );
+        return ms;
+      },
+      options,
+    );
+  },
+
+  enum<const V extends string, const O extends Options<V> = Options<V>>(
+    values: readonly V[],
+    options: O = {} as O,
+  ): InputField<V, Present<O>> {
+    const accepted = `one of ${values.join(', ')}`;
+    return field(
+      'enum',
+      accepted,
+      (raw, name) => {
+        const value = raw.toLowerCase() as V;
+        if (!values.includes(value))
+          throw new InputError(name, `has ${quote(raw)}, which is not a known value`, accepted);
+        return value;
+      },
+      options,
+    );
+  },
+
+  list<const O extends Options<string[]>>(options: O = {} as O): InputField<string[], Present<O>> {
+    return field(
+      'list',
+      'a list, one item per line or separated by commas',
+      (raw) => splitList(raw),
+      options,
+    );
+  },
+
+  url<const O extends Options<URL> & { protocols?: string[] }>(
+    options: O = {} as O,
+  ): InputField<URL, Present<O>> {
+    const protocols = options.protocols ?? ['http:', 'https:'];
+    const accepted = `an absolute URL (${protocols.map((p) => p.replace(':', '')).join(' or ')})`;
+    return field(
+      'url',
+      accepted,
+      (raw, name) => {
+        let url: URL;
+        try {
+          url = new URL(raw);
+        } catch {
+          throw new InputError(
+            name,
+            `has ${options.secret ? 'a value' : quote(raw)} which is not a URL`,
+            accepted,
+          );
+        }
+        if (!protocols.includes(url.protocol))
+          throw new InputError(name, `has a ${url.protocol} URL`, accepted);
+        return url;
+      },
+      options,
+    );
+  },
+
+  /** `key=value` pairs, one per line or comma-separated; order is kept (stages are ordered). */
+  map<const O extends Options<Map<string, string>> & { keyPattern?: RegExp }>(
+    options: O = {} as O,
+  ): InputField<Map<string, string>, Present<O>> {
+    const keyPattern = options.keyPattern ?? /^[A-Za-z0-9_.\-/]+$/;
+    const accepted = 'key=value pairs, one per line or separated by commas';
+    return field(
+      'map',
+      accepted,
+      (raw, name) => {
+        const map = new Map<string, string>();
+        for (const item of splitList(raw)) {
+          const eq = item.indexOf('=');
+          const key = eq > 0 ? item.slice(0, eq).trim() : '';
+          if (!key || !keyPattern.test(key)) {
+            throw new InputError(
+              name,
+              `has ${options.secret ? 'an entry' : quote(item)} which is not key=value`,
+              options.accepted ?? accepted,
+            );
+          }
+          if (map.has(key))
+            throw new InputError(name, `sets ${quote(key)} twice`, options.accepted ?? accepted);
+          map.set(key, item.slice(eq + 1).trim());
+        }
+        return map;
+      },
+      options,
+    );
+  },
+
+  /** A YAML (or JSON, which is YAML) document; `validate` turns it into the typed value. */
+  yaml<T, const O extends Options<T> = Options<T>>(
+    validate: (doc: unknown, name: string) => T,
+    options: O = {} as O,
+  ): InputField<T, Present<O>> {
+    const accepted = options.accepted ?? 'a YAML or JSON document';
+    return field(
+      'yaml',
+      accepted,
+      (raw, name) => {
+        let doc: unknown;
+        try {
+          doc = parseYaml(raw, { prettyErrors: true });
+        } catch (error) {
+          const detail = (error as Error).message.split('\n')[0];
+          throw new InputError(name, `is not valid YAML (${detail})`, accepted);
+        }
+        return validate(doc, name);
+      },
+      options,
+    );
+  },
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: a schema holds fields of every value type
+export type Schema = Record<string, InputField<any>>;
+
+type Camel<S extends string> = S extends `${infer Head}-${infer Tail}`
+  ? `${Head}${Capitalize<Camel<Tail>>}`
+  : S;
+
+/** The parsed options: inputs become camelCase keys; optional inputs without a default may be undefined. */
+export type Inputs<S extends Schema> = {
+  [K in keyof S & string as Camel<K>]: S[K] extends InputField<infer T, infer P>
+    ? P extends true
+      ? T
+      : T | undefined
+    : never;
+};
+
+export function defineInputs<const S extends Schema>(schema: S): S {
+  return schema;
+}
+
+export function camelCase(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Reads and validates every input before the action does anything. Secrets are passed to `mask`
+ * first, so even an error about a malformed secret cannot print it.
+ */
+export function parseInputs<S extends Schema>(
+  schema: S,
+  getInput: (name: string) => string,
+  mask: (secret: string) => void = () => {},
+): Inputs<S> {
+  const raws = new Map<string, string>();
+  for (const [name, f] of Object.entries(schema)) {
+    const raw = getInput(name).trim();
+    if (f.secret && raw) {
+      mask(raw);
+      for (const line of raw.split('\n')) if (line.trim()) mask(line.trim());
+    }
+    raws.set(name, raw);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(schema)) {
+    const raw = raws.get(name) || f.defaultValue || '';
+    if (!raw) {
+      if (f.required) throw new InputError(name, 'is required but was not set', f.accepted);
+      out[camelCase(name)] = undefined;
+      continue;
+    }
+    out[camelCase(name)] = f.parse(raw, name);
+  }
+  return out as Inputs<S>;
+}

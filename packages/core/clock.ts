@@ -1,0 +1,102 @@
+/** Time as the engines see it, so tests can run a 15-minute soak in milliseconds. */
+export interface Clock {
+  now(): number;
+  /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new Error('aborted');
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(abortReason(signal));
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(abortReason(signal!));
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  },
+};
+
+interface Sleeper {
+  wakeAt: number;
+  resolve: () => void;
+}
+
+/**
+ * A clock that only moves when told to. `advance` wakes sleepers in time order and lets the
+ * promise chains they release run before moving further, so code under test sees a consistent
+ * timeline.
+ */
+export class ManualClock implements Clock {
+  private current: number;
+  private sleepers: Sleeper[] = [];
+
+  constructor(start = 0) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(abortReason(signal));
+      const sleeper: Sleeper = { wakeAt: this.current + Math.max(0, ms), resolve };
+      this.sleepers.push(sleeper);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.sleepers = this.sleepers.filter((s) => s !== sleeper);
+          reject(abortReason(signal));
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** How many sleeps are waiting; lets a test wait until the code under test has gone to sleep. */
+  get pending(): number {
+    return this.sleepers.length;
+  }
+
+  async advance(ms: number): Promise<void> {
+    const target = this.current + ms;
+    for (;;) {
+      await flushMicrotasks();
+      this.sleepers.sort((a, b) => a.wakeAt - b.wakeAt);
+      const next = this.sleepers[0];
+      if (!next || next.wakeAt > target) break;
+      this.sleepers.shift();
+      this.current = Math.max(this.current, next.wakeAt);
+      next.resolve();
+    }
+    this.current = target;
+    await flushMicrotasks();
+  }
+
+  /** Advance until nothing sleeps or `limitMs` has passed; returns the time moved. */
+  async runAll(limitMs = 86_400_000): Promise<number> {
+    const start = this.current;
+    await flushMicrotasks();
+    while (this.sleepers.length > 0 && this.current - start < limitMs) {
+      const next = Math.min(...this.sleepers.map((s) => s.wakeAt));
+      await this.advance(Math.max(0, next - this.current));
+    }
+    return this.current - start;
+  }
+}
+
+async function flushMicrotasks(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,5 @@
+export * from './clock.ts';
+export * from './duration.ts';
+export * from './errors.ts';
+export * from './logger.ts';
+export * from './retry.ts';
