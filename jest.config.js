@@ -2,6 +2,7 @@
 export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
+  testPathIgnorePatterns: ['/node_modules/', '/__tests__/support/'],
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   transform: {
@@ -14,6 +15,7 @@ export default {
     ],
   },
   testTimeout: 60_000,
+  globalSetup: '<rootDir>/__tests__/support/global-setup.js',
   // Two cores: keep one free for the servers the tests start (Slack, GitHub, kube-sim, PostgreSQL).
   maxWorkers: 2,
 };

@@ -39,7 +39,7 @@ describe('parseInputs', () => {
       ['staging', 'running'],
     ]);
     expect(parsed.channels).toEqual(['a', 'b', 'd']);
-    expect(parsed.apiUrl.href).toBe('https://slack.com/api/');
+    expect(parsed.apiUrl).toBe('https://slack.com/api/');
     expect(parsed.token).toBe('t0k');
     expect(parsed.attempts).toBe(5);
     expect(parsed.checks).toEqual(['a', 'b']);

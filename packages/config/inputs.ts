@@ -87,7 +87,7 @@ export const input = {
   },
 
   boolean<const O extends Options<boolean>>(options: O = {} as O): InputField<boolean, Present<O>> {
-    const accepted = 'true or false (also yes/no, on/off, 1/0)';
+    const accepted = options.accepted ?? 'true or false (also yes/no, on/off, 1/0)';
     return field(
       'boolean',
       accepted,
@@ -113,7 +113,7 @@ export const input = {
           : max !== undefined
             ? ` of at most ${max}`
             : '';
-    const accepted = `a whole number${range}`;
+    const accepted = options.accepted ?? `a whole number${range}`;
     return field(
       'integer',
       accepted,
@@ -154,7 +154,7 @@ export const input = {
     values: readonly V[],
     options: O = {} as O,
   ): InputField<V, Present<O>> {
-    const accepted = `one of ${values.join(', ')}`;
+    const accepted = options.accepted ?? `one of ${values.join(', ')}`;
     return field(
       'enum',
       accepted,
@@ -177,11 +177,12 @@ export const input = {
     );
   },
 
-  url<const O extends Options<URL> & { protocols?: string[] }>(
+  url<const O extends Options<string> & { protocols?: string[] }>(
     options: O = {} as O,
-  ): InputField<URL, Present<O>> {
+  ): InputField<string, Present<O>> {
     const protocols = options.protocols ?? ['http:', 'https:'];
-    const accepted = `an absolute URL (${protocols.map((p) => p.replace(':', '')).join(' or ')})`;
+    const accepted =
+      options.accepted ?? `an absolute URL (${protocols.map((p) => p.replace(':', '')).join(' or ')})`;
     return field(
       'url',
       accepted,
@@ -198,7 +199,7 @@ export const input = {
         }
         if (!protocols.includes(url.protocol))
           throw new InputError(name, `has a ${url.protocol} URL`, accepted);
-        return url;
+        return raw;
       },
       options,
     );

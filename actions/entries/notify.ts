@@ -1,0 +1,3 @@
+import { main } from '../notify.ts';
+
+await main();

@@ -1,0 +1,103 @@
+import { getOctokit } from '@actions/github';
+import { type Clock, PipelineError, parseRetryAfter, type RetryDecision, retry } from '../core/index.ts';
+
+export const DEPLOYMENT_STATES = [
+  'error',
+  'failure',
+  'inactive',
+  'in_progress',
+  'queued',
+  'pending',
+  'success',
+] as const;
+export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+
+export type Octokit = ReturnType<typeof getOctokit>;
+
+export interface GitHubClientOptions {
+  token: string;
+  /** REST base URL; defaults to the runner's GITHUB_API_URL, then api.github.com. */
+  apiUrl?: string;
+}
+
+export function createOctokit(options: GitHubClientOptions): Octokit {
+  const baseUrl = options.apiUrl || process.env.GITHUB_API_URL || 'https://api.github.com';
+  return getOctokit(options.token, { baseUrl, request: { retries: 0 } });
+}
+
+/** Octokit's RequestError: retry throttling (secondary limits send 403 with Retry-After) and 5xx. */
+export function classifyGitHubError(error: unknown): RetryDecision {
+  const e = error as { status?: number; response?: { headers?: Record<string, string | undefined> } };
+  const status = typeof e?.status === 'number' ? e.status : undefined;
+  if (status === undefined) return { retry: false };
+  const headers = e.response?.headers ?? {};
+  const afterMs = parseRetryAfter(headers['retry-after']);
+  if (
+    status === 429 ||
+    (status === 403 && (afterMs !== undefined || headers['x-ratelimit-remaining'] === '0'))
+  ) {
+    return { retry: true, reason: `GitHub API rate limit (HTTP ${status})`, afterMs: afterMs ?? 60_000 };
+  }
+  if (status >= 500) return { retry: true, reason: `GitHub API answered HTTP ${status}` };
+  return { retry: false };
+}
+
+export class GitHubApiError extends PipelineError {}
+
+export async function withGitHubRetry<T>(
+  what: string,
+  call: () => Promise<T>,
+  options: { attempts?: number; clock?: Clock; onRetry?: (message: string) => void } = {},
+): Promise<T> {
+  try {
+    return await retry(call, {
+      attempts: options.attempts ?? 4,
+      classify: classifyGitHubError,
+      clock: options.clock,
+      onRetry: ({ delayMs, reason }) => options.onRetry?.(`${what}: ${reason}; retrying in ${delayMs} ms`),
+    });
+  } catch (error) {
+    const root = (error as { cause?: unknown }).cause ?? error;
+    const status = (root as { status?: number }).status;
+    const message = (root as Error).message ?? String(root);
+    throw new GitHubApiError(`${what} failed${status ? ` (HTTP ${status})` : ''}: ${message}`, {
+      cause: error,
+    });
+  }
+}
+
+export interface DeploymentStatusRequest {
+  owner: string;
+  repo: string;
+  deploymentId: number;
+  state: DeploymentState;
+  description?: string;
+  environment?: string;
+  environmentUrl?: string;
+  logUrl?: string;
+  autoInactive?: boolean;
+}
+
+export async function createDeploymentStatus(
+  octokit: Octokit,
+  request: DeploymentStatusRequest,
+  options: { attempts?: number; clock?: Clock; onRetry?: (message: string) => void } = {},
+): Promise<{ id: number; url: string }> {
+  const response = await withGitHubRetry(
+    `Creating the '${request.state}' status of deployment ${request.deploymentId}`,
+    () =>
+      octokit.rest.repos.createDeploymentStatus({
+        owner: request.owner,
+        repo: request.repo,
+        deployment_id: request.deploymentId,
+        state: request.state,
+        ...(request.description ? { description: request.description.slice(0, 140) } : {}),
+        ...(request.environment ? { environment: request.environment } : {}),
+        ...(request.environmentUrl ? { environment_url: request.environmentUrl } : {}),
+        ...(request.logUrl ? { log_url: request.logUrl } : {}),
+        ...(request.autoInactive !== undefined ? { auto_inactive: request.autoInactive } : {}),
+      }),
+    options,
+  );
+  return { id: response.data.id, url: response.data.url };
+}

@@ -1,0 +1,365 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * The GitHub runner's contract with a JavaScript action, reproduced so a built `dist/` bundle can
+ * be run exactly as a workflow step would run it: inputs as INPUT_<NAME> (defaults from
+ * action.yml, `${{ }}` defaults evaluated), the file commands (GITHUB_OUTPUT, GITHUB_ENV,
+ * GITHUB_STATE, GITHUB_PATH, GITHUB_STEP_SUMMARY), the event payload, the GITHUB_* context, and
+ * workflow commands on stdout (annotations, masks, groups). The post step runs with STATE_*.
+ */
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ActionDefinition {
+  name: string;
+  inputs: Record<
+    string,
+    { description?: string; required?: boolean; default?: string; deprecationMessage?: string }
+  >;
+  outputs: Record<string, { description?: string }>;
+  runs: { using: string; main: string; pre?: string; post?: string; 'post-if'?: string };
+}
+
+export function readActionDefinition(actionDir: string): ActionDefinition {
+  const file = join(actionDir, 'action.yml');
+  const doc = parseYaml(readFileSync(file, 'utf8')) as ActionDefinition;
+  return { ...doc, inputs: doc.inputs ?? {}, outputs: doc.outputs ?? {} };
+}
+
+export interface Annotation {
+  level: 'error' | 'warning' | 'notice' | 'debug';
+  message: string;
+  properties: Record<string, string>;
+}
+
+export interface GitHubContextOptions {
+  repository?: string;
+  sha?: string;
+  ref?: string;
+  headRef?: string;
+  actor?: string;
+  eventName?: string;
+  payload?: Record<string, unknown>;
+  runId?: string;
+  runAttempt?: string;
+  workflow?: string;
+  job?: string;
+  serverUrl?: string;
+  apiUrl?: string;
+  token?: string;
+}
+
+export interface RunActionOptions {
+  /** `with:` values; a name that action.yml does not declare is an error, as a typo would be. */
+  inputs?: Record<string, string>;
+  github?: GitHubContextOptions;
+  /** Extra environment for the step (`env:`), on top of a clean runner-like environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+  /** Run the action's `post:` script after main, as the runner does at the end of the job (default true). */
+  runPost?: boolean;
+  /** Node binary; defaults to the one running this process (Node 24 in this project). */
+  node?: string;
+  /** Root of the repository holding the action folders and dist/. */
+  root?: string;
+  onStdout?: (chunk: string) => void;
+}
+
+export interface StepResult {
+  exitCode: number;
+  /** What the process wrote, before masking: tests look here for leaks. */
+  stdout: string;
+  stderr: string;
+  /** The log as the runner shows it: masked values replaced by ***. */
+  log: string;
+  outputs: Record<string, string>;
+  env: Record<string, string>;
+  state: Record<string, string>;
+  path: string[];
+  summary: string;
+  annotations: Annotation[];
+  masks: string[];
+  durationMs: number;
+  /** Process start to its first byte of output. */
+  firstOutputMs: number | undefined;
+  post?: StepResult;
+}
+
+/** `name=value` and `name<<DELIM ... DELIM` records, as the runner reads GITHUB_OUTPUT and friends. */
+export function parseFileCommand(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (!line) continue;
+    const heredoc = line.indexOf('<<');
+    const eq = line.indexOf('=');
+    if (heredoc > 0 && (eq < 0 || heredoc < eq)) {
+      const name = line.slice(0, heredoc);
+      const delimiter = line.slice(heredoc + 2);
+      const value: string[] = [];
+      i++;
+      while (i < lines.length && lines[i] !== delimiter) value.push(lines[i++]!);
+      if (i >= lines.length) throw new Error(`Unterminated heredoc for '${name}' (delimiter ${delimiter})`);
+      out[name] = value.join('\n');
+    } else if (eq > 0) {
+      out[line.slice(0, eq)] = line.slice(eq + 1);
+    } else {
+      throw new Error(`Malformed file command line: ${line}`);
+    }
+  }
+  return out;
+}
+
+function unescapeData(s: string): string {
+  return s.replace(/%0D/gi, '\r').replace(/%0A/gi, '\n').replace(/%25/g, '%');
+}
+function unescapeProperty(s: string): string {
+  return unescapeData(s).replace(/%3A/gi, ':').replace(/%2C/gi, ',');
+}
+
+/** Reads `::command k=v,k=v::data` lines the way the runner does. */
+export function parseWorkflowCommands(stdout: string): { annotations: Annotation[]; masks: string[] } {
+  const annotations: Annotation[] = [];
+  const masks: string[] = [];
+  for (const line of stdout.split(/\r?\n/)) {
+    const m = /^::([a-z-]+)(?: ([^:]*))?::(.*)$/.exec(line);
+    if (!m) continue;
+    const [, command, props = '', data = ''] = m;
+    if (command === 'add-mask') {
+      masks.push(unescapeData(data));
+      continue;
+    }
+    if (command === 'error' || command === 'warning' || command === 'notice' || command === 'debug') {
+      const properties: Record<string, string> = {};
+      for (const pair of props.split(',').filter(Boolean)) {
+        const eq = pair.indexOf('=');
+        if (eq > 0) properties[pair.slice(0, eq).trim()] = unescapeProperty(pair.slice(eq + 1));
+      }
+      annotations.push({ level: command, message: unescapeData(data), properties });
+    }
+  }
+  return { annotations, masks };
+}
+
+export function maskText(text: string, masks: string[]): string {
+  let out = text;
+  for (const secret of [...masks].sort((a, b) => b.length - a.length))
+    if (secret) out = out.split(secret).join('***');
+  return out;
+}
+
+function evaluateDefault(
+  value: string,
+  github: Required<Pick<GitHubContextOptions, 'token' | 'repository' | 'sha' | 'ref' | 'actor'>>,
+): string {
+  return value.replace(/\$\{\{\s*([^}]+?)\s*\}\}/g, (whole, expr: string) => {
+    switch (expr) {
+      case 'github.token':
+        return github.token;
+      case 'github.repository':
+        return github.repository;
+      case 'github.sha':
+        return github.sha;
+      case 'github.ref':
+        return github.ref;
+      case 'github.actor':
+        return github.actor;
+      default:
+        throw new Error(`The harness cannot evaluate the default ${whole}`);
+    }
+  });
+}
+
+/** Runs `<root>/<action>/action.yml` as a step; returns everything the runner would have seen. */
+export async function runBuiltAction(action: string, options: RunActionOptions = {}): Promise<StepResult> {
+  const root = options.root ?? REPO_ROOT;
+  const actionDir = join(root, action);
+  const definition = readActionDefinition(actionDir);
+  if (definition.runs.using !== 'node24')
+    throw new Error(`${action}/action.yml runs with ${definition.runs.using}, not node24`);
+
+  const given = options.inputs ?? {};
+  for (const name of Object.keys(given)) {
+    if (!(name in definition.inputs)) {
+      throw new Error(
+        `Unexpected input '${name}' for ${action}; valid inputs are ${Object.keys(definition.inputs).join(', ')}`,
+      );
+    }
+  }
+
+  const gh = options.github ?? {};
+  const github = {
+    repository: gh.repository ?? 'acme/shop',
+    sha: gh.sha ?? 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
+    ref: gh.ref ?? 'refs/heads/main',
+    actor: gh.actor ?? 'octocat',
+    token: gh.token ?? 'ghs_harnessTokenValue0123456789',
+  };
+  const workDir = mkdtempSync(join(tmpdir(), 'pipeline-step-'));
+  try {
+    const files = {
+      GITHUB_OUTPUT: join(workDir, 'output'),
+      GITHUB_ENV: join(workDir, 'env'),
+      GITHUB_STATE: join(workDir, 'state'),
+      GITHUB_PATH: join(workDir, 'path'),
+      GITHUB_STEP_SUMMARY: join(workDir, 'summary.md'),
+      GITHUB_EVENT_PATH: join(workDir, 'event.json'),
+    };
+    for (const file of Object.values(files)) writeFileSync(file, '');
+    writeFileSync(files.GITHUB_EVENT_PATH, JSON.stringify(gh.payload ?? {}));
+
+    const inputEnv: Record<string, string> = {};
+    for (const [name, spec] of Object.entries(definition.inputs)) {
+      const value =
+        given[name] ??
+        (spec.default !== undefined ? evaluateDefault(String(spec.default), github) : undefined);
+      if (value !== undefined) inputEnv[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
+    }
+
+    const serverUrl = gh.serverUrl ?? 'https://github.com';
+    const refName = github.ref.replace(/^refs\/(heads|tags)\//, '');
+    const baseEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? workDir,
+      CI: 'true',
+      GITHUB_ACTIONS: 'true',
+      RUNNER_OS: 'Linux',
+      RUNNER_ARCH: 'X64',
+      RUNNER_TEMP: workDir,
+      RUNNER_DEBUG: process.env.RUNNER_DEBUG ?? '',
+      GITHUB_WORKSPACE: options.cwd ?? root,
+      GITHUB_ACTION: action.replace(/[^a-zA-Z0-9_]/g, '_'),
+      GITHUB_ACTION_PATH: actionDir,
+      GITHUB_REPOSITORY: github.repository,
+      GITHUB_REPOSITORY_OWNER: github.repository.split('/')[0] ?? '',
+      GITHUB_SHA: github.sha,
+      GITHUB_REF: github.ref,
+      GITHUB_REF_NAME: refName,
+      GITHUB_REF_TYPE: github.ref.startsWith('refs/tags/') ? 'tag' : 'branch',
+      GITHUB_HEAD_REF: gh.headRef ?? '',
+      GITHUB_BASE_REF: '',
+      GITHUB_ACTOR: github.actor,
+      GITHUB_TRIGGERING_ACTOR: github.actor,
+      GITHUB_EVENT_NAME: gh.eventName ?? 'push',
+      GITHUB_RUN_ID: gh.runId ?? '4242',
+      GITHUB_RUN_NUMBER: '7',
+      GITHUB_RUN_ATTEMPT: gh.runAttempt ?? '1',
+      GITHUB_WORKFLOW: gh.workflow ?? 'deploy',
+      GITHUB_JOB: gh.job ?? 'deploy',
+      GITHUB_SERVER_URL: serverUrl,
+      GITHUB_API_URL: gh.apiUrl ?? 'https://api.github.com',
+      GITHUB_GRAPHQL_URL: `${gh.apiUrl ?? 'https://api.github.com'}/graphql`,
+      ...files,
+      ...inputEnv,
+      ...options.env,
+    };
+
+    const main = resolve(actionDir, definition.runs.main);
+    const result = await spawnStep(main, baseEnv, options);
+    const state = parseFileCommand(readFileSync(files.GITHUB_STATE, 'utf8'));
+    const stepResult: StepResult = {
+      ...result,
+      outputs: parseFileCommand(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
+      env: parseFileCommand(readFileSync(files.GITHUB_ENV, 'utf8')),
+      state,
+      path: readFileSync(files.GITHUB_PATH, 'utf8').split('\n').filter(Boolean),
+      summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+    };
+    if (definition.runs.post && options.runPost !== false) {
+      writeFileSync(files.GITHUB_STEP_SUMMARY, '');
+      const stateEnv = Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v]));
+      const post = await spawnStep(
+        resolve(actionDir, definition.runs.post),
+        { ...baseEnv, ...stateEnv },
+        options,
+      );
+      stepResult.post = {
+        ...post,
+        outputs: {},
+        env: {},
+        state: {},
+        path: [],
+        summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+      };
+    }
+    return stepResult;
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+type SpawnResult = Pick<
+  StepResult,
+  'exitCode' | 'stdout' | 'stderr' | 'log' | 'annotations' | 'masks' | 'durationMs' | 'firstOutputMs'
+>;
+
+function spawnStep(
+  script: string,
+  env: Record<string, string>,
+  options: RunActionOptions,
+): Promise<SpawnResult> {
+  const node = options.node ?? process.execPath;
+  const started = performance.now();
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(node, [script], {
+      env,
+      cwd: options.cwd ?? options.root ?? REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let firstOutputMs: number | undefined;
+    const mark = () => {
+      firstOutputMs ??= performance.now() - started;
+    };
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      mark();
+      stdout += chunk;
+      options.onStdout?.(chunk);
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      mark();
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const { annotations, masks } = parseWorkflowCommands(stdout);
+      resolvePromise({
+        exitCode: code ?? (signal ? 128 : 1),
+        stdout,
+        stderr,
+        log: maskText(stdout + stderr, masks),
+        annotations,
+        masks,
+        durationMs: performance.now() - started,
+        firstOutputMs,
+      });
+    });
+  });
+}
+
+/** Where a secret shows up in what a step left behind, other than the mask command itself. */
+export function findLeaks(step: StepResult, secret: string): string[] {
+  const places: string[] = [];
+  const stdoutWithoutMasks = step.stdout
+    .split('\n')
+    .filter((l) => !l.startsWith('::add-mask::'))
+    .join('\n');
+  if (stdoutWithoutMasks.includes(secret)) places.push('stdout');
+  if (step.stderr.includes(secret)) places.push('stderr');
+  if (step.summary.includes(secret)) places.push('summary');
+  for (const [k, v] of Object.entries(step.outputs)) if (v.includes(secret)) places.push(`output ${k}`);
+  return places;
+}

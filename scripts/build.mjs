@@ -1,0 +1,53 @@
+// One esbuild build of every action entry. Code splitting puts what the actions share (the
+// toolkit, Octokit, the Kubernetes client, our engines) into chunks bundled once for the suite.
+// The output is reproducible: no timestamps, no absolute paths, stable chunk names.
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { build } from 'esbuild';
+
+const root = new URL('..', import.meta.url).pathname;
+const entriesDir = join(root, 'actions', 'entries');
+const outdir = join(root, 'dist');
+
+const entryPoints = readdirSync(entriesDir)
+  .filter((f) => f.endsWith('.ts'))
+  .sort()
+  .map((f) => join(entriesDir, f));
+
+rmSync(outdir, { recursive: true, force: true });
+
+const result = await build({
+  absWorkingDir: root,
+  entryPoints,
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  minify: true,
+  // Names survive minification so an unexpected bug's stack still says where it happened.
+  keepNames: true,
+  legalComments: 'linked',
+  entryNames: '[name]',
+  chunkNames: 'chunks/[name]-[hash]',
+  metafile: true,
+  logLevel: 'warning',
+  // CommonJS dependencies call require() for Node built-ins; give ESM chunks a real one.
+  banner: {
+    js: "import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);",
+  },
+});
+
+// Actions run `node dist/<name>.js` from a checkout of this repository, whose package.json says
+// "type": "module"; this marker keeps dist/ ESM even when it is vendored on its own.
+writeFileSync(join(outdir, 'package.json'), '{ "type": "module" }\n');
+
+const outputs = Object.entries(result.metafile.outputs);
+const total = outputs.reduce((sum, [, o]) => sum + o.bytes, 0);
+for (const [file, o] of outputs.filter(([f]) => !f.includes('/chunks/') && f.endsWith('.js'))) {
+  console.log(`${basename(file).padEnd(28)} ${(o.bytes / 1024).toFixed(1).padStart(8)} KiB (entry)`);
+}
+console.log(
+  `${'total dist/'.padEnd(28)} ${(total / 1024).toFixed(1).padStart(8)} KiB in ${outputs.length} files`,
+);
