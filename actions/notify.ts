@@ -1,6 +1,6 @@
 import { defineInputs, input } from '../packages/config/index.ts';
 import { InputError } from '../packages/core/index.ts';
-import { DEPLOYMENT_STATES } from '../packages/github/deployments.ts';
+import { DEPLOYMENT_STATES } from '../packages/github/deployment-states.ts';
 import {
   NOTIFY_EVENTS,
   type NotifyEvent,
@@ -14,7 +14,7 @@ import {
 } from '../packages/notify/index.ts';
 import { runAction } from './runtime.ts';
 
-export const notifyInputs = defineInputs({
+export const schema = defineInputs({
   event: input.enum(NOTIFY_EVENTS, { required: true }),
   app: input.string(),
   environment: input.string(),
@@ -81,7 +81,7 @@ function parseMentions(mentions: string[] | undefined): string[] {
 }
 
 export async function main(): Promise<void> {
-  await runAction(notifyInputs, async ({ inputs, run, log, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
     if (inputs.slackToken && inputs.slackWebhookUrl) {
       throw new InputError(
         'slack-webhook-url',

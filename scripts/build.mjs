@@ -2,7 +2,7 @@
 // toolkit, Octokit, the Kubernetes client, our engines) into chunks bundled once for the suite.
 // The output is reproducible: no timestamps, no absolute paths, stable chunk names.
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -15,6 +15,30 @@ const entryPoints = readdirSync(entriesDir)
   .map((f) => join(entriesDir, f));
 
 rmSync(outdir, { recursive: true, force: true });
+
+// @actions/core imports its OIDC client, and with it @actions/http-client and undici (400 KiB),
+// at start-up, though only getIDToken() uses it. Load it on first use instead: every action
+// starts faster, and the chunk is still there for a step that asks for an ID token.
+const lazyActionsCoreOidc = {
+  name: 'lazy-actions-core-oidc',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/oidc-utils\.js$/ }, (args) =>
+      /@actions[\\/]core[\\/]lib[\\/]core\.js$/.test(args.importer)
+        ? { path: join(dirname(args.importer), 'oidc-utils.js'), namespace: 'lazy-oidc' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-oidc' }, (args) => ({
+      contents: `export class OidcClient {
+        static async getIDToken(audience) {
+          const { OidcClient: Real } = await import(${JSON.stringify(args.path)});
+          return Real.getIDToken(audience);
+        }
+      }`,
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+  },
+};
 
 const result = await build({
   absWorkingDir: root,
@@ -33,6 +57,7 @@ const result = await build({
   chunkNames: 'chunks/[name]-[hash]',
   metafile: true,
   logLevel: 'warning',
+  plugins: [lazyActionsCoreOidc],
   // CommonJS dependencies call require() for Node built-ins; give ESM chunks a real one.
   banner: {
     js: "import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);",

@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { defineInputs, input, parseInputs } from '../../packages/config/index.ts';
+import { yamlInput } from '../../packages/config/yaml-input.ts';
 import { InputError } from '../../packages/core/index.ts';
 
 const schema = defineInputs({
@@ -11,7 +12,7 @@ const schema = defineInputs({
   'api-url': input.url({ default: 'https://slack.com/api/' }),
   token: input.secret(),
   attempts: input.integer({ default: '5', min: 1, max: 10 }),
-  checks: input.yaml((doc, name) => {
+  checks: yamlInput((doc, name) => {
     if (!Array.isArray(doc)) throw new InputError(name, 'is not a list', 'a YAML list');
     return doc as unknown[];
   }),

@@ -1,4 +1,3 @@
-import { parse as parseYaml } from 'yaml';
 import { DURATION_FORM, InputError, parseDuration } from '../core/index.ts';
 
 /**
@@ -18,9 +17,9 @@ export interface InputField<T, Present extends boolean = boolean> {
 }
 
 /** Whether options make an input always present (required or defaulted). */
-type Present<O> = O extends { required: true } ? true : O extends { default: string } ? true : false;
+export type Present<O> = O extends { required: true } ? true : O extends { default: string } ? true : false;
 
-type Options<T> = {
+export type Options<T> = {
   required?: boolean;
   default?: string;
   secret?: boolean;
@@ -28,7 +27,7 @@ type Options<T> = {
   check?: (value: T, name: string) => void;
 };
 
-function field<T>(
+export function field<T>(
   kind: string,
   accepted: string,
   parse: (raw: string, name: string) => T,
@@ -51,7 +50,7 @@ function field<T>(
   };
 }
 
-const quote = (raw: string) => JSON.stringify(raw.length > 80 ? `${raw.slice(0, 77)}...` : raw);
+export const quote = (raw: string) => JSON.stringify(raw.length > 80 ? `${raw.slice(0, 77)}...` : raw);
 
 /** Splits on newlines or commas, trims, drops blanks and `#` comment lines. */
 export function splitList(raw: string): string[] {
@@ -231,29 +230,6 @@ export const input = {
           map.set(key, item.slice(eq + 1).trim());
         }
         return map;
-      },
-      options,
-    );
-  },
-
-  /** A YAML (or JSON, which is YAML) document; `validate` turns it into the typed value. */
-  yaml<T, const O extends Options<T> = Options<T>>(
-    validate: (doc: unknown, name: string) => T,
-    options: O = {} as O,
-  ): InputField<T, Present<O>> {
-    const accepted = options.accepted ?? 'a YAML or JSON document';
-    return field(
-      'yaml',
-      accepted,
-      (raw, name) => {
-        let doc: unknown;
-        try {
-          doc = parseYaml(raw, { prettyErrors: true });
-        } catch (error) {
-          const detail = (error as Error).message.split('\n')[0];
-          throw new InputError(name, `is not valid YAML (${detail})`, accepted);
-        }
-        return validate(doc, name);
       },
       options,
     );

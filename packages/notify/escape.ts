@@ -36,18 +36,22 @@ export function truncate(text: string, max: number): string {
 /**
  * GitHub-flavoured Markdown (job summaries): HTML is rendered there, so `<>&"` become entities;
  * Markdown punctuation is backslash-escaped so nothing becomes a link, image, heading or table
- * cell break; `@` is an entity so no one is mentioned.
+ * cell break; `@` is an entity so no one is mentioned; `://` is broken so no bare URL is linked.
  */
 export function escapeMarkdown(text: string): string {
   return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/@/g, '&#64;')
-    .replace(/([\\`*_{}[\]()#+\-.!|~])/g, '\\$1')
+    .replace(/[&<>"@\\`*_{}[\]()#+\-.!|~]/g, (c) => MARKDOWN_ESCAPES[c] ?? `\\${c}`)
+    .replace(/:\/\//g, ':\\/\\/')
     .replace(/\r?\n/g, ' ');
 }
+
+const MARKDOWN_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  '@': '&#64;',
+};
 
 /** Text inside a Mermaid `["..."]` label: quotes and angle brackets as Mermaid entity codes. */
 export function escapeMermaidLabel(text: string): string {

@@ -1,6 +1,5 @@
 export * from './escape.ts';
 export * from './model.ts';
 export * from './notify.ts';
-export * from './slack.ts';
 export * from './slack-message.ts';
 export * from './summary.ts';

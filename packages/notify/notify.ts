@@ -1,7 +1,6 @@
 import { type Clock, errorMessage, type Logger, PipelineError, systemClock } from '../core/index.ts';
-import { createDeploymentStatus, createOctokit, type DeploymentState } from '../github/deployments.ts';
+import type { DeploymentState } from '../github/deployment-states.ts';
 import type { NotifyEvent, NotifyEventName } from './model.ts';
-import { SlackWebApi, SlackWebhook } from './slack.ts';
 import { renderSlackMessage, renderThreadReply } from './slack-message.ts';
 import { renderNotifySummary } from './summary.ts';
 
@@ -72,7 +71,9 @@ export async function notify(options: NotifyOptions): Promise<NotifyResult> {
   const policy = { attempts: options.attempts, clock, onRetry: (m: string) => logger.warning(m) };
 
   const slack = options.slack;
+  // Slack's and GitHub's clients load only when a step uses them: a summary-only step starts fast.
   if (slack?.kind === 'api') {
+    const { SlackWebApi } = await import('./slack.ts');
     const api = new SlackWebApi(slack.token, slack.apiUrl, policy);
     const message = renderSlackMessage(event);
     try {
@@ -101,6 +102,7 @@ export async function notify(options: NotifyOptions): Promise<NotifyResult> {
     }
   } else if (slack?.kind === 'webhook') {
     try {
+      const { SlackWebhook } = await import('./slack.ts');
       await new SlackWebhook(slack.url, policy).post(renderSlackMessage(event));
       logger.info('Slack message posted through the incoming webhook');
     } catch (error) {
@@ -115,6 +117,7 @@ export async function notify(options: NotifyOptions): Promise<NotifyResult> {
       logger.info(`No deployment status for a '${event.event}' event; set deployment-state to send one.`);
     } else {
       try {
+        const { createDeploymentStatus, createOctokit } = await import('../github/deployments.ts');
         const status = await createDeploymentStatus(
           createOctokit({ token: target.token, ...(target.apiUrl ? { apiUrl: target.apiUrl } : {}) }),
           {
