@@ -1,0 +1,382 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { InputError, MemoryLogger } from '../../packages/core/index.ts';
+import {
+  DatabaseConnectionError,
+  type MigrationResult,
+  MigrationRunError,
+  renderMigrationSummary,
+} from '../../packages/migrate/index.ts';
+import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import { history, migrate, migrationsDir, query, tableExists } from './helpers.ts';
+
+const available = postgresAvailable();
+const suite = available ? describe : describe.skip;
+
+let server: PostgresServer;
+beforeAll(async () => {
+  if (available) server = await startPostgres();
+}, 120_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const BASE = {
+  '1_users.sql':
+    '-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\n-- migrate:down\nDROP TABLE users;\n',
+  '2_orders.up.sql': 'CREATE TABLE orders (id int PRIMARY KEY, user_id int);\n',
+  '2_orders.down.sql': 'DROP TABLE orders;\n',
+  '3_seed.sql':
+    "-- migrate:up\nINSERT INTO users VALUES (1, 'a@example.com');\n-- migrate:down\nDELETE FROM users WHERE id = 1;\n",
+};
+
+async function setup(files: Record<string, string> = BASE) {
+  const url = await server.createDatabase('cmd');
+  const d = await migrationsDir(files);
+  cleanups.push(d.remove);
+  return { url, ...d };
+}
+
+async function failure(promise: Promise<MigrationResult>): Promise<MigrationRunError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(MigrationRunError);
+  return error as MigrationRunError;
+}
+
+suite('run-migrations commands against PostgreSQL', () => {
+  test('status and plan report pending migrations and change nothing (no history table)', async () => {
+    const { url, dir } = await setup();
+    const status = await migrate({ command: 'status', databaseUrl: url, dir });
+    expect(status.migrations.map((r) => [r.version, r.state])).toEqual([
+      ['1', 'pending'],
+      ['2', 'pending'],
+      ['3', 'pending'],
+    ]);
+    expect(status.currentVersion).toBeUndefined();
+    const plan = await migrate({ command: 'plan', databaseUrl: url, dir, target: '2' });
+    expect(plan.pending).toEqual(['1', '2']);
+    expect(plan.migrations.map((r) => r.state)).toEqual(['planned', 'planned', 'pending']);
+    expect(plan.migrations[1]!.sql).toBe('CREATE TABLE orders (id int PRIMARY KEY, user_id int);');
+    expect(renderMigrationSummary(plan)).toContain(
+      '```sql\nCREATE TABLE orders (id int PRIMARY KEY, user_id int);\n```',
+    );
+    expect(await tableExists(url, 'public.schema_migrations')).toBe(false);
+    expect(await tableExists(url, 'users')).toBe(false);
+  });
+
+  test('up applies everything in order and records version, name, checksum, applied_by; a re-run applies nothing', async () => {
+    const { url, dir } = await setup();
+    const result = await migrate({ command: 'up', databaseUrl: url, dir, appliedBy: 'octocat (run 42)' });
+    expect(result.applied).toEqual(['1', '2', '3']);
+    expect(result.currentVersion).toBe('3');
+    expect(result.pending).toEqual([]);
+    expect(result.migrations.every((r) => r.state === 'migrated' && r.durationMs !== undefined)).toBe(true);
+    const rows = await history(url);
+    expect(rows.map((r) => [r.version, r.name, r.success, r.applied_by])).toEqual([
+      ['1', 'users', true, 'octocat (run 42)'],
+      ['2', 'orders', true, 'octocat (run 42)'],
+      ['3', 'seed', true, 'octocat (run 42)'],
+    ]);
+    expect(rows[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(await query(url, 'SELECT id FROM users')).toEqual([{ id: 1 }]);
+
+    const again = await migrate({ command: 'up', databaseUrl: url, dir });
+    expect(again.applied).toEqual([]);
+    expect(again.migrations.map((r) => r.state)).toEqual(['applied', 'applied', 'applied']);
+    expect((await history(url)).length).toBe(3);
+  });
+
+  test('up to a target stops there; down reverts one step, down to 0 reverts all, up again restores', async () => {
+    const { url, dir } = await setup();
+    expect((await migrate({ command: 'up', databaseUrl: url, dir, target: '2' })).applied).toEqual([
+      '1',
+      '2',
+    ]);
+    expect((await migrate({ command: 'up', databaseUrl: url, dir })).applied).toEqual(['3']);
+
+    const one = await migrate({ command: 'down', databaseUrl: url, dir });
+    expect(one.reverted).toEqual(['3']);
+    expect(one.currentVersion).toBe('2');
+    expect(await query(url, 'SELECT id FROM users')).toEqual([]);
+
+    const all = await migrate({ command: 'down', databaseUrl: url, dir, target: '0' });
+    expect(all.reverted).toEqual(['2', '1']);
+    expect(all.currentVersion).toBeUndefined();
+    expect(await tableExists(url, 'users')).toBe(false);
+    expect(await history(url)).toEqual([]);
+
+    const back = await migrate({ command: 'up', databaseUrl: url, dir });
+    expect(back.applied).toEqual(['1', '2', '3']);
+    expect(await query(url, 'SELECT id FROM users')).toEqual([{ id: 1 }]);
+  });
+
+  test('down refuses a migration without a down section before reverting anything', async () => {
+    const { url, dir } = await setup({ ...BASE, '4_nodown.sql': '-- migrate:up\nCREATE TABLE t4 ();' });
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    const error = await failure(migrate({ command: 'down', databaseUrl: url, dir, steps: 2 }));
+    expect(error.reason).toBe('not-reversible');
+    expect(error.message).toContain(
+      'Cannot revert 4_nodown.sql: it has no down section. Nothing was changed.',
+    );
+    expect((await history(url)).length).toBe(4);
+  });
+
+  test('a failing migration is rolled back whole; the error names file, statement, line, position and SQLSTATE', async () => {
+    const { url, dir } = await setup({
+      ...BASE,
+      '4_broken.sql':
+        '-- migrate:up\nCREATE TABLE half (id int);\n\nALTER TABLE half\n  ADD COLUMN total numerc;\n',
+    });
+    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(error.reason).toBe('migration-failed');
+    expect(error.message).toContain('4_broken.sql failed: type "numerc" does not exist (SQLSTATE 42704)');
+    expect(error.message).toContain('Statement at line 4: ALTER TABLE half\n  ADD COLUMN total numerc');
+    expect(error.message).toMatch(/Position \d+ \(line 5, column 20\)/);
+    expect(error.message).toContain('rolled back');
+    expect(error.message).toContain('The 3 migration(s) before it in this run stay applied');
+    expect(error.result.failure).toMatchObject({ file: '4_broken.sql', line: 5, code: '42704' });
+    expect(error.result.applied).toEqual(['1', '2', '3']);
+    expect(error.result.migrations.find((r) => r.version === '4')?.state).toBe('failed');
+    expect(await tableExists(url, 'half')).toBe(false);
+    expect((await history(url)).map((r) => r.version)).toEqual(['1', '2', '3']);
+    const summary = renderMigrationSummary(error.result);
+    expect(summary).toContain('#### Failure');
+    expect(summary).toContain('❌ failed');
+  });
+
+  test('batch: a failure in the middle rolls back the whole batch; database and history are unchanged', async () => {
+    const { url, dir } = await setup({
+      ...BASE,
+      '2_orders.up.sql': 'CREATE TABLE orders (id int PRIMARY KEY);\nINSERT INTO orders VALUES (1), (1);\n',
+    });
+    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir, batch: true }));
+    expect(error.message).toContain(
+      '2_orders.up.sql failed: duplicate key value violates unique constraint "orders_pkey"',
+    );
+    expect(error.message).toContain('none of its 3 migration(s) is applied');
+    expect(error.result.migrations.map((r) => r.state)).toEqual(['rolled-back', 'failed', 'pending']);
+    expect(error.result.applied).toEqual([]);
+    expect(await tableExists(url, 'users')).toBe(false);
+    expect(await tableExists(url, 'orders')).toBe(false);
+    expect(await history(url)).toEqual([]);
+
+    const fixed = await setup();
+    const ok = await migrate({ command: 'up', databaseUrl: fixed.url, dir: fixed.dir, batch: true });
+    expect(ok.applied).toEqual(['1', '2', '3']);
+  });
+
+  test('an edited applied file is drift: up and verify refuse and change nothing', async () => {
+    const { url, dir, write } = await setup();
+    await migrate({ command: 'up', databaseUrl: url, dir, target: '2' });
+    await migrate({ command: 'up', databaseUrl: url, dir, target: '3' });
+    await write({
+      '1_users.sql': '-- migrate:up\nCREATE TABLE users (id bigint PRIMARY KEY, email text);\n',
+    });
+    const up = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(up.reason).toBe('drift');
+    expect(up.message).toContain('edited: 1_users.sql: the up section changed after it was applied');
+    expect(up.message).toContain('Nothing was changed');
+    const verify = await failure(migrate({ command: 'verify', databaseUrl: url, dir }));
+    expect(verify.result.drift.map((d) => [d.kind, d.file])).toEqual([['edited', '1_users.sql']]);
+    expect(renderMigrationSummary(verify.result)).toContain('#### Drift');
+  });
+
+  test('a pending file older than the latest applied one is out of order, a deleted applied one is missing', async () => {
+    const { url, dir } = await setup({
+      '1_users.sql': BASE['1_users.sql'],
+      '3_seed.sql': BASE['3_seed.sql'],
+    });
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    const later = await migrationsDir({
+      '1_users.sql': BASE['1_users.sql'],
+      '2_orders.up.sql': BASE['2_orders.up.sql'],
+    });
+    cleanups.push(later.remove);
+    const error = await failure(migrate({ command: 'verify', databaseUrl: url, dir: later.dir }));
+    expect(error.result.drift.map((d) => [d.kind, d.version])).toEqual([
+      ['out-of-order', '2'],
+      ['missing', '3'],
+    ]);
+    expect((await failure(migrate({ command: 'up', databaseUrl: url, dir: later.dir }))).reason).toBe(
+      'drift',
+    );
+    expect(await tableExists(url, 'orders')).toBe(false);
+
+    const logger = new MemoryLogger();
+    const allowed = await migrate({
+      command: 'up',
+      databaseUrl: url,
+      dir: later.dir,
+      allowDrift: true,
+      logger,
+    });
+    expect(allowed.applied).toEqual(['2']);
+    expect(allowed.migrations.map((r) => [r.version, r.state])).toEqual([
+      ['1', 'applied'],
+      ['2', 'migrated'],
+      ['3', 'missing'],
+    ]);
+    expect(logger.text()).toContain('warning: Drift allowed');
+  });
+
+  test('CREATE INDEX CONCURRENTLY runs outside a transaction; a failed one blocks until the file is fixed', async () => {
+    const { url, dir, write } = await setup({
+      ...BASE,
+      '4_dupes.sql': "-- migrate:up\nINSERT INTO users VALUES (2, 'a@example.com');\n",
+      '5_index.sql':
+        '-- migrate:up\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_id_email ON users (id, email);\n' +
+        'CREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email);\n-- migrate:down\nDROP INDEX CONCURRENTLY IF EXISTS users_email;\n',
+    });
+    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(error.message).toContain('5_index.sql failed: could not create unique index "users_email"');
+    expect(error.message).toContain('Statement at line 4: CREATE UNIQUE INDEX CONCURRENTLY users_email');
+    expect(error.message).toContain('runs outside a transaction');
+    expect(error.message).toContain('recorded as failed');
+    // The first statement stays; the failed concurrent build leaves an INVALID index behind.
+    const indexes = await query<{ name: string; valid: boolean }>(
+      url,
+      `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE c.relname IN ('users_email', 'users_id_email') ORDER BY 1`,
+    );
+    expect(indexes).toEqual([
+      { name: 'users_email', valid: false },
+      { name: 'users_id_email', valid: true },
+    ]);
+    expect((await history(url)).at(-1)).toMatchObject({ version: '5', success: false });
+
+    const blocked = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(blocked.reason).toBe('blocked');
+    expect(blocked.message).toContain('5_index.sql failed on');
+    expect(blocked.message).toContain('fix the file so it can run again');
+
+    await write({
+      '5_index.sql':
+        '-- migrate:up\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS users_id_email ON users (id, email);\n' +
+        'DROP INDEX CONCURRENTLY IF EXISTS users_email;\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n',
+    });
+    const fixed = await migrate({ command: 'up', databaseUrl: url, dir });
+    expect(fixed.applied).toEqual(['5']);
+    expect((await history(url)).at(-1)).toMatchObject({ version: '5', success: true });
+    const valid = await query<{ valid: boolean }>(
+      url,
+      `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'users_email'`,
+    );
+    expect(valid).toEqual([{ valid: true }]);
+  });
+
+  test('verify runs integrity checks and validates NOT VALID constraints, reporting each', async () => {
+    const { url, dir, write } = await setup({
+      ...BASE,
+      '4_fk.sql':
+        '-- migrate:up\nALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\n',
+    });
+    const checks = await migrationsDir({
+      'orphan_orders.sql':
+        'SELECT o.id FROM orders o LEFT JOIN users u ON u.id = o.user_id WHERE u.id IS NULL',
+      'users_without_email.sql': 'SELECT id FROM users WHERE email IS NULL',
+    });
+    cleanups.push(checks.remove);
+    const up = await migrate({ command: 'up', databaseUrl: url, dir, checksDir: checks.dir });
+    expect(up.checks.map((c) => [c.name, c.passed])).toEqual([
+      ['orphan_orders', true],
+      ['users_without_email', true],
+    ]);
+    expect(up.constraints).toEqual([
+      { schema: 'public', table: 'orders', constraint: 'orders_user_fk', validated: true },
+    ]);
+
+    await query(url, 'ALTER TABLE orders DROP CONSTRAINT orders_user_fk');
+    await query(url, 'INSERT INTO orders VALUES (10, 99), (11, 98)');
+    await query(
+      url,
+      'ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID',
+    );
+    await write({});
+    const error = await failure(migrate({ command: 'verify', databaseUrl: url, dir, checksDir: checks.dir }));
+    expect(error.reason).toBe('checks-failed');
+    const orphans = error.result.checks.find((c) => c.name === 'orphan_orders')!;
+    expect(orphans).toMatchObject({ passed: false, rowCount: 2 });
+    expect(orphans.sample).toEqual(['{"id":10}', '{"id":11}']);
+    expect(error.result.constraints).toMatchObject([{ constraint: 'orders_user_fk', validated: false }]);
+    expect(error.message).toContain('check orphan_orders: 2 row(s)');
+    expect(error.message).toContain('constraint orders_user_fk on public.orders');
+    const summary = renderMigrationSummary(error.result);
+    expect(summary).toContain('| orphan\\_orders | ❌ failed | 2 |');
+  });
+
+  test('baseline marks migrations applied without running them; up then applies the rest', async () => {
+    const { url, dir } = await setup({
+      '1_legacy.sql': '-- migrate:up\nSELECT 1 / 0;\n',
+      '2_legacy.sql': '-- migrate:up\nSELECT 1 / 0;\n',
+      '3_new.sql': '-- migrate:up\nCREATE TABLE fresh ();\n',
+    });
+    const baseline = await migrate({
+      command: 'baseline',
+      databaseUrl: url,
+      dir,
+      target: '2',
+      appliedBy: 'me',
+    });
+    expect(baseline.baselined).toEqual(['1', '2']);
+    expect(baseline.currentVersion).toBe('2');
+    expect((await history(url)).map((r) => r.applied_by)).toEqual([
+      'me (baseline: marked applied without running)',
+      'me (baseline: marked applied without running)',
+    ]);
+    expect((await migrate({ command: 'up', databaseUrl: url, dir })).applied).toEqual(['3']);
+  });
+
+  test('history table name and schema are configurable; an unrelated table of that name is refused', async () => {
+    const { url, dir } = await setup();
+    const result = await migrate({
+      command: 'up',
+      databaseUrl: url,
+      dir,
+      schema: 'ops',
+      table: 'migrations',
+    });
+    expect(result.table).toBe('ops.migrations');
+    expect((await history(url, 'ops.migrations')).length).toBe(3);
+    await query(url, 'CREATE TABLE public.schema_migrations (version varchar PRIMARY KEY)');
+    const error = await failure(migrate({ command: 'status', databaseUrl: url, dir }));
+    expect(error.reason).toBe('incompatible-table');
+    expect(error.message).toContain('is not a migration history of this tool');
+  });
+
+  test('bad inputs and an unreachable database fail before anything runs, naming the input', async () => {
+    const { url, dir } = await setup();
+    const logger = new MemoryLogger();
+    await expect(migrate({ command: 'up', databaseUrl: 'not a url', dir })).rejects.toThrow(
+      /Input 'database-url' is not a URL/,
+    );
+    await expect(
+      migrate({ command: 'up', databaseUrl: 'postgres://u:s3cret@127.0.0.1:1/db', dir, logger }),
+    ).rejects.toThrow(DatabaseConnectionError);
+    const refused = await migrate({
+      command: 'up',
+      databaseUrl: 'postgres://u:s3cret@127.0.0.1:1/db',
+      dir,
+    }).catch((e: Error) => e.message);
+    expect(refused).toContain('Could not connect to PostgreSQL at u@127.0.0.1:1/db');
+    expect(refused).toContain('Nothing was changed');
+    expect(refused).not.toContain('s3cret');
+    await expect(migrate({ command: 'up', databaseUrl: url, dir: `${dir}/nope` })).rejects.toThrow(
+      /Input 'dir' names ".*nope", which does not exist/,
+    );
+    await expect(migrate({ command: 'up', databaseUrl: url, dir, target: 'v3' })).rejects.toThrow(InputError);
+    await expect(migrate({ command: 'up', databaseUrl: url, dir, target: '9' })).rejects.toThrow(
+      /Input 'target' has 9, which is not the version of a migration file/,
+    );
+    await expect(migrate({ command: 'up', databaseUrl: url, dir, table: 'x; DROP' })).rejects.toThrow(
+      /Input 'table'/,
+    );
+    expect(await tableExists(url, 'public.schema_migrations')).toBe(false);
+  });
+});

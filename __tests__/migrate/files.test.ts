@@ -1,0 +1,148 @@
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { InputError } from '../../packages/core/index.ts';
+import { checksumOf, loadChecks, loadMigrations, MigrationFileError } from '../../packages/migrate/index.ts';
+import { migrationsDir } from './helpers.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+async function load(files: Record<string, string>) {
+  const d = await migrationsDir(files);
+  cleanups.push(d.remove);
+  return loadMigrations(d.dir);
+}
+async function loadError(files: Record<string, string>): Promise<MigrationFileError> {
+  const error = await load(files).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(MigrationFileError);
+  return error as MigrationFileError;
+}
+
+describe('loadMigrations', () => {
+  test('reads single files and up/down pairs, orders versions as numbers, ignores other files', async () => {
+    const migrations = await load({
+      '10_ten.sql': '-- migrate:up\nCREATE TABLE ten (id int);\n-- migrate:down\nDROP TABLE ten;\n',
+      '9_nine.up.sql': 'CREATE TABLE nine (id int);',
+      '9_nine.down.sql': 'DROP TABLE nine;',
+      '20240101120000_stamp.sql': '-- migrate:up\nSELECT 1;',
+      'README.md': '# notes',
+      '.keep': '',
+    });
+    expect(migrations.map((m) => [m.id, m.name, m.file, m.downFile])).toEqual([
+      ['9', 'nine', '9_nine.up.sql', '9_nine.down.sql'],
+      ['10', 'ten', '10_ten.sql', undefined],
+      ['20240101120000', 'stamp', '20240101120000_stamp.sql', undefined],
+    ]);
+    expect(migrations[1]!.down?.trim()).toBe('DROP TABLE ten;');
+    expect(migrations[2]!.down).toBeUndefined();
+    expect(migrations[0]!.checksum).toBe(checksumOf('CREATE TABLE nine (id int);'));
+  });
+
+  test('keeps the up section on the lines it has in the file, so error lines match the file', async () => {
+    const [m] = await load({
+      '1_a.sql': '-- header comment\n-- migrate:up\n\nSELECT 1;\n-- migrate:down\nSELECT 2;',
+    });
+    expect(m!.up.split('\n')[3]).toBe('SELECT 1;');
+  });
+
+  test('the checksum ignores line endings and surrounding blank lines but not SQL changes', async () => {
+    expect(checksumOf('SELECT 1;\r\n')).toBe(checksumOf('\nSELECT 1;'));
+    expect(checksumOf('SELECT 1;')).not.toBe(checksumOf('SELECT 2;'));
+  });
+
+  test('-- migrate:no-transaction marks sections; before any marker it marks both', async () => {
+    const migrations = await load({
+      '1_idx.sql':
+        '-- migrate:up\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- migrate:down\nDROP INDEX i;',
+      '2_both.sql': '-- migrate:no-transaction\n-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;',
+      '3_dbmate.sql': '-- migrate:up transaction:false\nSELECT 1;',
+      '4_pair.up.sql': '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY j ON t (b);',
+    });
+    expect(migrations.map((m) => [m.upTransactional, m.downTransactional])).toEqual([
+      [false, true],
+      [false, false],
+      [false, true],
+      [false, true],
+    ]);
+  });
+
+  test.each([
+    [
+      { '1_a.sql': '-- migrate:up\nSELECT 1;', '001_b.sql': '-- migrate:up\nSELECT 2;' },
+      '1_a.sql',
+      /same version as "001_b.sql"/,
+    ],
+    [{ '2_a.sql': '-- migrate:up\nSELECT 1;', '2_a.up.sql': 'SELECT 1;' }, '2_a.up.sql', /same version/],
+    [{ '3_a.sql': 'SELECT 1;' }, '3_a.sql', /no "-- migrate:up" section/],
+    [{ '3_a.sql': '-- migrate:down\nSELECT 1;' }, '3_a.sql', /no "-- migrate:up" section/],
+    [
+      { '4_a.sql': '-- migrate:up\n-- only a comment\n-- migrate:down\nSELECT 1;' },
+      '4_a.sql',
+      /empty up section/,
+    ],
+    [{ '5_a.down.sql': 'SELECT 1;' }, '5_a.down.sql', /no matching \.up\.sql/],
+    [{ 'V1__init.sql': 'SELECT 1;' }, 'V1__init.sql', /is not named <version>_<name>\.sql/],
+    [{ '6-init.sql': 'SELECT 1;' }, '6-init.sql', /is not named/],
+    [{ '0_zero.sql': '-- migrate:up\nSELECT 1;' }, '0_zero.sql', /out of range/],
+    [
+      { '99999999999999999999_big.sql': '-- migrate:up\nSELECT 1;' },
+      '99999999999999999999_big.sql',
+      /out of range/,
+    ],
+    [{ '7_a.sql': 'SELECT 0;\n-- migrate:up\nSELECT 1;' }, '7_a.sql', /SQL before its "-- migrate:up"/],
+    [
+      { '8_a.sql': '-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;' },
+      '8_a.sql',
+      /second "-- migrate:up" marker on line 3/,
+    ],
+    [{ '9_a.sql': '-- migrate:upp\nSELECT 1;' }, '9_a.sql', /unknown directive "-- migrate:upp" on line 1/],
+    [
+      { '10_a.sql': '-- migrate:up\nBEGIN;\nCREATE TABLE a ();\nCOMMIT;' },
+      '10_a.sql',
+      /controls transactions itself/,
+    ],
+  ])('%j fails naming %s', async (files, file, problem) => {
+    const error = await loadError(files);
+    expect(error.file).toBe(file);
+    expect(error.input).toBe('dir');
+    expect(error.message).toMatch(problem);
+    expect(error.message).toContain(JSON.stringify(file));
+  });
+
+  test('BEGIN/COMMIT are fine in a no-transaction migration and inside function bodies', async () => {
+    const migrations = await load({
+      '1_a.sql': '-- migrate:up\n-- migrate:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;',
+      '2_b.sql':
+        '-- migrate:up\nCREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;\n' +
+        'CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;',
+    });
+    expect(migrations).toHaveLength(2);
+  });
+
+  test('a missing directory or a file in its place is an InputError naming the input', async () => {
+    await expect(loadMigrations('/nonexistent/migrations')).rejects.toThrow(
+      /Input 'dir' names "\/nonexistent\/migrations", which does not exist/,
+    );
+    const d = await migrationsDir({ 'x.sql': '' });
+    cleanups.push(d.remove);
+    await expect(loadMigrations(`${d.dir}/x.sql`)).rejects.toBeInstanceOf(InputError);
+  });
+});
+
+describe('loadChecks', () => {
+  test('reads .sql files by name and rejects empty ones', async () => {
+    const d = await migrationsDir({
+      'b_orphans.sql': 'SELECT 1 WHERE false',
+      'a_dupes.sql': 'SELECT 2 WHERE false',
+    });
+    cleanups.push(d.remove);
+    expect((await loadChecks(d.dir)).map((c) => c.name)).toEqual(['a_dupes', 'b_orphans']);
+    await d.write({ 'c_empty.sql': '-- nothing' });
+    await expect(loadChecks(d.dir)).rejects.toThrow(
+      /Input 'checks-dir' has a file "c_empty.sql" without a query/,
+    );
+  });
+});

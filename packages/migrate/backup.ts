@@ -1,0 +1,57 @@
+import { execFile } from 'node:child_process';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { errorMessage } from '../core/index.ts';
+import { type ConnectionTarget, libpqEnv } from './connection.ts';
+
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The exact command that puts the backup back: drops what the dump holds and recreates it, in one
+ * transaction. No password: pg_restore reads PGPASSWORD like the run did.
+ */
+export function restoreCommand(target: ConnectionTarget, path: string): string {
+  return [
+    'pg_restore',
+    '--clean',
+    '--if-exists',
+    '--single-transaction',
+    '--no-owner',
+    `--host=${target.host}`,
+    `--port=${target.port}`,
+    `--username=${target.user}`,
+    `--dbname=${target.database}`,
+    path,
+  ]
+    .map(shellQuote)
+    .join(' ');
+}
+
+/** pg_dump in custom format (-Fc). Resolves with the absolute path; rejects with pg_dump's own words. */
+export async function dumpDatabase(
+  target: ConnectionTarget,
+  path: string,
+  pgDumpPath: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  const file = resolve(path);
+  await mkdir(dirname(file), { recursive: true });
+  await new Promise<void>((done, fail) => {
+    execFile(
+      pgDumpPath,
+      ['--format=custom', '--no-password', `--file=${file}`],
+      { env: libpqEnv(target, env), maxBuffer: 16 * 1024 * 1024 },
+      (error, _stdout, stderr) => {
+        if (!error) return done();
+        let detail = (String(stderr).trim() || errorMessage(error)).split('\n').slice(-5).join(' ');
+        if (target.password) detail = detail.split(target.password).join('***');
+        fail(new Error(detail));
+      },
+    );
+  });
+  const size = (await stat(file)).size;
+  if (size === 0) throw new Error(`pg_dump wrote an empty file at ${file}`);
+  return file;
+}

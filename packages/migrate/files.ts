@@ -1,0 +1,318 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError } from '../core/index.ts';
+import { isTransactionControl, splitStatements } from './sql.ts';
+
+/** One migration as found on disk, validated. */
+export interface Migration {
+  version: bigint;
+  /** The version as text without leading zeros: what the history table and results use. */
+  id: string;
+  name: string;
+  /** The file holding the up section (`3_add_users.sql` or `3_add_users.up.sql`), relative to the directory. */
+  file: string;
+  /** The file holding the down section when it is a separate `.down.sql`. */
+  downFile: string | undefined;
+  up: string;
+  down: string | undefined;
+  /** False when the section carries `-- migrate:no-transaction`. */
+  upTransactional: boolean;
+  downTransactional: boolean;
+  /** sha256 (hex) of the up section, line endings normalised, surrounding blank space trimmed. */
+  checksum: string;
+}
+
+export interface IntegrityCheck {
+  /** The file name without `.sql`. */
+  name: string;
+  file: string;
+  sql: string;
+}
+
+export const MIGRATION_FILE_FORM =
+  '<version>_<name>.sql with "-- migrate:up" and optional "-- migrate:down" sections, or a ' +
+  '<version>_<name>.up.sql / <version>_<name>.down.sql pair; <version> a whole number or timestamp ' +
+  '(1 to 9223372036854775807), <name> letters, digits, "_" and "-"';
+
+const MAX_VERSION = 9_223_372_036_854_775_807n; // the history table stores versions as bigint
+const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*?)(\.up|\.down)?\.sql$/;
+const DIRECTIVE = /^--\s*migrate:(\S*)(.*)$/;
+
+/** A migration file that cannot be used; `file` names it. */
+export class MigrationFileError extends InputError {
+  readonly file: string;
+  constructor(input: string, file: string, problem: string, accepted = MIGRATION_FILE_FORM) {
+    super(input, `has a file ${JSON.stringify(file)} that ${problem}`, accepted);
+    this.file = file;
+  }
+}
+
+export function checksumOf(section: string): string {
+  return createHash('sha256').update(normaliseSection(section)).digest('hex');
+}
+
+function normaliseSection(text: string): string {
+  return text.replace(/\r\n?/g, '\n').trim();
+}
+
+async function requireDirectory(dir: string, input: string, what: string): Promise<string[]> {
+  let isDir = false;
+  try {
+    isDir = (await stat(dir)).isDirectory();
+  } catch {
+    throw new InputError(
+      input,
+      `names ${JSON.stringify(dir)}, which does not exist`,
+      `a directory of ${what}`,
+    );
+  }
+  if (!isDir)
+    throw new InputError(
+      input,
+      `names ${JSON.stringify(dir)}, which is not a directory`,
+      `a directory of ${what}`,
+    );
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => (e.isFile() || e.isSymbolicLink()) && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
+}
+
+interface Sections {
+  up: string | undefined;
+  down: string | undefined;
+  upTransactional: boolean;
+  downTransactional: boolean;
+}
+
+function parseOptions(rest: string, input: string, file: string, line: number): boolean {
+  // dbmate's `-- migrate:up transaction:false` is accepted as a synonym of no-transaction.
+  let transactional = true;
+  for (const option of rest.trim().split(/\s+/).filter(Boolean)) {
+    if (option === 'transaction:false') transactional = false;
+    else if (option !== 'transaction:true')
+      throw new MigrationFileError(
+        input,
+        file,
+        `has an unknown option ${JSON.stringify(option)} on line ${line}`,
+      );
+  }
+  return transactional;
+}
+
+/** Parses a single file with `-- migrate:up` / `-- migrate:down` markers. */
+function parseSingleFile(text: string, input: string, file: string): Sections {
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  let current: 'head' | 'up' | 'down' = 'head';
+  const body: Record<'head' | 'up' | 'down', string[]> = { head: [], up: [], down: [] };
+  const seen = new Set<string>();
+  let headNoTx = false;
+  let upTx = true;
+  let downTx = true;
+  lines.forEach((raw, index) => {
+    const line = raw.trim();
+    const directive = DIRECTIVE.exec(line);
+    if (!directive) {
+      body[current].push(raw);
+      return;
+    }
+    const [, kind = '', rest = ''] = directive;
+    const lineNo = index + 1;
+    if (kind === 'up' || kind === 'down') {
+      if (seen.has(kind))
+        throw new MigrationFileError(
+          input,
+          file,
+          `has a second "-- migrate:${kind}" marker on line ${lineNo}`,
+        );
+      seen.add(kind);
+      current = kind;
+      const transactional = parseOptions(rest, input, file, lineNo);
+      if (kind === 'up') upTx = transactional;
+      else downTx = transactional;
+      // Blank lines in place of everything before the section keep PostgreSQL's error positions
+      // (and so the line numbers we report) aligned with the file.
+      body[current] = new Array<string>(index + 1).fill('');
+      return;
+    }
+    if (kind === 'no-transaction' && !rest.trim()) {
+      if (current === 'head') headNoTx = true;
+      else if (current === 'up') upTx = false;
+      else downTx = false;
+      body[current].push('');
+      return;
+    }
+    throw new MigrationFileError(
+      input,
+      file,
+      `has an unknown directive "-- migrate:${kind}" on line ${lineNo}`,
+      'the directives -- migrate:up, -- migrate:down and -- migrate:no-transaction',
+    );
+  });
+  if (!seen.has('up')) throw new MigrationFileError(input, file, 'has no "-- migrate:up" section');
+  if (splitStatements(body.head.join('\n')).length > 0)
+    throw new MigrationFileError(input, file, 'has SQL before its "-- migrate:up" marker');
+  return {
+    up: body.up.join('\n'),
+    down: seen.has('down') ? body.down.join('\n') : undefined,
+    upTransactional: upTx && !headNoTx,
+    downTransactional: downTx && !headNoTx,
+  };
+}
+
+/** A `.up.sql` or `.down.sql` file: the whole file is the section; only no-transaction may appear. */
+function parseHalfFile(text: string, input: string, file: string): { sql: string; transactional: boolean } {
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  let transactional = true;
+  const out = lines.map((raw, index) => {
+    const directive = DIRECTIVE.exec(raw.trim());
+    if (!directive) return raw;
+    if (directive[1] === 'no-transaction' && !directive[2]?.trim()) {
+      transactional = false;
+      return '';
+    }
+    throw new MigrationFileError(
+      input,
+      file,
+      `has the directive "-- migrate:${directive[1]}" on line ${index + 1}, which only single-file migrations use`,
+      'only -- migrate:no-transaction in .up.sql and .down.sql files',
+    );
+  });
+  return { sql: out.join('\n'), transactional };
+}
+
+function checkSection(
+  sql: string,
+  transactional: boolean,
+  input: string,
+  file: string,
+  section: string,
+): void {
+  if (!transactional) return;
+  for (const statement of splitStatements(sql)) {
+    if (isTransactionControl(statement.text)) {
+      throw new MigrationFileError(
+        input,
+        file,
+        `controls transactions itself in its ${section} section (line ${statement.line}: ${statement.text.slice(0, 40)})`,
+        'a migration without BEGIN/COMMIT (each migration already runs in a transaction), or one marked -- migrate:no-transaction',
+      );
+    }
+  }
+}
+
+export interface LoadOptions {
+  /** The input name used in error messages (default "dir"). */
+  input?: string;
+}
+
+/**
+ * Reads and validates every migration in `dir` before anything touches a database: the directory
+ * exists, every `.sql` file is named `<version>_<name>[.up|.down].sql`, versions are unique (compared
+ * as numbers, so `001_a.sql` and `1_b.sql` clash), each migration has a non-empty up section and
+ * no BEGIN/COMMIT of its own. Other files (README.md, .keep) are ignored. Returns them by version.
+ */
+export async function loadMigrations(dir: string, options: LoadOptions = {}): Promise<Migration[]> {
+  const input = options.input ?? 'dir';
+  const names = await requireDirectory(dir, input, 'migration .sql files');
+  const byVersion = new Map<bigint, { single?: string; up?: string; down?: string; name: string }>();
+  for (const file of names) {
+    if (!file.toLowerCase().endsWith('.sql')) continue;
+    const match = FILE_NAME.exec(file);
+    if (!match) throw new MigrationFileError(input, file, 'is not named <version>_<name>.sql');
+    const [, versionText = '', name = '', half] = match;
+    const version = BigInt(versionText);
+    if (version < 1n || version > MAX_VERSION)
+      throw new MigrationFileError(input, file, `has the version ${versionText}, which is out of range`);
+    const entry = byVersion.get(version) ?? { name };
+    const clash = (other: string | undefined) => {
+      if (other)
+        throw new MigrationFileError(
+          input,
+          file,
+          `has the same version as ${JSON.stringify(other)} (versions are compared as numbers)`,
+          'one migration per version',
+        );
+    };
+    if (entry.name !== name) clash(entry.single ?? entry.up ?? entry.down);
+    if (half === '.up') {
+      clash(entry.single ?? entry.up);
+      entry.up = file;
+    } else if (half === '.down') {
+      clash(entry.single ?? entry.down);
+      entry.down = file;
+    } else {
+      clash(entry.single ?? entry.up ?? entry.down);
+      entry.single = file;
+    }
+    byVersion.set(version, entry);
+  }
+
+  const migrations: Migration[] = [];
+  for (const [version, entry] of byVersion) {
+    let sections: Sections;
+    let file: string;
+    let downFile: string | undefined;
+    if (entry.single) {
+      file = entry.single;
+      sections = parseSingleFile(await readFile(join(dir, file), 'utf8'), input, file);
+    } else if (entry.up) {
+      file = entry.up;
+      const up = parseHalfFile(await readFile(join(dir, file), 'utf8'), input, file);
+      let down: { sql: string; transactional: boolean } | undefined;
+      if (entry.down) {
+        downFile = entry.down;
+        down = parseHalfFile(await readFile(join(dir, downFile), 'utf8'), input, downFile);
+      }
+      sections = {
+        up: up.sql,
+        down: down?.sql,
+        upTransactional: up.transactional,
+        downTransactional: down?.transactional ?? true,
+      };
+    } else {
+      throw new MigrationFileError(input, entry.down!, 'has no matching .up.sql file');
+    }
+    const up = sections.up ?? '';
+    if (splitStatements(up).length === 0)
+      throw new MigrationFileError(input, file, 'has an empty up section');
+    checkSection(up, sections.upTransactional, input, file, 'up');
+    if (sections.down !== undefined)
+      checkSection(sections.down, sections.downTransactional, input, downFile ?? file, 'down');
+    migrations.push({
+      version,
+      id: version.toString(),
+      name: entry.name,
+      file,
+      downFile,
+      up,
+      down:
+        sections.down !== undefined && splitStatements(sections.down).length > 0 ? sections.down : undefined,
+      upTransactional: sections.upTransactional,
+      downTransactional: sections.downTransactional,
+      checksum: checksumOf(up),
+    });
+  }
+  return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+}
+
+/** Reads integrity checks: every `.sql` file in `dir`, in name order; each must hold a query. */
+export async function loadChecks(dir: string, options: LoadOptions = {}): Promise<IntegrityCheck[]> {
+  const input = options.input ?? 'checks-dir';
+  const names = await requireDirectory(dir, input, 'integrity check .sql files');
+  const checks: IntegrityCheck[] = [];
+  for (const file of names) {
+    if (!file.toLowerCase().endsWith('.sql')) continue;
+    const sql = await readFile(join(dir, file), 'utf8');
+    if (splitStatements(sql).length === 0)
+      throw new InputError(
+        input,
+        `has a file ${JSON.stringify(file)} without a query`,
+        'one query per file that returns no rows when the data is sound',
+      );
+    checks.push({ name: file.slice(0, -'.sql'.length), file, sql });
+  }
+  return checks;
+}

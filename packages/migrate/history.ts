@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { InputError, PipelineError } from '../core/index.ts';
+
+/** One row of the history table. */
+export interface HistoryRow {
+  version: bigint;
+  id: string;
+  name: string;
+  checksum: string;
+  appliedAt: Date;
+  durationMs: number;
+  appliedBy: string | null;
+  success: boolean;
+  error: string | null;
+}
+
+export interface HistoryTable {
+  schema: string;
+  table: string;
+  /** "schema"."table", quoted for SQL. */
+  sql: string;
+  /** schema.table, for messages. */
+  display: string;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const COLUMNS = [
+  'version',
+  'name',
+  'checksum',
+  'applied_at',
+  'duration_ms',
+  'applied_by',
+  'success',
+  'error',
+];
+
+export function historyTable(schema = 'public', table = 'schema_migrations'): HistoryTable {
+  for (const [input, value] of [
+    ['schema', schema],
+    ['table', table],
+  ] as const) {
+    if (!IDENTIFIER.test(value))
+      throw new InputError(
+        input,
+        `has ${JSON.stringify(value)}, which is not a plain identifier`,
+        'letters, digits and underscores, starting with a letter or underscore, at most 63 characters',
+      );
+  }
+  return { schema, table, sql: `"${schema}"."${table}"`, display: `${schema}.${table}` };
+}
+
+/**
+ * The advisory lock key: the first 8 bytes of sha256("pipeline-migrate:schema.table") as a signed
+ * bigint, so runs against different history tables in one database do not block each other.
+ */
+export function advisoryLockKey(history: HistoryTable): string {
+  const digest = createHash('sha256').update(`pipeline-migrate:${history.display}`).digest();
+  return digest.readBigInt64BE(0).toString();
+}
+
+/** Whether the table exists; throws a message naming the columns when it exists in another shape. */
+export async function historyExists(client: pg.Client, history: HistoryTable): Promise<boolean> {
+  const { rows } = await client.query<{ column_name: string }>(
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`,
+    [history.schema, history.table],
+  );
+  if (rows.length === 0) return false;
+  const have = new Set(rows.map((r) => r.column_name));
+  const missing = COLUMNS.filter((c) => !have.has(c));
+  if (missing.length > 0) throw new IncompatibleHistoryError(history, missing);
+  return true;
+}
+
+export class IncompatibleHistoryError extends PipelineError {
+  readonly missing: string[];
+  constructor(history: HistoryTable, missing: string[]) {
+    super(
+      `The table ${history.display} exists but is not a migration history of this tool (no column ${missing.join(', ')}); ` +
+        'choose another history table with the table/schema inputs',
+    );
+    this.missing = missing;
+  }
+}
+
+export async function ensureHistoryTable(client: pg.Client, history: HistoryTable): Promise<void> {
+  if (await historyExists(client, history)) return;
+  await client.query(`CREATE SCHEMA IF NOT EXISTS "${history.schema}"`);
+  await client.query(`CREATE TABLE IF NOT EXISTS ${history.sql} (
+    version     bigint PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms integer NOT NULL,
+    applied_by  text,
+    success     boolean NOT NULL,
+    error       text
+  )`);
+  await client.query(
+    `COMMENT ON TABLE ${history.sql} IS 'Schema migrations applied by pipeline run-migrations; success = false marks a non-transactional migration that failed part-way'`,
+  );
+}
+
+export async function readHistory(client: pg.Client, history: HistoryTable): Promise<HistoryRow[]> {
+  if (!(await historyExists(client, history))) return [];
+  const { rows } = await client.query<{
+    version: string;
+    name: string;
+    checksum: string;
+    applied_at: Date;
+    duration_ms: number;
+    applied_by: string | null;
+    success: boolean;
+    error: string | null;
+  }>(
+    `SELECT version::text AS version, name, checksum, applied_at, duration_ms, applied_by, success, error
+       FROM ${history.sql} ORDER BY version`,
+  );
+  return rows.map((r) => ({
+    version: BigInt(r.version),
+    id: r.version,
+    name: r.name,
+    checksum: r.checksum,
+    appliedAt: r.applied_at,
+    durationMs: r.duration_ms,
+    appliedBy: r.applied_by,
+    success: r.success,
+    error: r.error,
+  }));
+}
+
+export interface HistoryEntry {
+  id: string;
+  name: string;
+  checksum: string;
+  durationMs: number;
+  appliedBy: string | undefined;
+  success: boolean;
+  error?: string | undefined;
+}
+
+/** Inserts or replaces a row (a re-run of a failed non-transactional migration replaces its failure). */
+export async function recordMigration(
+  client: pg.Client,
+  history: HistoryTable,
+  entry: HistoryEntry,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO ${history.sql} (version, name, checksum, applied_at, duration_ms, applied_by, success, error)
+     VALUES ($1::bigint, $2, $3, now(), $4, $5, $6, $7)
+     ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,
+       applied_at = EXCLUDED.applied_at, duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by,
+       success = EXCLUDED.success, error = EXCLUDED.error`,
+    [
+      entry.id,
+      entry.name,
+      entry.checksum,
+      Math.min(2_147_483_647, Math.round(entry.durationMs)),
+      entry.appliedBy ?? null,
+      entry.success,
+      entry.error ?? null,
+    ],
+  );
+}
+
+export async function deleteMigration(client: pg.Client, history: HistoryTable, id: string): Promise<void> {
+  await client.query(`DELETE FROM ${history.sql} WHERE version = $1::bigint`, [id]);
+}

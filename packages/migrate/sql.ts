@@ -1,0 +1,170 @@
+/** One top-level statement of a migration section, with where it sits in the section's text. */
+export interface SqlStatement {
+  /** The statement's text without the terminating semicolon, trimmed. */
+  text: string;
+  /** Offsets into the section text: [start, end) covers the statement, leading comments excluded. */
+  start: number;
+  end: number;
+  /** 1-based line of the statement's first character in the section. */
+  line: number;
+}
+
+const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
+const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
+
+/**
+ * Splits SQL into top-level statements the way psql does: semicolons inside quotes, quoted
+ * identifiers, dollar-quoted bodies, comments (nested block comments too) and SQL-standard
+ * `BEGIN ATOMIC ... END` function bodies do not end a statement.
+ *
+ * Transactional migrations are sent to PostgreSQL whole, so this only decides which statement an
+ * error position points at; non-transactional ones are sent one statement at a time (CREATE INDEX
+ * CONCURRENTLY refuses to run inside a multi-statement query).
+ */
+export function splitStatements(sql: string): SqlStatement[] {
+  const statements: SqlStatement[] = [];
+  let start = -1; // first significant character of the current statement
+  let atomicDepth = 0;
+  let wordsInStatement = 0;
+  let i = 0;
+  const n = sql.length;
+
+  const push = (end: number) => {
+    if (start >= 0) {
+      const text = sql.slice(start, end).trim();
+      if (text) statements.push({ text, start, end: start + text.length, line: lineAt(sql, start) });
+    }
+    start = -1;
+    atomicDepth = 0;
+    wordsInStatement = 0;
+  };
+  const mark = (at: number) => {
+    if (start < 0) start = at;
+  };
+
+  while (i < n) {
+    const c = sql[i]!;
+    const next = sql[i + 1];
+    if (c === '-' && next === '-') {
+      const eol = sql.indexOf('\n', i);
+      i = eol < 0 ? n : eol + 1;
+      continue;
+    }
+    if (c === '/' && next === '*') {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] === '/' && sql[i + 1] === '*') {
+          depth++;
+          i += 2;
+        } else if (sql[i] === '*' && sql[i + 1] === '/') {
+          depth--;
+          i += 2;
+        } else i++;
+      }
+      continue;
+    }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    mark(i);
+    if (c === ';') {
+      if (atomicDepth > 0) {
+        i++;
+        continue;
+      }
+      push(i);
+      i++;
+      continue;
+    }
+    if (c === "'") {
+      const escapes = i > 0 && /[eE]/.test(sql[i - 1]!) && (i < 2 || !IDENT_PART.test(sql[i - 2]!));
+      i = skipQuoted(sql, i, "'", escapes);
+      continue;
+    }
+    if (c === '"') {
+      i = skipQuoted(sql, i, '"', false);
+      continue;
+    }
+    if (c === '$' && (i === 0 || !IDENT_PART.test(sql[i - 1]!))) {
+      const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64));
+      if (tag) {
+        const close = sql.indexOf(tag[0], i + tag[0].length);
+        i = close < 0 ? n : close + tag[0].length;
+        continue;
+      }
+    }
+    if (IDENT_START.test(c)) {
+      let j = i + 1;
+      while (j < n && IDENT_PART.test(sql[j]!)) j++;
+      const word = sql.slice(i, j).toLowerCase();
+      wordsInStatement++;
+      // BEGIN as the first word is a transaction command; later it opens a BEGIN ATOMIC body.
+      if (word === 'begin' && wordsInStatement > 1) atomicDepth++;
+      else if (word === 'case' && atomicDepth > 0) atomicDepth++;
+      else if (word === 'end' && atomicDepth > 0) atomicDepth--;
+      i = j;
+      continue;
+    }
+    i++;
+  }
+  push(n);
+  return statements;
+}
+
+function skipQuoted(sql: string, from: number, quote: string, backslashEscapes: boolean): number {
+  let i = from + 1;
+  while (i < sql.length) {
+    const c = sql[i];
+    if (backslashEscapes && c === '\\') {
+      i += 2;
+      continue;
+    }
+    if (c === quote) {
+      if (sql[i + 1] === quote) {
+        i += 2;
+        continue;
+      }
+      return i + 1;
+    }
+    i++;
+  }
+  return sql.length;
+}
+
+export function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+/**
+ * The statement a PostgreSQL error position (1-based, in characters of the text sent) points at.
+ * A position past a statement's end but before the next one (trailing comment) maps to the former.
+ */
+export function statementAtPosition(sql: string, position: number): SqlStatement | undefined {
+  const statements = splitStatements(sql);
+  const offset = position - 1;
+  let found: SqlStatement | undefined;
+  for (const statement of statements) {
+    if (statement.start <= offset) found = statement;
+    else break;
+  }
+  return found;
+}
+
+/** Line and column (both 1-based) of a 1-based character position. */
+export function lineAndColumn(text: string, position: number): { line: number; column: number } {
+  const offset = Math.max(0, Math.min(text.length, position - 1));
+  const before = text.slice(0, offset);
+  const lastNewline = before.lastIndexOf('\n');
+  return { line: lineAt(text, offset), column: offset - lastNewline };
+}
+
+/** Whether a statement ends or opens a transaction itself, which would break the one we wrap it in. */
+export function isTransactionControl(statement: string): boolean {
+  const text = statement.trim().toLowerCase();
+  if (/^rollback\s+(?:work\s+|transaction\s+)?to\b/.test(text)) return false; // ROLLBACK TO SAVEPOINT is fine
+  return /^(?:begin|commit|rollback|end|abort|start\s+transaction|prepare\s+transaction)\b/.test(text);
+}

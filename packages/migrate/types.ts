@@ -1,0 +1,176 @@
+import type { Clock, Logger } from '../core/index.ts';
+import { PipelineError } from '../core/index.ts';
+import type { SslMode } from './connection.ts';
+
+export const MIGRATE_COMMANDS = ['status', 'plan', 'up', 'down', 'verify', 'baseline'] as const;
+export type MigrateCommand = (typeof MIGRATE_COMMANDS)[number];
+
+export interface RunMigrationsOptions {
+  command: MigrateCommand;
+  /** postgres://… ; when absent, the PG* variables (PGHOST, PGUSER, PGPASSWORD, …) as libpq reads them. */
+  databaseUrl?: string | undefined;
+  /** Wins over the URL's sslmode and PGSSLMODE; default prefer (as libpq). */
+  sslmode?: SslMode | undefined;
+  /** CA bundle for verify-ca / verify-full. */
+  sslRootCert?: string | undefined;
+  /** Directory of migration files. */
+  dir: string;
+  /** Directory of integrity checks: `.sql` files, each a query that must return no rows. */
+  checksDir?: string | undefined;
+  /** up/plan: apply pending migrations up to and including this version. down: revert those above it ("0" = all). baseline: mark up to it (default: the latest file). */
+  target?: string | undefined;
+  /** down: how many applied migrations to revert (default 1 when no target). */
+  steps?: number | undefined;
+  /** History table (default schema_migrations) and its schema (default public). */
+  table?: string | undefined;
+  schema?: string | undefined;
+  /** Run all pending migrations (or all reverts) in one transaction. */
+  batch?: boolean | undefined;
+  /** How long to wait for the advisory lock another run holds; 0 = do not wait. */
+  lockTimeoutMs: number;
+  /** SET lock_timeout / statement_timeout for migration statements; undefined keeps the server's. */
+  statementLockTimeoutMs?: number | undefined;
+  statementTimeoutMs?: number | undefined;
+  /** Proceed despite edited, missing or out-of-order files (out-of-order ones are then applied). */
+  allowDrift?: boolean | undefined;
+  /** up/down: pg_dump -Fc to this path before changing anything; a failed dump stops the run. */
+  backup?: { path: string } | undefined;
+  /** Recorded in the history (e.g. "octocat via https://github.com/o/r/actions/runs/1"). */
+  appliedBy?: string | undefined;
+  /** After up and on verify: VALIDATE every constraint left NOT VALID (default true). */
+  validateConstraints?: boolean | undefined;
+  /** pg_dump executable (default "pg_dump" on PATH); pg_restore is named in hints. */
+  pgDumpPath?: string | undefined;
+  /** Environment for PG* fallbacks and pg_dump (default process.env). */
+  env?: NodeJS.ProcessEnv | undefined;
+  logger: Logger;
+  clock?: Clock | undefined;
+}
+
+/**
+ * A migration's state after the command:
+ * applied — applied before this run; migrated — applied by this run; reverted — reverted by this
+ * run; baselined — marked applied by this run without running it; pending — not applied;
+ * planned — `plan`: would be applied; failed — failed in this run, or recorded as failed
+ * (non-transactional) earlier; rolled-back — ran in a batch that failed and was rolled back;
+ * missing — in the history but no file on disk.
+ */
+export type MigrationState =
+  | 'applied'
+  | 'migrated'
+  | 'reverted'
+  | 'baselined'
+  | 'pending'
+  | 'planned'
+  | 'failed'
+  | 'rolled-back'
+  | 'missing';
+
+export interface MigrationRow {
+  version: string;
+  name: string;
+  /** The up file; undefined for a missing migration. */
+  file: string | undefined;
+  state: MigrationState;
+  /** How long it ran in this run, or (for earlier runs) as recorded in the history. */
+  durationMs: number | undefined;
+  appliedAt: string | undefined;
+  appliedBy: string | undefined;
+  transactional: boolean;
+  /** `plan` only: the SQL that would run. */
+  sql?: string;
+}
+
+export type DriftKind = 'edited' | 'missing' | 'out-of-order';
+
+export interface DriftFinding {
+  kind: DriftKind;
+  version: string;
+  name: string;
+  file: string | undefined;
+  detail: string;
+}
+
+export interface CheckResult {
+  name: string;
+  file: string;
+  passed: boolean;
+  rowCount: number;
+  /** Up to 5 offending rows, as JSON text. */
+  sample: string[];
+  /** Set when the query itself failed. */
+  error?: string;
+}
+
+export interface ConstraintResult {
+  schema: string;
+  table: string;
+  constraint: string;
+  validated: boolean;
+  error?: string;
+}
+
+export interface MigrationFailure {
+  message: string;
+  version?: string;
+  file?: string;
+  statement?: string;
+  /** 1-based line in the file, from PostgreSQL's error position. */
+  line?: number;
+  /** PostgreSQL's error position (1-based character offset in the text sent). */
+  position?: number;
+  code?: string;
+}
+
+export interface MigrationResult {
+  command: MigrateCommand;
+  /** "schema"."table" of the history. */
+  table: string;
+  ok: boolean;
+  /** Every migration known from files and history, by version. */
+  migrations: MigrationRow[];
+  /** Versions applied (up), reverted (down) or marked (baseline) by this run, in order. */
+  applied: string[];
+  reverted: string[];
+  baselined: string[];
+  /** Versions still pending after the run (for plan: those it would apply). */
+  pending: string[];
+  /** Highest successfully applied version after the run, or undefined for an empty history. */
+  currentVersion: string | undefined;
+  backupPath: string | undefined;
+  /** The exact pg_restore command that restores the backup (no password in it). */
+  restoreCommand: string | undefined;
+  drift: DriftFinding[];
+  checks: CheckResult[];
+  constraints: ConstraintResult[];
+  failure: MigrationFailure | undefined;
+  durationMs: number;
+}
+
+export type MigrationErrorReason =
+  | 'migration-failed'
+  | 'connection-lost'
+  | 'drift'
+  | 'blocked'
+  | 'checks-failed'
+  | 'lock-timeout'
+  | 'lock-lost'
+  | 'backup-failed'
+  | 'not-reversible'
+  | 'incompatible-table';
+
+/** A run that started and then failed; `result` holds what happened, for the job summary. */
+export class MigrationRunError extends PipelineError {
+  readonly reason: MigrationErrorReason;
+  readonly result: MigrationResult;
+  constructor(
+    reason: MigrationErrorReason,
+    message: string,
+    result: MigrationResult,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.reason = reason;
+    this.result = result;
+  }
+}
