@@ -9,6 +9,7 @@ describe('splitStatements', () => {
       '/* block; /* nested; */ still; */ SELECT 2;',
       'CREATE FUNCTION f() RETURNS int AS $body$ BEGIN RETURN 1; END; $body$ LANGUAGE plpgsql;',
       'DO $$ BEGIN PERFORM 1; END $$;',
+      'CREATE RULE r AS ON INSERT TO t DO ALSO (NOTIFY a; NOTIFY b);',
       'SELECT $1::int',
     ].join('\n');
     expect(splitStatements(sql).map((s) => s.text)).toEqual([
@@ -17,6 +18,7 @@ describe('splitStatements', () => {
       'SELECT 2',
       'CREATE FUNCTION f() RETURNS int AS $body$ BEGIN RETURN 1; END; $body$ LANGUAGE plpgsql',
       'DO $$ BEGIN PERFORM 1; END $$',
+      'CREATE RULE r AS ON INSERT TO t DO ALSO (NOTIFY a; NOTIFY b)',
       'SELECT $1::int',
     ]);
   });

@@ -499,16 +499,12 @@ class Run {
     }
   }
 
-  /** Runs a section: whole in the current transaction, or statement by statement in autocommit. */
-  async runSection(m: Migration, sql: string, file: string, transactional: boolean): Promise<void> {
-    if (transactional) {
-      try {
-        await this.db!.query(sql);
-      } catch (error) {
-        throw new SectionError(error, this.describe(error, m, sql, file));
-      }
-      return;
-    }
+  /**
+   * Runs a section one statement at a time (in the caller's transaction, or in autocommit for
+   * no-transaction sections), so that any error, even one PostgreSQL gives no position for (a lock
+   * or statement timeout, a constraint violation, a killed session), names its statement.
+   */
+  async runSection(m: Migration, sql: string, file: string): Promise<void> {
     for (const statement of splitStatements(sql)) {
       try {
         await this.db!.query(statement.text);
@@ -538,7 +534,7 @@ class Run {
       if (m.upTransactional) {
         try {
           await this.db!.query('BEGIN');
-          await this.runSection(m, m.up, m.file, true);
+          await this.runSection(m, m.up, m.file);
           await recordMigration(this.db!, this.v.history, this.entry(m, started, true));
           await this.db!.query('COMMIT');
         } catch (error) {
@@ -547,7 +543,7 @@ class Run {
         }
       } else {
         try {
-          await this.runSection(m, m.up, m.file, false);
+          await this.runSection(m, m.up, m.file);
           await recordMigration(this.db!, this.v.history, this.entry(m, started, true));
         } catch (error) {
           await this.failMigration(error, m, done, false, started);
@@ -657,7 +653,7 @@ class Run {
       for (const m of pending) {
         current = m;
         const started = this.clock.now();
-        await this.runSection(m, m.up, m.file, true);
+        await this.runSection(m, m.up, m.file);
         await recordMigration(this.db!, this.v.history, this.entry(m, started, true));
         timings.set(m.id, this.clock.now() - started);
       }
@@ -691,11 +687,11 @@ class Run {
       const started = this.clock.now();
       this.log.info(`Reverting ${file}`);
       if (inBatch || m.downTransactional) {
-        await this.runSection(m, m.down!, file, true);
+        await this.runSection(m, m.down!, file);
         await deleteMigration(this.db!, this.v.history, h.id);
       } else {
         try {
-          await this.runSection(m, m.down!, file, false);
+          await this.runSection(m, m.down!, file);
         } catch (error) {
           const failure =
             error instanceof SectionError ? error.failure : this.describe(error, m, m.down!, file);

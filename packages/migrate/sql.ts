@@ -14,17 +14,18 @@ const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
 
 /**
  * Splits SQL into top-level statements the way psql does: semicolons inside quotes, quoted
- * identifiers, dollar-quoted bodies, comments (nested block comments too) and SQL-standard
- * `BEGIN ATOMIC ... END` function bodies do not end a statement.
+ * identifiers, dollar-quoted bodies, comments (nested block comments too), parentheses and
+ * SQL-standard `BEGIN ATOMIC ... END` function bodies do not end a statement.
  *
- * Transactional migrations are sent to PostgreSQL whole, so this only decides which statement an
- * error position points at; non-transactional ones are sent one statement at a time (CREATE INDEX
- * CONCURRENTLY refuses to run inside a multi-statement query).
+ * Migrations run one statement at a time: CREATE INDEX CONCURRENTLY refuses to run inside a
+ * multi-statement query, and an error without a position (a timeout, a constraint violation)
+ * still names its statement.
  */
 export function splitStatements(sql: string): SqlStatement[] {
   const statements: SqlStatement[] = [];
   let start = -1; // first significant character of the current statement
   let atomicDepth = 0;
+  let parenDepth = 0; // CREATE RULE ... DO (a; b) keeps its semicolons inside parentheses
   let wordsInStatement = 0;
   let i = 0;
   const n = sql.length;
@@ -36,6 +37,7 @@ export function splitStatements(sql: string): SqlStatement[] {
     }
     start = -1;
     atomicDepth = 0;
+    parenDepth = 0;
     wordsInStatement = 0;
   };
   const mark = (at: number) => {
@@ -69,8 +71,13 @@ export function splitStatements(sql: string): SqlStatement[] {
       continue;
     }
     mark(i);
+    if (c === '(' || c === ')') {
+      parenDepth = Math.max(0, parenDepth + (c === '(' ? 1 : -1));
+      i++;
+      continue;
+    }
     if (c === ';') {
-      if (atomicDepth > 0) {
+      if (atomicDepth > 0 || parenDepth > 0) {
         i++;
         continue;
       }
