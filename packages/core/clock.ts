@@ -85,6 +85,28 @@ export class ManualClock implements Clock {
     await flushMicrotasks();
   }
 
+  /**
+   * Runs `work` to completion while moving time forward whenever it sleeps and nothing else is
+   * going on. Real I/O (HTTP to a local server) still happens in real time in between; the clock
+   * only jumps over the sleeps, so a 15-minute soak takes as long as its requests.
+   */
+  async drive<T>(work: Promise<T>): Promise<T> {
+    let settled = false;
+    const done = work.finally(() => {
+      settled = true;
+    });
+    done.catch(() => {});
+    while (!settled) {
+      if (this.sleepers.length > 0) {
+        const next = Math.min(...this.sleepers.map((s) => s.wakeAt));
+        await this.advance(Math.max(0, next - this.current));
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    }
+    return done;
+  }
+
   /** Advance until nothing sleeps or `limitMs` has passed; returns the time moved. */
   async runAll(limitMs = 86_400_000): Promise<number> {
     const start = this.current;
