@@ -179,6 +179,24 @@ suite('run-migrations under faults', () => {
     ).toEqual([]);
   });
 
+  test('losing the lock session mid-run rolls back the open migration and stops before committing it', async () => {
+    const { url, dir } = await setup({
+      '1_users.sql': USERS,
+      '2_kill_lock.sql':
+        '-- migrate:up\nCREATE TABLE t2 ();\n' +
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${LOCK_APPLICATION_NAME}' AND datname = current_database();\n`,
+      '3_after.sql': '-- migrate:up\nCREATE TABLE t3 ();\n',
+    });
+    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(error.reason).toBe('lock-lost');
+    expect(error.message).toContain('Lost the session holding the migration lock');
+    expect(error.message).toContain('before committing 2_kill_lock.sql');
+    expect(error.message).toContain('The open transaction was rolled back');
+    expect(await tableExists(url, 't2')).toBe(false);
+    expect(await tableExists(url, 't3')).toBe(false);
+    expect((await history(url)).map((r) => r.version)).toEqual(['1']);
+  });
+
   test('backup before applying: the hinted pg_restore command reproduces the data as before the run', async () => {
     const { url, dir, write } = await setup({
       '1_users.sql': USERS,

@@ -416,12 +416,27 @@ class Run {
     }
   }
 
-  checkLock(before: string): void {
-    if (this.lockLost)
-      this.fail(
-        'lock-lost',
-        `Lost the migration lock session (${errorMessage(this.lockLost)}) before ${before}; stopped so that no other run can apply it concurrently. Earlier migrations of this run stay applied.`,
-      );
+  /**
+   * Proves the lock session is alive (so the advisory lock is still ours) right before a commit or
+   * a non-transactional step; if it died, another run may have started, so we stop (rolling back
+   * the open transaction) rather than risk applying a migration twice.
+   */
+  async assertLock(before: string, inTransaction: boolean): Promise<void> {
+    if (!this.lockLost) {
+      try {
+        await this.lock!.query('SELECT 1');
+      } catch (error) {
+        this.lockLost = error instanceof Error ? error : new Error(String(error));
+      }
+    }
+    if (!this.lockLost) return;
+    if (inTransaction) await this.safeRollback();
+    this.fail(
+      'lock-lost',
+      `Lost the session holding the migration lock (${errorMessage(this.lockLost)}) before ${before}; ` +
+        `stopped so that no concurrent run can apply it twice.${inTransaction ? ' The open transaction was rolled back.' : ''} ` +
+        `Earlier migrations of this run stay applied.${this.restoreHint()}`,
+    );
   }
 
   /** Turns a PostgreSQL error into a message naming file, statement, position and PostgreSQL's own words. */
@@ -528,7 +543,6 @@ class Run {
   async applyEach(pending: Migration[]): Promise<void> {
     const done: string[] = [];
     for (const m of pending) {
-      this.checkLock(m.file);
       const started = this.clock.now();
       this.log.info(`Applying ${m.file}${m.upTransactional ? '' : ' (no transaction)'}`);
       if (m.upTransactional) {
@@ -536,12 +550,15 @@ class Run {
           await this.db!.query('BEGIN');
           await this.runSection(m, m.up, m.file);
           await recordMigration(this.db!, this.v.history, this.entry(m, started, true));
+          await this.assertLock(`committing ${m.file}`, true);
           await this.db!.query('COMMIT');
         } catch (error) {
+          if (error instanceof MigrationRunError) throw error;
           await this.safeRollback();
           await this.failMigration(error, m, done, true);
         }
       } else {
+        await this.assertLock(m.file, false);
         try {
           await this.runSection(m, m.up, m.file);
           await recordMigration(this.db!, this.v.history, this.entry(m, started, true));
@@ -644,7 +661,6 @@ class Run {
         'migration-failed',
         `batch cannot include ${outside.file}: it is marked -- migrate:no-transaction. Nothing was changed.`,
       );
-    this.checkLock('the batch');
     this.log.info(`Applying ${pending.length} migration(s) in one transaction`);
     const timings = new Map<string, number>();
     let current: Migration | undefined;
@@ -658,8 +674,10 @@ class Run {
         timings.set(m.id, this.clock.now() - started);
       }
       current = undefined;
+      await this.assertLock('committing the batch', true);
       await this.db!.query('COMMIT');
     } catch (error) {
+      if (error instanceof MigrationRunError) throw error;
       await this.safeRollback();
       const cause = error instanceof SectionError ? error.cause : error;
       const m = current ?? pending[pending.length - 1]!;
@@ -723,7 +741,6 @@ class Run {
       );
     };
     if (this.options.batch) {
-      this.checkLock('the batch');
       let current: Migration | undefined;
       try {
         await this.db!.query('BEGIN');
@@ -732,28 +749,34 @@ class Run {
           current = m;
           took.push([m.id, await revertOne(h, m, true)]);
         }
+        await this.assertLock('committing the batch', true);
         await this.db!.query('COMMIT');
         for (const [id, ms] of took) {
           this.setState(id, 'reverted', ms);
           this.result.reverted.push(id);
         }
       } catch (error) {
+        if (error instanceof MigrationRunError) throw error;
         await this.safeRollback();
         failWith(error, current ?? list[list.length - 1]!.m, true);
       }
       return;
     }
     for (const { h, m } of list) {
-      this.checkLock(m.file);
       const transactional = m.downTransactional;
+      if (!transactional) await this.assertLock(`reverting ${m.file}`, false);
       try {
         if (transactional) await this.db!.query('BEGIN');
         const ms = await revertOne(h, m, false);
-        if (transactional) await this.db!.query('COMMIT');
+        if (transactional) {
+          await this.assertLock(`committing the revert of ${m.file}`, true);
+          await this.db!.query('COMMIT');
+        }
         this.setState(m.id, 'reverted', ms);
         this.result.reverted.push(m.id);
         this.log.info(`Reverted ${m.downFile ?? m.file} in ${formatDuration(ms)}`);
       } catch (error) {
+        if (error instanceof MigrationRunError) throw error;
         if (transactional) await this.safeRollback();
         failWith(error, m, transactional);
       }
@@ -956,8 +979,10 @@ const commands: Record<RunMigrationsOptions['command'], (run: Run) => Promise<vo
           success: true,
         });
       }
+      await run.assertLock('committing the baseline', true);
       await run.db!.query('COMMIT');
     } catch (error) {
+      if (error instanceof MigrationRunError) throw error;
       await run.safeRollback();
       throw error;
     }
