@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { describe, expect, test } from '@jest/globals';
 import { InputError, MemoryLogger } from '../../packages/core/index.ts';
 import { resolveConnection, tlsOptions } from '../../packages/migrate/index.ts';
@@ -70,9 +71,9 @@ describe('tlsOptions maps sslmode as libpq does', () => {
     expect(tlsOptions({ ...base, sslmode: 'require' })).toEqual({ rejectUnauthorized: false });
   });
   test('verify-ca checks the chain but not the host name; verify-full checks both', () => {
-    const ca = tlsOptions({ ...base, sslmode: 'verify-ca' });
+    const ca = tlsOptions({ ...base, sslmode: 'verify-ca' }) as ConnectionOptions;
     expect(ca).toMatchObject({ rejectUnauthorized: true });
-    expect(ca && ca.checkServerIdentity?.('other.host', {} as never)).toBeUndefined();
+    expect(ca.checkServerIdentity!('other.host', {} as never)).toBeUndefined();
     const full = tlsOptions({ ...base, sslmode: 'verify-full' });
     expect(full).toEqual({ rejectUnauthorized: true, servername: 'db.example' });
   });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { userInfo } from 'node:os';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
@@ -144,7 +145,12 @@ export function tlsOptions(target: ConnectionTarget): false | ConnectionOptions 
   const ca = target.sslRootCert ? readRootCert(target.sslRootCert) : undefined;
   switch (target.sslmode) {
     case 'verify-full':
-      return { rejectUnauthorized: true, ...(ca ? { ca } : {}), servername: target.host };
+      // SNI takes host names only; an IP address is still checked against the certificate.
+      return {
+        rejectUnauthorized: true,
+        ...(ca ? { ca } : {}),
+        ...(isIP(target.host) ? {} : { servername: target.host }),
+      };
     case 'verify-ca':
       return { rejectUnauthorized: true, ...(ca ? { ca } : {}), checkServerIdentity: () => undefined };
     default:

@@ -75,7 +75,7 @@ async function validate(options: RunMigrationsOptions): Promise<Validated> {
     throw new InputError('steps', `has ${options.steps}`, 'a whole number of at least 1');
   if (options.steps !== undefined && command !== 'down')
     throw new InputError('steps', `is set for ${command}`, 'steps only with the down command');
-  if (options.steps !== undefined && options.target !== undefined)
+  if (options.steps !== undefined && options.target !== undefined && options.target.trim() !== '')
     throw new InputError('steps', 'is set together with target', 'either steps or target for down');
   let targetVersion: bigint | undefined;
   if (options.target !== undefined && options.target.trim() !== '') {
@@ -230,6 +230,8 @@ class Run {
       );
     this.log.info(`Waiting up to ${formatDuration(waitMs)} for the migration lock${holder}`);
     try {
+      // Only lock_timeout may end this wait, not a statement_timeout the role happens to carry.
+      await this.lock.query(`SELECT set_config('statement_timeout', '0', false)`);
       await this.lock.query('SELECT set_config($1, $2, false)', ['lock_timeout', `${Math.round(waitMs)}ms`]);
       await this.lock.query('SELECT pg_advisory_lock($1::bigint)', [key]);
       await this.lock.query(`SELECT set_config('lock_timeout', '0', false)`);
