@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -11,8 +11,8 @@ import { delimiter, join } from 'node:path';
  *
  * PostgreSQL refuses to run as root. When we are root (CI containers), the server runs as the
  * `postgres` system user if it exists, else as `nobody`, which every Linux base image has; the
- * temp dir is handed to that user. Override with PIPELINE_PG_USER, and the binaries' directory
- * with PIPELINE_PG_BIN.
+ * temp dir (under /tmp, or PIPELINE_PG_TMPDIR) is handed to that user. Override the user with
+ * PIPELINE_PG_USER, and the binaries' directory with PIPELINE_PG_BIN.
  */
 
 export interface PostgresBinaries {
@@ -176,6 +176,8 @@ export interface StartPostgresOptions {
   startTimeoutMs?: number;
   /** Extra `-c name=value` server settings. */
   settings?: Record<string, string>;
+  /** Serve TLS with this certificate (PEM) and key; plain connections stay allowed. */
+  tls?: { certPem: string; keyPem: string };
 }
 
 /** Starts a fresh server. Throws (with the server log) when the binaries are missing or it cannot start. */
@@ -183,7 +185,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const binaries = findPostgresBinaries();
   if (!binaries) throw new Error(`PostgreSQL binaries not found: ${POSTGRES_INSTALL_HINT}`);
   const runAs = serverUser(process.env);
-  const dir = await mkdtemp(join(tmpdir(), 'pipeline-pg-'));
+  // As root the server user must reach the directory: /tmp is world-traversable, a TMPDIR under /root is not.
+  const dir = await mkdtemp(
+    join(runAs ? (process.env.PIPELINE_PG_TMPDIR ?? '/tmp') : tmpdir(), 'pipeline-pg-'),
+  );
   const dataDir = join(dir, 'data');
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -202,6 +207,16 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       runAs,
       env,
     );
+    if (options.tls) {
+      // PostgreSQL insists that the key belongs to the server user and is not readable by others.
+      for (const [name, pem] of [
+        ['server.crt', options.tls.certPem],
+        ['server.key', options.tls.keyPem],
+      ] as const) {
+        await writeFile(join(dataDir, name), pem, { mode: 0o600 });
+        if (runAs) await chown(join(dataDir, name), runAs.uid, runAs.gid);
+      }
+    }
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -216,6 +231,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     full_page_writes: 'off',
     max_connections: '100',
     shared_buffers: '32MB',
+    ...(options.tls ? { ssl: 'on', ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' } : {}),
     ...options.settings,
   };
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
