@@ -1,0 +1,183 @@
+/**
+ * What the controllers share: scaled time, a coalescing work queue, an event recorder and the
+ * store. Controllers are synchronous reconcile functions; nothing here awaits between reading and
+ * writing the store, so reconciles never interleave.
+ */
+import { setMaxListeners } from 'node:events';
+import type { Clock } from '../core/index.ts';
+import { clone } from './patch.ts';
+import { resourceByKind } from './resources.ts';
+import { keyOf, randomSuffix, rfc3339, type Store } from './store.ts';
+import type { KubeObject } from './types.ts';
+
+export class SimTime {
+  readonly clock: Clock;
+  readonly scale: number;
+  private readonly stop = new AbortController();
+  private timers = 0;
+
+  constructor(clock: Clock, scale: number) {
+    this.clock = clock;
+    this.scale = scale > 0 ? scale : 1;
+    setMaxListeners(0, this.stop.signal);
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Simulated milliseconds elapsed since a real timestamp. */
+  simSince(realMs: number): number {
+    return (this.clock.now() - realMs) * this.scale;
+  }
+
+  /** Runs fn after `simMs` simulated milliseconds; returns a cancel function. */
+  after(simMs: number, fn: () => void): () => void {
+    let cancelled = false;
+    this.timers++;
+    this.clock.sleep(Math.max(0, simMs / this.scale), this.stop.signal).then(
+      () => {
+        this.timers--;
+        if (!cancelled && !this.stop.signal.aborted) fn();
+      },
+      () => {
+        this.timers--;
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }
+
+  get pendingTimers(): number {
+    return this.timers;
+  }
+
+  close(): void {
+    this.stop.abort(new Error('kube-sim closed'));
+  }
+}
+
+/** Deduplicating queue: a key enqueued many times before the drain runs once. */
+export class WorkQueue {
+  private readonly pending = new Map<string, () => void>();
+  private scheduled = false;
+  private closed = false;
+  onError: (key: string, error: unknown) => void = () => {};
+
+  enqueue(key: string, fn: () => void): void {
+    if (this.closed) return;
+    this.pending.set(key, fn);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    let rounds = 0;
+    while (this.pending.size > 0 && !this.closed && rounds++ < 10_000) {
+      const [key, fn] = this.pending.entries().next().value as [string, () => void];
+      this.pending.delete(key);
+      try {
+        fn();
+      } catch (error) {
+        this.onError(key, error);
+      }
+    }
+    if (this.pending.size > 0 && !this.closed && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.pending.clear();
+  }
+}
+
+const EVENTS = resourceByKind('Event');
+const NAMESPACES = resourceByKind('Namespace');
+
+export interface EventSource {
+  component: string;
+  host?: string;
+}
+
+/** Records core/v1 Events the way the real components do, aggregating repeats into count. */
+export class EventRecorder {
+  private readonly store: Store;
+  private readonly time: SimTime;
+
+  constructor(store: Store, time: SimTime) {
+    this.store = store;
+    this.time = time;
+  }
+
+  record(
+    involved: KubeObject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    source: EventSource,
+    fieldPath?: string,
+  ): void {
+    const ns = involved.metadata.namespace ?? 'default';
+    if (!this.store.get(NAMESPACES, undefined, ns)) return;
+    const now = rfc3339(this.time.now());
+    const existing = this.store.list(EVENTS, ns).find((e) => {
+      const io = e['involvedObject'] as Record<string, unknown>;
+      return io['uid'] === involved.metadata.uid && e['reason'] === reason && e['message'] === message;
+    });
+    if (existing) {
+      const next = clone(existing);
+      next['count'] = ((existing['count'] as number) ?? 1) + 1;
+      next['lastTimestamp'] = now;
+      delete next.metadata.resourceVersion;
+      this.store.update(EVENTS, next);
+      return;
+    }
+    const name = `${involved.metadata.name}.${(this.time.now() * 1_000_000 + Math.floor(Math.random() * 1_000_000)).toString(16)}`;
+    const event: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name, namespace: ns },
+      involvedObject: {
+        kind: involved.kind,
+        namespace: ns,
+        name: involved.metadata.name,
+        uid: involved.metadata.uid,
+        apiVersion: involved.apiVersion,
+        resourceVersion: involved.metadata.resourceVersion,
+        ...(fieldPath ? { fieldPath } : {}),
+      },
+      reason,
+      message,
+      source: { component: source.component, ...(source.host ? { host: source.host } : {}) },
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+      type,
+      eventTime: null,
+      reportingComponent: source.component,
+      reportingInstance: source.host ?? '',
+    };
+    if (this.store.get(EVENTS, ns, name)) event.metadata.name = `${name}${randomSuffix(3)}`;
+    this.store.create(EVENTS, event);
+  }
+}
+
+export function objectKey(obj: KubeObject): string {
+  return keyOf(obj.metadata.namespace, obj.metadata.name!);
+}
+
+export function controllerOf(obj: KubeObject): { kind: string; name: string; uid: string } | undefined {
+  const ref = obj.metadata.ownerReferences?.find((o) => o.controller);
+  return ref ? { kind: ref.kind, name: ref.name, uid: ref.uid } : undefined;
+}
