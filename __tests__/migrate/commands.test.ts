@@ -117,6 +117,21 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect(await query(url, 'SELECT id FROM users')).toEqual([{ id: 1 }]);
   });
 
+  test('down in batch: a failing down section leaves every migration applied', async () => {
+    const { url, dir, write } = await setup();
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    await write({ '2_orders.down.sql': 'DROP TABLE orders;\nDROP TABLE no_such_table;\n' });
+    const error = await failure(
+      migrate({ command: 'down', databaseUrl: url, dir, target: '0', batch: true }),
+    );
+    expect(error.message).toContain('2_orders.down.sql failed: table "no_such_table" does not exist');
+    expect(error.message).toContain('Statement at line 2: DROP TABLE no_such_table');
+    expect(error.result.reverted).toEqual([]);
+    expect(await query(url, 'SELECT id FROM users')).toEqual([{ id: 1 }]);
+    expect(await tableExists(url, 'orders')).toBe(true);
+    expect((await history(url)).length).toBe(3);
+  });
+
   test('down refuses a migration without a down section before reverting anything', async () => {
     const { url, dir } = await setup({ ...BASE, '4_nodown.sql': '-- migrate:up\nCREATE TABLE t4 ();' });
     await migrate({ command: 'up', databaseUrl: url, dir });

@@ -179,6 +179,33 @@ suite('run-migrations under faults', () => {
     ).toEqual([]);
   });
 
+  test('a killed non-transactional migration is recorded as failed (via the lock session) and blocks the next run', async () => {
+    const { url, dir, database } = await setup({
+      '1_users.sql': USERS,
+      '2_nontx.sql':
+        '-- migrate:up\n-- migrate:no-transaction\nCREATE TABLE part_one ();\nSELECT pg_sleep(61);\n',
+    });
+    const running = failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    const pid = await sessionRunning(url, database, APPLICATION_NAME, '%pg_sleep(61)%');
+    await query(url, 'SELECT pg_terminate_backend($1)', [pid]);
+    const error = await running;
+    expect(error.reason).toBe('connection-lost');
+    expect(error.message).toContain('The connection to PostgreSQL was lost while applying 2_nontx.sql');
+    expect(error.message).toContain('Statement at line 4: SELECT pg_sleep(61)');
+    expect(error.message).toContain('the statements before the failing one stay applied');
+    expect(error.message).toContain('recorded as failed');
+    expect(await tableExists(url, 'part_one')).toBe(true);
+    expect((await history(url)).map((r) => [r.version, r.success])).toEqual([
+      ['1', true],
+      ['2', false],
+    ]);
+    const blocked = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(blocked.reason).toBe('blocked');
+    const status = await migrate({ command: 'status', databaseUrl: url, dir });
+    expect(status.migrations.map((r) => r.state)).toEqual(['applied', 'failed']);
+    expect(status.pending).toEqual(['2']);
+  });
+
   test('losing the lock session mid-run rolls back the open migration and stops before committing it', async () => {
     const { url, dir } = await setup({
       '1_users.sql': USERS,

@@ -628,7 +628,7 @@ class Run {
       );
     }
     // Outside a transaction part of it may have happened: say so in the history, where the next run will see it.
-    const client = this.dbLost ? this.lock! : this.db!;
+    const client = lost ? this.lock! : this.db!;
     let recorded = false;
     try {
       await ensureHistoryTable(client, this.v.history);
@@ -715,7 +715,8 @@ class Run {
         } catch (error) {
           const failure =
             error instanceof SectionError ? error.failure : this.describe(error, m, m.down!, file);
-          const client = this.dbLost ? this.lock! : this.db!;
+          const cause = error instanceof SectionError ? error.cause : error;
+          const client = this.dbLost || isConnectionLoss(cause) ? this.lock! : this.db!;
           await recordMigration(client, this.v.history, {
             ...this.entry(m, started, false, `down: ${failure.message}`.slice(0, 2000)),
           }).catch(() => {});
