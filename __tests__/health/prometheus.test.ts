@@ -6,6 +6,7 @@ import {
   type PrometheusServer,
   requirePrometheus,
   startPrometheus,
+  waitForSeries,
 } from '../../packages/testkit/prometheus.ts';
 
 const binary = requirePrometheus();
@@ -40,18 +41,7 @@ function checks(list: Record<string, unknown>[]) {
   });
 }
 
-async function waitForData(): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const r = await fetch(
-      `${prometheus.url}/api/v1/query?query=${encodeURIComponent('sum(rate(http_requests_total[3s]))')}`,
-    );
-    const body = (await r.json()) as { data: { result: unknown[] } };
-    if (body.data.result.length > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error('Prometheus scraped no data in 20s');
-}
+const waitForData = () => waitForSeries(prometheus.url, 'sum(rate(http_requests_total[3s]))', 20_000);
 
 describeWithPrometheus('health gate against a real Prometheus scraping a test application', () => {
   beforeAll(async () => {

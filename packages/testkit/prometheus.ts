@@ -118,3 +118,15 @@ export async function startPrometheus(options: {
   }
   return { url, stop };
 }
+
+/** Waits until `query` returns at least one series: Prometheus has scraped enough to compute it. */
+export async function waitForSeries(url: string, query: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(query)}`);
+    const body = (await r.json()) as { data?: { result?: unknown[] } };
+    if ((body.data?.result?.length ?? 0) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`Prometheus had no series for ${query} after ${timeoutMs} ms`);
+}

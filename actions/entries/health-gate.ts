@@ -1,0 +1,3 @@
+import { main } from '../health-gate.ts';
+
+await main();

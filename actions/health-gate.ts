@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { defineInputs, input } from '../packages/config/index.ts';
+import { yamlInput } from '../packages/config/yaml-input.ts';
+import { InputError, PipelineError } from '../packages/core/index.ts';
+import {
+  type Check,
+  DEFAULT_LIMITS,
+  evidenceJson,
+  NO_DATA_POLICIES,
+  parseChecks,
+  renderGateSummary,
+  runHealthGate,
+} from '../packages/health/index.ts';
+import type { KubeAccess } from '../packages/health/probes.ts';
+import { runAction } from './runtime.ts';
+
+export const schema = defineInputs({
+  checks: yamlInput((doc) => doc, {
+    accepted: 'a YAML list of checks, each with name and type (http, prometheus or kubernetes)',
+  }),
+  'checks-file': input.string(),
+  name: input.string({ default: 'Health gate' }),
+  'initial-delay': input.duration({ default: '0s' }),
+  interval: input.duration({ default: '30s', minMs: 100 }),
+  count: input.integer({ min: 1, max: 100_000 }),
+  duration: input.duration(),
+  'failure-limit': input.integer({ default: '0', min: 0 }),
+  'consecutive-error-limit': input.integer({ default: '4', min: 0 }),
+  'inconclusive-limit': input.integer({ default: '0', min: 0 }),
+  'no-data': input.enum(NO_DATA_POLICIES, { default: 'inconclusive' }),
+  timeout: input.duration({ default: '10s', minMs: 1 }),
+  'prometheus-url': input.url(),
+  'prometheus-token': input.secret(),
+  'prometheus-username': input.string(),
+  'prometheus-password': input.secret(),
+  kubeconfig: input.secret(),
+  context: input.string(),
+  namespace: input.string({
+    pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+    accepted: 'a Kubernetes namespace name (lowercase letters, digits and -)',
+  }),
+  'fail-on-inconclusive': input.boolean({ default: 'true' }),
+});
+
+const SENSITIVE_HEADER = /auth|token|key|secret|cookie|password|session/i;
+
+function needsCluster(checks: Check[]): boolean {
+  return checks.some((c) => c.type === 'kubernetes' || (c.type === 'http' && c.target.kind === 'service'));
+}
+
+export async function main(): Promise<void> {
+  await runAction(schema, async ({ inputs, log, setOutput, writeSummary }) => {
+    if (inputs.checks !== undefined && inputs.checksFile) {
+      throw new InputError(
+        'checks-file',
+        'is set together with checks',
+        'either checks (YAML) or checks-file (a path to a YAML file)',
+      );
+    }
+    let doc = inputs.checks;
+    if (inputs.checksFile) {
+      let text: string;
+      try {
+        text = readFileSync(inputs.checksFile, 'utf8');
+      } catch {
+        throw new InputError(
+          'checks-file',
+          `names ${JSON.stringify(inputs.checksFile)}, which cannot be read`,
+          'a path to a YAML file of checks, relative to the workspace',
+        );
+      }
+      const { parse } = await import('yaml');
+      try {
+        doc = parse(text);
+      } catch (error) {
+        throw new InputError(
+          'checks-file',
+          `is not valid YAML (${(error as Error).message.split('\n')[0]})`,
+          'a YAML list of checks',
+        );
+      }
+    }
+    if (doc === undefined)
+      throw new InputError(
+        'checks',
+        'is required (or checks-file)',
+        'a YAML list of checks, each with name and type',
+      );
+    if (inputs.count !== undefined && inputs.duration !== undefined) {
+      throw new InputError(
+        'duration',
+        'is set together with count',
+        'either count (measurements) or duration (a soak window such as 15m)',
+      );
+    }
+    if (inputs.prometheusToken && inputs.prometheusUsername) {
+      throw new InputError(
+        'prometheus-username',
+        'is set together with prometheus-token',
+        'either a bearer token or a username and password',
+      );
+    }
+    const checks = parseChecks(doc, {
+      failureLimit: inputs.failureLimit,
+      consecutiveErrorLimit: inputs.consecutiveErrorLimit,
+      inconclusiveLimit: inputs.inconclusiveLimit,
+      noData: inputs.noData ?? DEFAULT_LIMITS.noData,
+      ...(inputs.prometheusUrl ? { prometheusUrl: inputs.prometheusUrl } : {}),
+      prometheusAuth: {
+        ...(inputs.prometheusToken ? { bearerToken: inputs.prometheusToken } : {}),
+        ...(inputs.prometheusUsername
+          ? { username: inputs.prometheusUsername, password: inputs.prometheusPassword ?? '' }
+          : {}),
+      },
+      ...(inputs.namespace ? { namespace: inputs.namespace } : {}),
+      timeoutMs: inputs.timeout,
+    });
+    for (const check of checks) {
+      if (check.type !== 'http') continue;
+      for (const [name, value] of Object.entries(check.headers))
+        if (SENSITIVE_HEADER.test(name)) log.mask(value);
+    }
+
+    let kube: (KubeAccess & { close(): void }) | undefined;
+    if (needsCluster(checks)) {
+      const { KubeClient, kubeconfigSecrets, loadKubeConfig } = await import('../packages/kube/client.ts');
+      const kc = loadKubeConfig({
+        ...(inputs.kubeconfig ? { kubeconfig: inputs.kubeconfig } : {}),
+        ...(inputs.context ? { context: inputs.context } : {}),
+      });
+      for (const secret of kubeconfigSecrets(kc)) log.mask(secret);
+      const client = new KubeClient(kc, { logger: log });
+      kube = {
+        request: (path, init) =>
+          client
+            .once(init.method, path, {
+              ...(init.body !== undefined ? { body: init.body } : {}),
+              timeoutMs: init.timeoutMs,
+              accept: '*/*',
+            })
+            .then((r) => r),
+        getJson: (path) => client.getJson(path),
+        close: () => client.close(),
+      };
+    }
+
+    const abort = new AbortController();
+    const onSignal = () => abort.abort(new PipelineError('The health gate was cancelled'));
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    try {
+      const result = await runHealthGate({
+        checks,
+        initialDelayMs: inputs.initialDelay,
+        intervalMs: inputs.interval,
+        ...(inputs.duration !== undefined ? { durationMs: inputs.duration } : { count: inputs.count ?? 1 }),
+        logger: log,
+        ...(kube ? { kube } : {}),
+        signal: abort.signal,
+      });
+      setOutput('verdict', result.verdict);
+      setOutput('reason', result.reason);
+      setOutput('decided-by', result.decidedBy ?? '');
+      setOutput('evidence', evidenceJson(result));
+      await writeSummary(renderGateSummary(result, inputs.name));
+      if (result.verdict === 'failed') throw new PipelineError(`Health gate failed: ${result.reason}`);
+      if (result.verdict === 'inconclusive') {
+        if (inputs.failOnInconclusive) throw new PipelineError(`Health gate inconclusive: ${result.reason}`);
+        log.warning(`Health gate inconclusive: ${result.reason}`);
+      } else {
+        log.info(`Health gate passed: ${result.reason}`);
+      }
+    } finally {
+      kube?.close();
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
+  });
+}
