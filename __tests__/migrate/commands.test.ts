@@ -163,6 +163,7 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect((await history(url)).map((r) => r.version)).toEqual(['1', '2', '3']);
     const summary = renderMigrationSummary(error.result);
     expect(summary).toContain('#### Failure');
+    expect(summary).toContain('The migration ran in a transaction and was rolled back');
     expect(summary).toContain('❌ failed');
   });
 

@@ -176,6 +176,8 @@ class Run {
 
   fail(reason: MigrationErrorReason, message: string, cause?: unknown): never {
     this.result.ok = false;
+    // The summary shows the whole story (what was rolled back, what stays), not just PostgreSQL's words.
+    this.result.failure = { ...this.result.failure, message };
     this.finish();
     throw new MigrationRunError(reason, message, this.result, cause === undefined ? undefined : { cause });
   }

@@ -111,6 +111,7 @@ export interface ConstraintResult {
 }
 
 export interface MigrationFailure {
+  /** The whole error message: what failed, where, and what state the database is left in. */
   message: string;
   version?: string;
   file?: string;
