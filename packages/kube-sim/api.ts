@@ -5,7 +5,7 @@ import { FOREGROUND } from './controllers/gc.ts';
 import type { Controllers } from './controllers/index.ts';
 import { applyDefaults, validate } from './defaults.ts';
 import { serverSideApply, trackUpdate } from './managed-fields.ts';
-import { applyJsonPatch, applyMergePatch, clone, isObject, strategicMerge } from './patch.ts';
+import { applyJsonPatch, applyMergePatch, clone, isObject, pruneNulls, strategicMerge } from './patch.ts';
 import { apiVersionOf, qualifiedName, type ResourceInfo, resourceByKind } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector, selectorString } from './selectors.ts';
 import { ApiError, badRequest, conflict, gone, invalid, namespaceNotFound, notFound } from './status.ts';
@@ -328,6 +328,7 @@ function watch(ctx: ApiContext, r: ResourceRequest): void {
 }
 
 function finishWrite(r: ResourceRequest, next: KubeObject, current: KubeObject | undefined): KubeObject {
+  pruneNulls(next);
   applyDefaults(r.resource, next, current);
   const causes = validate(r.resource, next, current);
   if (causes.length > 0) throw invalid(r.resource, next.metadata.name ?? '', causes);

@@ -25,6 +25,18 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return false;
 }
 
+/** Typed decoding on the real server drops nulls from built-in objects; so does kube-sim on write. */
+export function pruneNulls(value: unknown): void {
+  if (Array.isArray(value)) {
+    for (const v of value) pruneNulls(v);
+  } else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (v === null || v === undefined) delete value[k];
+      else pruneNulls(v);
+    }
+  }
+}
+
 // ---- JSON patch -------------------------------------------------------------------------------
 
 interface JsonPatchOp {

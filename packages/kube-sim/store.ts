@@ -143,7 +143,11 @@ export class Store {
   }
 
   /** Returns the object as an update would store it; throws 404/409 as the update would. */
-  prepareUpdate(r: ResourceInfo, input: KubeObject): { next: KubeObject; current: KubeObject } {
+  prepareUpdate(
+    r: ResourceInfo,
+    input: KubeObject,
+    markDeleted = false,
+  ): { next: KubeObject; current: KubeObject } {
     const name = input.metadata.name!;
     const current = this.mustGet(r, input.metadata.namespace, name);
     const rv = input.metadata.resourceVersion;
@@ -156,7 +160,7 @@ export class Store {
     meta.creationTimestamp = current.metadata.creationTimestamp;
     if (!r.namespaced) delete meta.namespace;
     if (current.metadata.deletionTimestamp) meta.deletionTimestamp = current.metadata.deletionTimestamp;
-    else delete meta.deletionTimestamp;
+    else if (!markDeleted) delete meta.deletionTimestamp;
     if (r.generation) {
       const changed = !deepEqual(withoutMetaAndStatus(current), withoutMetaAndStatus(next));
       meta.generation = (current.metadata.generation ?? 1) + (changed ? 1 : 0);
@@ -166,8 +170,8 @@ export class Store {
   }
 
   /** Stores an update. A no-op write keeps the old resourceVersion and emits nothing, as the real server does. */
-  update(r: ResourceInfo, input: KubeObject): KubeObject {
-    const { next, current } = this.prepareUpdate(r, input);
+  update(r: ResourceInfo, input: KubeObject, markDeleted = false): KubeObject {
+    const { next, current } = this.prepareUpdate(r, input, markDeleted);
     if (deepEqual(next, current)) return current;
     if (next.metadata.deletionTimestamp && (next.metadata.finalizers ?? []).length === 0) {
       return this.remove(r, next, current);
@@ -203,7 +207,7 @@ export class Store {
       const next = clone(current);
       next.metadata.deletionTimestamp = rfc3339(this.now());
       next.metadata.deletionGracePeriodSeconds = 0;
-      return { object: this.update(r, next), deleted: false };
+      return { object: this.update(r, next, true), deleted: false };
     }
     return { object: this.remove(r, current, current), deleted: true };
   }
