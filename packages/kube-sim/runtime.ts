@@ -114,6 +114,7 @@ export interface EventSource {
 export class EventRecorder {
   private readonly store: Store;
   private readonly time: SimTime;
+  private lastStamp = 0;
 
   constructor(store: Store, time: SimTime) {
     this.store = store;
@@ -143,7 +144,9 @@ export class EventRecorder {
       this.store.update(EVENTS, next);
       return;
     }
-    const name = `${involved.metadata.name}.${(this.time.now() * 1_000_000 + Math.floor(Math.random() * 1_000_000)).toString(16)}`;
+    // Real event names end in the creation time in hex nanoseconds, so they sort by time.
+    this.lastStamp = Math.max(this.lastStamp + 1, this.time.now() * 1_000_000);
+    const name = `${involved.metadata.name}.${this.lastStamp.toString(16)}`;
     const event: KubeObject = {
       apiVersion: 'v1',
       kind: 'Event',

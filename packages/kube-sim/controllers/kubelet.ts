@@ -198,7 +198,8 @@ export class Kubelet {
           this.event(sim, c, 'Warning', 'Failed', 'Error: ErrImagePull');
           this.write(sim);
           const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (c.pullFailures - 1));
-          this.later(sim, behaviourValue(b, 'pullMs'), () => {
+          // The kubelet reports ErrImagePull until its next pod sync, then ImagePullBackOff.
+          this.later(sim, Math.max(behaviourValue(b, 'pullMs'), 2000), () => {
             c.phase = 'pull-backoff';
             this.event(sim, c, 'Normal', 'BackOff', `Back-off pulling image "${c.image}"`);
             this.event(sim, c, 'Warning', 'Failed', 'Error: ImagePullBackOff');
