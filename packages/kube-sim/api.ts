@@ -41,6 +41,8 @@ export interface ApiContext {
   now(): number;
   bookmarkIntervalMs: number;
   watches: Set<WatchHandle>;
+  /** Watches opened since start (a resumed watch counts again). */
+  watchesStarted: number;
   dropWatchesAfterMs(): number | undefined;
 }
 
@@ -315,6 +317,7 @@ function watch(ctx: ApiContext, r: ResourceRequest): void {
     },
   };
   ctx.watches.add(handle);
+  ctx.watchesStarted++;
   if (bookmarks) {
     const interval = setInterval(() => bookmark(), ctx.bookmarkIntervalMs);
     timers.push(interval);

@@ -86,6 +86,8 @@ export interface KubeSim {
   /** Cuts every open watch connection now. */
   dropWatches(): void;
   readonly openWatches: number;
+  /** Watches opened so far; a client that resumes after a drop opens another. */
+  readonly watchesStarted: number;
   /** Forgets watch history so that any earlier resourceVersion answers 410 Gone. */
   compactHistory(): void;
   /** Prometheus text of the service proxy counters. */
@@ -254,6 +256,7 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     now: () => clock.now(),
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? Math.max(100, 60_000 / timeScale),
     watches,
+    watchesStarted: 0,
     dropWatchesAfterMs: () => faults.dropWatchesAfterMs,
   };
   const proxyCtx: ProxyContext = {
@@ -460,6 +463,9 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     },
     get openWatches() {
       return watches.size;
+    },
+    get watchesStarted() {
+      return ctx.watchesStarted;
     },
     compactHistory() {
       store.compact();
