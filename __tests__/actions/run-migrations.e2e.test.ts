@@ -1,0 +1,290 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
+import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import { history, migrationsDir, query, tableExists } from '../migrate/helpers.ts';
+
+const available = postgresAvailable();
+const suite = available ? describe : describe.skip;
+
+let server: PostgresServer;
+beforeAll(async () => {
+  if (available) server = await startPostgres();
+}, 120_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const FILES = {
+  '1_users.sql':
+    '-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\n-- migrate:down\nDROP TABLE users;\n',
+  '2_orders.up.sql': 'CREATE TABLE orders (id int PRIMARY KEY, user_id int);\n',
+  '2_orders.down.sql': 'DROP TABLE orders;\n',
+  '3_seed.sql':
+    "-- migrate:up\nINSERT INTO users VALUES (1, 'a@example.com');\n-- migrate:down\nDELETE FROM users WHERE id = 1;\n",
+};
+
+// Trust authentication ignores the password, so it can ride in every URL and be hunted for in
+// everything the step leaves behind, as written (percent-encoded) and decoded.
+const PASSWORD_ENCODED = 'Hunter2-s3cr3t%21pw';
+const PASSWORD = 'Hunter2-s3cr3t!pw';
+
+function withPassword(url: string): string {
+  return url.replace('postgres@', `postgres:${PASSWORD_ENCODED}@`);
+}
+
+async function setup(files: Record<string, string> = FILES) {
+  const url = await server.createDatabase('action');
+  const d = await migrationsDir(files);
+  cleanups.push(d.remove);
+  return { url, secretUrl: withPassword(url), ...d };
+}
+
+async function migrateStep(inputs: Record<string, string>, env: Record<string, string> = {}) {
+  const step = await runBuiltAction('run-migrations', {
+    inputs,
+    // pg_dump of the same major version as the test server.
+    env: { PATH: `${server.binaries.binDir}${delimiter}${process.env.PATH ?? ''}`, ...env },
+  });
+  for (const secret of [PASSWORD, PASSWORD_ENCODED])
+    expect([secret, findLeaks(step, secret)]).toEqual([secret, []]);
+  return step;
+}
+
+const errors = (step: StepResult) =>
+  step.annotations.filter((a) => a.level === 'error').map((a) => a.message);
+
+async function publicTables(url: string): Promise<string[]> {
+  const rows = await query<{ tablename: string }>(
+    url,
+    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+  );
+  return rows.map((r) => r.tablename);
+}
+
+suite('run-migrations through the runner contract', () => {
+  test('status and plan report what is pending, write the summary and create nothing', async () => {
+    const { secretUrl, url, dir } = await setup();
+    const status = await migrateStep({ command: 'status', 'database-url': secretUrl, dir });
+    expect(errors(status)).toEqual([]);
+    expect(status.exitCode).toBe(0);
+    expect(status.outputs).toMatchObject({
+      applied: '',
+      reverted: '',
+      pending: '1,2,3',
+      'current-version': '',
+      'backup-path': '',
+    });
+    expect(JSON.parse(status.outputs.result!)).toMatchObject({ command: 'status', ok: true });
+    expect(status.summary).toContain('### Migrations: status succeeded');
+    expect(status.summary).toContain('| 2 | orders | ⏳ pending |');
+    expect(status.masks).toEqual(expect.arrayContaining([secretUrl, PASSWORD_ENCODED, PASSWORD]));
+
+    const plan = await migrateStep({ command: 'plan', 'database-url': secretUrl, dir, target: '2' });
+    expect(plan.exitCode).toBe(0);
+    expect(plan.outputs.pending).toBe('1,2');
+    expect(plan.summary).toContain('#### Plan');
+    expect(plan.summary).toContain('CREATE TABLE orders (id int PRIMARY KEY, user_id int);');
+    expect(plan.outputs.result).not.toContain('CREATE TABLE'); // the SQL stays in the summary
+    expect(await tableExists(url, 'public.schema_migrations')).toBe(false);
+    expect(await publicTables(url)).toEqual([]);
+  });
+
+  test('up applies to a target and records who ran it; down reverts by steps', async () => {
+    const { secretUrl, url, dir } = await setup();
+    const up = await migrateStep({
+      command: 'up',
+      'database-url': secretUrl,
+      dir,
+      target: '2',
+      environment: 'staging',
+    });
+    expect(errors(up)).toEqual([]);
+    expect(up.exitCode).toBe(0);
+    expect(up.outputs).toMatchObject({
+      applied: '1,2',
+      pending: '3',
+      'current-version': '2',
+      'backup-path': '', // staging: no backup unless asked
+    });
+    expect(up.summary).toContain('### Migrations: up succeeded');
+    expect(up.summary).toContain('Environment: **staging**');
+    expect(up.summary).toContain('| 1 | users | 🆕 migrated |');
+    expect((await history(url)).map((h) => [h.version, h.applied_by])).toEqual([
+      ['1', 'octocat via https://github.com/acme/shop/actions/runs/4242'],
+      ['2', 'octocat via https://github.com/acme/shop/actions/runs/4242'],
+    ]);
+
+    const down = await migrateStep({ command: 'down', 'database-url': secretUrl, dir, steps: '2' });
+    expect(errors(down)).toEqual([]);
+    expect(down.outputs).toMatchObject({ applied: '', reverted: '2,1', 'current-version': '' });
+    expect(down.summary).toContain('↩️ reverted');
+    expect(await publicTables(url)).toEqual(['schema_migrations']);
+  });
+
+  test('baseline marks an existing schema applied; verify runs the checks and passes', async () => {
+    const { secretUrl, url, dir } = await setup();
+    await query(
+      url,
+      'CREATE TABLE users (id int PRIMARY KEY, email text); CREATE TABLE orders (id int, user_id int)',
+    );
+    const baseline = await migrateStep({ command: 'baseline', 'database-url': secretUrl, dir, target: '2' });
+    expect(errors(baseline)).toEqual([]);
+    expect(baseline.outputs).toMatchObject({ applied: '1,2', pending: '3', 'current-version': '2' });
+    expect(baseline.summary).toContain('📌 baselined');
+    expect((await history(url)).map((h) => h.applied_by)).toEqual([
+      'octocat via https://github.com/acme/shop/actions/runs/4242 (baseline: marked applied without running)',
+      'octocat via https://github.com/acme/shop/actions/runs/4242 (baseline: marked applied without running)',
+    ]);
+
+    const checks = await migrationsDir({
+      'orphan_orders.sql':
+        'SELECT o.id FROM orders o LEFT JOIN users u ON u.id = o.user_id WHERE u.id IS NULL',
+    });
+    cleanups.push(checks.remove);
+    const verify = await migrateStep({
+      command: 'verify',
+      'database-url': secretUrl,
+      dir,
+      'checks-dir': checks.dir,
+    });
+    expect(errors(verify)).toEqual([]);
+    expect(verify.exitCode).toBe(0);
+    expect(verify.summary).toContain('### Migrations: verify succeeded');
+    expect(verify.summary).toContain('| orphan\\_orders | ✅ passed | 0 |');
+  });
+
+  test('a failing migration fails the step naming file and statement, and still writes summary and outputs', async () => {
+    const { secretUrl, url, dir } = await setup({
+      '1_users.sql': FILES['1_users.sql'],
+      '2_broken.sql': '-- migrate:up\nCREATE TABLE audit (id int);\nINSERT INTO no_such_table VALUES (1);\n',
+    });
+    const backupDir = await mkdtemp(join(tmpdir(), 'migrate-backup-'));
+    cleanups.push(() => rm(backupDir, { recursive: true, force: true }));
+    const step = await migrateStep({
+      command: 'up',
+      'database-url': secretUrl,
+      dir,
+      backup: 'true',
+      'backup-path': join(backupDir, 'before.dump'),
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toHaveLength(1);
+    const [error] = errors(step);
+    expect(error).toContain('2_broken.sql failed: relation "no_such_table" does not exist');
+    expect(error).toContain('Statement at line 3: INSERT INTO no_such_table VALUES (1)');
+    expect(error).toContain('was rolled back');
+    expect(error).toContain(`pg_restore --clean --if-exists --single-transaction --no-owner`);
+    expect(step.summary).toContain('### Migrations: up failed');
+    expect(step.summary).toContain('| 2 | broken | ❌ failed |');
+    expect(step.outputs).toMatchObject({
+      applied: '1',
+      pending: '2',
+      'current-version': '1',
+      'backup-path': join(backupDir, 'before.dump'),
+    });
+    expect(JSON.parse(step.outputs.result!)).toMatchObject({
+      ok: false,
+      failure: { file: '2_broken.sql', line: 3, code: '42P01' },
+    });
+    expect(existsSync(join(backupDir, 'before.dump'))).toBe(true);
+    expect(await publicTables(url)).toEqual(['schema_migrations', 'users']); // audit rolled back
+    expect((await history(url)).map((h) => h.version)).toEqual(['1']);
+  });
+
+  test('drift fails up before changing anything, listing the edited file in the summary', async () => {
+    const { secretUrl, url, dir, write } = await setup({ '1_users.sql': FILES['1_users.sql'] });
+    expect((await migrateStep({ command: 'up', 'database-url': secretUrl, dir })).exitCode).toBe(0);
+    await write({
+      '1_users.sql': FILES['1_users.sql'].replace('email text', 'email text NOT NULL'),
+      '2_orders.up.sql': FILES['2_orders.up.sql'],
+    });
+    const step = await migrateStep({ command: 'up', 'database-url': secretUrl, dir });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toHaveLength(1);
+    expect(errors(step)[0]).toContain('edited: 1_users.sql: the up section changed after it was applied');
+    expect(step.summary).toContain('#### Drift');
+    expect(step.outputs.pending).toBe('2');
+    expect(await publicTables(url)).toEqual(['schema_migrations', 'users']);
+  });
+
+  test('in production a backup is taken by default; its path is the output and pg_restore brings it back', async () => {
+    const { secretUrl, url, dir } = await setup();
+    await query(url, 'CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (42)');
+    const runnerTemp = await mkdtemp(join(tmpdir(), 'migrate-runner-temp-'));
+    cleanups.push(() => rm(runnerTemp, { recursive: true, force: true }));
+    const step = await migrateStep(
+      { command: 'up', 'database-url': secretUrl, dir, environment: 'production' },
+      { RUNNER_TEMP: runnerTemp },
+    );
+    expect(errors(step)).toEqual([]);
+    expect(step.outputs.applied).toBe('1,2,3');
+    const database = new URL(url).pathname.slice(1);
+    const path = step.outputs['backup-path']!;
+    expect(path.startsWith(`${runnerTemp}/${database}-`)).toBe(true);
+    expect(path).toMatch(/-\d{8}T\d{6}Z\.dump$/);
+    expect(step.summary).toContain('Environment: **production**');
+    expect(step.summary).toContain('Backup: ');
+
+    const restored = await server.createDatabase('restored');
+    const restoredDb = new URL(restored).pathname.slice(1);
+    await promisify(execFile)(server.binaries.pgRestore, [
+      '--no-owner',
+      `--host=${server.host}`,
+      `--port=${server.port}`,
+      `--username=${server.user}`,
+      `--dbname=${restoredDb}`,
+      path,
+    ]);
+    // The database as it was before the run: legacy data, none of the migrations.
+    expect(await publicTables(restored)).toEqual(['legacy']);
+    expect(await query(restored, 'SELECT id FROM legacy')).toEqual([{ id: 42 }]);
+  });
+
+  test.each([
+    [
+      'an unknown command',
+      { command: 'migrate' },
+      'Input \'command\' has "migrate", which is not a known value. Accepted: one of status, plan, up, down, verify, baseline.',
+    ],
+    [
+      'steps with up',
+      { command: 'up', steps: '2' },
+      "Input 'steps' is set for up. Accepted: steps only with the down command.",
+    ],
+    [
+      'a missing dir',
+      { command: 'up', dir: '/nonexistent/migrations' },
+      'Input \'dir\' names "/nonexistent/migrations", which does not exist.',
+    ],
+    [
+      'a database-url that is not PostgreSQL',
+      { command: 'up', 'database-url': `mysql://root:${PASSWORD_ENCODED}@db/shop` },
+      "Input 'database-url' has the scheme mysql.",
+    ],
+    [
+      'a malformed lock-timeout',
+      { command: 'up', 'lock-timeout': 'soon' },
+      'Input \'lock-timeout\' has "soon", which is not a duration.',
+    ],
+  ])('%s fails with one error naming the input, and changes nothing', async (_label, bad, message) => {
+    const { secretUrl, url, dir } = await setup();
+    const step = await migrateStep({ 'database-url': secretUrl, dir, environment: 'production', ...bad });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toHaveLength(1);
+    expect(errors(step)[0]).toContain(message);
+    expect(step.outputs).toEqual({});
+    expect(step.summary).toBe('');
+    expect(await publicTables(url)).toEqual([]);
+  });
+});

@@ -1,0 +1,3 @@
+import { main } from '../run-migrations.ts';
+
+await main();

@@ -1,0 +1,170 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defineInputs, input } from '../packages/config/index.ts';
+import type { RunContext } from '../packages/config/run-context.ts';
+import { InputError, type Logger } from '../packages/core/index.ts';
+// types.ts holds no pg: the engine (and pg with it) is imported only once the inputs are valid.
+import {
+  MIGRATE_COMMANDS,
+  type MigrateCommand,
+  type MigrationResult,
+  MigrationRunError,
+} from '../packages/migrate/types.ts';
+import { runAction } from './runtime.ts';
+
+export const schema = defineInputs({
+  command: input.enum(MIGRATE_COMMANDS, { required: true }),
+  'database-url': input.secret(),
+  dir: input.string({ default: 'migrations' }),
+  'checks-dir': input.string(),
+  target: input.string(),
+  steps: input.integer({ min: 1 }),
+  table: input.string(),
+  schema: input.string(),
+  sslmode: input.string(),
+  sslrootcert: input.string(),
+  'lock-timeout': input.duration({ default: '2m' }),
+  'statement-lock-timeout': input.duration(),
+  'statement-timeout': input.duration(),
+  batch: input.boolean({ default: 'false' }),
+  'allow-drift': input.boolean({ default: 'false' }),
+  'validate-constraints': input.boolean({ default: 'true' }),
+  backup: input.boolean(),
+  'backup-path': input.string(),
+  environment: input.string(),
+});
+
+/** The commands that change the database, and so the only ones a backup is taken for. */
+const CHANGING: readonly MigrateCommand[] = ['up', 'down'];
+
+/**
+ * The input layer masks the whole URL; the password alone can still surface on its own (a driver
+ * message, pg_dump's stderr), so it is masked too, as written and percent-decoded.
+ */
+function maskPassword(databaseUrl: string | undefined, log: Logger): void {
+  if (!databaseUrl) return;
+  let password: string;
+  try {
+    password = new URL(databaseUrl).password;
+  } catch {
+    return; // the engine rejects the URL, naming the input; the whole value is masked already
+  }
+  if (!password) return;
+  log.mask(password);
+  try {
+    log.mask(decodeURIComponent(password));
+  } catch {
+    // a malformed escape: the engine reports it
+  }
+}
+
+/** `<RUNNER_TEMP>/<database>-<UTC time>.dump`: unique per run, and gone with the runner's temp dir. */
+function defaultBackupPath(database: string, now: Date): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  const name = database.replace(/[^A-Za-z0-9_.-]/g, '_') || 'database';
+  return join(process.env.RUNNER_TEMP || tmpdir(), `${name}-${stamp}.dump`);
+}
+
+function appliedBy(run: RunContext): string | undefined {
+  if (run.actor && run.runUrl) return `${run.actor} via ${run.runUrl}`;
+  return run.actor || run.runUrl || undefined;
+}
+
+/** The result for later steps (`fromJSON`); the SQL of a plan stays in the summary, not the output. */
+function resultJson(result: MigrationResult): string {
+  return JSON.stringify({ ...result, migrations: result.migrations.map(({ sql: _sql, ...row }) => row) });
+}
+
+export async function main(): Promise<void> {
+  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
+    maskPassword(inputs.databaseUrl, log);
+    const engine = await import('../packages/migrate/index.ts');
+
+    const sslmode = inputs.sslmode?.toLowerCase();
+    const knownSslmode = (mode: string | undefined): mode is (typeof engine.SSL_MODES)[number] =>
+      (engine.SSL_MODES as readonly (string | undefined)[]).includes(mode);
+    if (sslmode !== undefined && !knownSslmode(sslmode))
+      throw new InputError(
+        'sslmode',
+        `has ${JSON.stringify(inputs.sslmode)}, which is not an sslmode`,
+        `one of ${engine.SSL_MODES.join(', ')}`,
+      );
+    const connection = {
+      databaseUrl: inputs.databaseUrl,
+      sslmode: knownSslmode(sslmode) ? sslmode : undefined,
+      sslRootCert: inputs.sslrootcert,
+    };
+
+    // Production gets a backup unless the workflow says otherwise; other environments only on request.
+    const production = inputs.environment?.toLowerCase() === 'production';
+    const wantsBackup = inputs.backup ?? production;
+    let backupPath: string | undefined;
+    if (wantsBackup && CHANGING.includes(inputs.command)) {
+      backupPath =
+        inputs.backupPath ??
+        defaultBackupPath(
+          engine.resolveConnection({ ...connection, env: process.env, logger: log }).database,
+          new Date(),
+        );
+    } else if (inputs.backup && !CHANGING.includes(inputs.command)) {
+      log.info(`No backup for ${inputs.command}: it changes nothing (backups are taken by up and down)`);
+    }
+
+    const report = async (result: MigrationResult) => {
+      setOutput('applied', [...result.applied, ...result.baselined].join(','));
+      setOutput('reverted', result.reverted.join(','));
+      setOutput('pending', result.pending.join(','));
+      setOutput('current-version', result.currentVersion ?? '');
+      setOutput('backup-path', result.backupPath ?? '');
+      setOutput('result', resultJson(result));
+      let summary = engine.renderMigrationSummary(result);
+      if (inputs.environment) {
+        const heading = summary.indexOf('\n');
+        summary = `${summary.slice(0, heading)}\n\nEnvironment: **${engine.escapeMarkdown(inputs.environment)}**\n${summary.slice(heading + 1)}`;
+      }
+      await writeSummary(summary);
+    };
+
+    let result: MigrationResult;
+    try {
+      result = await engine.runMigrations({
+        command: inputs.command,
+        ...connection,
+        dir: inputs.dir,
+        checksDir: inputs.checksDir,
+        target: inputs.target,
+        steps: inputs.steps,
+        table: inputs.table,
+        schema: inputs.schema,
+        batch: inputs.batch,
+        lockTimeoutMs: inputs.lockTimeout,
+        statementLockTimeoutMs: inputs.statementLockTimeout,
+        statementTimeoutMs: inputs.statementTimeout,
+        allowDrift: inputs.allowDrift,
+        validateConstraints: inputs.validateConstraints,
+        backup: backupPath !== undefined ? { path: backupPath } : undefined,
+        appliedBy: appliedBy(run),
+        logger: log,
+      });
+    } catch (error) {
+      if (!(error instanceof MigrationRunError)) throw error;
+      await report(error.result);
+      const restore = error.result.restoreCommand;
+      if (restore && !error.message.includes(restore))
+        log.info(`To restore the backup taken before this run: ${restore}`);
+      throw error;
+    }
+    await report(result);
+    const changed = [
+      result.applied.length ? `applied ${result.applied.join(', ')}` : '',
+      result.reverted.length ? `reverted ${result.reverted.join(', ')}` : '',
+      result.baselined.length ? `baselined ${result.baselined.join(', ')}` : '',
+    ].filter(Boolean);
+    log.info(
+      `${inputs.command}: ${changed.length ? changed.join('; ') : 'nothing changed'}; current version ${result.currentVersion ?? 'none'}, ${result.pending.length} ${inputs.command === 'plan' ? 'planned' : 'pending'}`,
+    );
+  });
+}
