@@ -49,6 +49,7 @@ function file(name: string, text: string): string {
   return path;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: kubectl's JSON output is read field by field in assertions
 async function json(args: string[]): Promise<Record<string, any>> {
   const out = await kubectl(sim, [...args, '-o', 'json']);
   if (out.code !== 0) throw new Error(out.stderr);

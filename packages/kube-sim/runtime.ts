@@ -115,6 +115,8 @@ export class EventRecorder {
   private readonly store: Store;
   private readonly time: SimTime;
   private lastStamp = 0;
+  /** Aggregation index: involved uid, reason and message to the event's name. */
+  private readonly byKey = new Map<string, string>();
 
   constructor(store: Store, time: SimTime) {
     this.store = store;
@@ -132,10 +134,9 @@ export class EventRecorder {
     const ns = involved.metadata.namespace ?? 'default';
     if (!this.store.get(NAMESPACES, undefined, ns)) return;
     const now = rfc3339(this.time.now());
-    const existing = this.store.list(EVENTS, ns).find((e) => {
-      const io = e['involvedObject'] as Record<string, unknown>;
-      return io['uid'] === involved.metadata.uid && e['reason'] === reason && e['message'] === message;
-    });
+    const key = `${involved.metadata.uid}|${reason}|${message}`;
+    const knownName = this.byKey.get(key);
+    const existing = knownName ? this.store.get(EVENTS, ns, knownName) : undefined;
     if (existing) {
       const next = clone(existing);
       next['count'] = ((existing['count'] as number) ?? 1) + 1;
@@ -173,6 +174,8 @@ export class EventRecorder {
     };
     if (this.store.get(EVENTS, ns, name)) event.metadata.name = `${name}${randomSuffix(3)}`;
     this.store.create(EVENTS, event);
+    this.byKey.set(key, event.metadata.name!);
+    if (this.byKey.size > 50_000) this.byKey.delete(this.byKey.keys().next().value!);
   }
 }
 
