@@ -290,6 +290,48 @@ describe('kubectl against kube-sim', () => {
     );
   });
 
+  test('create generators (protobuf bodies) work, and deleting a namespace removes its contents', async () => {
+    for (const args of [
+      ['create', 'namespace', 'scratch'],
+      ['-n', 'scratch', 'create', 'configmap', 'cfg', '--from-literal=a=b'],
+      ['-n', 'scratch', 'create', 'secret', 'generic', 'db', '--from-literal=password=s3cr3t'],
+      [
+        '-n',
+        'scratch',
+        'create',
+        'deployment',
+        'hello',
+        '--image=registry/hello:v1',
+        '--replicas=2',
+        '--port=8080',
+      ],
+      ['-n', 'scratch', 'expose', 'deployment', 'hello', '--port=80', '--target-port=8080'],
+    ]) {
+      const out = await kubectl(sim, args);
+      expect({ args, code: out.code, stderr: out.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
+    expect(
+      (await kubectl(sim, ['-n', 'scratch', 'rollout', 'status', 'deploy/hello', '--timeout=60s'])).code,
+    ).toBe(0);
+    expect((await json(['-n', 'scratch', 'get', 'cm', 'cfg']))['data']).toEqual({ a: 'b' });
+    expect(
+      Buffer.from(
+        (await json(['-n', 'scratch', 'get', 'secret', 'db']))['data']['password'],
+        'base64',
+      ).toString(),
+    ).toBe('s3cr3t');
+    expect(
+      (await json(['-n', 'scratch', 'get', 'endpoints', 'hello']))['subsets'][0]['addresses'],
+    ).toHaveLength(2);
+    expect((await kubectl(sim, ['delete', 'namespace', 'scratch'])).stdout).toBe(
+      'namespace "scratch" deleted\n',
+    );
+    await until(
+      'contents gone',
+      async () => (await json(['get', 'deploy,pods,cm', '-A', '-l', 'app=hello']))['items'].length === 0,
+    );
+  });
+
   test('rollout status survives dropped watch connections', async () => {
     expect(
       (await kubectl(sim, ['apply', '-f', file('slow.yaml', app('slow', 'registry/app:slow-1'))])).code,

@@ -6,6 +6,7 @@ import type { Controllers } from './controllers/index.ts';
 import { applyDefaults, validate } from './defaults.ts';
 import { serverSideApply, trackUpdate } from './managed-fields.ts';
 import { applyJsonPatch, applyMergePatch, clone, isObject, pruneNulls, strategicMerge } from './patch.ts';
+import { decodeProtobufObject } from './protobuf.ts';
 import { apiVersionOf, qualifiedName, type ResourceInfo, resourceByKind } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector, selectorString } from './selectors.ts';
 import { ApiError, badRequest, conflict, gone, invalid, namespaceNotFound, notFound } from './status.ts';
@@ -27,6 +28,7 @@ export interface ResourceRequest {
   req: IncomingMessage;
   res: ServerResponse;
   body: string;
+  raw: Buffer;
   userAgent: string;
 }
 
@@ -66,8 +68,9 @@ export function sendError(res: ServerResponse, error: ApiError): void {
 }
 
 function parseBody(r: ResourceRequest): JsonObject {
-  if (!r.body.trim()) throw badRequest('the request body is empty');
   const type = r.req.headers['content-type'] ?? 'application/json';
+  if (type.startsWith('application/vnd.kubernetes.protobuf')) return decodeProtobufObject(r.raw);
+  if (!r.body.trim()) throw badRequest('the request body is empty');
   try {
     const parsed = /yaml/.test(type) ? YAML.parse(r.body) : JSON.parse(r.body);
     if (!isObject(parsed) && !Array.isArray(parsed)) throw new Error('not an object');

@@ -132,11 +132,11 @@ function kubeconfigText(url: string, token: string, user: string, namespace: str
   ].join('\n');
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -317,7 +317,8 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
       caller = { name: u.name, namespaces: u.namespaces, admin: false };
     }
     const r = route(path);
-    const body = await readBody(req);
+    const raw = await readBody(req);
+    const body = raw.toString('utf8');
     const isDiscovery = r === 'discovery' || r === undefined;
     const info = isDiscovery
       ? { verb: method.toLowerCase(), resource: '', path, discovery: true }
@@ -382,6 +383,7 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
       req,
       res,
       body,
+      raw,
       userAgent: String(req.headers['user-agent'] ?? ''),
     });
   }
