@@ -48,6 +48,7 @@ describe('the validation itself', () => {
       '    runs-on: ubuntu-latest',
       '    needz: test',
       '    steps:',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a workflow expression under test
       '      - run: echo "${{ github.event.head_commit.message }}"',
       '  deploy:',
       '    runs-on: ubuntu-latest',

@@ -101,3 +101,48 @@ export async function createDeploymentStatus(
   );
   return { id: response.data.id, url: response.data.url };
 }
+
+export interface CreateDeploymentRequest {
+  owner: string;
+  repo: string;
+  ref: string;
+  environment: string;
+  description?: string;
+  payload: Record<string, unknown>;
+  productionEnvironment: boolean;
+  transientEnvironment: boolean;
+}
+
+/**
+ * A GitHub Deployment for the environment. `required_contexts: []` because the pipeline's own
+ * jobs are the checks; `auto_merge: false` because a deploy never merges branches.
+ */
+export async function createDeployment(
+  octokit: Octokit,
+  request: CreateDeploymentRequest,
+  options: { attempts?: number; clock?: Clock; onRetry?: (message: string) => void } = {},
+): Promise<{ id: number; url: string }> {
+  const response = await withGitHubRetry(
+    `Creating a GitHub deployment for ${request.environment}`,
+    () =>
+      octokit.rest.repos.createDeployment({
+        owner: request.owner,
+        repo: request.repo,
+        ref: request.ref,
+        environment: request.environment,
+        auto_merge: false,
+        required_contexts: [],
+        payload: request.payload as never,
+        production_environment: request.productionEnvironment,
+        transient_environment: request.transientEnvironment,
+        ...(request.description ? { description: request.description.slice(0, 140) } : {}),
+      }),
+    options,
+  );
+  const data = response.data as { id?: number; url?: string; message?: string };
+  if (!data.id)
+    throw new GitHubApiError(
+      `Creating a GitHub deployment for ${request.environment} returned no deployment: ${data.message ?? 'unknown reason'}`,
+    );
+  return { id: data.id, url: data.url ?? '' };
+}

@@ -13,21 +13,13 @@ export class MetricsApp {
   latencySeconds = 0.05;
   healthy = true;
   private readonly server: Server;
-  private readonly registry: Registry;
   private readonly requests: Counter;
   private readonly duration: Histogram;
   private timer: NodeJS.Timeout | undefined;
 
-  private constructor(
-    server: Server,
-    url: string,
-    registry: Registry,
-    requests: Counter,
-    duration: Histogram,
-  ) {
+  private constructor(server: Server, url: string, requests: Counter, duration: Histogram) {
     this.server = server;
     this.url = url;
-    this.registry = registry;
     this.requests = requests;
     this.duration = duration;
   }
@@ -64,7 +56,7 @@ export class MetricsApp {
       res.writeHead(404);
       res.end();
     });
-    app = new MetricsApp(server, url, registry, requests, duration);
+    app = new MetricsApp(server, url, requests, duration);
     const rps = options.requestsPerSecond ?? 50;
     // Traffic in batches every 100 ms: the counters move between scrapes like a busy service.
     app.timer = setInterval(() => app!.serveBatch(Math.max(1, Math.round(rps / 10))), 100);

@@ -1,0 +1,534 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
+import { LocalGitHub } from '../../packages/testkit/local-github.ts';
+
+const run = promisify(execFile);
+let sim: KubeSim;
+let github: LocalGitHub;
+let work: string;
+
+beforeAll(async () => {
+  sim = await startKubeSim({
+    timeScale: 20,
+    users: [{ token: 'team-a-token', name: 'team-a', namespaces: ['team-a'] }],
+    images: [
+      { pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 },
+      { pattern: '*:nopull*', mode: 'pull-error' },
+      { pattern: '*:stuck*', mode: 'never-ready' },
+      { pattern: '*:slow*', startupMs: 4000, readyMs: 2000 },
+    ],
+  });
+  github = await LocalGitHub.start();
+  work = mkdtempSync(join(tmpdir(), 'deploy-env-'));
+});
+afterAll(async () => {
+  await sim?.close();
+  await github?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function kubectl(...args: string[]): Promise<string> {
+  const { stdout } = await run('kubectl', args, { env: { ...process.env, KUBECONFIG: sim.kubeconfigPath } });
+  return stdout;
+}
+let applied = 0;
+async function kubectlApply(yaml: string): Promise<void> {
+  const file = join(work, `kubectl-${++applied}.yaml`);
+  writeFileSync(file, yaml);
+  await kubectl('apply', '-f', file);
+}
+async function kubectlJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+  return JSON.parse(await kubectl(...args, '-o', 'json')) as T;
+}
+
+function app(
+  dir: string,
+  opts: {
+    name?: string;
+    replicas?: number;
+    image?: string;
+    extra?: string;
+    deadline?: number;
+    logLevel?: string;
+  } = {},
+): string {
+  const name = opts.name ?? 'shop';
+  const path = join(work, dir);
+  mkdirSync(path, { recursive: true });
+  writeFileSync(
+    join(path, 'app.yaml'),
+    `apiVersion: v1
+kind: ConfigMap
+metadata: { name: ${name}-settings }
+data: { LOG_LEVEL: ${opts.logLevel ?? 'info'} }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, labels: { app: ${name} } }
+spec:
+  replicas: ${opts.replicas ?? 3}
+  progressDeadlineSeconds: ${opts.deadline ?? 600}
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      containers:
+        - name: web
+          image: ${opts.image ?? 'registry.local/shop:v1'}
+          envFrom: [{ configMapRef: { name: ${name}-settings } }]
+          ports: [{ containerPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name} }
+spec:
+  selector: { app: ${name} }
+  ports: [{ port: 80, targetPort: 8080 }]
+${opts.extra ?? ''}`,
+  );
+  return path;
+}
+
+function deploy(inputs: Record<string, string>, extra: { runId?: string } = {}): Promise<StepResult> {
+  return runBuiltAction('deploy-env', {
+    inputs: { kubeconfig: sim.kubeconfigPath, 'fail-fast-after': '2s', timeout: '60s', ...inputs },
+    github: { apiUrl: github.url, ...(extra.runId ? { runId: extra.runId } : {}) },
+    cwd: work,
+    timeoutMs: 120_000,
+  });
+}
+
+const errors = (step: StepResult) =>
+  step.annotations.filter((a) => a.level === 'error').map((a) => a.message);
+type Deployment = {
+  metadata: { annotations: Record<string, string> };
+  spec: {
+    template: {
+      spec: { containers: { image: string }[] };
+      metadata: { annotations?: Record<string, string> };
+    };
+  };
+  status: { availableReplicas?: number; updatedReplicas?: number };
+};
+
+describe('deploy-env against the embedded Kubernetes API', () => {
+  test('first deploy creates everything, waits for the rollout, and records a GitHub deployment', async () => {
+    const dir = app('first');
+    const step = await deploy({
+      environment: 'staging',
+      app: 'shop',
+      namespace: 'shop-staging',
+      'create-namespace': 'true',
+      manifests: dir,
+      'environment-url': 'https://staging.shop.example.com',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(step.exitCode).toBe(0);
+    expect(step.outputs).toMatchObject({
+      revision: '1',
+      'previous-revision': '',
+      image: 'registry.local/shop:v1',
+      'previous-image': '',
+      'rolled-back': 'false',
+    });
+    const result = JSON.parse(step.outputs.result!);
+    expect(result.objects).toEqual([
+      { kind: 'ConfigMap', name: 'shop-settings', action: 'created' },
+      { kind: 'Service', name: 'shop', action: 'created' },
+      { kind: 'Deployment', name: 'shop', action: 'created' },
+    ]);
+    const d = await kubectlJson<Deployment>('get', 'deployment', 'shop', '-n', 'shop-staging');
+    expect(d.status.availableReplicas).toBe(3);
+    expect(d.spec.template.metadata.annotations?.['pipeline.dev/config-checksum']).toMatch(/^[0-9a-f]{16}$/);
+    const record = github.deployments.find((x) => String(x.id) === step.outputs['deployment-id'])!;
+    expect(record).toMatchObject({
+      environment: 'staging',
+      production_environment: false,
+      ref: 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
+    });
+    expect(record.statuses.map((s) => s.state)).toEqual(['in_progress', 'success']);
+    expect(record.statuses[1]!.environment_url).toBe('https://staging.shop.example.com');
+    expect(step.summary).toContain('### ✅ shop deployed to staging');
+    expect(step.summary).toContain('successfully rolled out');
+  });
+
+  test('an image update rolls out as a new revision; unchanged objects say so', async () => {
+    const dir = app('first');
+    const step = await deploy({
+      environment: 'staging',
+      app: 'shop',
+      namespace: 'shop-staging',
+      manifests: dir,
+      image: 'registry.local/shop:v2',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(step.outputs).toMatchObject({
+      revision: '2',
+      'previous-revision': '1',
+      image: 'registry.local/shop:v2',
+      'previous-image': 'registry.local/shop:v1',
+    });
+    const actions = JSON.parse(step.outputs.result!).objects.map((o: { action: string }) => o.action);
+    expect(actions).toEqual(['unchanged', 'unchanged', 'configured']);
+    expect(step.summary).toContain('`registry.local/shop:v1` → `registry.local/shop:v2`');
+    const d = await kubectlJson<Deployment>('get', 'deployment', 'shop', '-n', 'shop-staging');
+    expect(d.spec.template.spec.containers[0]!.image).toBe('registry.local/shop:v2');
+  });
+
+  test('a config-only change rolls the pods so the new config reaches running code', async () => {
+    const dir = app('config', { logLevel: 'debug' });
+    const step = await deploy({
+      environment: 'staging',
+      app: 'shop',
+      namespace: 'shop-staging',
+      manifests: dir,
+      image: 'registry.local/shop:v2',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(step.outputs).toMatchObject({ revision: '3', 'previous-revision': '2' });
+    const actions = JSON.parse(step.outputs.result!).objects.map(
+      (o: { name: string; action: string }) => `${o.name}:${o.action}`,
+    );
+    expect(actions).toEqual(['shop-settings:configured', 'shop:unchanged', 'shop:configured']);
+  });
+
+  test('an image that crashes fails fast with the pod reason and is rolled back automatically', async () => {
+    const dir = app('config', { logLevel: 'debug' });
+    const step = await deploy({
+      environment: 'staging',
+      app: 'shop',
+      namespace: 'shop-staging',
+      manifests: dir,
+      image: 'registry.local/shop:crash-1',
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)[0]).toMatch(
+      /^Deploy to staging failed: deployment "shop" cannot finish: pod shop-[a-z0-9]+-[a-z0-9]+ container web is CrashLoopBackOff.*The previous version was rolled back\.$/,
+    );
+    expect(step.outputs['rolled-back']).toBe('true');
+    const result = JSON.parse(step.outputs.result!);
+    expect(result.workloads[0].rollback).toMatchObject({ rolledBack: true, ok: true, toRevision: '3' });
+    expect(result.workloads[0].problems[0]).toMatchObject({ container: 'web', reason: 'CrashLoopBackOff' });
+    const d = await kubectlJson<Deployment>('get', 'deployment', 'shop', '-n', 'shop-staging');
+    expect(d.spec.template.spec.containers[0]!.image).toBe('registry.local/shop:v2');
+    expect(d.status.availableReplicas).toBe(3);
+    expect(step.summary).toContain('↩️ shop failed in staging and was rolled back');
+    expect(step.summary).toContain('CrashLoopBackOff');
+    const record = github.deployments.find((x) => String(x.id) === step.outputs['deployment-id'])!;
+    expect(record.statuses.map((s) => s.state)).toEqual(['in_progress', 'failure']);
+  });
+
+  test('an image that never pulls fails fast with ImagePullBackOff instead of waiting for the deadline', async () => {
+    const dir = app('config', { logLevel: 'debug' });
+    const step = await deploy({
+      environment: 'staging',
+      app: 'shop',
+      namespace: 'shop-staging',
+      manifests: dir,
+      image: 'registry.local/shop:nopull',
+      timeout: '5m',
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)[0]).toMatch(/container web is (ImagePullBackOff|ErrImagePull)/);
+    expect(step.outputs['rolled-back']).toBe('true');
+    expect(step.durationMs).toBeLessThan(5 * 60_000);
+  });
+
+  test("a rollout that exceeds its progress deadline fails with kubectl's words, and rolls back", async () => {
+    const dir = app('deadline', { logLevel: 'debug', deadline: 30 });
+    const step = await deploy({
+      environment: 'staging',
+      app: 'shop',
+      namespace: 'shop-staging',
+      manifests: dir,
+      image: 'registry.local/shop:stuck',
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)[0]).toContain('deployment "shop" exceeded its progress deadline');
+    expect(step.outputs['rolled-back']).toBe('true');
+    const d = await kubectlJson<Deployment>('get', 'deployment', 'shop', '-n', 'shop-staging');
+    expect(d.spec.template.spec.containers[0]!.image).toBe('registry.local/shop:v2');
+  });
+
+  test('a first deploy that fails has nothing to roll back to, and says so', async () => {
+    const dir = app('fresh', { name: 'cart', image: 'registry.local/cart:crash' });
+    const step = await deploy({
+      environment: 'dev',
+      app: 'cart',
+      namespace: 'cart-dev',
+      'create-namespace': 'true',
+      manifests: dir,
+    });
+    expect(step.exitCode).toBe(1);
+    expect(step.outputs['rolled-back']).toBe('false');
+    expect(errors(step)[0]).toContain(
+      'deployment "cart" has no previous revision to roll back to (first deploy)',
+    );
+  });
+
+  test('two concurrent deploys of the same app and environment never interleave: the second waits for the lock', async () => {
+    const dir = app('concurrent', { name: 'api', image: 'registry.local/api:slow-1', replicas: 2 });
+    const [a, b] = await Promise.all([
+      deploy(
+        { environment: 'dev', app: 'api', namespace: 'api-dev', 'create-namespace': 'true', manifests: dir },
+        { runId: '1001' },
+      ),
+      new Promise<StepResult>((resolve) =>
+        setTimeout(
+          () =>
+            resolve(
+              deploy(
+                {
+                  environment: 'dev',
+                  app: 'api',
+                  namespace: 'api-dev',
+                  'create-namespace': 'true',
+                  manifests: dir,
+                  image: 'registry.local/api:slow-2',
+                },
+                { runId: '1002' },
+              ),
+            ),
+          300,
+        ),
+      ),
+    ]);
+    expect(errors(a)).toEqual([]);
+    expect(errors(b)).toEqual([]);
+    expect(b.stdout).toMatch(
+      /Waiting for the deploy lock api-dev\/pipeline-deploy-api-dev, held by acme\/shop\/deploy#1001/,
+    );
+    expect(b.outputs).toMatchObject({ 'previous-revision': '1', revision: '2' });
+    const leases = await kubectlJson<{ items: unknown[] }>('get', 'leases', '-n', 'api-dev');
+    expect(leases.items).toHaveLength(0);
+  });
+
+  test('a lock left by a runner that died is taken over once its lease expired', async () => {
+    await kubectlApply(
+      'apiVersion: v1\nkind: Namespace\nmetadata: { name: orphan-dev }\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: { name: pipeline-deploy-orphan-dev, namespace: orphan-dev }\nspec: { holderIdentity: acme/shop/deploy#999.1/deploy, leaseDurationSeconds: 5, renewTime: "2020-01-01T00:00:00.000000Z" }\n',
+    );
+    const dir = app('orphan', { name: 'orphan', replicas: 1 });
+    const step = await deploy({ environment: 'dev', app: 'orphan', namespace: 'orphan-dev', manifests: dir });
+    expect(errors(step)).toEqual([]);
+    expect(step.annotations.filter((a) => a.level === 'warning').map((a) => a.message)).toContainEqual(
+      expect.stringMatching(
+        /^The deploy lock orphan-dev\/pipeline-deploy-orphan-dev was held by acme\/shop\/deploy#999\.1\/deploy, which stopped renewing it .* ago; taking it over$/,
+      ),
+    );
+  });
+
+  test('a rollout wait survives dropped watch connections', async () => {
+    const dir = app('dropped', { name: 'resilient', image: 'registry.local/resilient:slow-1', replicas: 2 });
+    const stepPromise = deploy({
+      environment: 'dev',
+      app: 'resilient',
+      namespace: 'resilient-dev',
+      'create-namespace': 'true',
+      manifests: dir,
+    });
+    const dropper = setInterval(() => sim.dropWatches(), 150);
+    const step = await stepPromise.finally(() => clearInterval(dropper));
+    expect(errors(step)).toEqual([]);
+    expect(step.outputs.revision).toBe('1');
+    expect(
+      (await kubectlJson<Deployment>('get', 'deployment', 'resilient', '-n', 'resilient-dev')).status
+        .availableReplicas,
+    ).toBe(2);
+  });
+
+  test('prune removes what this action applied earlier and is gone from the manifests, and nothing else', async () => {
+    const extra = `---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: old-flags }\ndata: { A: "1" }\n`;
+    const dir1 = app('prune1', { name: 'web', extra, replicas: 1 });
+    expect(
+      (
+        await deploy({
+          environment: 'dev',
+          app: 'web',
+          namespace: 'web-dev',
+          'create-namespace': 'true',
+          manifests: dir1,
+        })
+      ).exitCode,
+    ).toBe(0);
+    await kubectlApply(
+      `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: hand-made, namespace: web-dev }\ndata: { x: "1" }\n`,
+    );
+    const dir2 = app('prune2', { name: 'web', replicas: 1 });
+    const step = await deploy({
+      environment: 'dev',
+      app: 'web',
+      namespace: 'web-dev',
+      manifests: dir2,
+      prune: 'true',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(JSON.parse(step.outputs.result!).objects).toContainEqual({
+      kind: 'ConfigMap',
+      name: 'old-flags',
+      action: 'pruned',
+    });
+    const names = (
+      await kubectlJson<{ items: { metadata: { name: string } }[] }>('get', 'configmaps', '-n', 'web-dev')
+    ).items.map((i) => i.metadata.name);
+    expect(names).toContain('hand-made');
+    expect(names).toContain('web-settings');
+    expect(names).not.toContain('old-flags');
+  });
+
+  test('dry-run changes nothing and shows the diff in the summary', async () => {
+    const dir = app('dry', { logLevel: 'trace' });
+    const before = await kubectlJson<Deployment>('get', 'deployment', 'shop', '-n', 'shop-staging');
+    const step = await deploy({
+      environment: 'staging',
+      app: 'shop',
+      namespace: 'shop-staging',
+      manifests: dir,
+      image: 'registry.local/shop:v3',
+      'dry-run': 'true',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(step.summary).toContain('🔍 Dry run: shop to staging');
+    expect(step.summary).toContain('+ spec.template.spec.containers.0.image: "registry.local/shop:v3"');
+    expect(step.summary).toContain('+ data.LOG_LEVEL: "trace"');
+    const after = await kubectlJson<Deployment>('get', 'deployment', 'shop', '-n', 'shop-staging');
+    expect(after.metadata.annotations['deployment.kubernetes.io/revision']).toBe(
+      before.metadata.annotations['deployment.kubernetes.io/revision'],
+    );
+    expect(after.spec.template.spec.containers[0]!.image).toBe('registry.local/shop:v2');
+  });
+
+  test('API 503s and 429s are retried and the deploy still succeeds', async () => {
+    sim.setFaults({ errorRate: 0.2, statuses: [503, 429], retryAfterSeconds: 0 });
+    try {
+      const dir = app('faults', { name: 'faulty', replicas: 2 });
+      const step = await deploy({
+        environment: 'dev',
+        app: 'faulty',
+        namespace: 'faulty-dev',
+        'create-namespace': 'true',
+        manifests: dir,
+      });
+      expect(errors(step)).toEqual([]);
+      expect(step.exitCode).toBe(0);
+    } finally {
+      sim.setFaults({});
+    }
+    expect(
+      (await kubectlJson<Deployment>('get', 'deployment', 'faulty', '-n', 'faulty-dev')).status
+        .availableReplicas,
+    ).toBe(2);
+  });
+
+  test('a deployer without rights on the namespace gets a clear 403, and nothing is applied', async () => {
+    const kubeconfig = sim.writeKubeconfig('team-a-token', 'team-a');
+    const dir = app('rbac', { name: 'intruder' });
+    await kubectlApply('apiVersion: v1\nkind: Namespace\nmetadata: { name: team-b }\n');
+    const step = await deploy({
+      environment: 'dev',
+      app: 'intruder',
+      namespace: 'team-b',
+      manifests: dir,
+      kubeconfig,
+      lock: 'false',
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)[0]).toMatch(/not allowed to do this in namespace team-b \(403 Forbidden\)/);
+    expect(findLeaks(step, 'team-a-token')).toEqual([]);
+    const deployments = await kubectlJson<{ items: unknown[] }>('get', 'deployments', '-n', 'team-b');
+    expect(deployments.items).toHaveLength(0);
+  });
+
+  describe('bad input fails before anything is applied', () => {
+    test.each([
+      [
+        'malformed YAML',
+        'bad.yaml',
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n---\nkind: [oops\n',
+        /bad\.yaml \(document 2\): invalid YAML at line \d+/,
+      ],
+      [
+        'an unknown kind',
+        'kind.yaml',
+        'apiVersion: apps/v1\nkind: Deploymnet\nmetadata: { name: a }\n',
+        /kind\.yaml \(document 1\): the cluster does not serve kind Deploymnet in apps\/v1 \(it serves .*Deployment/,
+      ],
+      [
+        'an object without a name',
+        'noname.yaml',
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n',
+        /noname\.yaml \(document 1\): ConfigMap has no metadata\.name/,
+      ],
+    ])('%s', async (_what, file, content, message) => {
+      const dir = join(work, `bad-${file}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, file), content);
+      const step = await deploy({
+        environment: 'dev',
+        app: 'bad',
+        namespace: 'bad-dev',
+        'create-namespace': 'true',
+        manifests: dir,
+      });
+      expect(step.exitCode).toBe(1);
+      expect(errors(step)).toHaveLength(1);
+      expect(errors(step)[0]).toMatch(message);
+      await expect(kubectl('get', 'namespace', 'bad-dev')).rejects.toThrow(/NotFound/);
+    });
+
+    test.each([
+      [
+        { images: 'registry.local/nothing=registry.local/nothing:v2' },
+        /Input 'images' names "registry.local\/nothing", which no container in the manifests uses\. Accepted: image names present in the manifests: registry\.local\/shop:v1\./,
+      ],
+      [
+        { kubeconfig: '/nowhere/config' },
+        /Input 'kubeconfig' names the file "\/nowhere\/config", which does not exist/,
+      ],
+      [
+        { environment: 'Prod!' },
+        /Input 'environment' has "Prod!", which does not match\. Accepted: a DNS label/,
+      ],
+      [{ manifests: '', kustomize: '' }, /Input 'manifests' and kustomize are both empty/],
+      [
+        { manifests: 'missing/*.yaml' },
+        /Input 'manifests' has the pattern "missing\/\*\.yaml", which matches no file/,
+      ],
+      [{ timeout: 'forever' }, /Input 'timeout' has "forever", which is not a duration/],
+    ])('%j', async (inputs, message) => {
+      const dir = app('valid', { name: 'valid' });
+      const step = await deploy({
+        environment: 'dev',
+        app: 'valid',
+        namespace: 'valid-dev',
+        'create-namespace': 'true',
+        manifests: dir,
+        ...(inputs as Record<string, string>),
+      });
+      expect(step.exitCode).toBe(1);
+      expect(errors(step)).toHaveLength(1);
+      expect(errors(step)[0]).toMatch(message);
+      await expect(kubectl('get', 'namespace', 'valid-dev')).rejects.toThrow(/NotFound/);
+    });
+
+    test('a kustomize error is reported before anything is applied', async () => {
+      const dir = join(work, 'kbad');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'kustomization.yaml'), 'resources:\n  - missing.yaml\n');
+      const step = await deploy({
+        environment: 'dev',
+        app: 'kbad',
+        namespace: 'kbad-dev',
+        'create-namespace': 'true',
+        kustomize: 'kbad',
+      });
+      expect(step.exitCode).toBe(1);
+      expect(errors(step)[0]).toMatch(/^kustomize could not render kbad: .*missing\.yaml/);
+    });
+  });
+});

@@ -1,0 +1,261 @@
+import { defineInputs, input } from '../packages/config/index.ts';
+import { InputError, PipelineError } from '../packages/core/index.ts';
+import { imageRepository, loadManifests } from '../packages/kube/manifests.ts';
+import type { DeployResult } from '../packages/rollout/deploy.ts';
+import { runAction } from './runtime.ts';
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const NAME_FORM = 'a DNS label: lowercase letters, digits and -, starting and ending with a letter or digit';
+
+export const schema = defineInputs({
+  environment: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
+  app: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  namespace: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  'create-namespace': input.boolean({ default: 'false' }),
+  kustomize: input.string(),
+  manifests: input.list(),
+  image: input.string({
+    pattern: /^[^\s=]+$/,
+    accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
+  }),
+  images: input.map({
+    keyPattern: /^[^\s=]+$/,
+    accepted: 'name=reference pairs, such as ghcr.io/acme/shop=ghcr.io/acme/shop@sha256:…',
+  }),
+  config: input.map({
+    keyPattern: /^[-._a-zA-Z0-9]+$/,
+    accepted: 'KEY=value pairs (ConfigMap keys: letters, digits, -, _ and .)',
+  }),
+  secrets: input.map({
+    secret: true,
+    keyPattern: /^[-._a-zA-Z0-9]+$/,
+    accepted: 'KEY=value pairs (Secret keys: letters, digits, -, _ and .)',
+  }),
+  prune: input.boolean({ default: 'false' }),
+  'dry-run': input.boolean({ default: 'false' }),
+  'force-conflicts': input.boolean({ default: 'true' }),
+  timeout: input.duration({ default: '10m', minMs: 1000 }),
+  'fail-fast-after': input.duration({ default: '30s' }),
+  'rollback-on-failure': input.boolean({ default: 'true' }),
+  lock: input.boolean({ default: 'true' }),
+  'lock-timeout': input.duration({ default: '10m' }),
+  'lock-lease': input.duration({ default: '60s', minMs: 1000 }),
+  kubeconfig: input.secret(),
+  context: input.string(),
+  'environment-url': input.url(),
+  'github-token': input.secret(),
+  'github-deployment': input.boolean({ default: 'true' }),
+  'production-environment': input.boolean(),
+  'transient-environment': input.boolean({ default: 'false' }),
+});
+
+export async function main(): Promise<void> {
+  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
+    if (!inputs.kustomize && !inputs.manifests?.length) {
+      throw new InputError(
+        'manifests',
+        'and kustomize are both empty',
+        'kustomize (an overlay directory such as k8s/staging) or manifests (files, directories or globs)',
+      );
+    }
+    if (inputs.kustomize && inputs.manifests?.length) {
+      throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');
+    }
+    const app =
+      inputs.app ??
+      (run.repo
+        .toLowerCase()
+        .replace(/[^a-z0-9-]/g, '-')
+        .replace(/^-+|-+$/g, '') ||
+        'app');
+    const namespace = inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, 63).replace(/-+$/, '');
+    const images = new Map(inputs.images ?? []);
+    if (inputs.image) images.set(imageRepository(inputs.image), inputs.image);
+    for (const [, value] of inputs.secrets ?? []) log.mask(value);
+
+    const objects = await loadManifests({
+      ...(inputs.kustomize ? { kustomize: inputs.kustomize } : {}),
+      ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
+      cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
+    });
+    const { prepareObjects, deploy } = await import('../packages/rollout/deploy.ts');
+    // Image names that match nothing are input errors: find them before touching anything.
+    prepareObjects({
+      objects,
+      images,
+      app,
+      environment: inputs.environment,
+      ...(inputs.config ? { config: inputs.config } : {}),
+      ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
+    });
+
+    const { KubeClient, kubeconfigSecrets, loadKubeConfig } = await import('../packages/kube/client.ts');
+    const kc = loadKubeConfig({
+      ...(inputs.kubeconfig ? { kubeconfig: inputs.kubeconfig } : {}),
+      ...(inputs.context ? { context: inputs.context } : {}),
+    });
+    for (const secret of kubeconfigSecrets(kc)) log.mask(secret);
+    const client = new KubeClient(kc, { logger: log });
+
+    let github:
+      | { deploymentId: number; octokit: import('../packages/github/deployments.ts').Octokit }
+      | undefined;
+    const gh = await import('../packages/github/deployments.ts');
+    const statusOf = async (state: 'in_progress' | 'success' | 'failure' | 'error', description: string) => {
+      if (!github) return;
+      try {
+        await gh.createDeploymentStatus(
+          github.octokit,
+          {
+            owner: run.owner,
+            repo: run.repo,
+            deploymentId: github.deploymentId,
+            state,
+            description,
+            environment: inputs.environment,
+            ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
+            ...(run.runUrl ? { logUrl: run.runUrl } : {}),
+          },
+          { onRetry: (m) => log.warning(m) },
+        );
+      } catch (error) {
+        log.warning(`Could not record the deployment status '${state}': ${(error as Error).message}`);
+      }
+    };
+
+    const abort = new AbortController();
+    const onSignal = () => abort.abort(new PipelineError('The deploy was cancelled'));
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    let result: DeployResult;
+    try {
+      result = await deploy({
+        client,
+        app,
+        environment: inputs.environment,
+        namespace,
+        createNamespace: inputs.createNamespace,
+        objects,
+        images,
+        ...(inputs.config ? { config: inputs.config } : {}),
+        ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
+        prune: inputs.prune,
+        dryRun: inputs.dryRun,
+        forceConflicts: inputs.forceConflicts,
+        timeoutMs: inputs.timeout,
+        stuckGraceMs: inputs.failFastAfter,
+        rollbackOnFailure: inputs.rollbackOnFailure,
+        ...(inputs.lock
+          ? {
+              lock: {
+                holder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
+                waitTimeoutMs: inputs.lockTimeout,
+                leaseDurationMs: inputs.lockLease,
+              },
+            }
+          : {}),
+        logger: log,
+        signal: abort.signal,
+        beforeApply: async () => {
+          if (!inputs.githubDeployment || !inputs.githubToken || !run.repository) return;
+          try {
+            const octokit = gh.createOctokit({ token: inputs.githubToken, apiUrl: run.apiUrl });
+            const created = await gh.createDeployment(
+              octokit,
+              {
+                owner: run.owner,
+                repo: run.repo,
+                ref: run.sha || run.ref,
+                environment: inputs.environment,
+                description: `${app} ${[...images.values()].join(', ')}`.trim(),
+                payload: { app, namespace, images: Object.fromEntries(images), cluster: client.server },
+                productionEnvironment: inputs.productionEnvironment ?? inputs.environment === 'production',
+                transientEnvironment: inputs.transientEnvironment,
+              },
+              { onRetry: (m) => log.warning(m) },
+            );
+            github = { deploymentId: created.id, octokit };
+            setOutput('deployment-id', created.id);
+            await statusOf('in_progress', `Deploying ${app} to ${namespace}`);
+          } catch (error) {
+            log.warning(
+              `Could not create a GitHub deployment (the deploy goes on): ${(error as Error).message}`,
+            );
+          }
+        },
+      });
+    } catch (error) {
+      await statusOf('error', (error as Error).message);
+      throw error;
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      client.close();
+    }
+
+    const primary = result.workloads[0];
+    setOutput('revision', primary?.revision ?? '');
+    setOutput('previous-revision', primary?.previousRevision ?? '');
+    setOutput('image', primary?.images[0] ?? '');
+    setOutput('previous-image', primary?.previousImages[0] ?? '');
+    setOutput('rolled-back', result.rolledBack);
+    setOutput('environment-url', inputs.environmentUrl ?? '');
+    if (!github) setOutput('deployment-id', '');
+    setOutput(
+      'result',
+      JSON.stringify({
+        ok: result.ok,
+        dryRun: result.dryRun,
+        namespace: result.namespace,
+        rolledBack: result.rolledBack,
+        failure: result.failure ?? null,
+        objects: result.applied.map((a) => ({ kind: a.kind, name: a.name, action: a.action })),
+        workloads: result.workloads.map((w) => ({
+          kind: w.kind,
+          name: w.name,
+          ok: w.ok,
+          message: w.message,
+          revision: w.revision ?? null,
+          previousRevision: w.previousRevision ?? null,
+          images: w.images,
+          previousImages: w.previousImages,
+          problems: w.problems,
+          rollback: w.rollback
+            ? {
+                rolledBack: w.rollback.rolledBack,
+                ok: w.rollback.ok,
+                toRevision: w.rollback.toRevision ?? null,
+                message: w.rollback.message,
+              }
+            : null,
+        })),
+      }),
+    );
+    const { renderDeploySummary } = await import('../packages/rollout/deploy-summary.ts');
+    await writeSummary(
+      renderDeploySummary(result, {
+        app,
+        environment: inputs.environment,
+        ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
+      }),
+    );
+    if (result.ok) {
+      await statusOf(
+        'success',
+        `${app} ${primary?.revision ? `revision ${primary.revision}` : ''} is running`.trim(),
+      );
+      log.info(result.dryRun ? 'Dry run finished: nothing was changed' : `Deployed ${app} to ${namespace}`);
+      return;
+    }
+    await statusOf(
+      'failure',
+      result.rolledBack ? `Failed and rolled back: ${result.failure}` : `Failed: ${result.failure}`,
+    );
+    const rollback = result.rolledBack
+      ? ' The previous version was rolled back.'
+      : result.workloads.some((w) => w.rollback && !w.rollback.rolledBack)
+        ? ` ${result.workloads.find((w) => w.rollback && !w.rollback.rolledBack)!.rollback!.message}.`
+        : '';
+    throw new PipelineError(`Deploy to ${inputs.environment} failed: ${result.failure}.${rollback}`);
+  });
+}

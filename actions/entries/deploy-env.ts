@@ -1,0 +1,3 @@
+import { main } from '../deploy-env.ts';
+
+await main();

@@ -1,0 +1,235 @@
+import { errorMessage, formatDuration, type Logger, PipelineError } from '../core/index.ts';
+import { KubeApiError, type KubeClient } from './client.ts';
+
+interface LeaseObject {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: { name: string; namespace: string; resourceVersion?: string; labels?: Record<string, string> };
+  spec: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+export class LockTimeoutError extends PipelineError {}
+
+export interface HeldLease {
+  name: string;
+  /** Aborts if another holder took the lease over (we stopped renewing in time). */
+  lost: AbortSignal;
+  /** Who held it before us, when we took over an expired lease. */
+  tookOverFrom?: string;
+  waitedMs: number;
+  release(): Promise<void>;
+}
+
+/** MicroTime as the API wants it: RFC 3339 with microseconds. */
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+function expiresAt(lease: LeaseObject): number {
+  const renewed = Date.parse(lease.spec.renewTime ?? lease.spec.acquireTime ?? '');
+  return (Number.isNaN(renewed) ? 0 : renewed) + (lease.spec.leaseDurationSeconds ?? 0) * 1000;
+}
+
+/**
+ * A mutual-exclusion lock held as a coordination.k8s.io Lease: two deploys of the same app to
+ * the same environment never interleave. The second waits (watching the Lease, up to
+ * `waitTimeoutMs`); a holder that died stops renewing, and its lease is taken over once expired.
+ * Lease times are wall-clock times, shared by every runner that looks at them.
+ */
+export async function acquireLease(options: {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  holder: string;
+  leaseDurationMs: number;
+  waitTimeoutMs: number;
+  logger: Logger;
+  labels?: Record<string, string>;
+  signal?: AbortSignal;
+}): Promise<HeldLease> {
+  const { client, namespace, name, holder, logger } = options;
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const path = `${collection}/${encodeURIComponent(name)}`;
+  const durationSeconds = Math.max(1, Math.round(options.leaseDurationMs / 1000));
+  const started = Date.now();
+  const deadline = started + options.waitTimeoutMs;
+  let announced = false;
+  let tookOverFrom: string | undefined;
+
+  for (;;) {
+    if (options.signal?.aborted)
+      throw new PipelineError(`Waiting for the deploy lock ${namespace}/${name} was cancelled`);
+    const now = Date.now();
+    const existing = await client.getJson<LeaseObject>(path);
+    let held: LeaseObject | undefined;
+    try {
+      if (!existing) {
+        held = await client.json<LeaseObject>('POST', collection, {
+          body: {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name, namespace, ...(options.labels ? { labels: options.labels } : {}) },
+            spec: {
+              holderIdentity: holder,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: microTime(now),
+              renewTime: microTime(now),
+              leaseTransitions: 0,
+            },
+          },
+          // A repeat after a 5xx answers 409 if the first got through; the loop then reads who holds it.
+          idempotent: true,
+        });
+      } else if (
+        existing.spec.holderIdentity === holder ||
+        !existing.spec.holderIdentity ||
+        expiresAt(existing) <= now
+      ) {
+        if (existing.spec.holderIdentity && existing.spec.holderIdentity !== holder) {
+          tookOverFrom = existing.spec.holderIdentity;
+          logger.warning(
+            `The deploy lock ${namespace}/${name} was held by ${tookOverFrom}, which stopped renewing it ${formatDuration(now - expiresAt(existing))} ago; taking it over`,
+          );
+        }
+        held = await client.json<LeaseObject>('PUT', path, {
+          body: {
+            ...existing,
+            spec: {
+              ...existing.spec,
+              holderIdentity: holder,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: microTime(now),
+              renewTime: microTime(now),
+              leaseTransitions:
+                (existing.spec.leaseTransitions ?? 0) + (existing.spec.holderIdentity === holder ? 0 : 1),
+            },
+          },
+        });
+      }
+    } catch (error) {
+      // Someone else created or took it between our read and write: look again.
+      if (error instanceof KubeApiError && (error.status === 409 || error.status === 422)) continue;
+      throw error;
+    }
+    if (held) {
+      logger.info(
+        `Holding the deploy lock ${namespace}/${name}${Date.now() - started > 1000 ? ` after waiting ${formatDuration(Date.now() - started)}` : ''}`,
+      );
+      return hold(
+        client,
+        path,
+        held,
+        holder,
+        options.leaseDurationMs,
+        logger,
+        Date.now() - started,
+        tookOverFrom,
+      );
+    }
+
+    const other = existing!.spec.holderIdentity;
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new LockTimeoutError(
+        `Another deploy (${other}) holds the lock ${namespace}/${name}; gave up after waiting ${formatDuration(options.waitTimeoutMs)}. It expires at ${new Date(expiresAt(existing!)).toISOString()} unless renewed.`,
+      );
+    }
+    if (!announced) {
+      logger.info(
+        `Waiting for the deploy lock ${namespace}/${name}, held by ${other} (up to ${formatDuration(options.waitTimeoutMs)})`,
+      );
+      announced = true;
+    }
+    // Sleep on the Lease itself: a release or change wakes us at once; expiry wakes us by time.
+    const until = Math.min(deadline, expiresAt(existing!) + 50) - Date.now();
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), Math.max(10, until));
+    const outer = () => stop.abort();
+    options.signal?.addEventListener('abort', outer, { once: true });
+    try {
+      await client.watch(collection, {
+        resourceVersion: existing!.metadata.resourceVersion!,
+        fieldSelector: `metadata.name=${name}`,
+        signal: stop.signal,
+        onEvent: () => true,
+      });
+    } catch (error) {
+      logger.debug(`watching the deploy lock: ${errorMessage(error)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', outer);
+    }
+  }
+}
+
+function hold(
+  client: KubeClient,
+  path: string,
+  initial: LeaseObject,
+  holder: string,
+  durationMs: number,
+  logger: Logger,
+  waitedMs: number,
+  tookOverFrom?: string,
+): HeldLease {
+  let lease = initial;
+  const lost = new AbortController();
+  let renewing: Promise<void> = Promise.resolve();
+  const renew = async () => {
+    try {
+      lease = await client.json<LeaseObject>('PUT', path, {
+        body: { ...lease, spec: { ...lease.spec, renewTime: microTime(Date.now()) } },
+      });
+    } catch (error) {
+      if (error instanceof KubeApiError && (error.status === 409 || error.status === 404)) {
+        const now = await client.getJson<LeaseObject>(path).catch(() => undefined);
+        if (now?.spec.holderIdentity === holder) {
+          lease = now;
+          return renew();
+        }
+        logger.error(`Lost the deploy lock ${path}: now held by ${now?.spec.holderIdentity ?? 'nobody'}`);
+        lost.abort(new PipelineError('Lost the deploy lock to another run'));
+        return;
+      }
+      logger.warning(`Renewing the deploy lock failed (will try again): ${errorMessage(error)}`);
+    }
+  };
+  const timer = setInterval(
+    () => {
+      renewing = renew();
+    },
+    Math.max(200, durationMs / 3),
+  );
+  timer.unref();
+  return {
+    name: initial.metadata.name,
+    lost: lost.signal,
+    ...(tookOverFrom ? { tookOverFrom } : {}),
+    waitedMs,
+    async release() {
+      clearInterval(timer);
+      await renewing;
+      if (lost.signal.aborted) return;
+      try {
+        await client.request('DELETE', path, {
+          body: {
+            kind: 'DeleteOptions',
+            apiVersion: 'v1',
+            preconditions: { resourceVersion: lease.metadata.resourceVersion },
+          },
+        });
+      } catch (error) {
+        logger.warning(
+          `Releasing the deploy lock failed; it expires by itself in ${formatDuration(durationMs)}: ${errorMessage(error)}`,
+        );
+      }
+    },
+  };
+}

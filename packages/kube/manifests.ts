@@ -1,0 +1,348 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, globSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { InputError, PipelineError } from '../core/index.ts';
+import type { KubeObject } from './resources.ts';
+
+const execFileAsync = promisify(execFile);
+
+/** An object from the manifests, with where it came from so errors can point at it. */
+export interface SourcedObject {
+  object: KubeObject;
+  source: string;
+}
+
+export class ManifestError extends PipelineError {}
+
+function docLabel(file: string, index: number, cwd: string): string {
+  return `${relative(cwd, file) || file} (document ${index + 1})`;
+}
+
+/** Parses a multi-document YAML text; every malformed document is reported with file and index. */
+export function parseManifestText(text: string, file: string, cwd: string): SourcedObject[] {
+  const out: SourcedObject[] = [];
+  const docs = parseAllDocuments(text);
+  if (!Array.isArray(docs)) throw new ManifestError(`${file}: not YAML`);
+  docs.forEach((doc, index) => {
+    const where = docLabel(file, index, cwd);
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const line = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+      throw new ManifestError(`${where}: invalid YAML${line}: ${e.message.split('\n')[0]}`);
+    }
+    const value = doc.toJS() as unknown;
+    if (value === null || value === undefined) return;
+    const push = (obj: unknown, label: string) => {
+      if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+        throw new ManifestError(
+          `${label}: not a Kubernetes object (a map with apiVersion, kind and metadata)`,
+        );
+      const o = obj as KubeObject;
+      if (typeof o.apiVersion !== 'string' || !o.apiVersion)
+        throw new ManifestError(`${label}: has no apiVersion`);
+      if (typeof o.kind !== 'string' || !o.kind) throw new ManifestError(`${label}: has no kind`);
+      if (o.kind.endsWith('List') && Array.isArray((o as { items?: unknown }).items)) {
+        for (const [i, item] of (o as unknown as { items: unknown[] }).items.entries())
+          push(item, `${label} item ${i + 1}`);
+        return;
+      }
+      if (
+        typeof o.metadata !== 'object' ||
+        o.metadata === null ||
+        typeof o.metadata.name !== 'string' ||
+        !o.metadata.name
+      ) {
+        throw new ManifestError(`${label}: ${o.kind} has no metadata.name`);
+      }
+      out.push({ object: o, source: label });
+    };
+    push(value, where);
+  });
+  return out;
+}
+
+/** Files, directories (their *.yaml, *.yml and *.json, sorted) and globs, relative to cwd. */
+export function expandManifestPaths(patterns: string[], cwd: string, inputName = 'manifests'): string[] {
+  const files: string[] = [];
+  for (const pattern of patterns) {
+    const matches = /[*?[{]/.test(pattern)
+      ? globSync(pattern, { cwd }).map((p) => resolve(cwd, p))
+      : [resolve(cwd, pattern)];
+    if (matches.length === 0)
+      throw new InputError(
+        inputName,
+        `has the pattern ${JSON.stringify(pattern)}, which matches no file`,
+        'files, directories or globs of YAML manifests',
+      );
+    for (const path of matches.sort()) {
+      if (!existsSync(path))
+        throw new InputError(
+          inputName,
+          `names ${JSON.stringify(pattern)}, which does not exist`,
+          'files, directories or globs of YAML manifests',
+        );
+      if (statSync(path).isDirectory()) {
+        const inDir = globSync('**/*.{yaml,yml,json}', { cwd: path })
+          .filter((f) => !f.split('/').includes('node_modules') && !/(^|\/)kustomization\.ya?ml$/.test(f))
+          .sort()
+          .map((f) => join(path, f));
+        if (inDir.length === 0)
+          throw new InputError(
+            inputName,
+            `names the directory ${JSON.stringify(pattern)}, which has no YAML files`,
+            'a directory with *.yaml files',
+          );
+        files.push(...inDir);
+      } else {
+        files.push(path);
+      }
+    }
+  }
+  return [...new Set(files)];
+}
+
+export async function renderKustomize(
+  dir: string,
+  cwd: string,
+  kubectl = 'kubectl',
+): Promise<SourcedObject[]> {
+  const path = resolve(cwd, dir);
+  if (!existsSync(path) || !statSync(path).isDirectory()) {
+    throw new InputError(
+      'kustomize',
+      `names ${JSON.stringify(dir)}, which is not a directory`,
+      'a kustomize overlay directory such as k8s/staging',
+    );
+  }
+  if (!['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => existsSync(join(path, f)))) {
+    throw new InputError(
+      'kustomize',
+      `names ${JSON.stringify(dir)}, which has no kustomization.yaml`,
+      'a kustomize overlay directory with a kustomization.yaml',
+    );
+  }
+  let stdout: string;
+  try {
+    ({ stdout } = await execFileAsync(kubectl, ['kustomize', path], { maxBuffer: 64 * 1024 * 1024 }));
+  } catch (error) {
+    const e = error as { code?: string; stderr?: string; message: string };
+    if (e.code === 'ENOENT')
+      throw new ManifestError(`kubectl is needed to render kustomize overlays and was not found on PATH`);
+    throw new ManifestError(
+      `kustomize could not render ${dir}: ${(e.stderr || e.message).trim().split('\n').slice(0, 5).join(' ')}`,
+    );
+  }
+  return parseManifestText(stdout, `kustomize ${dir}`, cwd);
+}
+
+export async function loadManifests(options: {
+  kustomize?: string;
+  manifests?: string[];
+  cwd: string;
+}): Promise<SourcedObject[]> {
+  const objects: SourcedObject[] = [];
+  if (options.kustomize) objects.push(...(await renderKustomize(options.kustomize, options.cwd)));
+  if (options.manifests?.length) {
+    for (const file of expandManifestPaths(options.manifests, options.cwd))
+      objects.push(...parseManifestText(readFileSync(file, 'utf8'), file, options.cwd));
+  }
+  if (objects.length === 0)
+    throw new InputError(
+      options.kustomize ? 'kustomize' : 'manifests',
+      'produced no Kubernetes objects',
+      'manifests with at least one object',
+    );
+  const seen = new Map<string, string>();
+  for (const { object, source } of objects) {
+    const key = `${object.apiVersion.split('/')[0]}/${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+    const earlier = seen.get(key);
+    if (earlier)
+      throw new ManifestError(
+        `${source}: ${object.kind}/${object.metadata.name} is defined twice (first in ${earlier})`,
+      );
+    seen.set(key, source);
+  }
+  return objects;
+}
+
+/** Pod specs inside any workload kind, for image substitution and annotations. */
+export function podTemplates(
+  obj: KubeObject,
+): { spec: Record<string, unknown>; metadata: Record<string, unknown> }[] {
+  const spec = obj.spec as Record<string, unknown> | undefined;
+  if (!spec) return [];
+  switch (obj.kind) {
+    case 'Pod':
+      return [{ spec, metadata: obj.metadata as Record<string, unknown> }];
+    case 'CronJob': {
+      const job = (
+        spec.jobTemplate as
+          | { spec?: { template?: { spec?: Record<string, unknown>; metadata?: Record<string, unknown> } } }
+          | undefined
+      )?.spec?.template;
+      if (!job?.spec) return [];
+      job.metadata ??= {};
+      return [{ spec: job.spec, metadata: job.metadata }];
+    }
+    case 'Deployment':
+    case 'StatefulSet':
+    case 'DaemonSet':
+    case 'ReplicaSet':
+    case 'Job': {
+      const template = spec.template as
+        | { spec?: Record<string, unknown>; metadata?: Record<string, unknown> }
+        | undefined;
+      if (!template?.spec) return [];
+      template.metadata ??= {};
+      return [{ spec: template.spec, metadata: template.metadata }];
+    }
+    default:
+      return [];
+  }
+}
+
+interface Container {
+  name: string;
+  image?: string;
+}
+
+function containersOf(podSpec: Record<string, unknown>): Container[] {
+  return [
+    ...((podSpec.initContainers as Container[] | undefined) ?? []),
+    ...((podSpec.containers as Container[] | undefined) ?? []),
+  ];
+}
+
+/** `registry:5000/team/app:tag@sha256:…` → `registry:5000/team/app`. */
+export function imageRepository(ref: string): string {
+  const noDigest = ref.split('@')[0]!;
+  const lastSlash = noDigest.lastIndexOf('/');
+  const colon = noDigest.lastIndexOf(':');
+  return colon > lastSlash ? noDigest.slice(0, colon) : noDigest;
+}
+
+/** An image name in the `images` map matches a container image when the repository is it, or ends with /it. */
+function imageMatches(containerImage: string, name: string): boolean {
+  const repo = imageRepository(containerImage);
+  const target = imageRepository(name);
+  return repo === target || repo.endsWith(`/${target}`);
+}
+
+/**
+ * Sets new image references by image name, in containers and initContainers of every workload.
+ * Returns which names matched; a name that matched nothing is an input error, raised before any
+ * object is applied.
+ */
+export function substituteImages(
+  objects: SourcedObject[],
+  images: Map<string, string>,
+  inputName = 'images',
+): { container: string; object: string; from: string; to: string }[] {
+  const changes: { container: string; object: string; from: string; to: string }[] = [];
+  const used = new Set<string>();
+  for (const { object } of objects) {
+    for (const { spec } of podTemplates(object)) {
+      for (const c of containersOf(spec)) {
+        if (!c.image) continue;
+        for (const [name, ref] of images) {
+          if (imageMatches(c.image, name)) {
+            used.add(name);
+            changes.push({
+              container: c.name,
+              object: `${object.kind}/${object.metadata.name}`,
+              from: c.image,
+              to: ref,
+            });
+            c.image = ref;
+            break;
+          }
+        }
+      }
+    }
+  }
+  const unused = [...images.keys()].filter((n) => !used.has(n));
+  if (unused.length > 0) {
+    const present = [
+      ...new Set(
+        objects.flatMap(({ object }) =>
+          podTemplates(object).flatMap(({ spec }) => containersOf(spec).map((c) => c.image ?? '')),
+        ),
+      ),
+    ].filter(Boolean);
+    throw new InputError(
+      inputName,
+      `names ${unused.map((u) => JSON.stringify(u)).join(', ')}, which no container in the manifests uses`,
+      `image names present in the manifests: ${present.join(', ') || '(none)'}`,
+    );
+  }
+  return changes;
+}
+
+/** The images of the workloads, for outputs and summaries. */
+export function workloadImages(obj: KubeObject): string[] {
+  return podTemplates(obj).flatMap(({ spec }) =>
+    ((spec.containers as Container[] | undefined) ?? []).map((c) => c.image ?? ''),
+  );
+}
+
+export const CONFIG_CHECKSUM_ANNOTATION = 'pipeline.dev/config-checksum';
+
+/**
+ * Stamps each workload's pod template with a checksum of the ConfigMaps and Secrets it uses (by
+ * volume, envFrom or env valueFrom), so a config-only change rolls the pods and reaches the code.
+ */
+export function stampConfigChecksums(objects: SourcedObject[]): void {
+  const data = new Map<string, string>();
+  for (const { object } of objects) {
+    if (object.kind !== 'ConfigMap' && object.kind !== 'Secret') continue;
+    const content = JSON.stringify({
+      data: object.data ?? null,
+      binaryData: object.binaryData ?? null,
+      stringData: object.stringData ?? null,
+    });
+    data.set(`${object.kind}/${object.metadata.name}`, content);
+  }
+  if (data.size === 0) return;
+  for (const { object } of objects) {
+    for (const { spec, metadata } of podTemplates(object)) {
+      const refs = new Set<string>();
+      for (const key of data.keys()) {
+        const [kind, name] = key.split('/') as [string, string];
+        if (referencesConfig(spec, kind, name)) refs.add(key);
+      }
+      if (refs.size === 0) continue;
+      const hash = createHash('sha256');
+      for (const key of [...refs].sort()) hash.update(`${key}\n${data.get(key)}\n`);
+      const annotations = (metadata.annotations as Record<string, string> | undefined) ?? {};
+      metadata.annotations = annotations;
+      annotations[CONFIG_CHECKSUM_ANNOTATION] = hash.digest('hex').slice(0, 16);
+    }
+  }
+}
+
+/** Whether a pod spec uses the ConfigMap or Secret: volumes, projected sources, envFrom or env valueFrom. */
+function referencesConfig(spec: Record<string, unknown>, kind: string, name: string): boolean {
+  let found = false;
+  const visit = (node: unknown) => {
+    if (found || node === null || typeof node !== 'object') return;
+    if (Array.isArray(node)) {
+      for (const item of node) visit(item);
+      return;
+    }
+    const o = node as Record<string, unknown>;
+    if (kind === 'ConfigMap') {
+      for (const k of ['configMap', 'configMapRef', 'configMapKeyRef'])
+        if ((o[k] as { name?: string } | undefined)?.name === name) found = true;
+    } else {
+      if ((o.secret as { secretName?: string } | undefined)?.secretName === name) found = true;
+      for (const k of ['secretRef', 'secretKeyRef'])
+        if ((o[k] as { name?: string } | undefined)?.name === name) found = true;
+    }
+    for (const v of Object.values(o)) visit(v);
+  };
+  visit(spec);
+  return found;
+}

@@ -1,0 +1,111 @@
+import { formatDuration } from '../core/index.ts';
+import { escapeMarkdown } from '../notify/escape.ts';
+import type { DeployResult } from './deploy.ts';
+
+const ACTION_ICON = { created: '🆕', configured: '✏️', unchanged: '➖', pruned: '🗑️' } as const;
+
+/** A fenced block that untrusted text (logs, diffs) cannot close early. */
+export function fence(text: string, lang = ''): string {
+  const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const ticks = '`'.repeat(longest + 1);
+  return `${ticks}${lang}\n${text}\n${ticks}`;
+}
+
+export function renderDeploySummary(
+  result: DeployResult,
+  ctx: { app: string; environment: string; environmentUrl?: string },
+): string {
+  const title = result.dryRun
+    ? `🔍 Dry run: ${ctx.app} to ${ctx.environment}`
+    : result.ok
+      ? `✅ ${ctx.app} deployed to ${ctx.environment}`
+      : result.rolledBack
+        ? `↩️ ${ctx.app} failed in ${ctx.environment} and was rolled back`
+        : `❌ ${ctx.app} failed to deploy to ${ctx.environment}`;
+  const out = [`### ${escapeMarkdown(title)}`, ''];
+  if (result.failure) out.push(`> ${escapeMarkdown(result.failure)}`, '');
+  const rows: [string, string][] = [
+    ['Environment', `${escapeMarkdown(ctx.environment)} (namespace \`${result.namespace}\`)`],
+  ];
+  if (ctx.environmentUrl)
+    rows.push(['URL', `[${escapeMarkdown(ctx.environmentUrl)}](${ctx.environmentUrl})`]);
+  for (const w of result.workloads) {
+    const from = w.previousImages.join(', ');
+    const to = w.images.join(', ');
+    rows.push([
+      `${w.kind}/${escapeMarkdown(w.name)}`,
+      `${from && from !== to ? `\`${from}\` → ` : ''}\`${to}\`${w.previousRevision || w.revision ? ` · revision ${w.previousRevision ?? '–'} → ${w.revision ?? '–'}` : ''}`,
+    ]);
+  }
+  rows.push(['Duration', formatDuration(result.durationMs)]);
+  if (result.lock?.waitedMs && result.lock.waitedMs > 1000)
+    rows.push([
+      'Lock',
+      `waited ${formatDuration(result.lock.waitedMs)}${result.lock.tookOverFrom ? ` (took over from ${escapeMarkdown(result.lock.tookOverFrom)})` : ''}`,
+    ]);
+  out.push('| | |', '|---|---|', ...rows.map(([k, v]) => `| **${k}** | ${v} |`), '');
+
+  out.push('#### Objects', '', '| object | action | from |', '|---|---|---|');
+  for (const a of result.applied) {
+    const verb = result.dryRun && a.action !== 'unchanged' ? `would be ${a.action}` : a.action;
+    out.push(
+      `| ${a.kind}/${escapeMarkdown(a.name)} | ${ACTION_ICON[a.action]} ${verb} | ${escapeMarkdown(a.source)} |`,
+    );
+  }
+  out.push('');
+  const counts = ['created', 'configured', 'unchanged', 'pruned']
+    .map((k) => `${result.applied.filter((a) => a.action === k).length} ${k}`)
+    .join(', ');
+  out.push(`${counts}.`, '');
+
+  if (result.dryRun) {
+    for (const a of result.applied.filter((x) => x.diff))
+      out.push(
+        `<details><summary>${a.kind}/${escapeMarkdown(a.name)}</summary>`,
+        '',
+        fence(a.diff!, 'diff'),
+        '',
+        '</details>',
+        '',
+      );
+    return `${out.join('\n')}\n`;
+  }
+
+  for (const w of result.workloads) {
+    out.push(
+      `#### Rollout of ${w.kind}/${escapeMarkdown(w.name)}: ${w.ok ? 'succeeded' : 'failed'}`,
+      '',
+      '| at | event |',
+      '|---|---|',
+    );
+    for (const e of w.timeline) out.push(`| +${formatDuration(e.at)} | ${escapeMarkdown(e.message)} |`);
+    out.push('');
+    if (w.problems.length > 0) {
+      out.push('| pod | container | reason | detail | restarts |', '|---|---|---|---|---|');
+      for (const p of w.problems)
+        out.push(
+          `| ${escapeMarkdown(p.pod)} | ${escapeMarkdown(p.container ?? '')} | ${p.reason} | ${escapeMarkdown(p.message)} | ${p.restarts} |`,
+        );
+      out.push('');
+    }
+    for (const d of w.diagnostics) {
+      out.push(
+        `<details><summary>pod ${escapeMarkdown(d.pod)}: events and last log lines</summary>`,
+        '',
+        fence(d.events.join('\n') || '(no events)'),
+        '',
+      );
+      if (d.logs) out.push(fence(d.logs.trimEnd()), '');
+      out.push('</details>', '');
+    }
+    if (w.rollback) {
+      out.push(
+        w.rollback.rolledBack
+          ? `**Rollback:** ${escapeMarkdown(w.rollback.message)} — ${w.rollback.ok ? 'the previous version is running again' : `the rollback did not finish: ${escapeMarkdown(w.rollback.waitMessage)}`}`
+          : `**Rollback:** ${escapeMarkdown(w.rollback.message)}`,
+        '',
+      );
+    }
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,383 @@
+import { type Clock, errorMessage, type Logger, PipelineError, systemClock } from '../core/index.ts';
+import {
+  type AppliedObject,
+  applyObjects,
+  LABEL_APP,
+  LABEL_ENVIRONMENT,
+  LABEL_MANAGED_BY,
+  labelForPrune,
+  pruneObjects,
+  type ResolvedObject,
+  resolveObjects,
+} from '../kube/apply.ts';
+import { KubeApiError, type KubeClient } from '../kube/client.ts';
+import { acquireLease, type HeldLease } from '../kube/lease.ts';
+import {
+  type SourcedObject,
+  stampConfigChecksums,
+  substituteImages,
+  workloadImages,
+} from '../kube/manifests.ts';
+import { ResourceCatalog } from '../kube/resources.ts';
+import {
+  type DeploymentObject,
+  type PodProblem,
+  podDiagnostics,
+  REVISION_ANNOTATION,
+  type RollbackResult,
+  type RolloutEvent,
+  rollbackDeployment,
+  waitForDeployment,
+} from '../kube/rollout.ts';
+
+export interface DeployOptions {
+  client: KubeClient;
+  app: string;
+  environment: string;
+  namespace: string;
+  createNamespace: boolean;
+  objects: SourcedObject[];
+  images: Map<string, string>;
+  /** Environment configuration and secrets from inputs, applied as `<app>-config` / `<app>-secrets`. */
+  config?: Map<string, string>;
+  secrets?: Map<string, string>;
+  prune: boolean;
+  dryRun: boolean;
+  forceConflicts: boolean;
+  timeoutMs: number;
+  stuckGraceMs: number;
+  rollbackOnFailure: boolean;
+  lock?: { holder: string; waitTimeoutMs: number; leaseDurationMs: number };
+  logger: Logger;
+  clock?: Clock;
+  signal?: AbortSignal;
+  /** Called once the cluster accepted the plan and before the first change (GitHub Deployment goes here). */
+  beforeApply?: () => Promise<void>;
+}
+
+export interface WorkloadResult {
+  kind: string;
+  name: string;
+  ok: boolean;
+  message: string;
+  revision?: string;
+  previousRevision?: string;
+  images: string[];
+  previousImages: string[];
+  timeline: RolloutEvent[];
+  problems: PodProblem[];
+  diagnostics: { pod: string; events: string[]; logs: string }[];
+  rollback?: RollbackResult & { ok: boolean; waitMessage: string };
+}
+
+export interface DeployResult {
+  ok: boolean;
+  dryRun: boolean;
+  namespace: string;
+  applied: AppliedObject[];
+  imageChanges: { container: string; object: string; from: string; to: string }[];
+  workloads: WorkloadResult[];
+  rolledBack: boolean;
+  failure?: string;
+  lock?: { waitedMs: number; tookOverFrom?: string };
+  durationMs: number;
+}
+
+/** Checks what can be checked without a cluster: images exist in the manifests, config objects. */
+export function prepareObjects(
+  options: Pick<DeployOptions, 'objects' | 'images' | 'config' | 'secrets' | 'app' | 'environment'>,
+): {
+  objects: SourcedObject[];
+  imageChanges: DeployResult['imageChanges'];
+} {
+  const objects = options.objects.map((o) => ({ ...o, object: structuredClone(o.object) }));
+  const imageChanges = options.images.size > 0 ? substituteImages(objects, options.images) : [];
+  if (options.config && options.config.size > 0) {
+    objects.push({
+      source: "input 'config'",
+      object: {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `${options.app}-config` },
+        data: Object.fromEntries(options.config),
+      },
+    });
+  }
+  if (options.secrets && options.secrets.size > 0) {
+    objects.push({
+      source: "input 'secrets'",
+      object: {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `${options.app}-secrets` },
+        type: 'Opaque',
+        stringData: Object.fromEntries(options.secrets),
+      },
+    });
+  }
+  stampConfigChecksums(objects);
+  labelForPrune(objects, options.app, options.environment);
+  return { objects, imageChanges };
+}
+
+async function ensureNamespace(
+  client: KubeClient,
+  namespace: string,
+  create: boolean,
+  dryRun: boolean,
+  log: Logger,
+): Promise<void> {
+  try {
+    const ns = await client.getJson(`/api/v1/namespaces/${encodeURIComponent(namespace)}`);
+    if (ns) return;
+  } catch (error) {
+    // A deployer scoped to its namespace may not read Namespace objects; its first apply will tell.
+    if (error instanceof KubeApiError && error.status === 403) return;
+    throw error;
+  }
+  if (!create)
+    throw new PipelineError(
+      `Namespace ${namespace} does not exist; create it, or set create-namespace: true`,
+    );
+  if (dryRun) {
+    log.info(`Namespace ${namespace} would be created`);
+    return;
+  }
+  try {
+    // Safe to repeat: a create that reached the server before a 5xx answers 409 the second time.
+    await client.request('POST', '/api/v1/namespaces', {
+      body: {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: namespace, labels: { [LABEL_MANAGED_BY]: 'pipeline' } },
+      },
+      idempotent: true,
+    });
+    log.info(`Created namespace ${namespace}`);
+  } catch (error) {
+    if (!(error instanceof KubeApiError && error.status === 409)) throw error;
+  }
+}
+
+/** A clear message for the first request that shows we cannot reach or are not allowed in. */
+export function explainAccessError(
+  error: unknown,
+  namespace: string,
+  server: string,
+): PipelineError | undefined {
+  if (error instanceof KubeApiError) {
+    if (error.status === 401)
+      return new PipelineError(
+        `The cluster at ${server} rejected the credentials in the kubeconfig (401 Unauthorized)`,
+      );
+    if (error.status === 403)
+      return new PipelineError(
+        `The kubeconfig's user is not allowed to do this in namespace ${namespace} (403 Forbidden): ${error.message}`,
+      );
+    return undefined;
+  }
+  const code = (error as { code?: string }).code;
+  if (
+    code &&
+    [
+      'ECONNREFUSED',
+      'ENOTFOUND',
+      'ETIMEDOUT',
+      'EAI_AGAIN',
+      'ECONNRESET',
+      'CERT_HAS_EXPIRED',
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      'SELF_SIGNED_CERT_IN_CHAIN',
+    ].includes(code)
+  ) {
+    return new PipelineError(`The cluster at ${server} cannot be reached: ${errorMessage(error)}`);
+  }
+  return undefined;
+}
+
+export async function deploy(options: DeployOptions): Promise<DeployResult> {
+  try {
+    return await deployOnce(options);
+  } catch (error) {
+    throw explainAccessError(error, options.namespace, options.client.server) ?? error;
+  }
+}
+
+async function deployOnce(options: DeployOptions): Promise<DeployResult> {
+  const { client, logger: log, namespace } = options;
+  const clock = options.clock ?? systemClock;
+  const started = clock.now();
+  const { objects, imageChanges } = prepareObjects(options);
+
+  const catalog = new ResourceCatalog(client);
+  await client.json('GET', '/version');
+  const resolved: ResolvedObject[] = await resolveObjects(objects, catalog, namespace);
+  await ensureNamespace(client, namespace, options.createNamespace, options.dryRun, log);
+
+  let lease: HeldLease | undefined;
+  if (options.lock && !options.dryRun) {
+    lease = await acquireLease({
+      client,
+      namespace,
+      name: `pipeline-deploy-${options.app}-${options.environment}`.slice(0, 63).replace(/-+$/, ''),
+      holder: options.lock.holder,
+      leaseDurationMs: options.lock.leaseDurationMs,
+      waitTimeoutMs: options.lock.waitTimeoutMs,
+      logger: log,
+      labels: {
+        [LABEL_MANAGED_BY]: 'pipeline',
+        [LABEL_APP]: options.app,
+        [LABEL_ENVIRONMENT]: options.environment,
+      },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+  try {
+    const deployments = resolved.filter((o) => o.object.kind === 'Deployment');
+    const previous = new Map<string, DeploymentObject | undefined>();
+    for (const d of deployments) {
+      previous.set(
+        d.object.metadata.name!,
+        await client.getJson<DeploymentObject>(
+          `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(d.object.metadata.name!)}`,
+        ),
+      );
+    }
+    if (!options.dryRun) await options.beforeApply?.();
+
+    const applied: AppliedObject[] = await log.group(
+      `${options.dryRun ? 'Dry run: applying' : 'Applying'} ${resolved.length} object(s) to ${namespace}`,
+      () =>
+        applyObjects({
+          client,
+          objects: resolved,
+          dryRun: options.dryRun,
+          forceConflicts: options.forceConflicts,
+          onApplied: (a) =>
+            log.info(
+              `${a.kind}/${a.name} ${options.dryRun && a.action !== 'unchanged' ? `would be ${a.action}` : a.action}`,
+            ),
+        }),
+    );
+    if (options.prune) {
+      const pruned = await pruneObjects({
+        client,
+        catalog,
+        namespace,
+        app: options.app,
+        environment: options.environment,
+        keep: resolved,
+        dryRun: options.dryRun,
+      });
+      for (const p of pruned)
+        log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
+      applied.push(...pruned);
+    }
+    const base: Omit<DeployResult, 'ok' | 'workloads' | 'rolledBack' | 'durationMs'> = {
+      dryRun: options.dryRun,
+      namespace,
+      applied,
+      imageChanges,
+      ...(lease
+        ? {
+            lock: {
+              waitedMs: lease.waitedMs,
+              ...(lease.tookOverFrom ? { tookOverFrom: lease.tookOverFrom } : {}),
+            },
+          }
+        : {}),
+    };
+
+    const workloads: WorkloadResult[] = deployments.map((d) => {
+      const before = previous.get(d.object.metadata.name!);
+      return {
+        kind: 'Deployment',
+        name: d.object.metadata.name!,
+        ok: true,
+        message: '',
+        ...(before?.metadata.annotations?.[REVISION_ANNOTATION]
+          ? { previousRevision: before.metadata.annotations[REVISION_ANNOTATION] }
+          : {}),
+        images: workloadImages(d.object),
+        previousImages: before ? workloadImages(before) : [],
+        timeline: [],
+        problems: [],
+        diagnostics: [],
+      };
+    });
+    if (options.dryRun) {
+      for (const w of workloads) w.message = 'dry run: nothing was changed';
+      return { ...base, ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
+    }
+
+    const deadline = clock.now() + options.timeoutMs;
+    const signal = lease
+      ? AbortSignal.any([lease.lost, ...(options.signal ? [options.signal] : [])])
+      : options.signal;
+    await log.group(`Waiting for ${workloads.length} deployment(s) to roll out`, () =>
+      Promise.all(
+        workloads.map(async (w) => {
+          const outcome = await waitForDeployment({
+            client,
+            namespace,
+            name: w.name,
+            deadline,
+            stuckGraceMs: options.stuckGraceMs,
+            clock,
+            logger: log,
+            ...(signal ? { signal } : {}),
+          });
+          w.ok = outcome.ok;
+          w.message = outcome.message;
+          w.timeline = outcome.timeline;
+          w.problems = outcome.problems;
+          if (outcome.revision) w.revision = outcome.revision;
+          if (!outcome.ok)
+            w.diagnostics = await podDiagnostics(client, namespace, outcome.problems).catch(() => []);
+        }),
+      ),
+    );
+    const failed = workloads.filter((w) => !w.ok);
+    if (failed.length === 0) {
+      return { ...base, ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
+    }
+    const failure = failed.map((w) => w.message).join('; ');
+    log.warning(`Rollout failed: ${failure}`);
+    if (!options.rollbackOnFailure) {
+      return { ...base, ok: false, failure, workloads, rolledBack: false, durationMs: clock.now() - started };
+    }
+
+    // Roll back every deployment this run changed, not only the failed ones: a release moves together.
+    const changed = workloads.filter((w) =>
+      applied.some((a) => a.kind === 'Deployment' && a.name === w.name && a.action !== 'unchanged'),
+    );
+    let rolledBack = false;
+    await log.group(`Rolling back ${changed.length} deployment(s)`, async () => {
+      const rollbackDeadline = clock.now() + options.timeoutMs;
+      for (const w of changed) {
+        const result = await rollbackDeployment(client, namespace, w.name);
+        log.info(result.message);
+        if (!result.rolledBack) {
+          w.rollback = { ...result, ok: false, waitMessage: '' };
+          continue;
+        }
+        rolledBack = true;
+        const outcome = await waitForDeployment({
+          client,
+          namespace,
+          name: w.name,
+          deadline: rollbackDeadline,
+          stuckGraceMs: options.stuckGraceMs,
+          clock,
+          logger: log,
+        });
+        w.rollback = { ...result, ok: outcome.ok, waitMessage: outcome.message };
+        if (outcome.revision) w.revision = outcome.revision;
+      }
+    });
+    return { ...base, ok: false, failure, workloads, rolledBack, durationMs: clock.now() - started };
+  } finally {
+    await lease?.release();
+  }
+}
