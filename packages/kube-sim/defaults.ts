@@ -1,5 +1,5 @@
 /** Defaulting and validation as the API server does them before storing. */
-import { isObject } from './patch.ts';
+import { deepEqual, isObject } from './patch.ts';
 import type { ResourceInfo } from './resources.ts';
 import { type LabelSelectorSpec, selectorPredicate } from './selectors.ts';
 import type { StatusCause } from './status.ts';
@@ -231,12 +231,7 @@ export function validate(r: ResourceInfo, o: KubeObject, previous?: KubeObject):
           ),
         );
       }
-      if (
-        prevSpec &&
-        previous &&
-        JSON.stringify(prevSpec['selector']) !== JSON.stringify(selector) &&
-        r.kind === 'Deployment'
-      ) {
+      if (prevSpec && previous && !deepEqual(prevSpec['selector'], selector) && r.kind === 'Deployment') {
         causes.push(invalidValue('spec.selector', JSON.stringify(selector), 'field is immutable'));
       }
       const replicas = spec['replicas'];
@@ -275,7 +270,7 @@ export function validate(r: ResourceInfo, o: KubeObject, previous?: KubeObject):
           field: 'spec.template.spec.restartPolicy',
         });
       }
-      if (prevSpec && JSON.stringify(prevSpec['template']) !== JSON.stringify(spec?.['template'])) {
+      if (prevSpec && !deepEqual(prevSpec['template'], spec?.['template'])) {
         causes.push(invalidValue('spec.template', '...', 'field is immutable'));
       }
       break;

@@ -93,6 +93,18 @@ export class Kubelet {
       const sim = this.sims.get(uid);
       if (sim) for (const c of sim.cancels) c();
       this.sims.delete(uid);
+      for (const c of sim?.containers ?? []) {
+        if (c.phase === 'running' || c.phase === 'crash-backoff') {
+          this.events.record(
+            e.object,
+            'Normal',
+            'Killing',
+            `Stopping container ${c.name}`,
+            KUBELET,
+            `spec.containers{${c.name}}`,
+          );
+        }
+      }
       return;
     }
     if (e.type === 'ADDED' && !this.sims.has(uid)) {
