@@ -125,7 +125,7 @@ describe('Deployment controller', () => {
         fieldSelector: `involvedObject.name=${pods[0]!.metadata!.name}`,
       })
     ).items.map((e) => e.reason);
-    expect(podEvents).toEqual(['Scheduled', 'Pulling', 'Pulled', 'Created', 'Started']);
+    expect(podEvents).toEqual(['Scheduled', 'Pulling', 'Pulled', 'Created', 'Started', 'Killing']);
   });
 
   test('a rolling update stays within maxSurge and maxUnavailable (percentages round surge up, unavailable down)', async () => {
