@@ -201,8 +201,14 @@ describe('kubectl against kube-sim', () => {
     expect(d['metadata']['annotations']['deployment.kubernetes.io/revision']).toBe('3');
     const rs = await json(['get', 'rs', '-l', 'app=undo']);
     expect(rs['items']).toHaveLength(2);
-    const history = await kubectl(sim, ['rollout', 'history', 'deploy/undo']);
-    expect(history.stdout).toMatch(/REVISION\s+CHANGE-CAUSE\n2\s+<none>\n3\s+<none>/);
+    expect(
+      (await kubectl(sim, ['annotate', 'deploy/undo', 'kubernetes.io/change-cause=rolled back after crash']))
+        .code,
+    ).toBe(0);
+    await until('the change cause on the ReplicaSet', async () => {
+      const history = await kubectl(sim, ['rollout', 'history', 'deploy/undo']);
+      return /REVISION\s+CHANGE-CAUSE\n2\s+<none>\n3\s+rolled back after crash/.test(history.stdout);
+    });
   });
 
   test('server-side dry run validates without changing anything', async () => {

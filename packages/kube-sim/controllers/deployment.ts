@@ -72,6 +72,20 @@ function byCreation(a: KubeObject, b: KubeObject): number {
   );
 }
 
+const NOT_COPIED = new Set([
+  REVISION,
+  REVISION_HISTORY,
+  DESIRED,
+  MAX_REPLICAS,
+  'kubectl.kubernetes.io/last-applied-configuration',
+]);
+
+function copiedAnnotations(d: KubeObject): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(d.metadata.annotations ?? {})) if (!NOT_COPIED.has(k)) out[k] = v;
+  return out;
+}
+
 interface Condition {
   type: string;
   status: string;
@@ -170,6 +184,17 @@ export class DeploymentController {
       };
     }
 
+    // Like the real controller, the new ReplicaSet carries the deployment's own annotations (change-cause...).
+    if (newRS) {
+      const wanted = copiedAnnotations(d);
+      const have = newRS.metadata.annotations ?? {};
+      if (Object.entries(wanted).some(([k, v]) => have[k] !== v)) {
+        const next = clone(newRS);
+        next.metadata.annotations = { ...have, ...wanted };
+        newRS = this.store.update(RS, next);
+      }
+    }
+
     const oldActive = () => olds().filter((rs) => specReplicas(rs) > 0 || statusNum(rs, 'replicas') > 0);
 
     if (!paused) {
@@ -247,6 +272,7 @@ export class DeploymentController {
         namespace,
         labels: { ...((tmeta['labels'] ?? {}) as Record<string, string>) },
         annotations: {
+          ...copiedAnnotations(d),
           [DESIRED]: String(replicas),
           [MAX_REPLICAS]: String(replicas + maxSurge),
           [REVISION]: String(revision),
