@@ -1,0 +1,191 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
+import { evaluateExpression, interpolate } from '../../packages/workflow/expressions.ts';
+import { type RunnerEvent, WorkflowRunner } from '../../packages/workflow/runner.ts';
+
+let workspace: string;
+beforeAll(() => {
+  workspace = mkdtempSync(join(tmpdir(), 'wf-'));
+  mkdirSync(join(workspace, '.github', 'workflows'), { recursive: true });
+});
+afterAll(() => rmSync(workspace, { recursive: true, force: true }));
+
+function write(name: string, content: string): string {
+  const file = join(workspace, '.github', 'workflows', name);
+  writeFileSync(file, content);
+  return file;
+}
+
+function runner(approvals: Record<string, boolean> = {}, events: RunnerEvent[] = []) {
+  return new WorkflowRunner({
+    repoRoot: REPO_ROOT,
+    workspace,
+    event: {
+      name: 'push',
+      ref: 'refs/heads/main',
+      sha: 'abc1234def',
+      repository: 'acme/shop',
+      actor: 'octocat',
+      payload: { head_commit: { message: 'Ship it' } },
+    },
+    secrets: { TOKEN: 's3cret' },
+    vars: { REGION: 'eu' },
+    env: {},
+    githubApiUrl: 'http://127.0.0.1:9',
+    token: 'ghs_x',
+    requiresApproval: (env) => env in approvals,
+    approve: async (env) => approvals[env] ?? false,
+    onEvent: (e) => events.push(e),
+  });
+}
+
+describe("expressions with GitHub's evaluator", () => {
+  test('operators, functions, contexts and interpolation', () => {
+    const ctx = { inputs: { environment: 'dev', n: 2 }, github: { ref: 'refs/heads/main' } };
+    expect(evaluateExpression("inputs.environment == 'dev' && 'plan' || 'up'", ctx)).toBe('plan');
+    expect(evaluateExpression("startsWith(github.ref, 'refs/heads/feature/')", ctx)).toBe(false);
+    expect(evaluateExpression('fromJSON(\'{"a":[1,2]}\').a[1]', ctx)).toBe(2);
+    expect(interpolate('deploy-${{ inputs.environment }}-${{ inputs.n }}', ctx)).toBe('deploy-dev-2');
+    expect(() => evaluateExpression('inputs.environment ==', ctx)).toThrow(/cannot parse/);
+  });
+});
+
+describe('the local workflow runner', () => {
+  test('runs jobs in needs order with outputs, if:, reusable workflows, run steps and our actions', async () => {
+    write(
+      'called.yml',
+      `on:
+  workflow_call:
+    inputs:
+      who: { type: string, required: true }
+      times: { type: number, default: 2 }
+    secrets:
+      token: { required: true }
+    outputs:
+      greeting: { value: "\${{ jobs.greet.outputs.text }}" }
+jobs:
+  greet:
+    runs-on: ubuntu-latest
+    environment: staging
+    outputs:
+      text: \${{ steps.say.outputs.text }}
+    steps:
+      - id: say
+        env:
+          WHO: \${{ inputs.who }}
+          SECRET_LEN: \${{ format('{0}', secrets.token) }}
+        run: echo "text=hello $WHO x\${{ inputs.times }} (\${#SECRET_LEN})" >> "$GITHUB_OUTPUT"
+`,
+    );
+    const caller = write(
+      'caller.yml',
+      `on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      image: \${{ steps.ref.outputs.image }}
+    steps:
+      - uses: actions/checkout@v4
+      - id: ref
+        run: echo "image=registry/shop@sha256:\${{ github.sha }}" >> "$GITHUB_OUTPUT"
+  call:
+    needs: build
+    uses: ./.github/workflows/called.yml
+    with:
+      who: \${{ needs.build.outputs.image }}
+    secrets:
+      token: \${{ secrets.TOKEN }}
+  summary:
+    needs: [build, call]
+    runs-on: ubuntu-latest
+    steps:
+      - uses: acme/pipeline/notify@v1
+        with:
+          event: custom
+          text: \${{ needs.call.outputs.greeting }}
+          app: shop
+  on-failure:
+    needs: call
+    if: failure()
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo never
+`,
+    );
+    const events: RunnerEvent[] = [];
+    const run = await runner({ staging: true }, events).runWorkflow(caller);
+    expect(
+      run.jobs.flatMap((j) => j.steps.filter((s) => s.error).map((s) => `${j.path}: ${s.error}`)),
+    ).toEqual([]);
+    expect(run.conclusion).toBe('success');
+    const byPath = Object.fromEntries(run.jobs.map((j) => [j.path, j]));
+    expect(byPath.build!.steps[0]).toMatchObject({
+      kind: 'skipped-action',
+      uses: 'actions/checkout@v4',
+      conclusion: 'skipped',
+    });
+    expect(byPath.build!.outputs.image).toBe('registry/shop@sha256:abc1234def');
+    expect(byPath['call/greet']!.outputs.text).toBe('hello registry/shop@sha256:abc1234def x2 (6)');
+    expect(byPath.call!.outputs.greeting).toBe('hello registry/shop@sha256:abc1234def x2 (6)');
+    expect(byPath.summary!.steps[0]).toMatchObject({ kind: 'action', conclusion: 'success' });
+    expect(byPath.summary!.steps[0]!.summary).toContain(
+      'hello registry/shop&#64;sha256:abc1234def x2 \\(6\\)',
+    );
+    expect(byPath['on-failure']!.conclusion).toBe('skipped');
+    expect(events.filter((e) => e.type === 'approval')).toEqual([
+      expect.objectContaining({ environment: 'staging', approved: true }),
+    ]);
+  });
+
+  test('a failed step skips the rest unless if: failure() or always(); a rejected environment fails its job', async () => {
+    const file = write(
+      'fail.yml',
+      `on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: exit 3
+      - run: echo skipped
+      - if: failure()
+        id: cleanup
+        run: echo "ran=yes" >> "$GITHUB_OUTPUT"
+      - if: always()
+        run: echo always
+  b:
+    needs: a
+    runs-on: ubuntu-latest
+    steps: [{ run: echo b }]
+  c:
+    needs: a
+    if: always()
+    runs-on: ubuntu-latest
+    environment: production
+    steps: [{ run: echo c }]
+`,
+    );
+    const run = await runner({ production: false }).runWorkflow(file);
+    expect(run.conclusion).toBe('failure');
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => run.jobs.find((j) => j.id === id)!);
+    expect(a!.steps.map((s) => s.conclusion)).toEqual(['failure', 'skipped', 'success', 'success']);
+    expect(a!.steps[0]!.error).toBe('exit code 3');
+    expect(b!.conclusion).toBe('skipped');
+    expect(c).toMatchObject({ conclusion: 'failure', reason: 'the deployment to production was rejected' });
+  });
+
+  test('a missing required input of a reusable workflow is an error naming it', async () => {
+    write(
+      'needs-input.yml',
+      'on:\n  workflow_call:\n    inputs:\n      env: { type: string, required: true }\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps: [{ run: "true" }]\n',
+    );
+    const file = write(
+      'calls-without.yml',
+      'on: push\njobs:\n  c:\n    uses: ./.github/workflows/needs-input.yml\n',
+    );
+    await expect(runner().runWorkflow(file)).rejects.toThrow(/the required input 'env' was not given/);
+  });
+});

@@ -1,0 +1,604 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  convertWorkflowTemplate,
+  NoOperationTraceWriter,
+  parseWorkflow,
+  type WorkflowTemplate,
+} from '@actions/workflow-parser';
+import { parse as parseYaml } from 'yaml';
+import { parseFileCommand, runBuiltAction, type StepResult } from '../runner/action-runner.ts';
+import { asText, type Contexts, interpolate, type StatusFunctions, truthy } from './expressions.ts';
+import { tokenValue } from './tokens.ts';
+
+/**
+ * Runs real workflow files locally the way GitHub would for the parts a deploy pipeline uses:
+ * jobs in `needs` order with `if:` (success(), failure(), always()), job and step outputs,
+ * reusable workflows with inputs, secrets and outputs, environments with required reviewers, our
+ * actions run from their built bundles through the runner contract, and `run:` steps in bash.
+ * Any other `uses:` is reported as skipped, by name.
+ */
+
+type Job = WorkflowTemplate['jobs'][number];
+type Step = Extract<Job, { type: 'job' }>['steps'][number];
+
+export type Conclusion = 'success' | 'failure' | 'skipped' | 'cancelled';
+
+export interface StepRecord {
+  id: string;
+  name: string;
+  kind: 'action' | 'run' | 'skipped-action';
+  uses?: string;
+  conclusion: Conclusion;
+  outcome: Conclusion;
+  outputs: Record<string, string>;
+  summary: string;
+  log: string;
+  durationMs: number;
+  error?: string;
+}
+
+export interface JobRecord {
+  /** Path of job ids through reusable workflows: `pipeline/production/deploy`. */
+  path: string;
+  id: string;
+  name: string;
+  environment?: string;
+  conclusion: Conclusion;
+  outputs: Record<string, string>;
+  steps: StepRecord[];
+  durationMs: number;
+  reason?: string;
+}
+
+export type RunnerEvent =
+  | { type: 'job-start'; job: JobRecord }
+  | { type: 'job-end'; job: JobRecord }
+  | { type: 'step-start'; job: JobRecord; step: { name: string } }
+  | { type: 'step-end'; job: JobRecord; step: StepRecord }
+  | { type: 'approval'; job: JobRecord; environment: string; approved: boolean }
+  | { type: 'output'; job: JobRecord; text: string };
+
+export interface EventContext {
+  name: string;
+  ref: string;
+  sha: string;
+  repository: string;
+  actor: string;
+  payload: Record<string, unknown>;
+  headRef?: string;
+}
+
+export interface RunnerOptions {
+  /** Root of this repository: our action folders, dist/ and reusable workflows. */
+  repoRoot: string;
+  /** The caller's checkout: `./` paths and `run:` steps work here. */
+  workspace: string;
+  /** The owner/name our `uses:` references carry, such as acme/pipeline; any `*\/pipeline` matches. */
+  event: EventContext;
+  secrets: Record<string, string>;
+  vars: Record<string, string>;
+  /** Environment variables every step sees (KUBECONFIG, GITHUB_API_URL, ...). */
+  env: Record<string, string>;
+  githubApiUrl: string;
+  token: string;
+  /** Environments that pause for approval, and who decides. */
+  requiresApproval(environment: string): boolean;
+  approve(environment: string, job: JobRecord): Promise<boolean>;
+  onEvent?(event: RunnerEvent): void;
+  runId?: string;
+}
+
+export interface WorkflowRun {
+  conclusion: Conclusion;
+  jobs: JobRecord[];
+  outputs: Record<string, string>;
+}
+
+const OUR_ACTIONS = new Set([
+  'deploy-env',
+  'run-migrations',
+  'health-gate',
+  'canary-shift',
+  'blue-green-switch',
+  'notify',
+]);
+
+export class WorkflowError extends Error {}
+
+type Token = Parameters<typeof tokenValue>[0];
+type MappingLike = { find(key: string): Token };
+type SequenceLike = { count: number; get(i: number): Token };
+
+/** The converter keeps no `with:` for steps; read it from the parsed (not converted) tokens. */
+function rawStepField(root: Token, jobId: string, index: number, field: string): Token {
+  const jobs = (root as unknown as MappingLike | undefined)?.find('jobs') as unknown as
+    | MappingLike
+    | undefined;
+  const job = jobs?.find(jobId) as unknown as MappingLike | undefined;
+  const steps = job?.find('steps') as unknown as SequenceLike | undefined;
+  if (!steps || index >= steps.count) return undefined;
+  return (steps.get(index) as unknown as MappingLike).find(field);
+}
+
+async function loadWorkflow(
+  file: string,
+): Promise<{ template: WorkflowTemplate; raw: Record<string, unknown>; root: Token }> {
+  const content = readFileSync(file, 'utf8');
+  const parsed = parseWorkflow({ name: file, content }, new NoOperationTraceWriter());
+  const errors = parsed.context.errors.getErrors();
+  if (errors.length > 0 || !parsed.value)
+    throw new WorkflowError(`${file}: ${errors.map((e) => e.message).join('; ')}`);
+  const template = await convertWorkflowTemplate(parsed.context, parsed.value);
+  if (template.errors?.length)
+    throw new WorkflowError(`${file}: ${template.errors.map((e) => e.Message).join('; ')}`);
+  return { template, raw: parseYaml(content) as Record<string, unknown>, root: parsed.value as Token };
+}
+
+function topological(jobs: Job[]): Job[] {
+  const byId = new Map(jobs.map((j) => [j.id.value, j]));
+  const done = new Set<string>();
+  const out: Job[] = [];
+  const visit = (job: Job, stack: string[]) => {
+    const id = job.id.value;
+    if (done.has(id)) return;
+    if (stack.includes(id)) throw new WorkflowError(`jobs ${[...stack, id].join(' → ')} need each other`);
+    for (const need of job.needs ?? []) {
+      const dep = byId.get(need.value);
+      if (!dep) throw new WorkflowError(`job ${id} needs ${need.value}, which does not exist`);
+      visit(dep, [...stack, id]);
+    }
+    done.add(id);
+    out.push(job);
+  };
+  for (const job of jobs) visit(job, []);
+  return out;
+}
+
+export class WorkflowRunner {
+  private readonly options: RunnerOptions;
+  private runCounter = 0;
+
+  constructor(options: RunnerOptions) {
+    this.options = options;
+  }
+
+  private github(jobId: string): Record<string, unknown> {
+    const e = this.options.event;
+    const refName = e.ref.replace(/^refs\/(heads|tags)\//, '');
+    return {
+      event_name: e.name,
+      event: e.payload,
+      ref: e.ref,
+      ref_name: refName,
+      ref_type: e.ref.startsWith('refs/tags/') ? 'tag' : 'branch',
+      head_ref: e.headRef ?? '',
+      base_ref: '',
+      sha: e.sha,
+      repository: e.repository,
+      repository_owner: e.repository.split('/')[0],
+      actor: e.actor,
+      triggering_actor: e.actor,
+      run_id: this.options.runId ?? '1',
+      run_number: '1',
+      run_attempt: '1',
+      workflow: 'release',
+      job: jobId,
+      server_url: 'https://github.com',
+      api_url: this.options.githubApiUrl,
+      token: this.options.token,
+      workspace: this.options.workspace,
+    };
+  }
+
+  /** A `uses:` path to a workflow file we can read: `./.github/...` in the caller, ours by repository. */
+  private resolveWorkflow(ref: string): string {
+    if (ref.startsWith('./')) return resolve(this.options.workspace, ref);
+    const m = /^[^/]+\/pipeline\/(\.github\/workflows\/[^@]+)@.+$/.exec(ref);
+    if (m) return join(this.options.repoRoot, m[1]!);
+    throw new WorkflowError(
+      `cannot run the reusable workflow ${ref}: only this repository's and the caller's own workflows can run locally`,
+    );
+  }
+
+  private resolveAction(uses: string): string | undefined {
+    const local = /^\.\/(?:.*\/)?([a-z-]+)\/?$/.exec(uses);
+    if (
+      local &&
+      OUR_ACTIONS.has(local[1]!) &&
+      existsSync(join(this.options.repoRoot, local[1]!, 'action.yml'))
+    )
+      return local[1];
+    const remote = /^[^/]+\/pipeline\/([a-z-]+)@[\w.\-/]+$/.exec(uses);
+    if (remote && OUR_ACTIONS.has(remote[1]!)) return remote[1];
+    return undefined;
+  }
+
+  async runWorkflow(
+    file: string,
+    call: { inputs?: Record<string, unknown>; secrets?: Record<string, string>; pathPrefix?: string } = {},
+  ): Promise<WorkflowRun> {
+    const { template, raw, root } = await loadWorkflow(file);
+    const onCall = ((raw.on as Record<string, unknown> | undefined)?.workflow_call ?? {}) as {
+      inputs?: Record<string, { required?: boolean; default?: unknown; type?: string }>;
+      outputs?: Record<string, { value: string }>;
+    };
+    const inputs: Record<string, unknown> = {};
+    if (call.inputs) {
+      for (const [name, spec] of Object.entries(onCall.inputs ?? {})) {
+        const given = call.inputs[name];
+        if (given === undefined || given === '') {
+          if (spec.required && spec.default === undefined)
+            throw new WorkflowError(`${file}: the required input '${name}' was not given`);
+          inputs[name] =
+            typeof spec.default === 'string' && spec.default.includes('${{')
+              ? interpolate(spec.default, { github: this.github('') })
+              : (spec.default ?? (spec.type === 'boolean' ? false : spec.type === 'number' ? 0 : ''));
+        } else {
+          inputs[name] =
+            spec.type === 'boolean'
+              ? given === true || given === 'true'
+              : spec.type === 'number'
+                ? Number(given)
+                : given;
+        }
+      }
+      for (const name of Object.keys(call.inputs)) {
+        if (!(name in (onCall.inputs ?? {})))
+          throw new WorkflowError(
+            `${file}: the input '${name}' is passed but not declared in on.workflow_call.inputs`,
+          );
+      }
+    }
+    const secrets = call.secrets ?? this.options.secrets;
+    const workflowEnv = (tokenValue(template.env, {
+      github: this.github(''),
+      inputs,
+      secrets,
+      vars: this.options.vars,
+    }) ?? {}) as Record<string, unknown>;
+
+    const records: JobRecord[] = [];
+    const results = new Map<string, JobRecord>();
+    for (const job of topological(template.jobs)) {
+      const id = job.id.value;
+      const needs: Record<string, unknown> = {};
+      for (const n of job.needs ?? []) {
+        const r = results.get(n.value)!;
+        needs[n.value] = { result: r.conclusion, outputs: r.outputs };
+      }
+      const needResults = (job.needs ?? []).map((n) => results.get(n.value)!.conclusion);
+      const status: StatusFunctions = {
+        success: () => needResults.every((r) => r === 'success'),
+        failure: () => needResults.some((r) => r === 'failure'),
+        cancelled: () => false,
+      };
+      const ctx: Contexts = {
+        github: this.github(id),
+        inputs,
+        secrets,
+        vars: this.options.vars,
+        needs,
+        env: workflowEnv,
+      };
+      const record: JobRecord = {
+        path: `${call.pathPrefix ?? ''}${id}`,
+        id,
+        name: String(tokenValue(job.name, ctx) ?? id),
+        conclusion: 'skipped',
+        outputs: {},
+        steps: [],
+        durationMs: 0,
+      };
+      const started = performance.now();
+      if (!truthy(tokenValue(job.if, ctx, status))) {
+        record.reason = 'its if: condition was false';
+        results.set(id, record);
+        records.push(record);
+        this.options.onEvent?.({ type: 'job-end', job: record });
+        continue;
+      }
+      this.options.onEvent?.({ type: 'job-start', job: record });
+      if (job.type === 'reusableWorkflowJob') {
+        const inputValues = (tokenValue(job['input-values'], ctx) ?? {}) as Record<string, unknown>;
+        const passedSecrets = job['inherit-secrets']
+          ? secrets
+          : Object.fromEntries(
+              Object.entries((tokenValue(job['secret-values'], ctx) ?? {}) as Record<string, unknown>).map(
+                ([k, v]) => [k, asText(v)],
+              ),
+            );
+        const nested = await this.runWorkflow(this.resolveWorkflow(job.ref.value), {
+          inputs: inputValues,
+          secrets: passedSecrets,
+          pathPrefix: `${record.path}/`,
+        });
+        records.push(...nested.jobs);
+        record.conclusion = nested.conclusion;
+        record.outputs = nested.outputs;
+      } else {
+        await this.runJob(job, record, ctx, (index, field) => rawStepField(root, id, index, field));
+      }
+      record.durationMs = performance.now() - started;
+      results.set(id, record);
+      records.push(record);
+      this.options.onEvent?.({ type: 'job-end', job: record });
+    }
+
+    const conclusion: Conclusion = [...results.values()].some((r) => r.conclusion === 'failure')
+      ? 'failure'
+      : 'success';
+    const jobsCtx = Object.fromEntries(
+      [...results].map(([id, r]) => [id, { result: r.conclusion, outputs: r.outputs }]),
+    );
+    const outputs: Record<string, string> = {};
+    for (const [name, spec] of Object.entries(onCall.outputs ?? {})) {
+      outputs[name] = asText(
+        interpolate(String(spec.value ?? ''), { github: this.github(''), inputs, jobs: jobsCtx }),
+      );
+    }
+    return { conclusion, jobs: records, outputs };
+  }
+
+  private async runJob(
+    job: Extract<Job, { type: 'job' }>,
+    record: JobRecord,
+    ctx: Contexts,
+    raw: (index: number, field: string) => Token,
+  ): Promise<void> {
+    const envToken = tokenValue(job.environment, ctx);
+    const environment =
+      typeof envToken === 'string' ? envToken : (envToken as { name?: string } | undefined)?.name;
+    if (environment) {
+      record.environment = environment;
+      if (this.options.requiresApproval(environment)) {
+        const approved = await this.options.approve(environment, record);
+        this.options.onEvent?.({ type: 'approval', job: record, environment, approved });
+        if (!approved) {
+          record.conclusion = 'failure';
+          record.reason = `the deployment to ${environment} was rejected`;
+          return;
+        }
+      }
+    }
+    const jobEnv: Record<string, string> = {};
+    for (const [k, v] of Object.entries((ctx.env as Record<string, unknown>) ?? {})) jobEnv[k] = asText(v);
+    for (const [k, v] of Object.entries(
+      (tokenValue(job.env, { ...ctx, env: jobEnv }) ?? {}) as Record<string, unknown>,
+    ))
+      jobEnv[k] = asText(v);
+    const steps: Record<
+      string,
+      { outputs: Record<string, string>; outcome: Conclusion; conclusion: Conclusion }
+    > = {};
+    let failed = false;
+    const status: StatusFunctions = { success: () => !failed, failure: () => failed, cancelled: () => false };
+    for (const [index, step] of job.steps.entries()) {
+      const stepCtx: Contexts = {
+        ...ctx,
+        env: jobEnv,
+        steps,
+        job: { status: failed ? 'failure' : 'success' },
+        runner: { os: 'Linux', arch: 'X64', temp: tmpdir() },
+      };
+      const stepId = step.id || `__step${index}`;
+      const record_ = await this.runStep(step, stepId, stepCtx, status, jobEnv, record, raw(index, 'with'));
+      record.steps.push(record_);
+      steps[stepId] = { outputs: record_.outputs, outcome: record_.outcome, conclusion: record_.conclusion };
+      if (record_.conclusion === 'failure') failed = true;
+    }
+    record.conclusion = failed ? 'failure' : 'success';
+    const outputs = (tokenValue(job.outputs, { ...ctx, env: jobEnv, steps }) ?? {}) as Record<
+      string,
+      unknown
+    >;
+    for (const [k, v] of Object.entries(outputs)) record.outputs[k] = asText(v);
+  }
+
+  private async runStep(
+    step: Step,
+    id: string,
+    ctx: Contexts,
+    status: StatusFunctions,
+    jobEnv: Record<string, string>,
+    job: JobRecord,
+    withToken: Token,
+  ): Promise<StepRecord> {
+    const s = step as Step & {
+      if?: Parameters<typeof tokenValue>[0];
+      env?: Parameters<typeof tokenValue>[0];
+      uses?: { value: string };
+      run?: Parameters<typeof tokenValue>[0];
+      'continue-on-error'?: unknown;
+    };
+    const uses = s.uses?.value;
+    const name = String(
+      tokenValue(s.name, ctx) ??
+        (uses ? uses : `run ${String(tokenValue(s.run, { ...ctx }) ?? '').split('\n')[0]}`.slice(0, 80)),
+    );
+    const base: StepRecord = {
+      id,
+      name,
+      kind: uses ? 'action' : 'run',
+      ...(uses ? { uses } : {}),
+      conclusion: 'skipped',
+      outcome: 'skipped',
+      outputs: {},
+      summary: '',
+      log: '',
+      durationMs: 0,
+    };
+    const condition = s.if ? tokenValue(s.if, ctx, status) : status.success();
+    if (!truthy(condition)) return base;
+    this.options.onEvent?.({ type: 'step-start', job, step: { name } });
+    const started = performance.now();
+    const stepEnv: Record<string, string> = { ...jobEnv };
+    try {
+      for (const [k, v] of Object.entries((tokenValue(s.env, ctx, status) ?? {}) as Record<string, unknown>))
+        stepEnv[k] = asText(v);
+    } catch (error) {
+      return this.finish(base, started, 'failure', `${(error as Error).message}`, job);
+    }
+    if (uses) {
+      const action = this.resolveAction(uses);
+      if (!action) {
+        const rec: StepRecord = {
+          ...base,
+          kind: 'skipped-action',
+          conclusion: 'skipped',
+          outcome: 'skipped',
+          log: `skipped: ${uses} is not one of this suite's actions and does not run locally`,
+        };
+        this.options.onEvent?.({ type: 'step-end', job, step: rec });
+        return rec;
+      }
+      let inputs: Record<string, string>;
+      try {
+        const raw = (tokenValue(withToken, ctx, status) ?? {}) as Record<string, unknown>;
+        inputs = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, asText(v)]));
+      } catch (error) {
+        return this.finish(base, started, 'failure', (error as Error).message, job);
+      }
+      const result: StepResult = await runBuiltAction(action, {
+        inputs,
+        root: this.options.repoRoot,
+        cwd: this.options.workspace,
+        env: { ...this.options.env, ...stepEnv },
+        github: {
+          repository: this.options.event.repository,
+          sha: this.options.event.sha,
+          ref: this.options.event.ref,
+          ...(this.options.event.headRef ? { headRef: this.options.event.headRef } : {}),
+          actor: this.options.event.actor,
+          eventName: this.options.event.name,
+          payload: this.options.event.payload,
+          runId: this.options.runId ?? '1',
+          workflow: 'release',
+          job: job.id,
+          apiUrl: this.options.githubApiUrl,
+          token: this.options.token,
+        },
+        timeoutMs: 20 * 60_000,
+        onStdout: (text) => this.options.onEvent?.({ type: 'output', job, text }),
+      });
+      for (const [k, v] of Object.entries(result.env)) jobEnv[k] = v;
+      const error =
+        result.exitCode === 0
+          ? undefined
+          : (result.annotations.find((a) => a.level === 'error')?.message ?? `exit code ${result.exitCode}`);
+      const rec = this.finish(
+        { ...base, outputs: result.outputs, summary: result.summary, log: result.log },
+        started,
+        result.exitCode === 0 ? 'success' : 'failure',
+        error,
+        job,
+        s,
+      );
+      return rec;
+    }
+    const script = asText(tokenValue(s.run, ctx, status));
+    const result = await this.runScript(script, stepEnv, job);
+    for (const [k, v] of Object.entries(result.env)) jobEnv[k] = v;
+    return this.finish(
+      { ...base, outputs: result.outputs, summary: result.summary, log: result.log },
+      started,
+      result.exitCode === 0 ? 'success' : 'failure',
+      result.exitCode === 0 ? undefined : `exit code ${result.exitCode}`,
+      job,
+      s,
+    );
+  }
+
+  private finish(
+    rec: StepRecord,
+    started: number,
+    outcome: Conclusion,
+    error: string | undefined,
+    job: JobRecord,
+    step?: { 'continue-on-error'?: unknown },
+  ): StepRecord {
+    const continueOnError =
+      step?.['continue-on-error'] === true ||
+      (step?.['continue-on-error'] as { value?: unknown } | undefined)?.value === true;
+    const done: StepRecord = {
+      ...rec,
+      outcome,
+      conclusion: outcome === 'failure' && continueOnError ? 'success' : outcome,
+      durationMs: performance.now() - started,
+      ...(error ? { error } : {}),
+    };
+    this.options.onEvent?.({ type: 'step-end', job, step: done });
+    return done;
+  }
+
+  private runScript(
+    script: string,
+    env: Record<string, string>,
+    job: JobRecord,
+  ): Promise<{
+    exitCode: number;
+    outputs: Record<string, string>;
+    env: Record<string, string>;
+    summary: string;
+    log: string;
+  }> {
+    const dir = mkdtempSync(join(tmpdir(), 'rehearse-run-'));
+    const files = {
+      GITHUB_OUTPUT: join(dir, 'output'),
+      GITHUB_ENV: join(dir, 'env'),
+      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+      GITHUB_PATH: join(dir, 'path'),
+      GITHUB_STATE: join(dir, 'state'),
+    };
+    for (const f of Object.values(files)) writeFileSync(f, '');
+    const scriptFile = join(dir, 'step.sh');
+    writeFileSync(scriptFile, script);
+    const e = this.options.event;
+    const fullEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? dir,
+      CI: 'true',
+      GITHUB_ACTIONS: 'true',
+      GITHUB_REPOSITORY: e.repository,
+      GITHUB_SHA: e.sha,
+      GITHUB_REF: e.ref,
+      GITHUB_REF_NAME: e.ref.replace(/^refs\/(heads|tags)\//, ''),
+      GITHUB_ACTOR: e.actor,
+      GITHUB_EVENT_NAME: e.name,
+      GITHUB_WORKSPACE: this.options.workspace,
+      GITHUB_API_URL: this.options.githubApiUrl,
+      RUNNER_TEMP: dir,
+      ...this.options.env,
+      ...env,
+      ...files,
+    };
+    return new Promise((resolvePromise) => {
+      const child = spawn('bash', ['--noprofile', '--norc', '-eo', 'pipefail', scriptFile], {
+        cwd: this.options.workspace,
+        env: fullEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let log = '';
+      const onData = (chunk: Buffer) => {
+        const text = chunk.toString('utf8');
+        log += text;
+        this.options.onEvent?.({ type: 'output', job, text });
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('close', (code) => {
+        const result = {
+          exitCode: code ?? 1,
+          outputs: parseFileCommand(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
+          env: parseFileCommand(readFileSync(files.GITHUB_ENV, 'utf8')),
+          summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+          log,
+        };
+        rmSync(dir, { recursive: true, force: true });
+        resolvePromise(result);
+      });
+    });
+  }
+}
