@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from '@jest/globals';
@@ -111,6 +111,11 @@ export interface KubectlResult {
 }
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'kube-sim-kubectl-cache-'));
+
+/** Removes kubectl's discovery cache for this test file (call from afterAll). */
+export function removeKubectlCache(): void {
+  rmSync(cacheDir, { recursive: true, force: true });
+}
 
 export function kubectl(
   sim: KubeSim,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect } from '@jest/globals';
 import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { hasKubectl, kubectl, kubectlTest as test, until } from './helpers.ts';
+import { hasKubectl, kubectl, removeKubectlCache, kubectlTest as test, until } from './helpers.ts';
 
 let sim: KubeSim;
 let dir: string;
@@ -73,6 +73,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sim.close();
   rmSync(dir, { recursive: true, force: true });
+  removeKubectlCache();
 });
 
 describe('kubectl against kube-sim', () => {
