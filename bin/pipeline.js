@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// The `pipeline` command: runs bin/pipeline.ts with Node's own type stripping (Node >= 23.6).
+import { registerHooks, stripTypeScriptTypes } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 23 || (major === 23 && minor < 6)) {
+  process.stderr.write(
+    `pipeline needs Node 24 (it runs TypeScript sources directly); this is Node ${process.versions.node}.\n` +
+      'Install Node 24 (actions/setup-node with node-version: 24) and run it again.\n',
+  );
+  process.exit(1);
+}
+
+// Node refuses to strip types of files under node_modules, which is where `npx pipeline` finds
+// this package when a repository installs it: strip them here, for this package's files only.
+const root = new URL('../', import.meta.url).href;
+if (fileURLToPath(root).includes('/node_modules/') && typeof registerHooks === 'function') {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = (warning, ...rest) =>
+    String(warning).includes('stripTypeScriptTypes')
+      ? undefined
+      : emitWarning.call(process, warning, ...rest);
+  registerHooks({
+    load(url, context, nextLoad) {
+      if (!url.startsWith(root) || !url.endsWith('.ts') || url.slice(root.length).includes('node_modules/')) {
+        return nextLoad(url, context);
+      }
+      const loaded = nextLoad(url, { ...context, format: 'module' });
+      const source = stripTypeScriptTypes(String(loaded.source));
+      return { format: 'module', source, shortCircuit: true };
+    },
+  });
+}
+
+await import('./pipeline.ts');
