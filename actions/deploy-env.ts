@@ -50,7 +50,7 @@ export const schema = defineInputs({
 });
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
     if (!inputs.kustomize && !inputs.manifests?.length) {
       throw new InputError(
         'manifests',
@@ -155,6 +155,7 @@ export async function main(): Promise<void> {
             }
           : {}),
         logger: log,
+        clock,
         signal: abort.signal,
         beforeApply: async () => {
           if (!inputs.githubDeployment || !inputs.githubToken || !run.repository) return;

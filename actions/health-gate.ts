@@ -49,7 +49,7 @@ function needsCluster(checks: Check[]): boolean {
 }
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, log, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary }) => {
     if (inputs.checks !== undefined && inputs.checksFile) {
       throw new InputError(
         'checks-file',
@@ -155,6 +155,7 @@ export async function main(): Promise<void> {
         intervalMs: inputs.interval,
         ...(inputs.duration !== undefined ? { durationMs: inputs.duration } : { count: inputs.count ?? 1 }),
         logger: log,
+        clock,
         ...(kube ? { kube } : {}),
         signal: abort.signal,
       });

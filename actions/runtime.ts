@@ -1,8 +1,8 @@
 import * as core from '@actions/core';
 import { type Inputs, parseInputs, type Schema } from '../packages/config/index.ts';
 import { type RunContext, readRunContext } from '../packages/config/run-context.ts';
-import type { Logger } from '../packages/core/index.ts';
-import { isExpectedError } from '../packages/core/index.ts';
+import type { Clock, Logger } from '../packages/core/index.ts';
+import { clockFromEnvironment, isExpectedError } from '../packages/core/index.ts';
 
 /** The engines' Logger backed by the runner's workflow commands. */
 export const actionsLogger: Logger = {
@@ -20,6 +20,8 @@ export interface ActionContext<S extends Schema> {
   inputs: Inputs<S>;
   run: RunContext;
   log: Logger;
+  /** The system clock; under PIPELINE_TIME_SCALE (the local rehearsal only), a faster one. */
+  clock: Clock;
   setOutput(name: string, value: string | number | boolean): void;
   /** Appends Markdown to the job summary (GITHUB_STEP_SUMMARY); a no-op outside a runner. */
   writeSummary(markdown: string): Promise<void>;
@@ -40,6 +42,7 @@ export async function runAction<S extends Schema>(
       inputs,
       run: readRunContext(process.env),
       log: actionsLogger,
+      clock: clockFromEnvironment(process.env),
       setOutput: (name, value) => core.setOutput(name, value),
       async writeSummary(markdown) {
         if (!process.env.GITHUB_STEP_SUMMARY) return;

@@ -122,3 +122,35 @@ export class ManualClock implements Clock {
 async function flushMicrotasks(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
+
+/**
+ * Real time, sped up: `now()` runs `factor` times faster than the wall clock and sleeps are
+ * `factor` times shorter. The local rehearsal uses it so a workflow's real settings (a 15-minute
+ * soak) play out in seconds; an action picks it only when PIPELINE_TIME_SCALE is set.
+ */
+export class ScaledClock implements Clock {
+  readonly factor: number;
+  private readonly origin = Date.now();
+
+  constructor(factor: number) {
+    if (!Number.isFinite(factor) || factor <= 0)
+      throw new Error(`time scale must be a positive number, got ${factor}`);
+    this.factor = factor;
+  }
+
+  now(): number {
+    return this.origin + (Date.now() - this.origin) * this.factor;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return systemClock.sleep(ms / this.factor, signal);
+  }
+}
+
+/** The clock an action runs on: the system clock, or a scaled one under PIPELINE_TIME_SCALE. */
+export function clockFromEnvironment(env: NodeJS.ProcessEnv = process.env): Clock {
+  const raw = env.PIPELINE_TIME_SCALE;
+  if (!raw) return systemClock;
+  const factor = Number(raw);
+  return Number.isFinite(factor) && factor > 0 && factor !== 1 ? new ScaledClock(factor) : systemClock;
+}

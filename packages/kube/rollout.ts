@@ -300,16 +300,18 @@ export async function waitForDeployment(options: WaitOptions): Promise<RolloutOu
     evaluate();
     if (outcome) return outcome;
 
-    const timer = setTimeout(
-      () =>
+    // The deadline sleeps on the injected clock, so a sped-up clock (the rehearsal) shortens it too.
+    clock
+      .sleep(Math.max(0, options.deadline - clock.now()), abort.signal)
+      .then(() =>
         finish({
           ok: false,
           failure: 'timeout',
           message: `deployment "${name}" did not finish rolling out within ${formatDuration(options.deadline - started)}: ${timeline.at(-1)?.message ?? ''}`,
           problems: currentProblems(),
         }),
-      Math.max(0, options.deadline - clock.now()),
-    );
+      )
+      .catch(() => {});
     // Stuck pods may send no further event: look again when a grace period runs out.
     const regrace = setInterval(() => evaluate(), Math.max(50, Math.min(options.stuckGraceMs, 5000)));
     options.signal?.addEventListener(
@@ -394,7 +396,6 @@ export async function waitForDeployment(options: WaitOptions): Promise<RolloutOu
       wake = resolve;
       if (outcome) resolve();
     });
-    clearTimeout(timer);
     clearInterval(regrace);
     await watches;
     return outcome!;
