@@ -1,0 +1,176 @@
+import { defineInputs, input } from '../packages/config/index.ts';
+import { yamlInput } from '../packages/config/yaml-input.ts';
+import { InputError, PipelineError } from '../packages/core/index.ts';
+import { DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
+import { runAction } from './runtime.ts';
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const NAME_FORM = 'a Kubernetes object name: lowercase letters, digits and -';
+const MODES = ['run', 'set-weight', 'promote', 'abort'] as const;
+const ROUTERS = ['replicas', 'gateway-api', 'nginx'] as const;
+
+export const schema = defineInputs({
+  mode: input.enum(MODES, { default: 'run' }),
+  deployment: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
+  namespace: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  image: input.string({
+    pattern: /^[^\s=]+$/,
+    accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
+  }),
+  container: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  router: input.enum(ROUTERS, { default: 'replicas' }),
+  steps: input.string({ default: '10,50,100' }),
+  weight: input.integer({ min: 0, max: 100, accepted: 'a whole number from 0 to 100' }),
+  service: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  'stable-service': input.string({ pattern: NAME, accepted: NAME_FORM }),
+  'canary-service': input.string({ pattern: NAME, accepted: NAME_FORM }),
+  'http-route': input.string({ pattern: NAME, accepted: NAME_FORM }),
+  ingress: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  checks: yamlInput((doc) => doc, {
+    accepted: 'a YAML list of health-gate checks (http, prometheus or kubernetes) against the canary',
+  }),
+  'analysis-interval': input.duration({ default: '30s', minMs: 100 }),
+  'analysis-count': input.integer({ default: '3', min: 1, max: 10_000 }),
+  'initial-delay': input.duration({ default: '0s' }),
+  'metrics-path': input.string({
+    pattern: /^(:[\w-]+)?\/\S*$/,
+    accepted: 'a path such as /metrics, optionally after a port: :9090/metrics',
+  }),
+  'track-label': input.string({
+    default: 'pipeline.dev/track',
+    pattern: /^([a-z0-9.-]+\/)?[A-Za-z0-9_.-]+$/,
+    accepted: 'a label key such as pipeline.dev/track',
+  }),
+  'abort-action': input.enum(['scale-to-zero', 'delete'] as const, { default: 'scale-to-zero' }),
+  reason: input.string(),
+  timeout: input.duration({ default: '10m', minMs: 1000 }),
+  'fail-fast-after': input.duration({ default: '30s' }),
+  'lock-timeout': input.duration({ default: '10m' }),
+  'lock-lease': input.duration({ default: '60s', minMs: 1000 }),
+  'prometheus-url': input.url(),
+  'prometheus-token': input.secret(),
+  kubeconfig: input.secret(),
+  context: input.string(),
+});
+
+export async function main(): Promise<void> {
+  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
+    const { parseSteps } = await import('../packages/rollout/canary.ts');
+    const steps = parseSteps(inputs.steps, 'steps');
+    if (inputs.weight !== undefined && inputs.mode !== 'set-weight')
+      throw new InputError('weight', `is set with mode ${inputs.mode}`, 'weight only with mode: set-weight');
+    if (inputs.router === 'replicas' && (inputs.httpRoute || inputs.ingress || inputs.stableService))
+      throw new InputError(
+        inputs.httpRoute ? 'http-route' : inputs.ingress ? 'ingress' : 'stable-service',
+        'is set with router replicas',
+        'http-route with router gateway-api, ingress with router nginx',
+      );
+    if (inputs.router === 'gateway-api' && inputs.ingress)
+      throw new InputError('ingress', 'is set with router gateway-api', 'http-route with router gateway-api');
+    if (inputs.router === 'nginx' && inputs.httpRoute)
+      throw new InputError('http-route', 'is set with router nginx', 'ingress with router nginx');
+    if (inputs.router !== 'replicas' && inputs.service)
+      throw new InputError(
+        'service',
+        `is set with router ${inputs.router}`,
+        'stable-service (and canary-service)',
+      );
+
+    const { KubeClient, kubeconfigSecrets, loadKubeConfig } = await import('../packages/kube/client.ts');
+    const kc = loadKubeConfig({
+      ...(inputs.kubeconfig ? { kubeconfig: inputs.kubeconfig } : {}),
+      ...(inputs.context ? { context: inputs.context } : {}),
+    });
+    for (const secret of kubeconfigSecrets(kc)) log.mask(secret);
+    const client = new KubeClient(kc, { logger: log });
+    const namespace = inputs.namespace ?? client.defaultNamespace;
+
+    const analysing = inputs.mode === 'run' || inputs.mode === 'set-weight';
+    const checks =
+      inputs.checks !== undefined
+        ? parseChecks(inputs.checks, {
+            ...DEFAULT_LIMITS,
+            ...(inputs.prometheusUrl ? { prometheusUrl: inputs.prometheusUrl } : {}),
+            prometheusAuth: inputs.prometheusToken ? { bearerToken: inputs.prometheusToken } : {},
+            namespace,
+            timeoutMs: 10_000,
+          })
+        : undefined;
+    if (analysing && !checks)
+      throw new InputError(
+        'checks',
+        `is required with mode ${inputs.mode}: the health analysis decides every step`,
+        'a YAML list of health-gate checks against the canary, such as a service check on <deployment>-canary',
+      );
+    const { parseMetricsEndpoint } = await import('../packages/rollout/kube-ops.ts');
+    const metrics = inputs.metricsPath ? parseMetricsEndpoint(inputs.metricsPath) : undefined;
+
+    const { runCanary } = await import('../packages/rollout/canary.ts');
+    const abort = new AbortController();
+    const onSignal = () => abort.abort(new PipelineError('The canary step was cancelled'));
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    try {
+      const result = await runCanary({
+        client,
+        namespace,
+        deployment: inputs.deployment,
+        mode: inputs.mode,
+        ...(inputs.image ? { image: inputs.image } : {}),
+        ...(inputs.container ? { container: inputs.container } : {}),
+        router:
+          inputs.router === 'replicas'
+            ? { kind: 'replicas', service: inputs.service ?? inputs.deployment }
+            : inputs.router === 'gateway-api'
+              ? {
+                  kind: 'gateway-api',
+                  httpRoute: inputs.httpRoute ?? inputs.deployment,
+                  stableService: inputs.stableService ?? inputs.deployment,
+                }
+              : {
+                  kind: 'nginx',
+                  ingress: inputs.ingress ?? inputs.deployment,
+                  stableService: inputs.stableService ?? inputs.deployment,
+                },
+        ...(inputs.canaryService ? { canaryService: inputs.canaryService } : {}),
+        steps,
+        ...(inputs.weight !== undefined ? { weight: inputs.weight } : {}),
+        ...(checks
+          ? {
+              analysis: {
+                checks,
+                intervalMs: inputs.analysisInterval,
+                count: inputs.analysisCount,
+                initialDelayMs: inputs.initialDelay,
+              },
+            }
+          : {}),
+        ...(metrics ? { metrics } : {}),
+        trackLabel: inputs.trackLabel,
+        abortAction: inputs.abortAction,
+        ...(inputs.reason ? { abortReason: inputs.reason } : {}),
+        timeoutMs: inputs.timeout,
+        stuckGraceMs: inputs.failFastAfter,
+        lock: {
+          holder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
+          waitTimeoutMs: inputs.lockTimeout,
+          leaseDurationMs: inputs.lockLease,
+        },
+        logger: log,
+        signal: abort.signal,
+      });
+      const { renderCanarySummary, stepsJson } = await import('../packages/rollout/canary-summary.ts');
+      setOutput('weight', result.weight);
+      setOutput('phase', result.phase);
+      setOutput('reason', result.reason);
+      setOutput('steps', stepsJson(result));
+      await writeSummary(renderCanarySummary(result, inputs.deployment));
+      if (!result.ok) throw new PipelineError(`Canary of ${result.image} aborted: ${result.reason}`);
+      log.info(result.reason);
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      client.close();
+    }
+  });
+}

@@ -1,0 +1,3 @@
+import { main } from '../canary-shift.ts';
+
+await main();
