@@ -560,12 +560,10 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
   function historyJson(): string {
     // Compact: the cluster keeps verdicts and traffic, not every measurement.
     return JSON.stringify(
-      steps
-        .slice(-20)
-        .map(({ gate: _gate, earlier: _earlier, ...rest }) => ({
-          ...rest,
-          reason: rest.reason.slice(0, 300),
-        })),
+      steps.slice(-20).map(({ gate: _gate, earlier: _earlier, ...rest }) => ({
+        ...rest,
+        reason: rest.reason.slice(0, 300),
+      })),
     );
   }
 

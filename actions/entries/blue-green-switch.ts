@@ -1,0 +1,3 @@
+import { main } from '../blue-green-switch.ts';
+
+await main();
