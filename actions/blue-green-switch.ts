@@ -43,7 +43,7 @@ export const schema = defineInputs({
 });
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
     if (inputs.mode === 'deploy' && !inputs.image)
       throw new InputError(
         'image',
@@ -108,6 +108,7 @@ export async function main(): Promise<void> {
           leaseDurationMs: inputs.lockLease,
         },
         logger: log,
+        clock,
         signal: abort.signal,
       });
       setOutput('active-color', result.activeColor);

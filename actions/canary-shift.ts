@@ -54,7 +54,7 @@ export const schema = defineInputs({
 });
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
     const { parseSteps } = await import('../packages/rollout/canary.ts');
     const steps = parseSteps(inputs.steps, 'steps');
     if (inputs.weight !== undefined && inputs.mode !== 'set-weight')
@@ -157,6 +157,7 @@ export async function main(): Promise<void> {
           leaseDurationMs: inputs.lockLease,
         },
         logger: log,
+        clock,
         signal: abort.signal,
       });
       const { renderCanarySummary, stepsJson } = await import('../packages/rollout/canary-summary.ts');

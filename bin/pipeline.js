@@ -33,4 +33,18 @@ if (fileURLToPath(root).includes('/node_modules/') && typeof registerHooks === '
   });
 }
 
+// @actions/workflow-parser imports its JSON schemas without `with { type: 'json' }`, which
+// bundlers accept and Node does not: give those imports the attribute they lack.
+if (typeof registerHooks === 'function') {
+  registerHooks({
+    resolve(specifier, context, nextResolve) {
+      const resolved = nextResolve(specifier, context);
+      if (resolved.url.endsWith('.json') && resolved.url.includes('/@actions/workflow-parser/')) {
+        return { ...resolved, format: 'json', importAttributes: { type: 'json' } };
+      }
+      return resolved;
+    },
+  });
+}
+
 await import('./pipeline.ts');

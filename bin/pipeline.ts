@@ -8,12 +8,14 @@ type Command = () => Promise<(args: string[], io: CliIo) => Promise<number>>;
 
 const COMMANDS: Record<string, Command> = {
   environments: async () => (await import('../packages/cli/environments.ts')).runEnvironmentsCommand,
+  rehearse: async () => (await import('../packages/cli/rehearse.ts')).runRehearseCommand,
 };
 
 const USAGE = `Usage: pipeline <command> [options]
 
 Commands:
   environments   create or update the repository's GitHub environments from a YAML file
+  rehearse       run the real pipeline workflows locally on an embedded cluster
 
 Run 'pipeline <command> --help' for a command's options.`;
 

