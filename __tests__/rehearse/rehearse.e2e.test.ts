@@ -60,16 +60,21 @@ describeWithPostgres('pipeline rehearse, every scenario end to end', () => {
       ['dev', 'in_progress>success'],
       ['staging', 'in_progress>success'],
     ]);
-    // One living Slack message per environment deploy, updated in place, with thread replies.
-    const headers = r.slack
-      .filter((m) => !m.threadTs)
-      .map((m) => (m.blocks[0] as { text: { text: string } }).text.text);
-    expect(headers).toEqual([
+    // One living Slack message per pipeline run, updated in place by every stage, with thread replies.
+    const living = r.slack.filter((m) => !m.threadTs);
+    const header = (blocks: unknown[]) => (blocks[0] as { text: { text: string } }).text.text;
+    expect(living.map((m) => header(m.blocks))).toEqual([
       '✅ shop deployed to dev',
-      '✅ shop deployed to staging',
       '✅ shop deployed to production',
     ]);
-    expect(r.slack.filter((m) => !m.threadTs).every((m) => m.edits.length === 1)).toBe(true);
+    expect(living[1]!.edits.map((e) => header(e.blocks))).toEqual([
+      '🚀 Deploying shop',
+      '🚀 Deploying shop to staging',
+      '✅ shop deployed to staging',
+      '🚀 Deploying shop to production',
+      '✅ shop deployed to production',
+    ]);
+    expect(r.slack.filter((m) => m.threadTs === living[1]!.ts)).toHaveLength(5);
     const report = readFileSync(r.reportPath, 'utf8');
     expect(report).toContain('# Rehearsal: healthy — ended as expected');
     expect(report).toContain('production["production<br/>canary, soak<br/>success"]:::success');
