@@ -22,6 +22,10 @@ export const schema = defineInputs({
     keyPattern: /^[^\s=]+$/,
     accepted: 'name=reference pairs, such as ghcr.io/acme/shop=ghcr.io/acme/shop@sha256:…',
   }),
+  replicas: input.string({
+    pattern: /^(\d+|[*a-z0-9.-]+=\d+(\s*[,\n]\s*[*a-z0-9.-]+=\d+)*)$/,
+    accepted: 'a replica count for every Deployment (such as 3), or name=count pairs (shop=10, worker=2)',
+  }),
   config: input.map({
     keyPattern: /^[-._a-zA-Z0-9]+$/,
     accepted: 'KEY=value pairs (ConfigMap keys: letters, digits, -, _ and .)',
@@ -70,6 +74,15 @@ export async function main(): Promise<void> {
         'app');
     const namespace = inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, 63).replace(/-+$/, '');
     const images = new Map(inputs.images ?? []);
+    const replicas = new Map<string, number>();
+    if (inputs.replicas) {
+      if (/^\d+$/.test(inputs.replicas)) replicas.set('*', Number(inputs.replicas));
+      else
+        for (const pair of inputs.replicas.split(/[,\n]/)) {
+          const [name, count] = pair.trim().split('=') as [string, string];
+          replicas.set(name, Number(count));
+        }
+    }
     if (inputs.image) images.set(imageRepository(inputs.image), inputs.image);
     for (const [, value] of inputs.secrets ?? []) log.mask(value);
 
@@ -83,6 +96,7 @@ export async function main(): Promise<void> {
     prepareObjects({
       objects,
       images,
+      replicas,
       app,
       environment: inputs.environment,
       ...(inputs.config ? { config: inputs.config } : {}),
@@ -137,6 +151,7 @@ export async function main(): Promise<void> {
         createNamespace: inputs.createNamespace,
         objects,
         images,
+        replicas,
         ...(inputs.config ? { config: inputs.config } : {}),
         ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
         prune: inputs.prune,

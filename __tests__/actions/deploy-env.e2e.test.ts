@@ -444,6 +444,55 @@ describe('deploy-env against the embedded Kubernetes API', () => {
     expect(deployments.items).toHaveLength(0);
   });
 
+  test('replicas from inputs override the overlay', async () => {
+    const dir = app('replicas', { name: 'sized', replicas: 1 });
+    const step = await deploy({
+      environment: 'dev',
+      app: 'sized',
+      namespace: 'sized-dev',
+      'create-namespace': 'true',
+      manifests: dir,
+      replicas: 'sized=3',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(
+      (await kubectlJson<Deployment>('get', 'deployment', 'sized', '-n', 'sized-dev')).status
+        .availableReplicas,
+    ).toBe(3);
+  });
+
+  test('an unreachable cluster and rejected credentials fail before anything is applied, saying which', async () => {
+    const dir = app('unreachable', { name: 'lonely' });
+    const { readFileSync } = await import('node:fs');
+    const closed = readFileSync(sim.kubeconfigPath, 'utf8').replace(
+      /server: https:\/\/127\.0\.0\.1:\d+/,
+      'server: https://127.0.0.1:9',
+    );
+    const unreachable = await deploy({
+      environment: 'dev',
+      app: 'lonely',
+      namespace: 'lonely-dev',
+      manifests: dir,
+      kubeconfig: closed,
+      lock: 'false',
+    });
+    expect(unreachable.exitCode).toBe(1);
+    expect(errors(unreachable)[0]).toMatch(
+      /^The cluster at https:\/\/127\.0\.0\.1:9 cannot be reached: .*ECONNREFUSED/,
+    );
+    const wrongToken = readFileSync(sim.kubeconfigPath, 'utf8').replace(sim.token, 'not-the-token');
+    const rejected = await deploy({
+      environment: 'dev',
+      app: 'lonely',
+      namespace: 'lonely-dev',
+      manifests: dir,
+      kubeconfig: wrongToken,
+      lock: 'false',
+    });
+    expect(errors(rejected)[0]).toMatch(/rejected the credentials in the kubeconfig \(401 Unauthorized\)/);
+    expect(findLeaks(rejected, 'not-the-token')).toEqual([]);
+  });
+
   describe('bad input fails before anything is applied', () => {
     test.each([
       [
@@ -500,6 +549,14 @@ describe('deploy-env against the embedded Kubernetes API', () => {
         /Input 'manifests' has the pattern "missing\/\*\.yaml", which matches no file/,
       ],
       [{ timeout: 'forever' }, /Input 'timeout' has "forever", which is not a duration/],
+      [
+        { replicas: 'web=2' },
+        /Input 'replicas' names "web", which is not a Deployment in the manifests\. Accepted: \* or Deployment names present in the manifests: valid\./,
+      ],
+      [
+        { replicas: 'lots' },
+        /Input 'replicas' has "lots", which does not match\. Accepted: a replica count for every Deployment/,
+      ],
     ])('%j', async (inputs, message) => {
       const dir = app('valid', { name: 'valid' });
       const step = await deploy({

@@ -162,3 +162,94 @@ const prometheusBinary = requirePrometheus();
     expect(step.summary).toContain('xychart-beta');
   }, 30_000);
 });
+
+describe('health-gate against the embedded Kubernetes API', () => {
+  let sim: import('../../packages/kube-sim/index.ts').KubeSim;
+  const manifest = (name: string, image: string, replicas = 2) => `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: shop }
+spec:
+  replicas: ${replicas}
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec: { containers: [{ name: web, image: "${image}" }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: shop }
+spec:
+  selector: { app: ${name} }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+`;
+
+  beforeAll(async () => {
+    const { startKubeSim } = await import('../../packages/kube-sim/index.ts');
+    sim = await startKubeSim({
+      timeScale: 50,
+      namespaces: ['shop'],
+      images: [
+        { pattern: 'registry.local/web:ok', http: { health: { status: 'healthy' } } },
+        { pattern: 'registry.local/web:crash', mode: 'crash', crashAfterMs: 300 },
+      ],
+    });
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    // Asynchronously: the embedded API server answers from this very process.
+    const run = promisify(execFile);
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'gate-k8s-'));
+    writeFileSync(join(dir, 'ok.yaml'), manifest('web', 'registry.local/web:ok'));
+    writeFileSync(join(dir, 'crash.yaml'), manifest('broken', 'registry.local/web:crash', 1));
+    const env = { ...process.env, KUBECONFIG: sim.kubeconfigPath };
+    await run('kubectl', ['apply', '-f', dir], { env });
+    await run('kubectl', ['rollout', 'status', 'deployment/web', '-n', 'shop', '--timeout=60s'], { env });
+  }, 90_000);
+  afterAll(async () => {
+    await sim?.close();
+  });
+
+  test('probes a private Service through the API server proxy and checks the Deployment, with only a kubeconfig', async () => {
+    const step = await gate({
+      kubeconfig: sim.kubeconfig,
+      namespace: 'shop',
+      count: '3',
+      interval: '100ms',
+      checks:
+        '- { name: web health, service: "web:http", path: /health, json: .status == "healthy" }\n- { name: web pods, type: kubernetes, workload: deployment/web }',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(step.outputs.verdict).toBe('passed');
+    const evidence = JSON.parse(step.outputs.evidence!);
+    expect(evidence.checks[1].measurements[0].message).toBe('2/2 available, 0 restarts');
+    expect(findLeaks(step, sim.token)).toEqual([]);
+  });
+
+  test('a crash-looping Deployment fails the kubernetes check with the pod and its reason', async () => {
+    const step = await gate({
+      kubeconfig: sim.kubeconfig,
+      namespace: 'shop',
+      count: '20',
+      interval: '250ms',
+      checks: '- { name: broken pods, type: kubernetes, workload: deployment/broken }',
+    });
+    expect(step.exitCode).toBe(1);
+    expect(step.outputs.verdict).toBe('failed');
+    expect(errors(step)[0]).toMatch(
+      /^Health gate failed: broken pods failed 1 time\(s\), more than its failure limit of 0: .*0 of 1 replicas are available/,
+    );
+  });
+
+  test('a Service with no ready pods answers 503 through the proxy, a failure with the reason', async () => {
+    const step = await gate({
+      kubeconfig: sim.kubeconfig,
+      namespace: 'shop',
+      count: '1',
+      checks: '- { name: broken health, service: "broken:http", path: /health }',
+    });
+    expect(step.outputs.verdict).toBe('failed');
+    expect(errors(step)[0]).toMatch(/HTTP 503 \(expected 2xx\)/);
+  });
+});

@@ -1,4 +1,11 @@
-import { type Clock, errorMessage, type Logger, PipelineError, systemClock } from '../core/index.ts';
+import {
+  type Clock,
+  errorMessage,
+  InputError,
+  type Logger,
+  PipelineError,
+  systemClock,
+} from '../core/index.ts';
 import {
   type AppliedObject,
   applyObjects,
@@ -38,6 +45,8 @@ export interface DeployOptions {
   createNamespace: boolean;
   objects: SourcedObject[];
   images: Map<string, string>;
+  /** Replica counts that override the manifests: one for every Deployment (`*`), or by name. */
+  replicas?: Map<string, number>;
   /** Environment configuration and secrets from inputs, applied as `<app>-config` / `<app>-secrets`. */
   config?: Map<string, string>;
   secrets?: Map<string, string>;
@@ -85,13 +94,17 @@ export interface DeployResult {
 
 /** Checks what can be checked without a cluster: images exist in the manifests, config objects. */
 export function prepareObjects(
-  options: Pick<DeployOptions, 'objects' | 'images' | 'config' | 'secrets' | 'app' | 'environment'>,
+  options: Pick<
+    DeployOptions,
+    'objects' | 'images' | 'replicas' | 'config' | 'secrets' | 'app' | 'environment'
+  >,
 ): {
   objects: SourcedObject[];
   imageChanges: DeployResult['imageChanges'];
 } {
   const objects = options.objects.map((o) => ({ ...o, object: structuredClone(o.object) }));
   const imageChanges = options.images.size > 0 ? substituteImages(objects, options.images) : [];
+  if (options.replicas && options.replicas.size > 0) overrideReplicas(objects, options.replicas);
   if (options.config && options.config.size > 0) {
     objects.push({
       source: "input 'config'",
@@ -118,6 +131,22 @@ export function prepareObjects(
   stampConfigChecksums(objects);
   labelForPrune(objects, options.app, options.environment);
   return { objects, imageChanges };
+}
+
+/** Sets spec.replicas of the named Deployments (or all, for `*`); a name that matches none is an input error. */
+function overrideReplicas(objects: SourcedObject[], replicas: Map<string, number>): void {
+  const deployments = objects.filter((o) => o.object.kind === 'Deployment');
+  for (const [name, count] of replicas) {
+    const targets = name === '*' ? deployments : deployments.filter((d) => d.object.metadata.name === name);
+    if (targets.length === 0) {
+      throw new InputError(
+        'replicas',
+        `names ${JSON.stringify(name)}, which is not a Deployment in the manifests`,
+        `* or Deployment names present in the manifests: ${deployments.map((d) => d.object.metadata.name).join(', ') || '(none)'}`,
+      );
+    }
+    for (const d of targets) (d.object.spec as { replicas?: number }).replicas = count;
+  }
 }
 
 async function ensureNamespace(
@@ -176,7 +205,12 @@ export function explainAccessError(
       );
     return undefined;
   }
-  const code = (error as { code?: string }).code;
+  // The code may sit on a cause: a refused connection arrives wrapped by the retries that gave up.
+  let code: string | undefined;
+  for (let e: unknown = error, depth = 0; e && !code && depth < 5; depth++) {
+    code = (e as { code?: string }).code;
+    e = (e as { cause?: unknown }).cause;
+  }
   if (
     code &&
     [
