@@ -15,7 +15,7 @@
  *     against `kubectl apply -f dir` (client-side) and `kubectl apply --server-side -f dir`.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../packages/core/index.ts';
@@ -220,7 +220,6 @@ try {
 
   // (b) 200 objects in one directory.
   const dir = join(work, 'objects');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(dir);
   for (let i = 0; i < 100; i++) {
     await writeFile(

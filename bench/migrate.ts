@@ -31,7 +31,10 @@ async function generate(dir: string): Promise<void> {
   const width = String(count).length;
   for (let i = 1; i <= count; i++) {
     const v = String(i).padStart(width, '0');
-    await writeFile(join(dir, `${v}_table_${i}.sql`), `-- migrate:up\n${upSql(i)}-- migrate:down\n${downSql(i)}`);
+    await writeFile(
+      join(dir, `${v}_table_${i}.sql`),
+      `-- migrate:up\n${upSql(i)}-- migrate:down\n${downSql(i)}`,
+    );
   }
 }
 
@@ -100,7 +103,7 @@ try {
     }),
   );
 
-  await compareTools(server.urlFor.bind(server), server.createDatabase.bind(server), {
+  await compareTools(server.createDatabase.bind(server), {
     up: oursUpMs,
     batch: oursBatchMs,
     again: oursAgainMs,
@@ -110,16 +113,40 @@ try {
   await server.stop();
 }
 
+/** The tools' exit codes are not trusted alone: a run counts only if all N tables exist afterwards. */
+async function tablesIn(databaseUrl: string): Promise<number> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const r = await client.query(
+      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename ~ '^t_[0-9]+$'",
+    );
+    return (r.rows[0] as { n: number }).n;
+  } finally {
+    await client.end();
+  }
+}
+
 interface ToolRun {
   code: number | null;
   ms: number;
   output: string;
 }
 
-function runTool(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<ToolRun> {
+function runTool(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const keep = (c: Buffer) => {
       output = (output + c.toString()).slice(-4000);
@@ -137,7 +164,6 @@ function runTool(command: string, args: string[], cwd: string, env: NodeJS.Proce
  * process start (a few ms for dbmate's Go binary, a few hundred for Node).
  */
 async function compareTools(
-  urlFor: (db: string) => string,
   createDatabase: (prefix?: string) => Promise<string>,
   ours: { up: number; batch: number; again: number },
 ): Promise<void> {
@@ -158,13 +184,24 @@ async function compareTools(
           `-- migrate:up\n${upSql(i)}\n-- migrate:down\n${downSql(i)}`,
         );
       }
-      const url = `${await createDatabase('dbmate')}?sslmode=disable`;
+      const db = await createDatabase('dbmate');
+      const url = `${db}?sslmode=disable`;
       const args = ['--url', url, '--migrations-dir', migrations, '--no-dump-schema', 'up'];
       const first = await runTool(dbmate, args, join(root, 'dbmate'));
       const second = first.code === 0 ? await runTool(dbmate, args, join(root, 'dbmate')) : first;
       if (first.code !== 0 || second.code !== 0)
-        skipped.push(`dbmate: exited ${second.code}: ${second.output.trim().split('\n').slice(-3).join(' | ')}`);
-      else rows.push({ tool: 'dbmate up (one transaction each)', up: first.ms, again: second.ms, vsUp: ours.up });
+        skipped.push(
+          `dbmate: exited ${second.code}: ${second.output.trim().split('\n').slice(-3).join(' | ')}`,
+        );
+      else if ((await tablesIn(db)) !== count)
+        skipped.push(`dbmate: exited 0 but did not create ${count} tables`);
+      else
+        rows.push({
+          tool: 'dbmate up (one transaction each)',
+          up: first.ms,
+          again: second.ms,
+          vsUp: ours.up,
+        });
     }
 
     const npm = join(toolsPrefix, 'node_modules', '.bin', 'node-pg-migrate');
@@ -187,11 +224,16 @@ async function compareTools(
       ] as const) {
         const db = await createDatabase('npm');
         const args = ['up', '--migrations-dir', migrations, '--no-verbose', ...flags];
-        const env = { DATABASE_URL: urlFor(new URL(db).pathname.slice(1)) };
+        const env = { DATABASE_URL: db };
         const first = await runTool(npm, args, join(root, 'node-pg-migrate'), env);
-        const second = first.code === 0 ? await runTool(npm, args, join(root, 'node-pg-migrate'), env) : first;
+        const second =
+          first.code === 0 ? await runTool(npm, args, join(root, 'node-pg-migrate'), env) : first;
         if (first.code !== 0 || second.code !== 0)
-          skipped.push(`${label}: exited ${second.code}: ${second.output.trim().split('\n').slice(-3).join(' | ')}`);
+          skipped.push(
+            `${label}: exited ${second.code}: ${second.output.trim().split('\n').slice(-3).join(' | ')}`,
+          );
+        else if ((await tablesIn(db)) !== count)
+          skipped.push(`${label}: exited 0 but did not create ${count} tables`);
         else rows.push({ tool: label, up: first.ms, again: second.ms, vsUp });
       }
     }
@@ -199,12 +241,18 @@ async function compareTools(
     await rm(root, { recursive: true, force: true });
   }
 
-  console.log(`\nComparison, ${count} migrations, fresh database each (ratio = tool / ours; > 1 means ours is faster)`);
-  console.log(`${'tool'.padEnd(46)}${'up ms'.padStart(9)}${'×ours'.padStart(8)}${'re-run ms'.padStart(11)}${'×ours'.padStart(8)}`);
+  console.log(
+    `\nComparison, ${count} migrations, fresh database each (ratio = tool / ours; > 1 means ours is faster)`,
+  );
+  console.log(
+    `${'tool'.padEnd(46)}${'up ms'.padStart(9)}${'×ours'.padStart(8)}${'re-run ms'.padStart(11)}${'×ours'.padStart(8)}`,
+  );
   console.log(
     `${'ours up (one transaction each)'.padEnd(46)}${ours.up.toFixed(0).padStart(9)}${'1.00'.padStart(8)}${ours.again.toFixed(0).padStart(11)}${'1.00'.padStart(8)}`,
   );
-  console.log(`${'ours up --batch (one transaction)'.padEnd(46)}${ours.batch.toFixed(0).padStart(9)}${'1.00'.padStart(8)}`);
+  console.log(
+    `${'ours up --batch (one transaction)'.padEnd(46)}${ours.batch.toFixed(0).padStart(9)}${'1.00'.padStart(8)}`,
+  );
   for (const r of rows) {
     console.log(
       `${r.tool.padEnd(46)}${r.up.toFixed(0).padStart(9)}${(r.up / r.vsUp).toFixed(2).padStart(8)}${r.again.toFixed(0).padStart(11)}${(r.again / ours.again).toFixed(2).padStart(8)}`,
