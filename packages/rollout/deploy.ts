@@ -269,6 +269,13 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
   }
   try {
     const deployments = resolved.filter((o) => o.object.kind === 'Deployment');
+    for (const other of resolved.filter(
+      (o) => o.object.kind === 'StatefulSet' || o.object.kind === 'DaemonSet',
+    )) {
+      log.warning(
+        `${other.object.kind}/${other.object.metadata.name} is applied, but only Deployments are waited for and rolled back`,
+      );
+    }
     const previous = new Map<string, DeploymentObject | undefined>();
     for (const d of deployments) {
       previous.set(
