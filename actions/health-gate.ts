@@ -136,10 +136,12 @@ export async function main(): Promise<void> {
             .once(init.method, path, {
               ...(init.body !== undefined ? { body: init.body } : {}),
               timeoutMs: init.timeoutMs,
-              accept: '*/*',
+              headers: init.headers,
+              accept: init.headers.accept ?? init.headers.Accept ?? '*/*',
             })
             .then((r) => r),
-        getJson: (path) => client.getJson(path),
+        getJson: (path, timeoutMs) =>
+          client.getJson(path, { ...(timeoutMs ? { timeoutMs } : {}), attempts: 1 }),
         close: () => client.close(),
       };
     }

@@ -493,6 +493,42 @@ describe('deploy-env against the embedded Kubernetes API', () => {
     expect(findLeaks(rejected, 'not-the-token')).toEqual([]);
   });
 
+  test('a failed release rolls back only the templates it changed, to exactly the revision before it, and prunes nothing', async () => {
+    const two = (webImage: string, workerLabel: string, extra = '') =>
+      app('pair', {
+        name: 'web2',
+        image: webImage,
+        replicas: 1,
+        extra: `---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: worker, labels: { tier: ${workerLabel} } }\nspec:\n  replicas: 1\n  selector: { matchLabels: { app: worker } }\n  template:\n    metadata: { labels: { app: worker } }\n    spec: { containers: [{ name: worker, image: "registry.local/worker:v2" }] }\n${extra}`,
+      });
+    const keep = '---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: legacy-flags }\ndata: { A: "1" }\n';
+    const base = { environment: 'dev', app: 'pair', namespace: 'pair-dev', 'create-namespace': 'true' };
+    expect((await deploy({ ...base, manifests: two('registry.local/web:v1', 'a', keep) })).exitCode).toBe(0);
+    expect((await deploy({ ...base, manifests: two('registry.local/web:v2', 'a', keep) })).exitCode).toBe(0);
+    const worker = async () => kubectlJson<Deployment>('get', 'deployment', 'worker', '-n', 'pair-dev');
+    const workerRevision = (await worker()).metadata.annotations['deployment.kubernetes.io/revision'];
+    // web crashes; worker only gets a new label, its pod template is unchanged; legacy-flags leaves the manifests.
+    const step = await deploy({ ...base, manifests: two('registry.local/web:crash-3', 'b'), prune: 'true' });
+    expect(step.exitCode).toBe(1);
+    const result = JSON.parse(step.outputs.result!);
+    const byName = Object.fromEntries(result.workloads.map((w: { name: string }) => [w.name, w]));
+    expect(byName.web2.rollback).toMatchObject({ rolledBack: true, toRevision: '2' });
+    expect(byName.worker.rollback).toMatchObject({ rolledBack: false });
+    expect(byName.worker.rollback.message).toMatch(
+      /still has the pod template of revision \d+; nothing to roll back/,
+    );
+    expect((await worker()).spec.template.spec.containers[0]!.image).toBe('registry.local/worker:v2');
+    expect((await worker()).metadata.annotations['deployment.kubernetes.io/revision']).toBe(workerRevision);
+    expect(
+      (await kubectlJson<Deployment>('get', 'deployment', 'web2', '-n', 'pair-dev')).spec.template.spec
+        .containers[0]!.image,
+    ).toBe('registry.local/web:v2');
+    const configMaps = (
+      await kubectlJson<{ items: { metadata: { name: string } }[] }>('get', 'configmaps', '-n', 'pair-dev')
+    ).items.map((i) => i.metadata.name);
+    expect(configMaps).toContain('legacy-flags');
+  });
+
   describe('bad input fails before anything is applied', () => {
     test.each([
       [

@@ -111,4 +111,10 @@ describe('parseChecks', () => {
   ])('%s is rejected naming the check and the field', (yaml, message) => {
     expect(() => read(yaml)).toThrow(message);
   });
+
+  test('an Authorization header cannot go to a service check, which the API server would swallow', () => {
+    expect(() => read('- { name: a, service: "web:80", headers: { Authorization: "Bearer x" } }')).toThrow(
+      "Input 'checks[0] (a).headers' sets Authorization on a service check",
+    );
+  });
 });

@@ -193,3 +193,43 @@ describe('the health gate over time (time is injected)', () => {
     expect(summary).toContain('line [5000, 5000, 5000]');
   });
 });
+
+describe('Prometheus values', () => {
+  test('+Inf (a p99 above the top bucket) is the worst value, a failure, never "no data"', async () => {
+    const { probePrometheus } = await import('../../packages/health/probes.ts');
+    const [check] = parseChecks(
+      [
+        {
+          name: 'p99',
+          type: 'prometheus',
+          query: 'histogram_quantile(0.99, x)',
+          condition: '< 0.5',
+          'prometheus-url': 'http://prometheus.invalid',
+        },
+      ],
+      {
+        ...DEFAULT_LIMITS,
+        prometheusAuth: {},
+        timeoutMs: 1000,
+      },
+    );
+    const answer = (value: string) =>
+      (async () =>
+        new Response(
+          JSON.stringify({
+            status: 'success',
+            data: { resultType: 'vector', result: [{ metric: {}, value: [1, value] }] },
+          }),
+        )) as unknown as typeof fetch;
+    const ctx = (value: string) => ({ fetch: answer(value), memory: new Map() });
+    await expect(probePrometheus(check as never, ctx('+Inf'))).resolves.toMatchObject({
+      state: 'failure',
+      value: Number.POSITIVE_INFINITY,
+    });
+    await expect(probePrometheus(check as never, ctx('NaN'))).resolves.toMatchObject({ state: 'no-data' });
+    await expect(probePrometheus(check as never, ctx('0.2'))).resolves.toMatchObject({
+      state: 'success',
+      value: 0.2,
+    });
+  });
+});

@@ -47,12 +47,23 @@ export class GitHubApiError extends PipelineError {}
 export async function withGitHubRetry<T>(
   what: string,
   call: () => Promise<T>,
-  options: { attempts?: number; clock?: Clock; onRetry?: (message: string) => void } = {},
+  options: {
+    attempts?: number;
+    clock?: Clock;
+    onRetry?: (message: string) => void;
+    /** A create that a 5xx may have completed is not repeated (only throttling is). */
+    createsResource?: boolean;
+  } = {},
 ): Promise<T> {
   try {
     return await retry(call, {
       attempts: options.attempts ?? 4,
-      classify: classifyGitHubError,
+      classify: options.createsResource
+        ? (error) =>
+            ((error as { status?: number }).status ?? 0) >= 500
+              ? { retry: false }
+              : classifyGitHubError(error)
+        : classifyGitHubError,
       clock: options.clock,
       onRetry: ({ delayMs, reason }) => options.onRetry?.(`${what}: ${reason}; retrying in ${delayMs} ms`),
     });
@@ -137,7 +148,7 @@ export async function createDeployment(
         transient_environment: request.transientEnvironment,
         ...(request.description ? { description: request.description.slice(0, 140) } : {}),
       }),
-    options,
+    { ...options, createsResource: true },
   );
   const data = response.data as { id?: number; url?: string; message?: string };
   if (!data.id)

@@ -63,6 +63,7 @@ export interface KubernetesCheck extends CheckLimits {
   workload: string;
   /** Container restarts tolerated during the window (counted from the first measurement). */
   maxRestarts: number;
+  timeoutMs: number;
 }
 
 export type Check = HttpCheck | PrometheusCheck | KubernetesCheck;
@@ -114,7 +115,7 @@ const KNOWN_FIELDS: Record<Check['type'], string[]> = {
     'quantile',
     'timeout',
   ],
-  kubernetes: ['workload', 'namespace', 'max-restarts'],
+  kubernetes: ['workload', 'namespace', 'max-restarts', 'timeout'],
 };
 const COMMON_FIELDS = [
   'name',
@@ -278,6 +279,13 @@ function readHttp(r: CheckReader, name: string, limits: CheckLimits, defaults: C
     if (typeof headersRaw !== 'object' || headersRaw === null || Array.isArray(headersRaw))
       r.fail('headers', 'is not a map', 'a map of header names to values');
     for (const [k, v] of Object.entries(headersRaw as Record<string, unknown>)) headers[k] = String(v);
+  }
+  if (target.kind === 'service' && Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) {
+    r.fail(
+      'headers',
+      'sets Authorization on a service check, which the API server takes for itself and never forwards',
+      'headers other than Authorization, or a url check',
+    );
   }
   const statusRaw = r.obj['expect-status'];
   const expectStatus = (
@@ -455,6 +463,7 @@ function readKubernetes(
     kind: 'deployment',
     workload: m![2]!,
     maxRestarts: r.int('max-restarts', 0),
+    timeoutMs: r.duration('timeout', defaults.timeoutMs)!,
     ...limits,
   };
 }

@@ -31,7 +31,8 @@ export interface KubeAccess {
     path: string,
     init: { method: string; headers: Record<string, string>; body?: string; timeoutMs: number },
   ): Promise<RawResponse>;
-  getJson(path: string): Promise<unknown | undefined>;
+  /** A GET answering undefined for 404; `timeoutMs` bounds it (one attempt: the gate's error limits handle retries). */
+  getJson(path: string, timeoutMs?: number): Promise<unknown | undefined>;
 }
 
 export interface ProbeContext {
@@ -127,6 +128,13 @@ export async function probeHttp(check: HttpCheck, ctx: ProbeContext): Promise<Pr
   return { state: 'success', value: latency, message: `HTTP ${response.status} in ${latency} ms` };
 }
 
+/** Prometheus writes infinities as +Inf / -Inf (a p99 above the top bucket is +Inf: the worst value, not no data). */
+function promNumber(text: string): number {
+  if (/^\+?Inf$/i.test(text)) return Number.POSITIVE_INFINITY;
+  if (/^-Inf$/i.test(text)) return Number.NEGATIVE_INFINITY;
+  return Number(text);
+}
+
 function promHeaders(auth: PrometheusAuth): Record<string, string> {
   if (auth.bearerToken) return { authorization: `Bearer ${auth.bearerToken}` };
   if (auth.username)
@@ -194,11 +202,11 @@ export async function probePrometheus(check: PrometheusCheck, ctx: ProbeContext)
         labels: Object.entries(s.metric)
           .map(([k, v]) => `${k}="${v}"`)
           .join(','),
-        value: Number(s.value[1]),
+        value: promNumber(s.value[1]),
       });
     }
   } else if (data?.resultType === 'scalar') {
-    samples.push({ labels: '', value: Number((data.result as [number, string])[1]) });
+    samples.push({ labels: '', value: promNumber((data.result as [number, string])[1]) });
   } else {
     return {
       state: 'error',
@@ -259,6 +267,7 @@ export async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext)
   try {
     deployment = (await ctx.kube.getJson(
       `/apis/apps/v1/namespaces/${ns}/deployments/${encodeURIComponent(check.workload)}`,
+      check.timeoutMs,
     )) as DeploymentView | undefined;
   } catch (error) {
     return { state: 'error', message: `reading deployment/${check.workload} failed: ${errorMessage(error)}` };
@@ -282,6 +291,7 @@ export async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext)
   try {
     const list = (await ctx.kube.getJson(
       `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(selector)}`,
+      check.timeoutMs,
     )) as { items?: PodView[] } | undefined;
     pods = list?.items ?? [];
   } catch (error) {

@@ -197,17 +197,25 @@ export async function applyObjects(options: ApplyOptions): Promise<AppliedObject
         idempotent: true,
       });
     } catch (error) {
+      // What was applied before this object travels with the error, so the caller can undo it.
+      let failure: PipelineError;
       if (error instanceof KubeApiError) {
         const causes = error.causes.map((c) => `${c.field ?? ''} ${c.message ?? ''}`.trim()).join('; ');
         const hint =
           error.status === 409
             ? ' (another field manager owns these fields; set force-conflicts: true to take them over)'
             : '';
-        throw new PipelineError(
-          `${source}: applying ${object.kind}/${name} failed: HTTP ${error.status} ${error.reason}${causes ? `: ${causes}` : `: ${error.message}`}${hint}`,
+        failure = new PipelineError(
+          `${source}: ${options.dryRun ? 'validating' : 'applying'} ${object.kind}/${name} failed: HTTP ${error.status} ${error.reason}${causes ? `: ${causes}` : `: ${error.message}`}${hint}`,
+          { cause: error },
+        );
+      } else {
+        failure = new PipelineError(
+          `${source}: ${options.dryRun ? 'validating' : 'applying'} ${object.kind}/${name} failed: ${errorMessage(error)}`,
+          { cause: error },
         );
       }
-      throw new PipelineError(`${source}: applying ${object.kind}/${name} failed: ${errorMessage(error)}`);
+      throw Object.assign(failure, { applied: results });
     }
     // Judged by content, not resourceVersion: a dry run never bumps it, and some servers bump it on no-op applies.
     const changes = before ? diffObjects(before, after, object.kind === 'Secret') : '';

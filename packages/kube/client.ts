@@ -76,6 +76,10 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Retry even a non-idempotent request on 5xx (the caller knows a repeat is harmless). */
   idempotent?: boolean;
+  /** Extra request headers (service-proxy probes); the kubeconfig's credentials still win. */
+  headers?: Record<string, string>;
+  /** Attempts for this request instead of the client's default. */
+  attempts?: number;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
@@ -217,11 +221,12 @@ export class KubeClient {
     const requestOptions: https.RequestOptions = {
       method,
       headers: {
-        accept: options.accept ?? 'application/json',
+        ...options.headers,
+        accept: options.headers?.accept ?? options.accept ?? 'application/json',
         'user-agent': 'pipeline/1 (+github actions)',
         ...(body !== undefined
           ? {
-              'content-type': options.contentType ?? 'application/json',
+              'content-type': options.contentType ?? options.headers?.['content-type'] ?? 'application/json',
               'content-length': String(Buffer.byteLength(body)),
             }
           : {}),
@@ -292,7 +297,7 @@ export class KubeClient {
         );
       },
       {
-        attempts: this.attempts,
+        attempts: options.attempts ?? this.attempts,
         clock: this.clock,
         classify,
         baseDelayMs: 250,
@@ -327,9 +332,9 @@ export class KubeClient {
   }
 
   /** GET that answers undefined for 404, for "does it exist" questions. */
-  async getJson<T = unknown>(path: string): Promise<T | undefined> {
+  async getJson<T = unknown>(path: string, options: RequestOptions = {}): Promise<T | undefined> {
     try {
-      return await this.json<T>('GET', path);
+      return await this.json<T>('GET', path, options);
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return undefined;
       throw error;
@@ -354,6 +359,9 @@ export class KubeClient {
   ): Promise<'done' | 'gone' | 'aborted'> {
     let resourceVersion = options.resourceVersion;
     let failures = 0;
+    let quickEnds = 0;
+    let sawEvent = false;
+    let streamStarted = 0;
     while (!options.signal.aborted) {
       const query = new URLSearchParams({
         watch: '1',
@@ -364,6 +372,8 @@ export class KubeClient {
       if (options.labelSelector) query.set('labelSelector', options.labelSelector);
       if (options.fieldSelector) query.set('fieldSelector', options.fieldSelector);
       try {
+        streamStarted = performance.now();
+        sawEvent = false;
         const outcome = await this.streamOnce(
           `${collectionPath}?${query}`,
           options.signal,
@@ -377,6 +387,13 @@ export class KubeClient {
           },
         );
         if (outcome === 'done' || outcome === 'gone') return outcome;
+        // A stream that ends at once with nothing in it (a proxy closing early) must not spin.
+        if (performance.now() - streamStarted < 1000 && failures === 0 && !sawEvent) {
+          quickEnds++;
+          await this.clock.sleep(Math.min(8000, 100 * 2 ** quickEnds), options.signal).catch(() => {});
+        } else {
+          quickEnds = 0;
+        }
       } catch (error) {
         if (options.signal.aborted) return 'aborted';
         if (error instanceof KubeApiError && error.status === 410) return 'gone';

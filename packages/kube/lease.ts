@@ -182,11 +182,21 @@ function hold(
   let lease = initial;
   const lost = new AbortController();
   let renewing: Promise<void> = Promise.resolve();
+  let lastRenewed = Date.now();
   const renew = async () => {
+    // Renewals that keep failing must not let us deploy past our own lease: another run may take it.
+    if (Date.now() - lastRenewed > durationMs) {
+      logger.error(
+        `Could not renew the deploy lock for longer than its lease (${formatDuration(durationMs)}); stopping`,
+      );
+      lost.abort(new PipelineError('The deploy lock expired while renewals failed'));
+      return;
+    }
     try {
       lease = await client.json<LeaseObject>('PUT', path, {
         body: { ...lease, spec: { ...lease.spec, renewTime: microTime(Date.now()) } },
       });
+      lastRenewed = Date.now();
     } catch (error) {
       if (error instanceof KubeApiError && (error.status === 409 || error.status === 404)) {
         const now = await client.getJson<LeaseObject>(path).catch(() => undefined);

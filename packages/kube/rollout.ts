@@ -187,6 +187,16 @@ export async function waitForDeployment(options: WaitOptions): Promise<RolloutOu
     logger.info(`${name}: ${message}`);
   };
   const base = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}`;
+  if (options.signal?.aborted) {
+    return {
+      name,
+      ok: false,
+      failure: 'cancelled',
+      message: `waiting for deployment "${name}" was cancelled`,
+      timeline,
+      problems: [],
+    };
+  }
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -456,6 +466,17 @@ export async function podDiagnostics(
   return out;
 }
 
+/** JSON with sorted keys, to compare two pod templates regardless of key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
 export interface RollbackResult {
   rolledBack: boolean;
   fromRevision?: string;
@@ -471,6 +492,8 @@ export async function rollbackDeployment(
   client: KubeClient,
   namespace: string,
   name: string,
+  /** The revision to go back to (the one running before this deploy); default: the one below the current. */
+  toRevision?: string,
   attempt = 1,
 ): Promise<RollbackResult> {
   const base = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}`;
@@ -496,19 +519,30 @@ export async function rollbackDeployment(
   const candidates = list.items
     .filter((rs) => rs.metadata.ownerReferences?.some((o) => o.uid === deployment.metadata.uid))
     .map((rs) => ({ rs, revision: Number(rs.metadata.annotations?.[REVISION_ANNOTATION] ?? 0) }))
-    .filter((c) => c.revision > 0 && c.revision < current)
+    .filter((c) => c.revision > 0 && (toRevision ? c.revision === Number(toRevision) : c.revision < current))
     .sort((a, b) => b.revision - a.revision);
   const previous = candidates[0];
   if (!previous)
     return {
       rolledBack: false,
       fromRevision: String(current),
-      message: `deployment "${name}" has no previous revision to roll back to (first deploy)`,
+      message: toRevision
+        ? `deployment "${name}" has no ReplicaSet of revision ${toRevision} left to roll back to`
+        : `deployment "${name}" has no previous revision to roll back to (first deploy)`,
     };
   const template = structuredClone(previous.rs.spec!.template!) as {
     metadata?: { labels?: Record<string, string> };
   };
   if (template.metadata?.labels) delete template.metadata.labels['pod-template-hash'];
+  // A deploy that changed only metadata or replicas left the template as it was: nothing to undo.
+  if (canonical(template) === canonical(deployment.spec?.template)) {
+    return {
+      rolledBack: false,
+      fromRevision: String(current),
+      toRevision: String(previous.revision),
+      message: `deployment "${name}" still has the pod template of revision ${previous.revision}; nothing to roll back`,
+    };
+  }
   try {
     await client.request(
       'PATCH',
@@ -524,7 +558,7 @@ export async function rollbackDeployment(
   } catch (error) {
     if (error instanceof KubeApiError && (error.status === 409 || error.status === 422) && attempt < 5) {
       // Changed under us (the controller bumped it): again with a fresh read.
-      return rollbackDeployment(client, namespace, name, attempt + 1);
+      return rollbackDeployment(client, namespace, name, toRevision, attempt + 1);
     }
     throw error;
   }

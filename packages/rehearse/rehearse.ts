@@ -74,19 +74,22 @@ const FEATURE_SHA = '5f1c0d2e9a7b4c3d8e6f1a2b3c4d5e6f7a8b9c0d';
 const MAIN_SHA = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d';
 
 async function startServices(scenario: ScenarioName, newImage: string): Promise<Services> {
-  const sim = await startKubeSim({
-    timeScale: 50,
-    namespaces: ENVIRONMENTS.map((e) => `shop-${e}`),
-    images: [
-      { pattern: PREVIOUS_IMAGE, http: { health: { status: 'healthy', version: 'v1.4.0' } } },
-      scenario === 'crashloop'
-        ? { pattern: newImage, mode: 'crash', crashAfterMs: 2000 }
-        : { pattern: newImage, http: { health: { status: 'healthy', version: 'v1.5.0' } } },
-    ],
-  });
-  let postgres: PostgresServer | undefined;
+  // Everything started so far is stopped if a later start fails, so nothing keeps the process alive.
+  const started: (() => Promise<unknown>)[] = [];
   try {
-    postgres = await startPostgres();
+    const sim = await startKubeSim({
+      timeScale: 50,
+      namespaces: ENVIRONMENTS.map((e) => `shop-${e}`),
+      images: [
+        { pattern: PREVIOUS_IMAGE, http: { health: { status: 'healthy', version: 'v1.4.0' } } },
+        scenario === 'crashloop'
+          ? { pattern: newImage, mode: 'crash', crashAfterMs: 2000 }
+          : { pattern: newImage, http: { health: { status: 'healthy', version: 'v1.5.0' } } },
+      ],
+    });
+    started.push(() => sim.close());
+    const postgres = await startPostgres();
+    started.push(() => postgres.stop());
     const databases: Record<string, string> = {};
     const admin = new pg.Client({ connectionString: postgres.url });
     await admin.connect();
@@ -99,12 +102,13 @@ async function startServices(scenario: ScenarioName, newImage: string): Promise<
       await admin.end();
     }
     const slack = await LocalSlack.start({ tokens: ['xoxb-rehearsal'], channels: { deploys: 'C0DEPLOYS' } });
+    started.push(() => slack.close());
     const github = await LocalGitHub.start({ tokens: ['ghs_rehearsal'] });
+    started.push(() => github.close());
     const ingress = await startIngress(sim.url, sim.token, 'shop-staging', 'shop:80');
     return { sim, postgres, slack, github, databases, ingress };
   } catch (error) {
-    await postgres?.stop();
-    await sim.close();
+    await Promise.allSettled(started.reverse().map((stop) => stop()));
     throw error;
   }
 }

@@ -27,8 +27,16 @@ export function renderDeploySummary(
   const rows: [string, string][] = [
     ['Environment', `${escapeMarkdown(ctx.environment)} (namespace \`${result.namespace}\`)`],
   ];
-  if (ctx.environmentUrl)
-    rows.push(['URL', `[${escapeMarkdown(ctx.environmentUrl)}](${ctx.environmentUrl})`]);
+  if (ctx.environmentUrl) {
+    // A URL can come from a branch name: link it only when it cannot break out of the link.
+    const safe = /^https?:\/\/[^\s()<>]+$/.test(ctx.environmentUrl);
+    rows.push([
+      'URL',
+      safe
+        ? `[${escapeMarkdown(ctx.environmentUrl)}](${ctx.environmentUrl})`
+        : escapeMarkdown(ctx.environmentUrl),
+    ]);
+  }
   for (const w of result.workloads) {
     const from = w.previousImages.join(', ');
     const to = w.images.join(', ');

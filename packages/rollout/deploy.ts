@@ -285,51 +285,6 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         ),
       );
     }
-    if (!options.dryRun) await options.beforeApply?.();
-
-    const applied: AppliedObject[] = await log.group(
-      `${options.dryRun ? 'Dry run: applying' : 'Applying'} ${resolved.length} object(s) to ${namespace}`,
-      () =>
-        applyObjects({
-          client,
-          objects: resolved,
-          dryRun: options.dryRun,
-          forceConflicts: options.forceConflicts,
-          onApplied: (a) =>
-            log.info(
-              `${a.kind}/${a.name} ${options.dryRun && a.action !== 'unchanged' ? `would be ${a.action}` : a.action}`,
-            ),
-        }),
-    );
-    if (options.prune) {
-      const pruned = await pruneObjects({
-        client,
-        catalog,
-        namespace,
-        app: options.app,
-        environment: options.environment,
-        keep: resolved,
-        dryRun: options.dryRun,
-      });
-      for (const p of pruned)
-        log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
-      applied.push(...pruned);
-    }
-    const base: Omit<DeployResult, 'ok' | 'workloads' | 'rolledBack' | 'durationMs'> = {
-      dryRun: options.dryRun,
-      namespace,
-      applied,
-      imageChanges,
-      ...(lease
-        ? {
-            lock: {
-              waitedMs: lease.waitedMs,
-              ...(lease.tookOverFrom ? { tookOverFrom: lease.tookOverFrom } : {}),
-            },
-          }
-        : {}),
-    };
-
     const workloads: WorkloadResult[] = deployments.map((d) => {
       const before = previous.get(d.object.metadata.name!);
       return {
@@ -347,9 +302,142 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         diagnostics: [],
       };
     });
+
+    // Puts back what this run changed, Deployment by Deployment; a failure of one does not stop
+    // the others. Never after the lock was lost: the cluster may already hold another run's release.
+    const rollBack = async (changed: WorkloadResult[]): Promise<boolean> => {
+      if (lease?.lost.aborted) {
+        for (const w of changed)
+          w.rollback = {
+            rolledBack: false,
+            ok: false,
+            waitMessage: '',
+            message: 'the deploy lock was lost to another run, so nothing was rolled back',
+          };
+        return false;
+      }
+      let any = false;
+      await log.group(`Rolling back ${changed.length} deployment(s)`, async () => {
+        const rollbackDeadline = clock.now() + options.timeoutMs;
+        for (const w of changed) {
+          if (!w.previousRevision) {
+            w.rollback = {
+              rolledBack: false,
+              ok: false,
+              waitMessage: '',
+              message: `deployment "${w.name}" has no previous revision to roll back to (first deploy)`,
+            };
+            log.info(w.rollback.message);
+            continue;
+          }
+          try {
+            const result = await rollbackDeployment(client, namespace, w.name, w.previousRevision);
+            log.info(result.message);
+            if (!result.rolledBack) {
+              w.rollback = { ...result, ok: false, waitMessage: '' };
+              continue;
+            }
+            any = true;
+            const outcome = await waitForDeployment({
+              client,
+              namespace,
+              name: w.name,
+              deadline: rollbackDeadline,
+              stuckGraceMs: options.stuckGraceMs,
+              clock,
+              logger: log,
+            });
+            w.rollback = { ...result, ok: outcome.ok, waitMessage: outcome.message };
+            if (outcome.revision) w.revision = outcome.revision;
+          } catch (error) {
+            w.rollback = {
+              rolledBack: false,
+              ok: false,
+              waitMessage: '',
+              message: `rolling back deployment "${w.name}" failed: ${errorMessage(error)}`,
+            };
+            log.error(w.rollback.message);
+          }
+        }
+      });
+      return any;
+    };
+    const changedBy = (applied: AppliedObject[]) =>
+      workloads.filter((w) =>
+        applied.some((a) => a.kind === 'Deployment' && a.name === w.name && a.action !== 'unchanged'),
+      );
+
+    if (!options.dryRun) {
+      // The API server checks every object (validation, admission, field conflicts) before the
+      // first real change, so an object late in the apply order cannot fail after earlier ones
+      // were changed.
+      await log.group(`Validating ${resolved.length} object(s) with a server-side dry run`, () =>
+        applyObjects({ client, objects: resolved, dryRun: true, forceConflicts: options.forceConflicts }),
+      );
+      await options.beforeApply?.();
+    }
+
+    let applied: AppliedObject[];
+    try {
+      applied = await log.group(
+        `${options.dryRun ? 'Dry run: applying' : 'Applying'} ${resolved.length} object(s) to ${namespace}`,
+        () =>
+          applyObjects({
+            client,
+            objects: resolved,
+            dryRun: options.dryRun,
+            forceConflicts: options.forceConflicts,
+            onApplied: (a) =>
+              log.info(
+                `${a.kind}/${a.name} ${options.dryRun && a.action !== 'unchanged' ? `would be ${a.action}` : a.action}`,
+              ),
+          }),
+      );
+    } catch (error) {
+      // Failed part-way (the server changed its mind after the dry run): undo the Deployments already changed.
+      const touched = changedBy((error as { applied?: AppliedObject[] }).applied ?? []);
+      if (options.dryRun || touched.length === 0 || !options.rollbackOnFailure) throw error;
+      await rollBack(touched);
+      const undone = touched.map((w) => `${w.name}: ${w.rollback?.message ?? ''}`).join('; ');
+      throw new PipelineError(`${errorMessage(error)}. The apply stopped part-way; ${undone}`, {
+        cause: error,
+      });
+    }
+
+    const prune = async () => {
+      if (!options.prune) return;
+      const pruned = await pruneObjects({
+        client,
+        catalog,
+        namespace,
+        app: options.app,
+        environment: options.environment,
+        keep: resolved,
+        dryRun: options.dryRun,
+      });
+      for (const p of pruned)
+        log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
+      applied.push(...pruned);
+    };
+    const base = (): Omit<DeployResult, 'ok' | 'workloads' | 'rolledBack' | 'durationMs'> => ({
+      dryRun: options.dryRun,
+      namespace,
+      applied,
+      imageChanges,
+      ...(lease
+        ? {
+            lock: {
+              waitedMs: lease.waitedMs,
+              ...(lease.tookOverFrom ? { tookOverFrom: lease.tookOverFrom } : {}),
+            },
+          }
+        : {}),
+    });
+
     if (options.dryRun) {
+      await prune();
       for (const w of workloads) w.message = 'dry run: nothing was changed';
-      return { ...base, ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
+      return { ...base(), ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
     }
 
     const deadline = clock.now() + options.timeoutMs;
@@ -359,65 +447,53 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
     await log.group(`Waiting for ${workloads.length} deployment(s) to roll out`, () =>
       Promise.all(
         workloads.map(async (w) => {
-          const outcome = await waitForDeployment({
-            client,
-            namespace,
-            name: w.name,
-            deadline,
-            stuckGraceMs: options.stuckGraceMs,
-            clock,
-            logger: log,
-            ...(signal ? { signal } : {}),
-          });
-          w.ok = outcome.ok;
-          w.message = outcome.message;
-          w.timeline = outcome.timeline;
-          w.problems = outcome.problems;
-          if (outcome.revision) w.revision = outcome.revision;
-          if (!outcome.ok)
-            w.diagnostics = await podDiagnostics(client, namespace, outcome.problems).catch(() => []);
+          try {
+            const outcome = await waitForDeployment({
+              client,
+              namespace,
+              name: w.name,
+              deadline,
+              stuckGraceMs: options.stuckGraceMs,
+              clock,
+              logger: log,
+              ...(signal ? { signal } : {}),
+            });
+            w.ok = outcome.ok;
+            w.message = outcome.message;
+            w.timeline = outcome.timeline;
+            w.problems = outcome.problems;
+            if (outcome.revision) w.revision = outcome.revision;
+            if (!outcome.ok)
+              w.diagnostics = await podDiagnostics(client, namespace, outcome.problems).catch(() => []);
+          } catch (error) {
+            w.ok = false;
+            w.message = `waiting for deployment "${w.name}" failed: ${errorMessage(error)}`;
+          }
         }),
       ),
     );
     const failed = workloads.filter((w) => !w.ok);
     if (failed.length === 0) {
-      return { ...base, ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
+      // Only now: a rollback needs what the previous release used, so nothing is pruned before success.
+      await prune();
+      return { ...base(), ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
     }
-    const failure = failed.map((w) => w.message).join('; ');
+    let failure = failed.map((w) => w.message).join('; ');
+    if (lease?.lost.aborted) failure = `the deploy lock was lost to another run (${failure})`;
     log.warning(`Rollout failed: ${failure}`);
     if (!options.rollbackOnFailure) {
-      return { ...base, ok: false, failure, workloads, rolledBack: false, durationMs: clock.now() - started };
+      return {
+        ...base(),
+        ok: false,
+        failure,
+        workloads,
+        rolledBack: false,
+        durationMs: clock.now() - started,
+      };
     }
-
-    // Roll back every deployment this run changed, not only the failed ones: a release moves together.
-    const changed = workloads.filter((w) =>
-      applied.some((a) => a.kind === 'Deployment' && a.name === w.name && a.action !== 'unchanged'),
-    );
-    let rolledBack = false;
-    await log.group(`Rolling back ${changed.length} deployment(s)`, async () => {
-      const rollbackDeadline = clock.now() + options.timeoutMs;
-      for (const w of changed) {
-        const result = await rollbackDeployment(client, namespace, w.name);
-        log.info(result.message);
-        if (!result.rolledBack) {
-          w.rollback = { ...result, ok: false, waitMessage: '' };
-          continue;
-        }
-        rolledBack = true;
-        const outcome = await waitForDeployment({
-          client,
-          namespace,
-          name: w.name,
-          deadline: rollbackDeadline,
-          stuckGraceMs: options.stuckGraceMs,
-          clock,
-          logger: log,
-        });
-        w.rollback = { ...result, ok: outcome.ok, waitMessage: outcome.message };
-        if (outcome.revision) w.revision = outcome.revision;
-      }
-    });
-    return { ...base, ok: false, failure, workloads, rolledBack, durationMs: clock.now() - started };
+    // Every Deployment this run changed goes back, not only the failed ones: a release moves together.
+    const rolledBack = await rollBack(changedBy(applied));
+    return { ...base(), ok: false, failure, workloads, rolledBack, durationMs: clock.now() - started };
   } finally {
     await lease?.release();
   }

@@ -161,7 +161,7 @@ function topological(jobs: Job[]): Job[] {
 
 export class WorkflowRunner {
   private readonly options: RunnerOptions;
-  private runCounter = 0;
+  private readonly stepTimeoutMs = 20 * 60_000;
 
   constructor(options: RunnerOptions) {
     this.options = options;
@@ -592,7 +592,24 @@ export class WorkflowRunner {
       };
       child.stdout.on('data', onData);
       child.stderr.on('data', onData);
+      // A step that hangs is stopped, as GitHub does at a job's timeout, rather than hanging the run.
+      const timer = setTimeout(() => {
+        log += `\nthe step ran longer than ${Math.round(this.stepTimeoutMs / 1000)} s and was stopped\n`;
+        child.kill('SIGKILL');
+      }, this.stepTimeoutMs);
+      child.on('error', (error) => {
+        clearTimeout(timer);
+        rmSync(dir, { recursive: true, force: true });
+        resolvePromise({
+          exitCode: 127,
+          outputs: {},
+          env: {},
+          summary: '',
+          log: `${log}\ncannot start bash: ${error.message}\n`,
+        });
+      });
       child.on('close', (code) => {
+        clearTimeout(timer);
         const result = {
           exitCode: code ?? 1,
           outputs: parseFileCommand(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
