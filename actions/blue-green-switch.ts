@@ -2,6 +2,7 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { type Check, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
+import { connectCluster } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -43,20 +44,14 @@ export const schema = defineInputs({
 });
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary, cancelled, lockHolder }) => {
     if (inputs.mode === 'deploy' && !inputs.image)
       throw new InputError(
         'image',
         'is required with mode deploy',
         'the new image reference, such as ghcr.io/acme/shop:1.4.2',
       );
-    const { KubeClient, kubeconfigSecrets, loadKubeConfig } = await import('../packages/kube/client.ts');
-    const kc = loadKubeConfig({
-      ...(inputs.kubeconfig ? { kubeconfig: inputs.kubeconfig } : {}),
-      ...(inputs.context ? { context: inputs.context } : {}),
-    });
-    for (const secret of kubeconfigSecrets(kc)) log.mask(secret);
-    const client = new KubeClient(kc, { logger: log });
+    const client = await connectCluster(inputs, log);
     const namespace = inputs.namespace ?? client.defaultNamespace;
     const readChecks = (doc: unknown, name: string): Check[] | undefined =>
       doc === undefined
@@ -80,10 +75,6 @@ export async function main(): Promise<void> {
     const postChecks = analysis(readChecks(inputs.postChecks, 'post-checks'));
 
     const { runBlueGreen } = await import('../packages/rollout/blue-green.ts');
-    const abort = new AbortController();
-    const onSignal = () => abort.abort(new PipelineError('The blue-green step was cancelled'));
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
     const service = inputs.service ?? inputs.app;
     const preview = inputs.previewService ?? `${inputs.app}-preview`;
     try {
@@ -103,13 +94,13 @@ export async function main(): Promise<void> {
         timeoutMs: inputs.timeout,
         stuckGraceMs: inputs.failFastAfter,
         lock: {
-          holder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
+          holder: lockHolder,
           waitTimeoutMs: inputs.lockTimeout,
           leaseDurationMs: inputs.lockLease,
         },
         logger: log,
         clock,
-        signal: abort.signal,
+        signal: cancelled,
       });
       setOutput('active-color', result.activeColor);
       setOutput('previous-color', result.previousColor);
@@ -121,8 +112,6 @@ export async function main(): Promise<void> {
         throw new PipelineError(`Blue-green ${inputs.mode} of ${inputs.app} failed: ${result.reason}`);
       log.info(result.reason);
     } finally {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
       client.close();
     }
   });

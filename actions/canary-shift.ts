@@ -2,6 +2,7 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
+import { connectCluster } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -54,7 +55,7 @@ export const schema = defineInputs({
 });
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary, cancelled, lockHolder }) => {
     const { parseSteps } = await import('../packages/rollout/canary.ts');
     const steps = parseSteps(inputs.steps, 'steps');
     if (inputs.weight !== undefined && inputs.mode !== 'set-weight')
@@ -76,13 +77,7 @@ export async function main(): Promise<void> {
         'stable-service (and canary-service)',
       );
 
-    const { KubeClient, kubeconfigSecrets, loadKubeConfig } = await import('../packages/kube/client.ts');
-    const kc = loadKubeConfig({
-      ...(inputs.kubeconfig ? { kubeconfig: inputs.kubeconfig } : {}),
-      ...(inputs.context ? { context: inputs.context } : {}),
-    });
-    for (const secret of kubeconfigSecrets(kc)) log.mask(secret);
-    const client = new KubeClient(kc, { logger: log });
+    const client = await connectCluster(inputs, log);
     const namespace = inputs.namespace ?? client.defaultNamespace;
 
     const analysing = inputs.mode === 'run' || inputs.mode === 'set-weight';
@@ -106,10 +101,6 @@ export async function main(): Promise<void> {
     const metrics = inputs.metricsPath ? parseMetricsEndpoint(inputs.metricsPath) : undefined;
 
     const { runCanary } = await import('../packages/rollout/canary.ts');
-    const abort = new AbortController();
-    const onSignal = () => abort.abort(new PipelineError('The canary step was cancelled'));
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
     try {
       const result = await runCanary({
         client,
@@ -152,13 +143,13 @@ export async function main(): Promise<void> {
         timeoutMs: inputs.timeout,
         stuckGraceMs: inputs.failFastAfter,
         lock: {
-          holder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
+          holder: lockHolder,
           waitTimeoutMs: inputs.lockTimeout,
           leaseDurationMs: inputs.lockLease,
         },
         logger: log,
         clock,
-        signal: abort.signal,
+        signal: cancelled,
       });
       const { renderCanarySummary, stepsJson } = await import('../packages/rollout/canary-summary.ts');
       setOutput('weight', result.weight);
@@ -169,8 +160,6 @@ export async function main(): Promise<void> {
       if (!result.ok) throw new PipelineError(`Canary of ${result.image} aborted: ${result.reason}`);
       log.info(result.reason);
     } finally {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
       client.close();
     }
   });

@@ -2,6 +2,7 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { imageRepository, loadManifests } from '../packages/kube/manifests.ts';
 import type { DeployResult } from '../packages/rollout/deploy.ts';
+import { connectCluster } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -54,224 +55,218 @@ export const schema = defineInputs({
 });
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
-    if (!inputs.kustomize && !inputs.manifests?.length) {
-      throw new InputError(
-        'manifests',
-        'and kustomize are both empty',
-        'kustomize (an overlay directory such as k8s/staging) or manifests (files, directories or globs)',
-      );
-    }
-    if (inputs.kustomize && inputs.manifests?.length) {
-      throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');
-    }
-    const app =
-      inputs.app ??
-      (run.repo
-        .toLowerCase()
-        .replace(/[^a-z0-9-]/g, '-')
-        .replace(/^-+|-+$/g, '') ||
-        'app');
-    const namespace = inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, 63).replace(/-+$/, '');
-    const images = new Map(inputs.images ?? []);
-    const replicas = new Map<string, number>();
-    if (inputs.replicas) {
-      if (/^\d+$/.test(inputs.replicas)) replicas.set('*', Number(inputs.replicas));
-      else
-        for (const pair of inputs.replicas.split(/[,\n]/)) {
-          const [name, count] = pair.trim().split('=') as [string, string];
-          replicas.set(name, Number(count));
-        }
-    }
-    if (inputs.image) images.set(imageRepository(inputs.image), inputs.image);
-    for (const [, value] of inputs.secrets ?? []) log.mask(value);
-
-    const objects = await loadManifests({
-      ...(inputs.kustomize ? { kustomize: inputs.kustomize } : {}),
-      ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
-      cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
-    });
-    const { prepareObjects, deploy } = await import('../packages/rollout/deploy.ts');
-    // Image names that match nothing are input errors: find them before touching anything.
-    prepareObjects({
-      objects,
-      images,
-      replicas,
-      app,
-      environment: inputs.environment,
-      ...(inputs.config ? { config: inputs.config } : {}),
-      ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
-    });
-
-    const { KubeClient, kubeconfigSecrets, loadKubeConfig } = await import('../packages/kube/client.ts');
-    const kc = loadKubeConfig({
-      ...(inputs.kubeconfig ? { kubeconfig: inputs.kubeconfig } : {}),
-      ...(inputs.context ? { context: inputs.context } : {}),
-    });
-    for (const secret of kubeconfigSecrets(kc)) log.mask(secret);
-    const client = new KubeClient(kc, { logger: log });
-
-    let github:
-      | { deploymentId: number; octokit: import('../packages/github/deployments.ts').Octokit }
-      | undefined;
-    const gh = await import('../packages/github/deployments.ts');
-    const statusOf = async (state: 'in_progress' | 'success' | 'failure' | 'error', description: string) => {
-      if (!github) return;
-      try {
-        await gh.createDeploymentStatus(
-          github.octokit,
-          {
-            owner: run.owner,
-            repo: run.repo,
-            deploymentId: github.deploymentId,
-            state,
-            description,
-            environment: inputs.environment,
-            ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
-            ...(run.runUrl ? { logUrl: run.runUrl } : {}),
-          },
-          { onRetry: (m) => log.warning(m) },
+  await runAction(
+    schema,
+    async ({ inputs, run, log, clock, setOutput, writeSummary, cancelled, lockHolder }) => {
+      if (!inputs.kustomize && !inputs.manifests?.length) {
+        throw new InputError(
+          'manifests',
+          'and kustomize are both empty',
+          'kustomize (an overlay directory such as k8s/staging) or manifests (files, directories or globs)',
         );
-      } catch (error) {
-        log.warning(`Could not record the deployment status '${state}': ${(error as Error).message}`);
       }
-    };
+      if (inputs.kustomize && inputs.manifests?.length) {
+        throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');
+      }
+      const app =
+        inputs.app ??
+        (run.repo
+          .toLowerCase()
+          .replace(/[^a-z0-9-]/g, '-')
+          .replace(/^-+|-+$/g, '') ||
+          'app');
+      const namespace = inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, 63).replace(/-+$/, '');
+      const images = new Map(inputs.images ?? []);
+      const replicas = new Map<string, number>();
+      if (inputs.replicas) {
+        if (/^\d+$/.test(inputs.replicas)) replicas.set('*', Number(inputs.replicas));
+        else
+          for (const pair of inputs.replicas.split(/[,\n]/)) {
+            const [name, count] = pair.trim().split('=') as [string, string];
+            replicas.set(name, Number(count));
+          }
+      }
+      if (inputs.image) images.set(imageRepository(inputs.image), inputs.image);
+      for (const [, value] of inputs.secrets ?? []) log.mask(value);
 
-    const abort = new AbortController();
-    const onSignal = () => abort.abort(new PipelineError('The deploy was cancelled'));
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-    let result: DeployResult;
-    try {
-      result = await deploy({
-        client,
-        app,
-        environment: inputs.environment,
-        namespace,
-        createNamespace: inputs.createNamespace,
+      const objects = await loadManifests({
+        ...(inputs.kustomize ? { kustomize: inputs.kustomize } : {}),
+        ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
+        cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
+      });
+      const { prepareObjects, deploy } = await import('../packages/rollout/deploy.ts');
+      // Image names that match nothing are input errors: find them before touching anything.
+      prepareObjects({
         objects,
         images,
         replicas,
-        ...(inputs.config ? { config: inputs.config } : {}),
-        ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
-        prune: inputs.prune,
-        dryRun: inputs.dryRun,
-        forceConflicts: inputs.forceConflicts,
-        timeoutMs: inputs.timeout,
-        stuckGraceMs: inputs.failFastAfter,
-        rollbackOnFailure: inputs.rollbackOnFailure,
-        ...(inputs.lock
-          ? {
-              lock: {
-                holder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
-                waitTimeoutMs: inputs.lockTimeout,
-                leaseDurationMs: inputs.lockLease,
-              },
-            }
-          : {}),
-        logger: log,
-        clock,
-        signal: abort.signal,
-        beforeApply: async () => {
-          if (!inputs.githubDeployment || !inputs.githubToken || !run.repository) return;
-          try {
-            const octokit = gh.createOctokit({ token: inputs.githubToken, apiUrl: run.apiUrl });
-            const created = await gh.createDeployment(
-              octokit,
-              {
-                owner: run.owner,
-                repo: run.repo,
-                ref: run.sha || run.ref,
-                environment: inputs.environment,
-                description: `${app} ${[...images.values()].join(', ')}`.trim(),
-                payload: { app, namespace, images: Object.fromEntries(images), cluster: client.server },
-                productionEnvironment: inputs.productionEnvironment ?? inputs.environment === 'production',
-                transientEnvironment: inputs.transientEnvironment,
-              },
-              { onRetry: (m) => log.warning(m) },
-            );
-            github = { deploymentId: created.id, octokit };
-            setOutput('deployment-id', created.id);
-            await statusOf('in_progress', `Deploying ${app} to ${namespace}`);
-          } catch (error) {
-            log.warning(
-              `Could not create a GitHub deployment (the deploy goes on): ${(error as Error).message}`,
-            );
-          }
-        },
-      });
-    } catch (error) {
-      await statusOf('error', (error as Error).message);
-      throw error;
-    } finally {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      client.close();
-    }
-
-    const primary = result.workloads[0];
-    setOutput('revision', primary?.revision ?? '');
-    setOutput('previous-revision', primary?.previousRevision ?? '');
-    setOutput('image', primary?.images[0] ?? '');
-    setOutput('previous-image', primary?.previousImages[0] ?? '');
-    setOutput('rolled-back', result.rolledBack);
-    setOutput('environment-url', inputs.environmentUrl ?? '');
-    if (!github) setOutput('deployment-id', '');
-    setOutput(
-      'result',
-      JSON.stringify({
-        ok: result.ok,
-        dryRun: result.dryRun,
-        namespace: result.namespace,
-        rolledBack: result.rolledBack,
-        failure: result.failure ?? null,
-        objects: result.applied.map((a) => ({ kind: a.kind, name: a.name, action: a.action })),
-        workloads: result.workloads.map((w) => ({
-          kind: w.kind,
-          name: w.name,
-          ok: w.ok,
-          message: w.message,
-          revision: w.revision ?? null,
-          previousRevision: w.previousRevision ?? null,
-          images: w.images,
-          previousImages: w.previousImages,
-          problems: w.problems,
-          rollback: w.rollback
-            ? {
-                rolledBack: w.rollback.rolledBack,
-                ok: w.rollback.ok,
-                toRevision: w.rollback.toRevision ?? null,
-                message: w.rollback.message,
-              }
-            : null,
-        })),
-      }),
-    );
-    const { renderDeploySummary } = await import('../packages/rollout/deploy-summary.ts');
-    await writeSummary(
-      renderDeploySummary(result, {
         app,
         environment: inputs.environment,
-        ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
-      }),
-    );
-    if (result.ok) {
-      await statusOf(
-        'success',
-        `${app} ${primary?.revision ? `revision ${primary.revision}` : ''} is running`.trim(),
+        ...(inputs.config ? { config: inputs.config } : {}),
+        ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
+      });
+
+      const client = await connectCluster(inputs, log);
+
+      let github:
+        | { deploymentId: number; octokit: import('../packages/github/deployments.ts').Octokit }
+        | undefined;
+      const gh = await import('../packages/github/deployments.ts');
+      const statusOf = async (
+        state: 'in_progress' | 'success' | 'failure' | 'error',
+        description: string,
+      ) => {
+        if (!github) return;
+        try {
+          await gh.createDeploymentStatus(
+            github.octokit,
+            {
+              owner: run.owner,
+              repo: run.repo,
+              deploymentId: github.deploymentId,
+              state,
+              description,
+              environment: inputs.environment,
+              ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
+              ...(run.runUrl ? { logUrl: run.runUrl } : {}),
+            },
+            { onRetry: (m) => log.warning(m) },
+          );
+        } catch (error) {
+          log.warning(`Could not record the deployment status '${state}': ${(error as Error).message}`);
+        }
+      };
+
+      let result: DeployResult;
+      try {
+        result = await deploy({
+          client,
+          app,
+          environment: inputs.environment,
+          namespace,
+          createNamespace: inputs.createNamespace,
+          objects,
+          images,
+          replicas,
+          ...(inputs.config ? { config: inputs.config } : {}),
+          ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
+          prune: inputs.prune,
+          dryRun: inputs.dryRun,
+          forceConflicts: inputs.forceConflicts,
+          timeoutMs: inputs.timeout,
+          stuckGraceMs: inputs.failFastAfter,
+          rollbackOnFailure: inputs.rollbackOnFailure,
+          ...(inputs.lock
+            ? {
+                lock: {
+                  holder: lockHolder,
+                  waitTimeoutMs: inputs.lockTimeout,
+                  leaseDurationMs: inputs.lockLease,
+                },
+              }
+            : {}),
+          logger: log,
+          clock,
+          signal: cancelled,
+          beforeApply: async () => {
+            if (!inputs.githubDeployment || !inputs.githubToken || !run.repository) return;
+            try {
+              const octokit = gh.createOctokit({ token: inputs.githubToken, apiUrl: run.apiUrl });
+              const created = await gh.createDeployment(
+                octokit,
+                {
+                  owner: run.owner,
+                  repo: run.repo,
+                  ref: run.sha || run.ref,
+                  environment: inputs.environment,
+                  description: `${app} ${[...images.values()].join(', ')}`.trim(),
+                  payload: { app, namespace, images: Object.fromEntries(images), cluster: client.server },
+                  productionEnvironment: inputs.productionEnvironment ?? inputs.environment === 'production',
+                  transientEnvironment: inputs.transientEnvironment,
+                },
+                { onRetry: (m) => log.warning(m) },
+              );
+              github = { deploymentId: created.id, octokit };
+              setOutput('deployment-id', created.id);
+              await statusOf('in_progress', `Deploying ${app} to ${namespace}`);
+            } catch (error) {
+              log.warning(
+                `Could not create a GitHub deployment (the deploy goes on): ${(error as Error).message}`,
+              );
+            }
+          },
+        });
+      } catch (error) {
+        await statusOf('error', (error as Error).message);
+        throw error;
+      } finally {
+        client.close();
+      }
+
+      const primary = result.workloads[0];
+      setOutput('revision', primary?.revision ?? '');
+      setOutput('previous-revision', primary?.previousRevision ?? '');
+      setOutput('image', primary?.images[0] ?? '');
+      setOutput('previous-image', primary?.previousImages[0] ?? '');
+      setOutput('rolled-back', result.rolledBack);
+      setOutput('environment-url', inputs.environmentUrl ?? '');
+      if (!github) setOutput('deployment-id', '');
+      setOutput(
+        'result',
+        JSON.stringify({
+          ok: result.ok,
+          dryRun: result.dryRun,
+          namespace: result.namespace,
+          rolledBack: result.rolledBack,
+          failure: result.failure ?? null,
+          objects: result.applied.map((a) => ({ kind: a.kind, name: a.name, action: a.action })),
+          workloads: result.workloads.map((w) => ({
+            kind: w.kind,
+            name: w.name,
+            ok: w.ok,
+            message: w.message,
+            revision: w.revision ?? null,
+            previousRevision: w.previousRevision ?? null,
+            images: w.images,
+            previousImages: w.previousImages,
+            problems: w.problems,
+            rollback: w.rollback
+              ? {
+                  rolledBack: w.rollback.rolledBack,
+                  ok: w.rollback.ok,
+                  toRevision: w.rollback.toRevision ?? null,
+                  message: w.rollback.message,
+                }
+              : null,
+          })),
+        }),
       );
-      log.info(result.dryRun ? 'Dry run finished: nothing was changed' : `Deployed ${app} to ${namespace}`);
-      return;
-    }
-    await statusOf(
-      'failure',
-      result.rolledBack ? `Failed and rolled back: ${result.failure}` : `Failed: ${result.failure}`,
-    );
-    const rollback = result.rolledBack
-      ? ' The previous version was rolled back.'
-      : result.workloads.some((w) => w.rollback && !w.rollback.rolledBack)
-        ? ` ${result.workloads.find((w) => w.rollback && !w.rollback.rolledBack)!.rollback!.message}.`
-        : '';
-    throw new PipelineError(`Deploy to ${inputs.environment} failed: ${result.failure}.${rollback}`);
-  });
+      const { renderDeploySummary } = await import('../packages/rollout/deploy-summary.ts');
+      await writeSummary(
+        renderDeploySummary(result, {
+          app,
+          environment: inputs.environment,
+          ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
+        }),
+      );
+      if (result.ok) {
+        await statusOf(
+          'success',
+          `${app} ${primary?.revision ? `revision ${primary.revision}` : ''} is running`.trim(),
+        );
+        log.info(result.dryRun ? 'Dry run finished: nothing was changed' : `Deployed ${app} to ${namespace}`);
+        return;
+      }
+      await statusOf(
+        'failure',
+        result.rolledBack ? `Failed and rolled back: ${result.failure}` : `Failed: ${result.failure}`,
+      );
+      const rollback = result.rolledBack
+        ? ' The previous version was rolled back.'
+        : result.workloads.some((w) => w.rollback && !w.rollback.rolledBack)
+          ? ` ${result.workloads.find((w) => w.rollback && !w.rollback.rolledBack)!.rollback!.message}.`
+          : '';
+      throw new PipelineError(`Deploy to ${inputs.environment} failed: ${result.failure}.${rollback}`);
+    },
+  );
 }

@@ -12,6 +12,7 @@ import {
   runHealthGate,
 } from '../packages/health/index.ts';
 import type { KubeAccess } from '../packages/health/probes.ts';
+import { connectCluster } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 export const schema = defineInputs({
@@ -49,7 +50,7 @@ function needsCluster(checks: Check[]): boolean {
 }
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary, cancelled }) => {
     if (inputs.checks !== undefined && inputs.checksFile) {
       throw new InputError(
         'checks-file',
@@ -123,13 +124,7 @@ export async function main(): Promise<void> {
 
     let kube: (KubeAccess & { close(): void }) | undefined;
     if (needsCluster(checks)) {
-      const { KubeClient, kubeconfigSecrets, loadKubeConfig } = await import('../packages/kube/client.ts');
-      const kc = loadKubeConfig({
-        ...(inputs.kubeconfig ? { kubeconfig: inputs.kubeconfig } : {}),
-        ...(inputs.context ? { context: inputs.context } : {}),
-      });
-      for (const secret of kubeconfigSecrets(kc)) log.mask(secret);
-      const client = new KubeClient(kc, { logger: log });
+      const client = await connectCluster(inputs, log);
       kube = {
         request: (path, init) =>
           client
@@ -146,10 +141,6 @@ export async function main(): Promise<void> {
       };
     }
 
-    const abort = new AbortController();
-    const onSignal = () => abort.abort(new PipelineError('The health gate was cancelled'));
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
     try {
       const result = await runHealthGate({
         checks,
@@ -159,7 +150,7 @@ export async function main(): Promise<void> {
         logger: log,
         clock,
         ...(kube ? { kube } : {}),
-        signal: abort.signal,
+        signal: cancelled,
       });
       setOutput('verdict', result.verdict);
       setOutput('reason', result.reason);
@@ -175,8 +166,6 @@ export async function main(): Promise<void> {
       }
     } finally {
       kube?.close();
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
     }
   });
 }

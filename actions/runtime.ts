@@ -2,7 +2,7 @@ import * as core from '@actions/core';
 import { type Inputs, parseInputs, type Schema } from '../packages/config/index.ts';
 import { type RunContext, readRunContext } from '../packages/config/run-context.ts';
 import type { Clock, Logger } from '../packages/core/index.ts';
-import { clockFromEnvironment, isExpectedError } from '../packages/core/index.ts';
+import { clockFromEnvironment, isExpectedError, PipelineError } from '../packages/core/index.ts';
 
 /** The engines' Logger backed by the runner's workflow commands. */
 export const actionsLogger: Logger = {
@@ -22,6 +22,10 @@ export interface ActionContext<S extends Schema> {
   log: Logger;
   /** The system clock; under PIPELINE_TIME_SCALE (the local rehearsal only), a faster one. */
   clock: Clock;
+  /** Aborts when the runner cancels the job (SIGTERM or SIGINT), so waits stop and restore what they must. */
+  cancelled: AbortSignal;
+  /** Who holds a cluster lock for this step: repository, workflow run and job. */
+  lockHolder: string;
   setOutput(name: string, value: string | number | boolean): void;
   /** Appends Markdown to the job summary (GITHUB_STEP_SUMMARY); a no-op outside a runner. */
   writeSummary(markdown: string): Promise<void>;
@@ -36,13 +40,21 @@ export async function runAction<S extends Schema>(
   schema: S,
   body: (ctx: ActionContext<S>) => Promise<void>,
 ): Promise<void> {
+  const cancellation = new AbortController();
+  const onSignal = (signal: string) =>
+    cancellation.abort(new PipelineError(`The step was cancelled (${signal})`));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   try {
     const inputs = parseInputs(schema, (name) => core.getInput(name), actionsLogger.mask);
+    const run = readRunContext(process.env);
     await body({
       inputs,
-      run: readRunContext(process.env),
+      run,
       log: actionsLogger,
       clock: clockFromEnvironment(process.env),
+      cancelled: cancellation.signal,
+      lockHolder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
       setOutput: (name, value) => core.setOutput(name, value),
       async writeSummary(markdown) {
         if (!process.env.GITHUB_STEP_SUMMARY) return;
@@ -52,5 +64,8 @@ export async function runAction<S extends Schema>(
   } catch (error) {
     if (isExpectedError(error)) core.setFailed(error.message);
     else core.setFailed(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
   }
 }

@@ -95,8 +95,12 @@ ${opts.extra ?? ''}`,
   return path;
 }
 
-function deploy(inputs: Record<string, string>, extra: { runId?: string } = {}): Promise<StepResult> {
+function deploy(
+  inputs: Record<string, string>,
+  extra: { runId?: string; cancelAfterMs?: number } = {},
+): Promise<StepResult> {
   return runBuiltAction('deploy-env', {
+    ...(extra.cancelAfterMs !== undefined ? { cancelAfterMs: extra.cancelAfterMs } : {}),
     inputs: { kubeconfig: sim.kubeconfigPath, 'fail-fast-after': '2s', timeout: '60s', ...inputs },
     github: { apiUrl: github.url, ...(extra.runId ? { runId: extra.runId } : {}) },
     cwd: work,
@@ -527,6 +531,25 @@ describe('deploy-env against the embedded Kubernetes API', () => {
       await kubectlJson<{ items: { metadata: { name: string } }[] }>('get', 'configmaps', '-n', 'pair-dev')
     ).items.map((i) => i.metadata.name);
     expect(configMaps).toContain('legacy-flags');
+  });
+
+  test('a cancelled job stops waiting at once, says so, and releases the lock', async () => {
+    const dir = app('cancel', { name: 'slowpoke', image: 'registry.local/slowpoke:stuck', replicas: 2 });
+    const step = await deploy(
+      {
+        environment: 'dev',
+        app: 'slowpoke',
+        namespace: 'slowpoke-dev',
+        'create-namespace': 'true',
+        manifests: dir,
+        'rollback-on-failure': 'false',
+      },
+      { cancelAfterMs: 1500 },
+    );
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)[0]).toMatch(/waiting for deployment "slowpoke" was cancelled/);
+    const leases = await kubectlJson<{ items: unknown[] }>('get', 'leases', '-n', 'slowpoke-dev');
+    expect(leases.items).toHaveLength(0);
   });
 
   describe('bad input fails before anything is applied', () => {

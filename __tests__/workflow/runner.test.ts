@@ -48,6 +48,7 @@ describe("expressions with GitHub's evaluator", () => {
     expect(evaluateExpression("inputs.environment == 'dev' && 'plan' || 'up'", ctx)).toBe('plan');
     expect(evaluateExpression("startsWith(github.ref, 'refs/heads/feature/')", ctx)).toBe(false);
     expect(evaluateExpression('fromJSON(\'{"a":[1,2]}\').a[1]', ctx)).toBe(2);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a workflow expression under test
     expect(interpolate('deploy-${{ inputs.environment }}-${{ inputs.n }}', ctx)).toBe('deploy-dev-2');
     expect(() => evaluateExpression('inputs.environment ==', ctx)).toThrow(/cannot parse/);
   });

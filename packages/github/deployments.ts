@@ -1,16 +1,9 @@
 import { getOctokit } from '@actions/github';
 import { type Clock, PipelineError, parseRetryAfter, type RetryDecision, retry } from '../core/index.ts';
 
-export const DEPLOYMENT_STATES = [
-  'error',
-  'failure',
-  'inactive',
-  'in_progress',
-  'queued',
-  'pending',
-  'success',
-] as const;
-export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+import type { DeploymentState } from './deployment-states.ts';
+
+export * from './deployment-states.ts';
 
 export type Octokit = ReturnType<typeof getOctokit>;
 

@@ -69,6 +69,8 @@ export interface RunActionOptions {
   /** Root of the repository holding the action folders and dist/. */
   root?: string;
   onStdout?: (chunk: string) => void;
+  /** Sends SIGTERM this long after the step started, as the runner does when a job is cancelled. */
+  cancelAfterMs?: number;
 }
 
 export interface StepResult {
@@ -329,12 +331,17 @@ function spawnStep(
       stderr += chunk;
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    const cancel =
+      options.cancelAfterMs !== undefined
+        ? setTimeout(() => child.kill('SIGTERM'), options.cancelAfterMs)
+        : undefined;
     child.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      if (cancel) clearTimeout(cancel);
       const { annotations, masks } = parseWorkflowCommands(stdout);
       resolvePromise({
         exitCode: code ?? (signal ? 128 : 1),
