@@ -21,6 +21,7 @@ beforeAll(async () => {
       { pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 },
       { pattern: '*:nopull*', mode: 'pull-error' },
       { pattern: '*:stuck*', mode: 'never-ready' },
+      { pattern: '*:slower*', startupMs: 40_000, readyMs: 2000 },
       { pattern: '*:slow*', startupMs: 4000, readyMs: 2000 },
     ],
   });
@@ -277,32 +278,26 @@ describe('deploy-env against the embedded Kubernetes API', () => {
   });
 
   test('two concurrent deploys of the same app and environment never interleave: the second waits for the lock', async () => {
-    const dir = app('concurrent', { name: 'api', image: 'registry.local/api:slow-1', replicas: 2 });
-    const [a, b] = await Promise.all([
-      deploy(
-        { environment: 'dev', app: 'api', namespace: 'api-dev', 'create-namespace': 'true', manifests: dir },
-        { runId: '1001' },
-      ),
-      new Promise<StepResult>((resolve) =>
-        setTimeout(
-          () =>
-            resolve(
-              deploy(
-                {
-                  environment: 'dev',
-                  app: 'api',
-                  namespace: 'api-dev',
-                  'create-namespace': 'true',
-                  manifests: dir,
-                  image: 'registry.local/api:slow-2',
-                },
-                { runId: '1002' },
-              ),
-            ),
-          300,
-        ),
-      ),
-    ]);
+    const dir = app('concurrent', { name: 'api', image: 'registry.local/api:slower-1', replicas: 2 });
+    const first = deploy(
+      { environment: 'dev', app: 'api', namespace: 'api-dev', 'create-namespace': 'true', manifests: dir },
+      { runId: '1001' },
+    );
+    // The second run starts only once the first holds the lock, however fast or slow the machine is.
+    while (!sim.peek('Lease', 'api-dev', 'pipeline-deploy-api-dev'))
+      await new Promise((r) => setTimeout(r, 20));
+    const second = deploy(
+      {
+        environment: 'dev',
+        app: 'api',
+        namespace: 'api-dev',
+        'create-namespace': 'true',
+        manifests: dir,
+        image: 'registry.local/api:slow-2',
+      },
+      { runId: '1002' },
+    );
+    const [a, b] = await Promise.all([first, second]);
     expect(errors(a)).toEqual([]);
     expect(errors(b)).toEqual([]);
     expect(b.stdout).toMatch(
