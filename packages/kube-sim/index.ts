@@ -28,6 +28,7 @@ import { Faults } from './faults.ts';
 import { ProxyMetrics, seededRandom } from './metrics.ts';
 import { type ProxyContext, proxyToPod, proxyToService } from './proxy.ts';
 import { findResource, type ResourceInfo, resourceByKind } from './resources.ts';
+import { TrafficRouter } from './routing.ts';
 import { SimTime } from './runtime.ts';
 import { ApiError, forbidden, notFoundPath, unauthorized } from './status.ts';
 import { Store } from './store.ts';
@@ -90,8 +91,18 @@ export interface KubeSim {
   readonly watchesStarted: number;
   /** Forgets watch history so that any earlier resourceVersion answers 410 Gone. */
   compactHistory(): void;
-  /** Prometheus text of the service proxy counters. */
+  /** Prometheus text of the service proxy counters (the gateway and ingress routes count there too). */
   metricsText(): string;
+  /**
+   * Base URL (kube-sim extension, same bearer token as the API) whose requests follow the weights
+   * of the HTTPRoute's first rule's backendRefs: `${sim.gatewayUrl('ns', 'shop')}/path`.
+   */
+  gatewayUrl(namespace: string, route: string): string;
+  /**
+   * Base URL (kube-sim extension, same bearer token as the API) whose requests go to the Ingress's
+   * backend, or by `canary-weight` to the backend of an ingress-nginx canary Ingress of the same host.
+   */
+  ingressUrl(namespace: string, ingress: string): string;
   /** A kubeconfig for another token (one of `users`), written next to the admin one. */
   writeKubeconfig(token: string, namespace?: string): string;
   /** Errors controllers raised while reconciling (should stay empty). */
@@ -267,6 +278,7 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     random,
     balancing: options.balancing ?? 'round-robin',
   };
+  const router = new TrafficRouter(proxyCtx);
 
   for (const ns of [
     'default',
@@ -315,6 +327,18 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
       const u = presented ? users.get(presented) : undefined;
       if (!u) throw unauthorized();
       caller = { name: u.name, namespaces: u.namespaces, admin: false };
+    }
+    const data = /^\/kube-sim\/(gateway|ingress)\/([^/]+)\/([^/]+)(?:\/(.*))?$/.exec(path);
+    if (data) {
+      // The data plane behind HTTPRoutes and Ingresses, authorized like the service proxy.
+      const [, kind, namespace, name, tail] = data.map((s) => (s === undefined ? s : decodeURIComponent(s)));
+      const resource = resourceByKind(kind === 'gateway' ? 'HTTPRoute' : 'Ingress');
+      if (!caller.admin && caller.namespaces && !caller.namespaces.includes(namespace!))
+        throw forbidden(caller.name, 'get', resource, namespace, name);
+      await readBody(req);
+      const subpath = `${tail ?? ''}${url.search}`;
+      if (kind === 'gateway') return router.gateway(req, res, namespace!, name!, subpath);
+      return router.ingress(req, res, namespace!, name!, subpath);
     }
     const r = route(path);
     const raw = await readBody(req);
@@ -473,6 +497,10 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
       store.compact();
     },
     metricsText: () => metrics.text(),
+    gatewayUrl: (namespace, route) =>
+      `${url}/kube-sim/gateway/${encodeURIComponent(namespace)}/${encodeURIComponent(route)}`,
+    ingressUrl: (namespace, ingress) =>
+      `${url}/kube-sim/ingress/${encodeURIComponent(namespace)}/${encodeURIComponent(ingress)}`,
     writeKubeconfig(userToken, namespace = 'default') {
       const user = userToken === token ? 'kube-sim-admin' : (users.get(userToken)?.name ?? 'kube-sim-user');
       const file = join(dir, `kubeconfig-${user.replace(/[^a-zA-Z0-9_-]/g, '_')}-${namespace}`);
