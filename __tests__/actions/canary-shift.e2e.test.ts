@@ -91,6 +91,19 @@ ${opts.extra ?? ''}`,
   await kubectl('rollout', 'status', 'deployment/shop', '-n', ns, '--timeout=60s');
 }
 
+/** The uids of the stable's pods, to prove they were neither restarted nor replaced. */
+async function stablePodUids(ns: string): Promise<string[]> {
+  const pods = await kubectlJson<{ items: { metadata: { uid: string } }[] }>(
+    'get',
+    'pods',
+    '-n',
+    ns,
+    '-l',
+    'pipeline.dev/track=stable',
+  );
+  return pods.items.map((p) => p.metadata.uid).sort();
+}
+
 function canary(
   ns: string,
   inputs: Record<string, string>,
@@ -350,6 +363,7 @@ describe('canary-shift against the embedded Kubernetes API', () => {
       stableTrack: true,
       extra: HTTP_ROUTE,
     });
+    const stablePods = await stablePodUids(ns);
     const stopRouted = routedTraffic(sim.gatewayUrl(ns, 'shop'), routeWeight(ns));
     const first = await canary(ns, {
       mode: 'set-weight',
@@ -381,9 +395,8 @@ describe('canary-shift against the embedded Kubernetes API', () => {
     expect(measured[0]).toBeLessThan(0.22);
     expect(measured[1]).toBeGreaterThan(0.4);
     expect(measured[1]).toBeLessThan(0.65);
-    // kube-sim's Deployment controller recreates the stable's pods when the canary Deployment
-    // appears (a known sim issue); let them come back before measuring the held split.
-    await kubectl('rollout', 'status', 'deployment/shop', '-n', ns, '--timeout=60s');
+    // The stable's pods served throughout, untouched: canary-shift only annotates the stable.
+    expect(await stablePodUids(ns)).toEqual(stablePods);
     // Between jobs, at 50%: exactly half of 100 consecutive requests answer from the canary.
     const held = await sequential(sim.gatewayUrl(ns, 'shop'), 100);
     expect(held.filter((i) => i === 'registry.local/shop:v2')).toHaveLength(50);
@@ -432,6 +445,7 @@ describe('canary-shift against the embedded Kubernetes API', () => {
       stableTrack: true,
       extra: INGRESS,
     });
+    const stablePods = await stablePodUids(ns);
     const stopRouted = routedTraffic(sim.ingressUrl(ns, 'shop'), ingressWeight(ns));
     const first = await canary(ns, {
       mode: 'set-weight',
@@ -448,9 +462,8 @@ describe('canary-shift against the embedded Kubernetes API', () => {
     expect(Math.abs(m.canary - m.requests / 5)).toBeLessThanOrEqual(3);
     expect(m.canaryErrors + m.otherErrors).toBe(0);
     expect(atWeight(answers, 0, 'registry.local/shop:v2').canary).toBeLessThanOrEqual(2);
-    // kube-sim's Deployment controller recreates the stable's pods when the canary Deployment
-    // appears (a known sim issue); let them come back before measuring the held split.
-    await kubectl('rollout', 'status', 'deployment/shop', '-n', ns, '--timeout=60s');
+    // The stable's pods served throughout, untouched: canary-shift only annotates the stable.
+    expect(await stablePodUids(ns)).toEqual(stablePods);
     // Between jobs, at 20%: exactly 20 of 100 consecutive requests answer from the canary.
     const held = await sequential(sim.ingressUrl(ns, 'shop'), 100);
     expect(held.filter((i) => i === 'registry.local/shop:v2')).toHaveLength(20);

@@ -211,6 +211,46 @@ describe('Deployment controller', () => {
     expect(first.metadata?.uid).toBe(second.metadata?.uid);
   });
 
+  test.each([
+    ['RollingUpdate', 'annotated-rolling'],
+    ['Recreate', 'annotated-recreate'],
+  ])('changing only annotations of a %s Deployment keeps its ReplicaSet and pods', async (type, name) => {
+    await api.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: deployment(name, 'registry/app:v1', { replicas: 4, strategy: { type } }),
+    });
+    await rolledOut(name);
+    const podUids = async () =>
+      (await api.core.listNamespacedPod({ namespace: ns, labelSelector: `app=${name}` })).items
+        .map((p) => p.metadata!.uid!)
+        .sort();
+    const before = await podUids();
+    let fewest = 4;
+    const watch = await trackReplicaSets(name, (sets) => {
+      for (const s of sets) fewest = Math.min(fewest, s.spec?.replicas ?? 0);
+    });
+    // The annotations are copied to the current ReplicaSet, which replaces the controller's copy
+    // of it: that copy must not then be taken for an old ReplicaSet and scaled down.
+    await api.apps.patchNamespacedDeployment(
+      { name, namespace: ns, body: { metadata: { annotations: { 'example.com/note': 'step 1' } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await until('annotation copied to the ReplicaSet', async () => {
+      const sets = await api.apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: `app=${name}` });
+      return sets.items.some((s) => s.metadata?.annotations?.['example.com/note'] === 'step 1');
+    });
+    await rolledOut(name);
+    watch.abort();
+    const sets = await api.apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: `app=${name}` });
+    expect(sets.items).toHaveLength(1);
+    expect(fewest).toBe(4);
+    expect(await podUids()).toEqual(before);
+    const events = await api.core.listNamespacedEvent({ namespace: ns });
+    expect(
+      events.items.filter((e) => e.involvedObject.name === name && /Scaled down/.test(e.message ?? '')),
+    ).toEqual([]);
+  });
+
   test('a paused deployment does not roll out until resumed', async () => {
     await api.apps.createNamespacedDeployment({
       namespace: ns,

@@ -163,7 +163,10 @@ export class DeploymentController {
 
     let all = this.store.list(RS, namespace).filter((rs) => ownedBy(rs, d));
     let newRS = all.find((rs) => templateKey((rs['spec'] as JsonObject)?.['template']) === key);
-    const olds = () => all.filter((rs) => rs !== newRS).sort(byCreation);
+    // By uid, not identity: updating the new ReplicaSet below replaces `newRS` while `all` keeps
+    // the earlier copy, which would otherwise pass for an old ReplicaSet and be scaled down.
+    const isNew = (rs: KubeObject) => newRS !== undefined && rs.metadata.uid === newRS.metadata.uid;
+    const olds = () => all.filter((rs) => !isNew(rs)).sort(byCreation);
     const maxOldRevision = Math.max(0, ...olds().map(revisionOf));
     let progressReason: { reason: string; message: string } | undefined;
 
@@ -201,7 +204,7 @@ export class DeploymentController {
       if (recreate) {
         for (const rs of olds()) if (specReplicas(rs) > 0) this.scale(d, rs, 0);
         all = this.store.list(RS, namespace).filter((rs) => ownedBy(rs, d));
-        const oldPodsLeft = all.some((rs) => rs !== newRS && statusNum(rs, 'replicas') > 0);
+        const oldPodsLeft = all.some((rs) => !isNew(rs) && statusNum(rs, 'replicas') > 0);
         if (!oldPodsLeft) {
           if (!newRS) {
             newRS = this.createReplicaSet(d, template, key, maxOldRevision + 1, replicas, replicas, maxSurge);
