@@ -2,7 +2,7 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
-import { connectCluster } from './cluster.ts';
+import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -44,14 +44,10 @@ export const schema = defineInputs({
   }),
   'abort-action': input.enum(['scale-to-zero', 'delete'] as const, { default: 'scale-to-zero' }),
   reason: input.string(),
-  timeout: input.duration({ default: '10m', minMs: 1000 }),
-  'fail-fast-after': input.duration({ default: '30s' }),
-  'lock-timeout': input.duration({ default: '10m' }),
-  'lock-lease': input.duration({ default: '60s', minMs: 1000 }),
   'prometheus-url': input.url(),
   'prometheus-token': input.secret(),
-  kubeconfig: input.secret(),
-  context: input.string(),
+  ...clusterInputs,
+  ...rolloutInputs,
 });
 
 export async function main(): Promise<void> {
@@ -142,11 +138,7 @@ export async function main(): Promise<void> {
         ...(inputs.reason ? { abortReason: inputs.reason } : {}),
         timeoutMs: inputs.timeout,
         stuckGraceMs: inputs.failFastAfter,
-        lock: {
-          holder: lockHolder,
-          waitTimeoutMs: inputs.lockTimeout,
-          leaseDurationMs: inputs.lockLease,
-        },
+        lock: lockRequest(inputs, lockHolder),
         logger: log,
         clock,
         signal: cancelled,

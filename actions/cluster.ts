@@ -1,5 +1,25 @@
+import { input } from '../packages/config/index.ts';
 import type { Logger } from '../packages/core/index.ts';
 import type { KubeClient } from '../packages/kube/client.ts';
+import type { LockRequest } from '../packages/kube/lease.ts';
+
+/** The inputs every step that reaches a cluster reads (masked: a kubeconfig holds credentials). */
+export const clusterInputs = {
+  kubeconfig: input.secret(),
+  context: input.string(),
+};
+
+/** The inputs every step that changes workloads reads: its deadline, fail-fast grace and lock. */
+export const rolloutInputs = {
+  timeout: input.duration({ default: '10m', minMs: 1000 }),
+  'fail-fast-after': input.duration({ default: '30s' }),
+  'lock-timeout': input.duration({ default: '10m' }),
+  'lock-lease': input.duration({ default: '60s', minMs: 1000 }),
+};
+
+export function lockRequest(inputs: { lockTimeout: number; lockLease: number }, holder: string): LockRequest {
+  return { holder, waitTimeoutMs: inputs.lockTimeout, leaseDurationMs: inputs.lockLease };
+}
 
 /**
  * The cluster client of an action step, from the kubeconfig input (a path or the YAML itself) or

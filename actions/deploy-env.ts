@@ -2,7 +2,7 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { imageRepository, loadManifests } from '../packages/kube/manifests.ts';
 import type { DeployResult } from '../packages/rollout/deploy.ts';
-import { connectCluster } from './cluster.ts';
+import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -39,19 +39,15 @@ export const schema = defineInputs({
   prune: input.boolean({ default: 'false' }),
   'dry-run': input.boolean({ default: 'false' }),
   'force-conflicts': input.boolean({ default: 'true' }),
-  timeout: input.duration({ default: '10m', minMs: 1000 }),
-  'fail-fast-after': input.duration({ default: '30s' }),
   'rollback-on-failure': input.boolean({ default: 'true' }),
   lock: input.boolean({ default: 'true' }),
-  'lock-timeout': input.duration({ default: '10m' }),
-  'lock-lease': input.duration({ default: '60s', minMs: 1000 }),
-  kubeconfig: input.secret(),
-  context: input.string(),
   'environment-url': input.url(),
   'github-token': input.secret(),
   'github-deployment': input.boolean({ default: 'true' }),
   'production-environment': input.boolean(),
   'transient-environment': input.boolean({ default: 'false' }),
+  ...clusterInputs,
+  ...rolloutInputs,
 });
 
 export async function main(): Promise<void> {
@@ -158,11 +154,7 @@ export async function main(): Promise<void> {
           rollbackOnFailure: inputs.rollbackOnFailure,
           ...(inputs.lock
             ? {
-                lock: {
-                  holder: lockHolder,
-                  waitTimeoutMs: inputs.lockTimeout,
-                  leaseDurationMs: inputs.lockLease,
-                },
+                lock: lockRequest(inputs, lockHolder),
               }
             : {}),
           logger: log,

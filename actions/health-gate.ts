@@ -12,7 +12,7 @@ import {
   runHealthGate,
 } from '../packages/health/index.ts';
 import type { KubeAccess } from '../packages/health/probes.ts';
-import { connectCluster } from './cluster.ts';
+import { clusterInputs, connectCluster } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 export const schema = defineInputs({
@@ -34,13 +34,12 @@ export const schema = defineInputs({
   'prometheus-token': input.secret(),
   'prometheus-username': input.string(),
   'prometheus-password': input.secret(),
-  kubeconfig: input.secret(),
-  context: input.string(),
   namespace: input.string({
     pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
     accepted: 'a Kubernetes namespace name (lowercase letters, digits and -)',
   }),
   'fail-on-inconclusive': input.boolean({ default: 'true' }),
+  ...clusterInputs,
 });
 
 const SENSITIVE_HEADER = /auth|token|key|secret|cookie|password|session/i;

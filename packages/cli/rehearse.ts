@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { formatDuration } from '../core/index.ts';
 import { ENVIRONMENTS, rehearse } from '../rehearse/rehearse.ts';
+import { buildOf } from '../rehearse/report.ts';
 import { SCENARIOS, type ScenarioName } from '../rehearse/scenarios.ts';
 import type { RunnerEvent } from '../workflow/runner.ts';
 import type { CliIo } from './environments.ts';
@@ -181,14 +182,7 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
     wait(undefined);
     io.stdout('\n');
     for (const s of result.state) {
-      const which =
-        s.image === result.images.main
-          ? 'main build'
-          : s.image === result.images.feature
-            ? 'feature build'
-            : s.image === result.images.previous
-              ? 'previous release'
-              : (s.image ?? 'nothing');
+      const which = buildOf(s.image, result.images) ?? s.image ?? 'nothing';
       io.stdout(
         `  ${s.environment.padEnd(11)} ${which.padEnd(17)} revision ${(s.revision ?? '-').padEnd(3)} migrations ${s.migrations.join(',') || '-'}\n`,
       );

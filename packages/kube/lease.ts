@@ -243,3 +243,37 @@ function hold(
     },
   };
 }
+
+/** How a rollout asks for its lock: who it is, how long it waits for another holder, its lease. */
+export interface LockRequest {
+  holder: string;
+  waitTimeoutMs: number;
+  leaseDurationMs: number;
+}
+
+/**
+ * The Lease a canary or blue-green rollout of one app holds; both use the same name, so they
+ * never interleave on the same Deployment. Undefined when no lock was asked for.
+ */
+export function acquireRolloutLock(options: {
+  client: KubeClient;
+  namespace: string;
+  app: string;
+  lock: LockRequest | undefined;
+  logger: Logger;
+  labels: Record<string, string>;
+  signal?: AbortSignal | undefined;
+}): Promise<HeldLease | undefined> {
+  if (!options.lock) return Promise.resolve(undefined);
+  return acquireLease({
+    client: options.client,
+    namespace: options.namespace,
+    name: `pipeline-rollout-${options.app}`.slice(0, 63).replace(/-+$/, ''),
+    holder: options.lock.holder,
+    leaseDurationMs: options.lock.leaseDurationMs,
+    waitTimeoutMs: options.lock.waitTimeoutMs,
+    logger: options.logger,
+    labels: options.labels,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}

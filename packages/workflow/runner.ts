@@ -11,6 +11,7 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { parseFileCommand, runBuiltAction, type StepResult } from '../runner/action-runner.ts';
 import { asText, type Contexts, interpolate, type StatusFunctions, truthy } from './expressions.ts';
+import { ourActionOf } from './our-actions.ts';
 import { tokenValue } from './tokens.ts';
 
 /**
@@ -98,15 +99,6 @@ export interface WorkflowRun {
   jobs: JobRecord[];
   outputs: Record<string, string>;
 }
-
-const OUR_ACTIONS = new Set([
-  'deploy-env',
-  'run-migrations',
-  'health-gate',
-  'canary-shift',
-  'blue-green-switch',
-  'notify',
-]);
 
 export class WorkflowError extends Error {}
 
@@ -206,16 +198,11 @@ export class WorkflowRunner {
   }
 
   private resolveAction(uses: string): string | undefined {
-    const local = /^\.\/(?:.*\/)?([a-z-]+)\/?$/.exec(uses);
-    if (
-      local &&
-      OUR_ACTIONS.has(local[1]!) &&
-      existsSync(join(this.options.repoRoot, local[1]!, 'action.yml'))
-    )
-      return local[1];
-    const remote = /^[^/]+\/pipeline\/([a-z-]+)@[\w.\-/]+$/.exec(uses);
-    if (remote && OUR_ACTIONS.has(remote[1]!)) return remote[1];
-    return undefined;
+    const action = ourActionOf(uses);
+    // A local path names our action only when this repository has it.
+    if (action && uses.startsWith('./') && !existsSync(join(this.options.repoRoot, action, 'action.yml')))
+      return undefined;
+    return action;
   }
 
   async runWorkflow(

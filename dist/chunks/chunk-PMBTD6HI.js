@@ -1,2 +1,0 @@
-import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);
-import{a as o}from"./chunk-UZMZCFOP.js";async function f(e,t){let{KubeClient:c,kubeconfigSecrets:r,loadKubeConfig:i}=await import("./client-XCFEZIB2.js"),n=i({...e.kubeconfig?{kubeconfig:e.kubeconfig}:{},...e.context?{context:e.context}:{}});for(let g of r(n))t.mask(g);return new c(n,{logger:t})}o(f,"connectCluster");export{f as a};
