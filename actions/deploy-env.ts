@@ -198,9 +198,19 @@ export async function main(): Promise<void> {
       const primary = result.workloads[0];
       setOutput('revision', primary?.revision ?? '');
       setOutput('previous-revision', primary?.previousRevision ?? '');
+      setOutput('rollback-revision', primary?.rollbackTarget ?? '');
       setOutput('image', primary?.images[0] ?? '');
       setOutput('previous-image', primary?.previousImages[0] ?? '');
       setOutput('rolled-back', result.rolledBack);
+      const notRolledBack = result.notRolledBack.map((n) => n.message).join('; ');
+      const failureText = result.ok
+        ? ''
+        : notRolledBack
+          ? `NOT ROLLED BACK: ${notRolledBack}. The release failed: ${result.failure}`
+          : result.rolledBack
+            ? `Rolled back to the previous version: ${result.failure}`
+            : (result.failure ?? '');
+      setOutput('failure', failureText);
       setOutput('environment-url', inputs.environmentUrl ?? '');
       if (!github) setOutput('deployment-id', '');
       setOutput(
@@ -210,6 +220,7 @@ export async function main(): Promise<void> {
           dryRun: result.dryRun,
           namespace: result.namespace,
           rolledBack: result.rolledBack,
+          notRolledBack: result.notRolledBack,
           failure: result.failure ?? null,
           objects: result.applied.map((a) => ({ kind: a.kind, name: a.name, action: a.action })),
           workloads: result.workloads.map((w) => ({
@@ -251,13 +262,19 @@ export async function main(): Promise<void> {
       }
       await statusOf(
         'failure',
-        result.rolledBack ? `Failed and rolled back: ${result.failure}` : `Failed: ${result.failure}`,
+        notRolledBack
+          ? `Failed and NOT ROLLED BACK: ${result.failure}`
+          : result.rolledBack
+            ? `Failed and rolled back: ${result.failure}`
+            : `Failed: ${result.failure}`,
       );
-      const rollback = result.rolledBack
-        ? ' The previous version was rolled back.'
-        : result.workloads.some((w) => w.rollback && !w.rollback.rolledBack)
-          ? ` ${result.workloads.find((w) => w.rollback && !w.rollback.rolledBack)!.rollback!.message}.`
-          : '';
+      const rollback = notRolledBack
+        ? ` NOT ROLLED BACK: ${notRolledBack}; the failed release is still deployed.`
+        : result.rolledBack
+          ? ' The previous version was rolled back.'
+          : result.workloads.some((w) => w.rollback && !w.rollback.rolledBack)
+            ? ` ${result.workloads.find((w) => w.rollback && !w.rollback.rolledBack)!.rollback!.message}.`
+            : '';
       throw new PipelineError(`Deploy to ${inputs.environment} failed: ${result.failure}.${rollback}`);
     },
   );

@@ -495,6 +495,8 @@ export async function rollbackDeployment(
   /** The revision to go back to (the one running before this deploy); default: the one below the current. */
   toRevision?: string,
   attempt = 1,
+  /** A PATCH was sent before and its answer lost: a template already equal to the target is ours. */
+  sent = false,
 ): Promise<RollbackResult> {
   const base = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}`;
   const deployment = await client.getJson<DeploymentObject>(
@@ -536,6 +538,13 @@ export async function rollbackDeployment(
   if (template.metadata?.labels) delete template.metadata.labels['pod-template-hash'];
   // A deploy that changed only metadata or replicas left the template as it was: nothing to undo.
   if (canonical(template) === canonical(deployment.spec?.template)) {
+    if (sent)
+      return {
+        rolledBack: true,
+        fromRevision: String(current),
+        toRevision: String(previous.revision),
+        message: `rolled back deployment "${name}" to the template of revision ${previous.revision}`,
+      };
     return {
       rolledBack: false,
       fromRevision: String(current),
@@ -553,12 +562,15 @@ export async function rollbackDeployment(
           { op: 'replace', path: '/spec/template', value: template },
         ]),
         contentType: 'application/json-patch+json',
+        // The test of resourceVersion makes a repeat harmless: a PATCH that landed before its
+        // answer was lost fails the test (422), and the fresh read below finds the template ours.
+        idempotent: true,
       },
     );
   } catch (error) {
     if (error instanceof KubeApiError && (error.status === 409 || error.status === 422) && attempt < 5) {
-      // Changed under us (the controller bumped it): again with a fresh read.
-      return rollbackDeployment(client, namespace, name, toRevision, attempt + 1);
+      // Changed under us (the controller bumped it, or our own earlier attempt landed): again with a fresh read.
+      return rollbackDeployment(client, namespace, name, toRevision, attempt + 1, true);
     }
     throw error;
   }

@@ -19,11 +19,14 @@ export function renderDeploySummary(
     ? `🔍 Dry run: ${ctx.app} to ${ctx.environment}`
     : result.ok
       ? `✅ ${ctx.app} deployed to ${ctx.environment}`
-      : result.rolledBack
-        ? `↩️ ${ctx.app} failed in ${ctx.environment} and was rolled back`
-        : `❌ ${ctx.app} failed to deploy to ${ctx.environment}`;
+      : result.notRolledBack.length > 0
+        ? `🚨 NOT ROLLED BACK: ${ctx.app} failed in ${ctx.environment} and the failed release is still deployed`
+        : result.rolledBack
+          ? `↩️ ${ctx.app} failed in ${ctx.environment} and was rolled back`
+          : `❌ ${ctx.app} failed to deploy to ${ctx.environment}`;
   const out = [`### ${escapeMarkdown(title)}`, ''];
   if (result.failure) out.push(`> ${escapeMarkdown(result.failure)}`, '');
+  for (const n of result.notRolledBack) out.push(`> **NOT ROLLED BACK:** ${escapeMarkdown(n.message)}`, '');
   const rows: [string, string][] = [
     ['Environment', `${escapeMarkdown(ctx.environment)} (namespace \`${result.namespace}\`)`],
   ];
@@ -108,9 +111,11 @@ export function renderDeploySummary(
     }
     if (w.rollback) {
       out.push(
-        w.rollback.rolledBack
-          ? `**Rollback:** ${escapeMarkdown(w.rollback.message)} — ${w.rollback.ok ? 'the previous version is running again' : `the rollback did not finish: ${escapeMarkdown(w.rollback.waitMessage)}`}`
-          : `**Rollback:** ${escapeMarkdown(w.rollback.message)}`,
+        w.rollback.failed
+          ? `**Rollback: NOT ROLLED BACK.** ${escapeMarkdown(w.rollback.message)}`
+          : w.rollback.rolledBack
+            ? `**Rollback:** ${escapeMarkdown(w.rollback.message)} — ${w.rollback.ok ? 'the previous version is running again' : `the rollback did not finish: ${escapeMarkdown(w.rollback.waitMessage)}`}`
+            : `**Rollback:** ${escapeMarkdown(w.rollback.message)}`,
         '',
       );
     }

@@ -2,8 +2,11 @@ import {
   type Clock,
   errorMessage,
   InputError,
+  isTransientNetworkError,
   type Logger,
   PipelineError,
+  type RetryDecision,
+  retry,
   systemClock,
 } from '../core/index.ts';
 import {
@@ -76,7 +79,10 @@ export interface WorkloadResult {
   timeline: RolloutEvent[];
   problems: PodProblem[];
   diagnostics: { pod: string; events: string[]; logs: string }[];
-  rollback?: RollbackResult & { ok: boolean; waitMessage: string };
+  /** The revision a failed release goes back to: the last one a deploy saw healthy, else the one before. */
+  rollbackTarget?: string;
+  /** `failed`: the Deployment should have gone back and did not (API faults, lost lock, history gone). */
+  rollback?: RollbackResult & { ok: boolean; waitMessage: string; failed?: boolean };
 }
 
 export interface DeployResult {
@@ -87,9 +93,17 @@ export interface DeployResult {
   imageChanges: { container: string; object: string; from: string; to: string }[];
   workloads: WorkloadResult[];
   rolledBack: boolean;
+  /** Deployments that needed a rollback and still run the failed release, with why. */
+  notRolledBack: { name: string; message: string }[];
   failure?: string;
   lock?: { waitedMs: number; tookOverFrom?: string };
   durationMs: number;
+}
+
+function notRolledBack(workloads: WorkloadResult[]): DeployResult['notRolledBack'] {
+  return workloads
+    .filter((w) => w.rollback?.failed)
+    .map((w) => ({ name: w.name, message: w.rollback!.message }));
 }
 
 /** Checks what can be checked without a cluster: images exist in the manifests, config objects. */
@@ -230,6 +244,50 @@ export function explainAccessError(
   return undefined;
 }
 
+/**
+ * The revision a Deployment last finished rolling out under a deploy of ours. A failed release
+ * whose rollback did not happen stays the current revision, so "the revision before this run"
+ * would name it; this annotation still names the release before it.
+ */
+export const LAST_GOOD_REVISION_ANNOTATION = 'pipeline.dev/last-good-revision';
+
+/** API faults worth another try of a whole rollback step: throttling, 5xx, a dropped connection. */
+function transientKubeFault(error: unknown): RetryDecision {
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    if (e instanceof KubeApiError)
+      return [429, 500, 502, 503, 504].includes(e.status)
+        ? { retry: true, reason: `HTTP ${e.status}` }
+        : { retry: false };
+    e = (e as { cause?: unknown }).cause;
+  }
+  return isTransientNetworkError(error) ? { retry: true, reason: errorMessage(error) } : { retry: false };
+}
+
+async function recordLastGood(
+  client: KubeClient,
+  namespace: string,
+  w: WorkloadResult,
+  log: Logger,
+): Promise<void> {
+  if (!w.revision) return;
+  try {
+    await client.request(
+      'PATCH',
+      `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(w.name)}?fieldManager=pipeline-last-good`,
+      {
+        body: JSON.stringify({ metadata: { annotations: { [LAST_GOOD_REVISION_ANNOTATION]: w.revision } } }),
+        contentType: 'application/merge-patch+json',
+        // Sets an absolute value: a repeat after a 5xx does no harm.
+        idempotent: true,
+      },
+    );
+  } catch (error) {
+    log.warning(
+      `Could not record revision ${w.revision} of deployment "${w.name}" as the last good one (a later rollback goes to the revision before the current one): ${errorMessage(error)}`,
+    );
+  }
+}
+
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   try {
     return await deployOnce(options);
@@ -287,6 +345,9 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
     }
     const workloads: WorkloadResult[] = deployments.map((d) => {
       const before = previous.get(d.object.metadata.name!);
+      const lastGood = before?.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION];
+      const current = before?.metadata.annotations?.[REVISION_ANNOTATION];
+      const target = lastGood || current;
       return {
         kind: 'Deployment',
         name: d.object.metadata.name!,
@@ -295,6 +356,7 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         ...(before?.metadata.annotations?.[REVISION_ANNOTATION]
           ? { previousRevision: before.metadata.annotations[REVISION_ANNOTATION] }
           : {}),
+        ...(target ? { rollbackTarget: target } : {}),
         images: workloadImages(d.object),
         previousImages: before ? workloadImages(before) : [],
         timeline: [],
@@ -311,6 +373,7 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
           w.rollback = {
             rolledBack: false,
             ok: false,
+            failed: true,
             waitMessage: '',
             message: 'the deploy lock was lost to another run, so nothing was rolled back',
           };
@@ -319,8 +382,21 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
       let any = false;
       await log.group(`Rolling back ${changed.length} deployment(s)`, async () => {
         const rollbackDeadline = clock.now() + options.timeoutMs;
+        // The same patience as the apply: the client retries each request, and a step that still
+        // fails on an API fault is tried again with backoff until the rollback's deadline.
+        const again = <T>(what: string, step: () => Promise<T>) =>
+          retry(step, {
+            attempts: 5,
+            baseDelayMs: 500,
+            maxDelayMs: 8000,
+            deadline: rollbackDeadline,
+            clock,
+            classify: transientKubeFault,
+            onRetry: ({ attempt, delayMs, reason }) =>
+              log.warning(`${what}: ${reason}; trying again (${attempt} of 4) in ${delayMs} ms`),
+          });
         for (const w of changed) {
-          if (!w.previousRevision) {
+          if (!w.rollbackTarget) {
             w.rollback = {
               rolledBack: false,
               ok: false,
@@ -331,32 +407,40 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
             continue;
           }
           try {
-            const result = await rollbackDeployment(client, namespace, w.name, w.previousRevision);
+            const result = await again(`Rolling back deployment "${w.name}"`, () =>
+              rollbackDeployment(client, namespace, w.name, w.rollbackTarget),
+            );
             log.info(result.message);
             if (!result.rolledBack) {
-              w.rollback = { ...result, ok: false, waitMessage: '' };
+              // Template already the target: nothing to undo. Target's ReplicaSet gone: the release stays.
+              const stays = result.toRevision === undefined;
+              w.rollback = { ...result, ok: false, waitMessage: '', ...(stays ? { failed: true } : {}) };
               continue;
             }
             any = true;
-            const outcome = await waitForDeployment({
-              client,
-              namespace,
-              name: w.name,
-              deadline: rollbackDeadline,
-              stuckGraceMs: options.stuckGraceMs,
-              clock,
-              logger: log,
-            });
+            const outcome = await again(`Waiting for the rollback of deployment "${w.name}"`, () =>
+              waitForDeployment({
+                client,
+                namespace,
+                name: w.name,
+                deadline: rollbackDeadline,
+                stuckGraceMs: options.stuckGraceMs,
+                clock,
+                logger: log,
+              }),
+            );
             w.rollback = { ...result, ok: outcome.ok, waitMessage: outcome.message };
             if (outcome.revision) w.revision = outcome.revision;
+            if (outcome.ok) await recordLastGood(client, namespace, w, log);
           } catch (error) {
             w.rollback = {
               rolledBack: false,
               ok: false,
+              failed: true,
               waitMessage: '',
               message: `rolling back deployment "${w.name}" failed: ${errorMessage(error)}`,
             };
-            log.error(w.rollback.message);
+            log.error(`NOT ROLLED BACK: ${w.rollback.message}`);
           }
         }
       });
@@ -398,6 +482,12 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
       const touched = changedBy((error as { applied?: AppliedObject[] }).applied ?? []);
       if (options.dryRun || touched.length === 0 || !options.rollbackOnFailure) throw error;
       await rollBack(touched);
+      const missed = notRolledBack(touched);
+      if (missed.length > 0)
+        throw new PipelineError(
+          `${errorMessage(error)}. The apply stopped part-way and was NOT ROLLED BACK: ${missed.map((m) => m.message).join('; ')}`,
+          { cause: error },
+        );
       const undone = touched.map((w) => `${w.name}: ${w.rollback?.message ?? ''}`).join('; ');
       throw new PipelineError(`${errorMessage(error)}. The apply stopped part-way; ${undone}`, {
         cause: error,
@@ -419,7 +509,10 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
       applied.push(...pruned);
     };
-    const base = (): Omit<DeployResult, 'ok' | 'workloads' | 'rolledBack' | 'durationMs'> => ({
+    const base = (): Omit<
+      DeployResult,
+      'ok' | 'workloads' | 'rolledBack' | 'notRolledBack' | 'durationMs'
+    > => ({
       dryRun: options.dryRun,
       namespace,
       applied,
@@ -437,7 +530,14 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
     if (options.dryRun) {
       await prune();
       for (const w of workloads) w.message = 'dry run: nothing was changed';
-      return { ...base(), ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
+      return {
+        ...base(),
+        ok: true,
+        workloads,
+        rolledBack: false,
+        notRolledBack: [],
+        durationMs: clock.now() - started,
+      };
     }
 
     const deadline = clock.now() + options.timeoutMs;
@@ -474,9 +574,22 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
     );
     const failed = workloads.filter((w) => !w.ok);
     if (failed.length === 0) {
+      for (const w of workloads)
+        if (
+          w.revision &&
+          w.revision !== previous.get(w.name)?.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION]
+        )
+          await recordLastGood(client, namespace, w, log);
       // Only now: a rollback needs what the previous release used, so nothing is pruned before success.
       await prune();
-      return { ...base(), ok: true, workloads, rolledBack: false, durationMs: clock.now() - started };
+      return {
+        ...base(),
+        ok: true,
+        workloads,
+        rolledBack: false,
+        notRolledBack: [],
+        durationMs: clock.now() - started,
+      };
     }
     let failure = failed.map((w) => w.message).join('; ');
     if (lease?.lost.aborted) failure = `the deploy lock was lost to another run (${failure})`;
@@ -488,12 +601,21 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         failure,
         workloads,
         rolledBack: false,
+        notRolledBack: [],
         durationMs: clock.now() - started,
       };
     }
     // Every Deployment this run changed goes back, not only the failed ones: a release moves together.
     const rolledBack = await rollBack(changedBy(applied));
-    return { ...base(), ok: false, failure, workloads, rolledBack, durationMs: clock.now() - started };
+    return {
+      ...base(),
+      ok: false,
+      failure,
+      workloads,
+      rolledBack,
+      notRolledBack: notRolledBack(workloads),
+      durationMs: clock.now() - started,
+    };
   } finally {
     await lease?.release();
   }
