@@ -31,6 +31,14 @@ function subresourceEntry(r: ResourceInfo, sub: string): JsonObject {
       return { ...base, kind: r.kind, verbs: ['get', 'patch', 'update'] };
     case 'log':
       return { ...base, kind: 'Pod', verbs: ['get'] };
+    case 'token':
+      return {
+        ...base,
+        group: 'authentication.k8s.io',
+        version: 'v1',
+        kind: 'TokenRequest',
+        verbs: ['create'],
+      };
     case 'proxy':
       return {
         ...base,
@@ -78,7 +86,7 @@ export function apiResourceList(group: string, version: string): JsonObject | un
       singularName: r.singular,
       namespaced: r.namespaced,
       kind: r.kind,
-      verbs: VERBS,
+      verbs: r.verbs ?? VERBS,
       ...(r.shortNames.length ? { shortNames: r.shortNames } : {}),
       ...(r.categories.length ? { categories: r.categories } : {}),
     });

@@ -26,11 +26,24 @@ import {
 } from './discovery.ts';
 import { Faults } from './faults.ts';
 import { ProxyMetrics, seededRandom } from './metrics.ts';
+import { decodeProtobufObject } from './protobuf.ts';
 import { type ProxyContext, proxyToPod, proxyToService } from './proxy.ts';
+import {
+  ADMIN,
+  type Attributes,
+  authorize,
+  bootstrapPolicy,
+  forbiddenError,
+  type Identity,
+  identityOfUser,
+  selfSubjectAccessReview,
+  TokenIssuer,
+  tokenRequest,
+} from './rbac.ts';
 import { findResource, type ResourceInfo, resourceByKind } from './resources.ts';
 import { TrafficRouter } from './routing.ts';
 import { SimTime } from './runtime.ts';
-import { ApiError, forbidden, notFoundPath, unauthorized } from './status.ts';
+import { ApiError, badRequest, methodNotAllowed, notFoundPath, unauthorized } from './status.ts';
 import { Store } from './store.ts';
 import { SIM_CERT, SIM_KEY } from './tls.ts';
 import type { FaultPlan, ImageBehaviour, KubeObject, SimUser } from './types.ts';
@@ -112,12 +125,6 @@ export interface KubeSim {
   close(): Promise<void>;
 }
 
-interface Caller {
-  name: string;
-  namespaces: string[] | undefined;
-  admin: boolean;
-}
-
 function kubeconfigText(url: string, token: string, user: string, namespace: string): string {
   return [
     'apiVersion: v1',
@@ -141,6 +148,23 @@ function kubeconfigText(url: string, token: string, user: string, namespace: str
     'preferences: {}',
     '',
   ].join('\n');
+}
+
+function parseJsonBody(req: IncomingMessage, raw: Buffer): Record<string, unknown> {
+  if (String(req.headers['content-type'] ?? '').startsWith('application/vnd.kubernetes.protobuf')) {
+    return decodeProtobufObject(raw);
+  }
+  const body = raw.toString('utf8');
+  try {
+    const parsed: unknown = JSON.parse(body || '{}');
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+  } catch {
+    // answered below, as the real server answers a body it cannot decode
+  }
+  throw badRequest(
+    'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml',
+  );
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -229,21 +253,26 @@ function verbOf(method: string, route: Route, query: URLSearchParams): string {
   }
 }
 
-function authorize(caller: Caller, verb: string, route: Route): void {
-  if (caller.admin || caller.namespaces === undefined) return;
-  const r = route.resource;
-  if (r.namespaced) {
-    if (route.namespace && caller.namespaces.includes(route.namespace)) return;
-    throw forbidden(caller.name, verb === 'proxy' ? 'get' : verb, r, route.namespace, route.name);
-  }
-  if (
-    r.kind === 'Namespace' &&
-    (verb === 'get' || verb === 'watch') &&
-    route.name &&
-    caller.namespaces.includes(route.name)
-  )
-    return;
-  throw forbidden(caller.name, verb, r, undefined, route.name);
+/** The attributes RBAC judges a resource request by; proxy verbs follow the HTTP method as on the real server. */
+function attributesOf(method: string, verb: string, route: Route, path: string): Attributes {
+  const proxyVerb: Record<string, string> = {
+    GET: 'get',
+    HEAD: 'get',
+    POST: 'create',
+    PUT: 'update',
+    PATCH: 'patch',
+    DELETE: 'delete',
+  };
+  return {
+    verb: verb === 'proxy' ? (proxyVerb[method] ?? method.toLowerCase()) : verb,
+    resourceRequest: true,
+    apiGroup: route.resource.group,
+    resource: route.resource.plural,
+    subresource: route.subresource ?? '',
+    name: route.name ?? '',
+    namespace: route.resource.namespaced ? (route.namespace ?? '') : '',
+    path,
+  };
 }
 
 export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSim> {
@@ -260,6 +289,8 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
   const watches = new Set<WatchHandle>();
   const users = new Map((options.users ?? []).map((u) => [u.token, u]));
   const NAMESPACES = resourceByKind('Namespace');
+  const issuer = new TokenIssuer();
+  bootstrapPolicy(store);
 
   const ctx: ApiContext = {
     store,
@@ -321,20 +352,34 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     }
     const auth = req.headers.authorization ?? '';
     const presented = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
-    let caller: Caller;
-    if (presented === token) caller = { name: 'kube-sim-admin', namespaces: undefined, admin: true };
+    let caller: Identity;
+    if (presented === token) caller = ADMIN;
     else {
       const u = presented ? users.get(presented) : undefined;
-      if (!u) throw unauthorized();
-      caller = { name: u.name, namespaces: u.namespaces, admin: false };
+      const sa = u || !presented ? undefined : issuer.verify(store, presented, clock.now());
+      if (u) caller = identityOfUser(u);
+      else if (sa) caller = sa;
+      else throw unauthorized();
     }
+    const check = (a: Attributes) => {
+      const d = authorize(store, caller, a);
+      if (!d.allowed) throw forbiddenError(caller, a, d.reason);
+    };
     const data = /^\/kube-sim\/(gateway|ingress)\/([^/]+)\/([^/]+)(?:\/(.*))?$/.exec(path);
     if (data) {
       // The data plane behind HTTPRoutes and Ingresses, authorized like the service proxy.
       const [, kind, namespace, name, tail] = data.map((s) => (s === undefined ? s : decodeURIComponent(s)));
       const resource = resourceByKind(kind === 'gateway' ? 'HTTPRoute' : 'Ingress');
-      if (!caller.admin && caller.namespaces && !caller.namespaces.includes(namespace!))
-        throw forbidden(caller.name, 'get', resource, namespace, name);
+      check({
+        verb: 'get',
+        resourceRequest: true,
+        apiGroup: resource.group,
+        resource: resource.plural,
+        subresource: '',
+        name: name!,
+        namespace: namespace!,
+        path,
+      });
       await readBody(req);
       const subpath = `${tail ?? ''}${url.search}`;
       if (kind === 'gateway') return router.gateway(req, res, namespace!, name!, subpath);
@@ -356,6 +401,18 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     if (fault.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.latencyMs));
     if (fault.error) throw fault.error;
 
+    if (isDiscovery) {
+      check({
+        verb: method.toLowerCase(),
+        resourceRequest: false,
+        apiGroup: '',
+        resource: '',
+        subresource: '',
+        name: '',
+        namespace: '',
+        path,
+      });
+    }
     if (path === '/api' || path === '/api/') return sendJson(res, 200, apiVersions(host));
     if (path === '/apis' || path === '/apis/') return sendJson(res, 200, apiGroupList());
     if (path === '/openapi/v3' || path === '/openapi/v3/') return sendJson(res, 200, openApiV3Root());
@@ -383,7 +440,24 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     }
     if (r === undefined) throw notFoundPath();
     const verb = info.verb;
-    authorize(caller, verb, r);
+    check(attributesOf(method, verb, r, path));
+    if (r.resource.kind === 'ServiceAccount' && r.subresource === 'token') {
+      if (method !== 'POST') throw methodNotAllowed();
+      const sa = store.mustGet(r.resource, r.namespace, r.name!);
+      return sendJson(res, 201, tokenRequest(issuer, sa, parseJsonBody(req, raw), clock.now()));
+    }
+    if (r.resource.kind === 'SelfSubjectAccessReview' || r.resource.kind === 'SelfSubjectReview') {
+      if (verb !== 'create' || r.name) throw methodNotAllowed();
+      if (r.resource.kind === 'SelfSubjectReview') {
+        return sendJson(res, 201, {
+          kind: 'SelfSubjectReview',
+          apiVersion: 'authentication.k8s.io/v1',
+          metadata: { creationTimestamp: null },
+          status: { userInfo: { username: caller.name, groups: caller.groups } },
+        });
+      }
+      return sendJson(res, 201, selfSubjectAccessReview(store, caller, parseJsonBody(req, raw)));
+    }
     if (verb === 'proxy') {
       if (!r.namespace || !r.name) throw notFoundPath();
       if (r.resource.kind === 'Service')

@@ -45,7 +45,69 @@ const SERVICE_PORT: Schema = {
   5: ['nodePort', 'int'],
 };
 
+const POLICY_RULE: Schema = {
+  1: ['verbs', 'strings'],
+  2: ['apiGroups', 'strings'],
+  3: ['resources', 'strings'],
+  4: ['resourceNames', 'strings'],
+  5: ['nonResourceURLs', 'strings'],
+};
+const SUBJECT: Schema = {
+  1: ['kind', 'string'],
+  2: ['apiGroup', 'string'],
+  3: ['name', 'string'],
+  4: ['namespace', 'string'],
+};
+const ROLE_REF: Schema = { 1: ['apiGroup', 'string'], 2: ['kind', 'string'], 3: ['name', 'string'] };
+const ROLE: Schema = { 1: ['metadata', 'msg', OBJECT_META], 2: ['rules', 'msgs', POLICY_RULE] };
+const BINDING: Schema = {
+  1: ['metadata', 'msg', OBJECT_META],
+  2: ['subjects', 'msgs', SUBJECT],
+  3: ['roleRef', 'msg', ROLE_REF],
+};
+
+const RESOURCE_ATTRIBUTES: Schema = {
+  1: ['namespace', 'string'],
+  2: ['verb', 'string'],
+  3: ['group', 'string'],
+  4: ['version', 'string'],
+  5: ['resource', 'string'],
+  6: ['subresource', 'string'],
+  7: ['name', 'string'],
+};
+
 const SCHEMAS: Record<string, Schema> = {
+  TokenRequest: {
+    1: ['metadata', 'msg', OBJECT_META],
+    2: [
+      'spec',
+      'msg',
+      {
+        1: ['audiences', 'strings'],
+        2: ['expirationSeconds', 'int'],
+        3: [
+          'boundObjectRef',
+          'msg',
+          { 1: ['kind', 'string'], 2: ['apiVersion', 'string'], 3: ['name', 'string'], 4: ['uid', 'string'] },
+        ],
+      },
+    ],
+  },
+  SelfSubjectAccessReview: {
+    1: ['metadata', 'msg', OBJECT_META],
+    2: [
+      'spec',
+      'msg',
+      {
+        1: ['resourceAttributes', 'msg', RESOURCE_ATTRIBUTES],
+        2: ['nonResourceAttributes', 'msg', { 1: ['path', 'string'], 2: ['verb', 'string'] }],
+      },
+    ],
+  },
+  Role: ROLE,
+  ClusterRole: ROLE,
+  RoleBinding: BINDING,
+  ClusterRoleBinding: BINDING,
   Namespace: { 1: ['metadata', 'msg', OBJECT_META] },
   ConfigMap: {
     1: ['metadata', 'msg', OBJECT_META],

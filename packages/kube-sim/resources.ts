@@ -12,6 +12,8 @@ export interface ResourceInfo {
   /** metadata.generation moves when the spec changes. */
   generation: boolean;
   categories: string[];
+  /** Discovery verbs when not the usual eight (review resources only take create). */
+  verbs?: string[];
 }
 
 function res(
@@ -20,9 +22,12 @@ function res(
   kind: string,
   plural: string,
   namespaced: boolean,
-  extra: Partial<Pick<ResourceInfo, 'shortNames' | 'subresources' | 'generation' | 'categories'>> = {},
+  extra: Partial<
+    Pick<ResourceInfo, 'shortNames' | 'subresources' | 'generation' | 'categories' | 'verbs'>
+  > = {},
 ): ResourceInfo {
   return {
+    ...(extra.verbs ? { verbs: extra.verbs } : {}),
     group,
     version,
     kind,
@@ -52,7 +57,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
     categories: ['all'],
   }),
   res('', 'v1', 'Event', 'events', true, { shortNames: ['ev'] }),
-  res('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'] }),
+  res('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'], subresources: ['token'] }),
   res('apps', 'v1', 'Deployment', 'deployments', true, {
     shortNames: ['deploy'],
     subresources: ['status', 'scale'],
@@ -71,6 +76,14 @@ export const RESOURCES: readonly ResourceInfo[] = [
     categories: ['all'],
   }),
   res('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
+  res('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true),
+  res('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true),
+  res('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false),
+  res('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false),
+  res('authorization.k8s.io', 'v1', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', false, {
+    verbs: ['create'],
+  }),
+  res('authentication.k8s.io', 'v1', 'SelfSubjectReview', 'selfsubjectreviews', false, { verbs: ['create'] }),
   res('networking.k8s.io', 'v1', 'Ingress', 'ingresses', true, {
     shortNames: ['ing'],
     subresources: ['status'],
