@@ -1,0 +1,211 @@
+import type { Logger } from '../core/index.ts';
+import { LABEL_APP, LABEL_ENVIRONMENT, LABEL_MANAGED_BY, PRUNABLE, resolveObjects } from '../kube/apply.ts';
+import { KubeApiError, type KubeClient } from '../kube/client.ts';
+import type { SourcedObject } from '../kube/manifests.ts';
+import { type FieldChange, normaliseSecret, readOnlyDiff } from '../kube/read-only-diff.ts';
+import { collectionPath, type KubeObject, objectPath, ResourceCatalog } from '../kube/resources.ts';
+import { type DeployOptions, prepareObjects } from './deploy.ts';
+
+/**
+ * What a deploy would change in an environment, found with GET and LIST only, so it runs with a
+ * read-only Role before anyone approves: the rendered objects (image set, checksums stamped, labels
+ * added, exactly as the deploy prepares them) against the live ones.
+ */
+
+/** `unreadable`: the plan's Role may not read it (often Secrets, on purpose), so its change is unknown. */
+export type ObjectChangeKind = 'added' | 'changed' | 'unchanged' | 'removed' | 'unreadable';
+
+export interface ObjectPlan {
+  kind: string;
+  name: string;
+  change: ObjectChangeKind;
+  fields: FieldChange[];
+  /** The changes a reviewer must not miss, in words: replicas, images, resources, configuration. */
+  callouts: string[];
+  /** For a content-addressed ConfigMap or Secret: the live generation it takes over from. */
+  replaces?: string;
+  source: string;
+}
+
+export interface ManifestPlan {
+  namespace: string;
+  namespaceExists: boolean;
+  objects: ObjectPlan[];
+  counts: Record<ObjectChangeKind, number>;
+}
+
+export type PlanOptions = Pick<
+  DeployOptions,
+  'client' | 'app' | 'environment' | 'namespace' | 'objects' | 'images' | 'replicas' | 'config' | 'secrets'
+> & { logger: Logger; client: KubeClient };
+
+/** kustomize's generator suffix: a dash and ten characters of its hash alphabet. */
+const GENERATED_SUFFIX = /-[bcdfghkmt2-9]{10}$/;
+
+const show = (v: string | undefined) => (v === undefined ? 'none' : v.replace(/^"(.*)"$/, '$1'));
+
+function callouts(kind: string, fields: FieldChange[]): string[] {
+  const out: string[] = [];
+  const envName = (path: string, side: 'before' | 'after') =>
+    show(fields.find((f) => f.path === path.replace(/\.value$/, '.name'))?.[side]);
+  for (const f of fields) {
+    const p = f.path;
+    if (/^spec\.replicas$/.test(p)) out.push(`replicas ${show(f.before)} → ${show(f.after)}`);
+    else if (/containers\.\d+\.image$/.test(p)) out.push(`image ${show(f.before)} → ${show(f.after)}`);
+    else if (/containers\.\d+\.resources\./.test(p))
+      out.push(`${p.replace(/^.*resources\./, 'resources ')} ${show(f.before)} → ${show(f.after)}`);
+    else if (/containers\.\d+\.env\.\d+\.name$/.test(p) && (f.before === undefined || f.after === undefined))
+      out.push(f.after === undefined ? `env ${show(f.before)} removed` : `env ${show(f.after)} added`);
+    else if (/containers\.\d+\.env\.\d+\.value$/.test(p) && f.before !== undefined && f.after !== undefined)
+      out.push(
+        `env ${envName(p, 'after') === 'none' ? p.replace(/^.*env\./, '#') : envName(p, 'after')}: ${show(f.before)} → ${show(f.after)}`,
+      );
+    else if (kind === 'ConfigMap' && /^data\./.test(p))
+      out.push(`${p.slice(5)}: ${show(f.before)} → ${show(f.after)}`);
+    else if (kind === 'Secret' && /^data\./.test(p))
+      out.push(
+        `${p.slice(5)} ${f.before === undefined ? 'added' : f.after === undefined ? 'removed' : 'changes'} (value not shown)`,
+      );
+  }
+  return out;
+}
+
+const FORBIDDEN = Symbol('forbidden');
+
+/** A read the plan's Role may not make is a fact to show, not a failure of the plan. */
+async function readable<T>(read: () => Promise<T>): Promise<T | typeof FORBIDDEN> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof KubeApiError && error.status === 403) return FORBIDDEN;
+    throw error;
+  }
+}
+
+function configData(obj: KubeObject): Map<string, string> {
+  const out = new Map<string, string>();
+  const normalised = normaliseSecret(obj) as KubeObject & Record<string, unknown>;
+  for (const section of ['data', 'binaryData'])
+    for (const [k, v] of Object.entries((normalised[section] as Record<string, unknown>) ?? {}))
+      out.set(`${section}.${k}`, JSON.stringify(v));
+  return out;
+}
+
+/** Two generations of a ConfigMap or Secret, key by key; a Secret's values are never shown. */
+function configDiff(before: KubeObject, after: KubeObject): FieldChange[] {
+  const a = configData(before);
+  const b = configData(after);
+  const hide = (v: string | undefined) =>
+    v === undefined ? undefined : after.kind === 'Secret' ? '(secret value)' : v;
+  const out: FieldChange[] = [];
+  for (const key of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    if (a.get(key) === b.get(key)) continue;
+    const before = hide(a.get(key));
+    const afterValue = hide(b.get(key));
+    out.push({
+      path: key,
+      ...(before !== undefined ? { before } : {}),
+      ...(afterValue !== undefined ? { after: afterValue } : {}),
+    });
+  }
+  return out;
+}
+
+export async function planManifests(options: PlanOptions): Promise<ManifestPlan> {
+  const { client, namespace } = options;
+  const { objects } = prepareObjects({ ...options, images: options.images ?? new Map() });
+  const catalog = new ResourceCatalog(client);
+  const resolved = await resolveObjects(objects as SourcedObject[], catalog, namespace);
+  // A namespaced Role cannot read the Namespace object itself: then the objects' reads tell.
+  const namespaceExists = await readable(() =>
+    client.getJson(`/api/v1/namespaces/${encodeURIComponent(namespace)}`),
+  ).then((r) => r === FORBIDDEN || Boolean(r));
+  const plans: ObjectPlan[] = [];
+  const liveByKind = new Map<string, KubeObject[]>();
+  const listKind = async (apiVersion: string, kind: string, selector?: string): Promise<KubeObject[]> => {
+    const key = `${apiVersion}/${kind}/${selector ?? ''}`;
+    if (liveByKind.has(key)) return liveByKind.get(key)!;
+    const type = await catalog.lookup(apiVersion, kind);
+    const found =
+      type?.verbs.includes('list') && namespaceExists
+        ? await readable(() =>
+            client.getJson<{ items?: KubeObject[] }>(
+              `${collectionPath(type, namespace)}${selector ? `?labelSelector=${encodeURIComponent(selector)}` : ''}`,
+            ),
+          )
+        : undefined;
+    const list = found === FORBIDDEN ? undefined : found;
+    liveByKind.set(key, list?.items ?? []);
+    return list?.items ?? [];
+  };
+
+  for (const { object, type, namespace: ns, source } of resolved) {
+    const name = object.metadata.name!;
+    const read =
+      namespaceExists || !type.namespaced
+        ? await readable(() => client.getJson<KubeObject>(objectPath(type, ns, name)))
+        : undefined;
+    if (read === FORBIDDEN) {
+      plans.push({
+        kind: object.kind,
+        name,
+        change: 'unreadable',
+        fields: [],
+        callouts: ['the plan may not read it'],
+        source,
+      });
+      continue;
+    }
+    const live = read;
+    let fields = readOnlyDiff(live, object);
+    let replaces: string | undefined;
+    if (!live && (object.kind === 'ConfigMap' || object.kind === 'Secret') && GENERATED_SUFFIX.test(name)) {
+      // A new generation of generated configuration: what matters is how it differs from the live one.
+      const base = name.replace(GENERATED_SUFFIX, '');
+      const previous = (await listKind(object.apiVersion, object.kind))
+        .filter((o) => o.metadata.name !== name && o.metadata.name?.replace(GENERATED_SUFFIX, '') === base)
+        .sort((a, b) =>
+          String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)),
+        )[0];
+      if (previous) {
+        replaces = previous.metadata.name;
+        fields = configDiff(previous, object);
+      }
+    }
+    const change: ObjectChangeKind = !live ? 'added' : fields.length > 0 ? 'changed' : 'unchanged';
+    plans.push({
+      kind: object.kind,
+      name,
+      change,
+      fields,
+      callouts: change === 'added' && !replaces ? [] : callouts(object.kind, fields),
+      ...(replaces ? { replaces } : {}),
+      source,
+    });
+  }
+
+  // What the deploy applied earlier for this app and environment and the manifests no longer hold.
+  const keep = new Set(resolved.map((o) => `${o.object.kind}/${o.object.metadata.name}`));
+  const replaced = new Set(plans.flatMap((p) => (p.replaces ? [`${p.kind}/${p.replaces}`] : [])));
+  const selector = `${LABEL_MANAGED_BY}=pipeline,${LABEL_APP}=${options.app},${LABEL_ENVIRONMENT}=${options.environment}`;
+  for (const { apiVersion, kind } of PRUNABLE) {
+    for (const item of await listKind(apiVersion, kind, selector)) {
+      const id = `${kind}/${item.metadata.name}`;
+      if (keep.has(id) || item.metadata.ownerReferences?.some((r) => r.controller)) continue;
+      plans.push({
+        kind,
+        name: item.metadata.name!,
+        change: 'removed',
+        fields: [],
+        callouts: replaced.has(id) ? ['the previous generation of a renamed configuration'] : [],
+        source: 'live (no longer in the manifests)',
+      });
+    }
+  }
+  const counts = { added: 0, changed: 0, unchanged: 0, removed: 0, unreadable: 0 };
+  for (const p of plans) counts[p.change]++;
+  options.logger.info(
+    `Plan for ${namespace}: ${counts.changed} changed, ${counts.added} added, ${counts.removed} no longer in the manifests, ${counts.unchanged} unchanged${counts.unreadable ? `, ${counts.unreadable} not readable` : ''}`,
+  );
+  return { namespace, namespaceExists, objects: plans, counts };
+}
