@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
-import { InputError, PipelineError } from '../packages/core/index.ts';
+import { DURATION_MAX, InputError, PipelineError } from '../packages/core/index.ts';
 import {
   type Check,
+  checkSecrets,
   DEFAULT_LIMITS,
   evidenceJson,
   NO_DATA_POLICIES,
@@ -24,7 +25,7 @@ export const schema = defineInputs({
   'initial-delay': input.duration({ default: '0s' }),
   interval: input.duration({ default: '30s', minMs: 100 }),
   count: input.integer({ min: 1, max: 100_000 }),
-  duration: input.duration(),
+  duration: input.duration({ maxMs: DURATION_MAX.window }),
   'failure-limit': input.integer({ default: '0', min: 0 }),
   'consecutive-error-limit': input.integer({ default: '4', min: 0 }),
   'inconclusive-limit': input.integer({ default: '0', min: 0 }),
@@ -41,8 +42,6 @@ export const schema = defineInputs({
   'fail-on-inconclusive': input.boolean({ default: 'true' }),
   ...clusterInputs,
 });
-
-const SENSITIVE_HEADER = /auth|token|key|secret|cookie|password|session/i;
 
 function needsCluster(checks: Check[]): boolean {
   return checks.some((c) => c.type === 'kubernetes' || (c.type === 'http' && c.target.kind === 'service'));
@@ -69,16 +68,8 @@ export async function main(): Promise<void> {
           'a path to a YAML file of checks, relative to the workspace',
         );
       }
-      const { parse } = await import('yaml');
-      try {
-        doc = parse(text);
-      } catch (error) {
-        throw new InputError(
-          'checks-file',
-          `is not valid YAML (${(error as Error).message.split('\n')[0]})`,
-          'a YAML list of checks',
-        );
-      }
+      // The same YAML reading and error wrapping as the checks input, under the file input's name.
+      doc = schema.checks.parse(text, 'checks-file');
     }
     if (doc === undefined)
       throw new InputError(
@@ -115,11 +106,7 @@ export async function main(): Promise<void> {
       ...(inputs.namespace ? { namespace: inputs.namespace } : {}),
       timeoutMs: inputs.timeout,
     });
-    for (const check of checks) {
-      if (check.type !== 'http') continue;
-      for (const [name, value] of Object.entries(check.headers))
-        if (SENSITIVE_HEADER.test(name)) log.mask(value);
-    }
+    for (const secret of checkSecrets(checks)) log.mask(secret);
 
     let kube: (KubeAccess & { close(): void }) | undefined;
     if (needsCluster(checks)) {

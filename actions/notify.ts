@@ -1,5 +1,5 @@
 import { defineInputs, input } from '../packages/config/index.ts';
-import { InputError } from '../packages/core/index.ts';
+import { InputError, isLoopbackHost } from '../packages/core/index.ts';
 import { DEPLOYMENT_STATES } from '../packages/github/deployment-states.ts';
 import {
   NOTIFY_EVENTS,
@@ -26,7 +26,8 @@ export const schema = defineInputs({
   }),
   mention: input.list({ accepted: 'Slack user IDs (U…/W…), user group IDs (S…), here or channel' }),
   'slack-token': input.secret(),
-  'slack-webhook-url': input.secret(),
+  // The path of an incoming webhook is its credential: masked on its own too.
+  'slack-webhook-url': input.secret({ pathIsSecret: true }),
   channel: input.string(),
   ts: input.string({
     pattern: /^\d+\.\d+$/,
@@ -34,7 +35,8 @@ export const schema = defineInputs({
       "a Slack message timestamp such as 1700000000.123456 (the 'ts' output of an earlier notify step)",
   }),
   'thread-reply': input.boolean({ default: 'true' }),
-  'slack-api-url': input.url({ default: 'https://slack.com/api/' }),
+  // The bot token travels to it in a header: never over plain http to another machine.
+  'slack-api-url': input.url({ default: 'https://slack.com/api/', httpsExceptLoopback: true }),
   summary: input.boolean({ default: 'true' }),
   'github-token': input.secret(),
   'deployment-id': input.integer({
@@ -117,13 +119,16 @@ export async function main(): Promise<void> {
           'an incoming webhook URL such as https://hooks.slack.com/services/T…/B…/…',
         );
       }
-      if (webhook.protocol !== 'https:' && webhook.protocol !== 'http:') {
+      const accepted = 'an https:// incoming webhook URL (plain http only to localhost or 127.0.0.1)';
+      if (webhook.protocol !== 'https:' && webhook.protocol !== 'http:')
+        throw new InputError('slack-webhook-url', `has a ${webhook.protocol} URL`, accepted);
+      // The URL is the credential: over plain http anyone on the way could post as the app.
+      if (webhook.protocol === 'http:' && !isLoopbackHost(webhook.hostname))
         throw new InputError(
           'slack-webhook-url',
-          `has a ${webhook.protocol} URL`,
-          'an https:// incoming webhook URL',
+          `has a plain http URL to ${webhook.hostname}, which would send the webhook in clear`,
+          accepted,
         );
-      }
     }
     if (inputs.deploymentId && !inputs.githubToken) {
       throw new InputError(

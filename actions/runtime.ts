@@ -2,17 +2,53 @@ import * as core from '@actions/core';
 import { type Inputs, parseInputs, type Schema } from '../packages/config/index.ts';
 import { type RunContext, readRunContext } from '../packages/config/run-context.ts';
 import type { Clock, Logger } from '../packages/core/index.ts';
-import { clockFromEnvironment, isExpectedError, PipelineError } from '../packages/core/index.ts';
+import {
+  clockFromEnvironment,
+  isExpectedError,
+  PipelineError,
+  redactSecrets,
+} from '../packages/core/index.ts';
+import { capStepSummaryFile } from '../packages/core/summary-cap.ts';
+import { escapeMarkdown } from '../packages/notify/escape.ts';
+
+/**
+ * Every value masked in this step. The runner masks them in the log only; the job summary and the
+ * step outputs are written as given, so they are redacted here with the same list.
+ */
+const masked = new Set<string>();
+
+// Log lines are redacted before printing too, not left to the runner: a body that reflects a
+// credential must not reach the raw log, which debug logging and log archives keep.
+const clean = (text: string) => redactSecrets(text, masked);
+
+/**
+ * A summary shows a secret as the renderer escaped it (`probe\-token` in Markdown, `&amp;` in HTML,
+ * `\"` in JSON), which a plain text mask would miss: each escaped form is redacted as well.
+ */
+function cleanRendered(text: string): string {
+  const forms = new Set<string>();
+  for (const secret of masked) {
+    forms.add(secret);
+    forms.add(escapeMarkdown(secret));
+    forms.add(
+      secret.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'),
+    );
+    forms.add(JSON.stringify(secret).slice(1, -1));
+  }
+  return redactSecrets(text, forms);
+}
 
 /** The engines' Logger backed by the runner's workflow commands. */
 export const actionsLogger: Logger = {
-  debug: (m) => core.debug(m),
-  info: (m) => core.info(m),
-  warning: (m) => core.warning(m),
-  error: (m) => core.error(m),
-  group: (title, body) => core.group(title, body),
+  debug: (m) => core.debug(clean(m)),
+  info: (m) => core.info(clean(m)),
+  warning: (m) => core.warning(clean(m)),
+  error: (m) => core.error(clean(m)),
+  group: (title, body) => core.group(clean(title), body),
   mask: (secret) => {
-    if (secret) core.setSecret(secret);
+    if (!secret || masked.has(secret)) return;
+    masked.add(secret);
+    core.setSecret(secret);
   },
 };
 
@@ -55,15 +91,17 @@ export async function runAction<S extends Schema>(
       clock: clockFromEnvironment(process.env),
       cancelled: cancellation.signal,
       lockHolder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
-      setOutput: (name, value) => core.setOutput(name, value),
+      setOutput: (name, value) =>
+        core.setOutput(name, typeof value === 'string' ? cleanRendered(value) : value),
       async writeSummary(markdown) {
         if (!process.env.GITHUB_STEP_SUMMARY) return;
-        await core.summary.addRaw(markdown, true).write();
+        await core.summary.addRaw(cleanRendered(markdown), true).write();
+        await capStepSummaryFile(process.env.GITHUB_STEP_SUMMARY);
       },
     });
   } catch (error) {
-    if (isExpectedError(error)) core.setFailed(error.message);
-    else core.setFailed(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    if (isExpectedError(error)) core.setFailed(clean(error.message));
+    else core.setFailed(clean(error instanceof Error ? (error.stack ?? error.message) : String(error)));
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

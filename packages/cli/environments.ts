@@ -1,7 +1,7 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { errorMessage, isExpectedError, type Logger, redact } from '../core/index.ts';
+import { errorMessage, isExpectedError, type Logger, redact, workflowCommand } from '../core/index.ts';
 import { createOctokit } from '../github/deployments.ts';
 import {
   applyEnvironmentsPlan,
@@ -43,14 +43,15 @@ export async function runEnvironmentsCommand(args: string[], io: CliIo): Promise
   const inActions = io.env.GITHUB_ACTIONS === 'true';
   const fail = (message: string) => {
     const text = redact(message, secrets);
-    io.stderr(
-      inActions ? `::error::${text.replaceAll('%', '%25').replaceAll('\n', '%0A')}\n` : `error: ${text}\n`,
-    );
+    io.stderr(inActions ? workflowCommand('error', text) : `error: ${text}\n`);
   };
   const logger: Logger = {
     debug() {},
     info: (m) => out(m),
-    warning: (m) => io.stderr(`${inActions ? '::warning::' : 'warning: '}${redact(m, secrets)}\n`),
+    warning: (m) =>
+      io.stderr(
+        inActions ? workflowCommand('warning', redact(m, secrets)) : `warning: ${redact(m, secrets)}\n`,
+      ),
     error: (m) => fail(m),
     group: (_title, body) => body(),
     mask: (s) => {

@@ -4,6 +4,7 @@ import { formatDuration } from '../core/index.ts';
 import { ENVIRONMENTS, rehearse } from '../rehearse/rehearse.ts';
 import { buildOf } from '../rehearse/report.ts';
 import { SCENARIOS, type ScenarioName } from '../rehearse/scenarios.ts';
+import { LogMasker } from '../runner/log-masker.ts';
 import type { RunnerEvent } from '../workflow/runner.ts';
 import type { CliIo } from './environments.ts';
 
@@ -104,6 +105,8 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
     spinner.unref();
   };
 
+  // The steps' output as the runner would show it: their ::add-mask:: lines hide values, never show them.
+  const masker = new LogMasker();
   const onEvent = (e: RunnerEvent | { type: 'phase'; text: string }) => {
     switch (e.type) {
       case 'phase':
@@ -137,7 +140,7 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
           e.step.kind === 'skipped-action'
             ? ' (not run locally)'
             : e.step.error
-              ? `: ${e.step.error.split('\n')[0]}`
+              ? `: ${masker.redact(e.step.error.split('\n')[0] ?? '')}`
               : '';
         print(
           `${elapsed()}  │ ${icon} ${e.step.name} ${e.step.kind === 'skipped-action' ? '' : formatDuration(e.step.durationMs)}${note}`,
@@ -150,7 +153,9 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
         );
         break;
       case 'output':
-        if (values.verbose) for (const line of e.text.split('\n').filter(Boolean)) print(`         ${line}`);
+        // Fed even when not shown: a step's masks must be known before any later line is printed.
+        for (const line of masker.push(e.job.path, e.text))
+          if (values.verbose && line) print(`         ${line}`);
         break;
     }
   };

@@ -1,4 +1,12 @@
-import { DURATION_FORM, InputError, parseDuration } from '../core/index.ts';
+import {
+  DURATION_MAX,
+  durationForm,
+  InputError,
+  isLoopbackHost,
+  parseDuration,
+  urlPathSecrets,
+  urlUserInfoSecrets,
+} from '../core/index.ts';
 
 /**
  * One typed schema per action. Each field knows how to read one `action.yml` input, the form it
@@ -12,6 +20,13 @@ export interface InputField<T, Present extends boolean = boolean> {
   readonly secret: boolean;
   readonly defaultValue: string | undefined;
   readonly accepted: string;
+  /**
+   * What else the raw text gives away besides itself (the user info of a URL, the Basic header made
+   * from it, a webhook's path): masked before any input is parsed, whether the input is secret or not.
+   */
+  readonly secretsOf?: (raw: string) => string[];
+  /** Duration inputs: the largest value accepted, in ms (documented in the action.yml description). */
+  readonly maxMs?: number;
   /** Turns the raw text (already trimmed, never empty) into the value; throws InputError on bad text. */
   readonly parse: (raw: string, name: string) => T;
 }
@@ -81,8 +96,17 @@ export const input = {
     );
   },
 
-  secret<const O extends Options<string>>(options: O = {} as O): InputField<string, Present<O>> {
-    return field('secret', 'a secret value', (raw) => raw, { ...options, secret: true });
+  /**
+   * A secret. A URL in it has its user info masked too, and with `pathIsSecret` (webhooks, whose
+   * path is the credential) its path, so a body that echoes only the path shows nothing.
+   */
+  secret<const O extends Options<string> & { pathIsSecret?: boolean }>(
+    options: O = {} as O,
+  ): InputField<string, Present<O>> {
+    return {
+      ...field('secret', 'a secret value', (raw) => raw, { ...options, secret: true }),
+      secretsOf: (raw) => [...urlUserInfoSecrets(raw), ...(options.pathIsSecret ? urlPathSecrets(raw) : [])],
+    };
   },
 
   boolean<const O extends Options<boolean>>(options: O = {} as O): InputField<boolean, Present<O>> {
@@ -128,25 +152,21 @@ export const input = {
     );
   },
 
-  /** Milliseconds, from the suite's one duration syntax. */
-  duration<const O extends Options<number> & { minMs?: number }>(
+  /**
+   * Milliseconds, from the suite's one duration syntax, at most `maxMs` (24h unless the input
+   * documents another maximum, such as DURATION_MAX.window for a soak).
+   */
+  duration<const O extends Options<number> & { minMs?: number; maxMs?: number }>(
     options: O = {} as O,
   ): InputField<number, Present<O>> {
-    return field(
-      'duration',
-      DURATION_FORM,
-      (raw, name) => {
-        const ms = parseDuration(raw, name);
-        if (options.minMs !== undefined && ms < options.minMs)
-          throw new InputError(
-            name,
-            `has ${quote(raw)}, which is too short`,
-            `${DURATION_FORM}, of at least ${options.minMs} ms`,
-          );
-        return ms;
-      },
-      options,
-    );
+    const limits = {
+      maxMs: options.maxMs ?? DURATION_MAX.timeout,
+      ...(options.minMs !== undefined ? { minMs: options.minMs } : {}),
+    };
+    return {
+      ...field('duration', durationForm(limits), (raw, name) => parseDuration(raw, name, limits), options),
+      maxMs: limits.maxMs,
+    };
   },
 
   enum<const V extends string, const O extends Options<V> = Options<V>>(
@@ -176,32 +196,48 @@ export const input = {
     );
   },
 
-  url<const O extends Options<string> & { protocols?: string[] }>(
+  /**
+   * An absolute URL. Its user info (and the Basic header made from it) is masked like a secret;
+   * with `httpsExceptLoopback`, plain http is refused unless the host is this machine.
+   */
+  url<const O extends Options<string> & { protocols?: string[]; httpsExceptLoopback?: boolean }>(
     options: O = {} as O,
   ): InputField<string, Present<O>> {
     const protocols = options.protocols ?? ['http:', 'https:'];
     const accepted =
-      options.accepted ?? `an absolute URL (${protocols.map((p) => p.replace(':', '')).join(' or ')})`;
-    return field(
-      'url',
-      accepted,
-      (raw, name) => {
-        let url: URL;
-        try {
-          url = new URL(raw);
-        } catch {
-          throw new InputError(
-            name,
-            `has ${options.secret ? 'a value' : quote(raw)} which is not a URL`,
-            accepted,
-          );
-        }
-        if (!protocols.includes(url.protocol))
-          throw new InputError(name, `has a ${url.protocol} URL`, accepted);
-        return raw;
-      },
-      options,
-    );
+      options.accepted ??
+      (options.httpsExceptLoopback
+        ? 'an absolute https URL (http only to localhost or 127.0.0.1)'
+        : `an absolute URL (${protocols.map((p) => p.replace(':', '')).join(' or ')})`);
+    return {
+      ...field(
+        'url',
+        accepted,
+        (raw, name) => {
+          let url: URL;
+          try {
+            url = new URL(raw);
+          } catch {
+            throw new InputError(
+              name,
+              `has ${options.secret ? 'a value' : quote(raw)} which is not a URL`,
+              accepted,
+            );
+          }
+          if (!protocols.includes(url.protocol))
+            throw new InputError(name, `has a ${url.protocol} URL`, accepted);
+          if (options.httpsExceptLoopback && url.protocol === 'http:' && !isLoopbackHost(url.hostname))
+            throw new InputError(
+              name,
+              `has a plain http URL to ${url.hostname}, which would send it in clear`,
+              accepted,
+            );
+          return raw;
+        },
+        options,
+      ),
+      secretsOf: urlUserInfoSecrets,
+    };
   },
 
   /** `key=value` pairs, one per line or comma-separated; order is kept (stages are ordered). */
@@ -276,6 +312,7 @@ export function parseInputs<S extends Schema>(
       mask(raw);
       for (const line of raw.split('\n')) if (line.trim()) mask(line.trim());
     }
+    if (raw && f.secretsOf) for (const derived of f.secretsOf(raw)) mask(derived);
     raws.set(name, raw);
   }
   const out: Record<string, unknown> = {};

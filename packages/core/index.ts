@@ -3,3 +3,5 @@ export * from './duration.ts';
 export * from './errors.ts';
 export * from './logger.ts';
 export * from './retry.ts';
+export * from './secrets.ts';
+export * from './workflow-commands.ts';

@@ -1,5 +1,11 @@
 import { parse as parseYaml } from 'yaml';
-import { type Logger, PipelineError, parseDuration, silentLogger } from '../core/index.ts';
+import {
+  DAY_MS,
+  type Logger,
+  PipelineError,
+  parseDuration,
+  silentLogger,
+} from '../core/index.ts';
 import { GitHubApiError, type Octokit, withGitHubRetry } from './deployments.ts';
 
 /**
@@ -190,7 +196,8 @@ function parseWaitTimer(value: unknown, path: string, add: Add): number {
     minutes = Number(value);
   } else if (typeof value === 'string' && /[a-z]/i.test(value)) {
     try {
-      const ms = parseDuration(value, path);
+      // Up to a year here, so GitHub's own 30-day limit below is what a long timer is told about.
+      const ms = parseDuration(value, path, { maxMs: 365 * DAY_MS });
       if (ms % 60_000 !== 0) {
         add(path, `${JSON.stringify(value)} is not a whole number of minutes`);
         return 0;

@@ -1,4 +1,13 @@
-import { DURATION_FORM, InputError, parseDuration } from '../core/index.ts';
+import {
+  basicAuthorization,
+  DURATION_FORM,
+  DURATION_MAX,
+  headerSecrets,
+  InputError,
+  parseDuration,
+  redactUrl,
+  urlCredentials,
+} from '../core/index.ts';
 import { type Condition, parseCondition } from './condition.ts';
 import { type PathSegment, parseJsonPath } from './json-path.ts';
 
@@ -192,10 +201,10 @@ class CheckReader {
       this.fail(field, `has ${JSON.stringify(v)}`, `a whole number of at least ${min}`);
     return v as number;
   }
-  duration(field: string, fallback?: number): number | undefined {
+  duration(field: string, fallback?: number, maxMs: number = DURATION_MAX.timeout): number | undefined {
     const v = this.string(field);
     if (v === undefined) return fallback;
-    return parseDuration(v, `${this.where}.${field}`);
+    return parseDuration(v, `${this.where}.${field}`, { maxMs });
   }
   regex(field: string): RegExp | undefined {
     const v = this.string(field);
@@ -225,8 +234,16 @@ function readLimits(r: CheckReader, defaults: CheckLimits): CheckLimits {
   };
 }
 
+function withoutUserInfo(url: URL): string {
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy.href;
+}
+
 function readHttp(r: CheckReader, name: string, limits: CheckLimits, defaults: CheckDefaults): HttpCheck {
   let target: HttpTarget;
+  let userInfoAuthorization: string | undefined;
   const url = r.string('url');
   const service = r.string('service');
   if (url && service) r.fail('url', 'is set together with service', 'either url or service');
@@ -239,7 +256,14 @@ function readHttp(r: CheckReader, name: string, limits: CheckLimits, defaults: C
     }
     if (parsed!.protocol !== 'http:' && parsed!.protocol !== 'https:')
       r.fail('url', `has a ${parsed!.protocol} URL`, 'an absolute http(s) URL');
-    target = { kind: 'url', url };
+    const credentials = urlCredentials(url);
+    if (credentials) {
+      // fetch refuses a URL with user info; send it as the Basic header a browser would make of it.
+      userInfoAuthorization = basicAuthorization(credentials.username, credentials.password);
+      target = { kind: 'url', url: withoutUserInfo(parsed!) };
+    } else {
+      target = { kind: 'url', url };
+    }
   } else if (service) {
     // `service: shop`, `service: prod/shop`, `service: prod/shop:8080`
     const m = /^(?:([a-z0-9-]+)\/)?([a-z0-9-]+)(?::([\w-]+))?$/.exec(service);
@@ -279,6 +303,15 @@ function readHttp(r: CheckReader, name: string, limits: CheckLimits, defaults: C
     if (typeof headersRaw !== 'object' || headersRaw === null || Array.isArray(headersRaw))
       r.fail('headers', 'is not a map', 'a map of header names to values');
     for (const [k, v] of Object.entries(headersRaw as Record<string, unknown>)) headers[k] = String(v);
+  }
+  if (userInfoAuthorization) {
+    if (Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
+      r.fail(
+        'url',
+        'has user info and the check sets an Authorization header too',
+        'credentials either in the URL or in the Authorization header',
+      );
+    headers.authorization = userInfoAuthorization;
   }
   if (target.kind === 'service' && Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) {
     r.fail(
@@ -389,14 +422,35 @@ function readPrometheus(
       'is required for a prometheus check',
       'a Prometheus base URL here or in the prometheus-url input',
     );
+  let parsed: URL;
   try {
-    new URL(url!);
+    parsed = new URL(url!);
   } catch {
     r.fail(
       'prometheus-url',
-      `has ${JSON.stringify(url)}, which is not a URL`,
+      `has ${JSON.stringify(redactUrl(url!))}, which is not a URL`,
       'a Prometheus base URL such as http://prometheus:9090',
     );
+  }
+  if (parsed!.protocol !== 'http:' && parsed!.protocol !== 'https:')
+    r.fail(
+      'prometheus-url',
+      `has a ${parsed!.protocol} URL`,
+      'a Prometheus base URL such as http://prometheus:9090',
+    );
+  let auth = defaults.prometheusAuth;
+  let baseUrl = url!;
+  const credentials = urlCredentials(url!);
+  if (credentials) {
+    if (auth.bearerToken || auth.username)
+      r.fail(
+        'prometheus-url',
+        'has user info and prometheus-token or prometheus-username is set too',
+        'credentials either in the URL or in the prometheus inputs',
+      );
+    // fetch refuses a URL with user info; it becomes the Basic credentials of the queries.
+    auth = { username: credentials.username, password: credentials.password };
+    baseUrl = withoutUserInfo(parsed!);
   }
   const metric = r.string('metric');
   let query = r.string('query');
@@ -411,7 +465,7 @@ function readPrometheus(
         `has ${JSON.stringify(metric)}`,
         `one of ${Object.keys(PROMETHEUS_PRESETS).join(', ')}`,
       );
-    const windowMs = r.duration('window', 60_000)!;
+    const windowMs = r.duration('window', 60_000, DURATION_MAX.window)!;
     query = preset!.build({
       selector: r.string('selector') ?? '',
       window: promDuration(windowMs),
@@ -435,8 +489,8 @@ function readPrometheus(
     name,
     query: query!,
     condition: parseCondition(conditionText!, `${r.where}.condition`),
-    url: url!.replace(/\/+$/, ''),
-    auth: defaults.prometheusAuth,
+    url: baseUrl.replace(/\/+$/, ''),
+    auth,
     ...(metric ? { preset: metric } : {}),
     timeoutMs: r.duration('timeout', defaults.timeoutMs)!,
     ...limits,
@@ -466,6 +520,28 @@ function readKubernetes(
     timeoutMs: r.duration('timeout', defaults.timeoutMs)!,
     ...limits,
   };
+}
+
+const SENSITIVE_HEADER = /auth|token|key|secret|cookie|password|session/i;
+
+/**
+ * The credentials the checks carry (sensitive headers, Basic headers made from URL user info,
+ * Prometheus auth) in every form a reflecting response could show them: the action masks them
+ * before the first probe.
+ */
+export function checkSecrets(checks: Check[]): string[] {
+  const out: string[] = [];
+  for (const check of checks) {
+    if (check.type === 'http') {
+      for (const [name, value] of Object.entries(check.headers))
+        if (SENSITIVE_HEADER.test(name)) out.push(...headerSecrets(value));
+    } else if (check.type === 'prometheus') {
+      if (check.auth.bearerToken) out.push(...headerSecrets(`Bearer ${check.auth.bearerToken}`));
+      if (check.auth.username)
+        out.push(...headerSecrets(basicAuthorization(check.auth.username, check.auth.password ?? '')));
+    }
+  }
+  return [...new Set(out)];
 }
 
 /**

@@ -1,5 +1,12 @@
-import { errorMessage } from '../core/index.ts';
-import type { Check, HttpCheck, KubernetesCheck, PrometheusAuth, PrometheusCheck } from './checks.ts';
+import { errorMessage, redactSecrets } from '../core/index.ts';
+import {
+  type Check,
+  checkSecrets,
+  type HttpCheck,
+  type KubernetesCheck,
+  type PrometheusAuth,
+  type PrometheusCheck,
+} from './checks.ts';
 import { holds } from './condition.ts';
 import { readJsonPath } from './json-path.ts';
 
@@ -100,7 +107,7 @@ export async function probeHttp(check: HttpCheck, ctx: ProbeContext): Promise<Pr
   const fail = (message: string): ProbeResult => ({ state: 'failure', value: latency, message });
   if (!statusAccepted(response.status, check.expectStatus)) {
     return fail(
-      `HTTP ${response.status} (expected ${check.expectStatus.join(' or ')})${response.body ? `: ${response.body.slice(0, 120)}` : ''}`,
+      `HTTP ${response.status} (expected ${check.expectStatus.join(' or ')})${response.body ? `: ${shown(check, response.body, 120)}` : ''}`,
     );
   }
   if (check.jsonPath) {
@@ -108,7 +115,7 @@ export async function probeHttp(check: HttpCheck, ctx: ProbeContext): Promise<Pr
     try {
       doc = JSON.parse(response.body);
     } catch {
-      return fail(`the body is not JSON: ${response.body.slice(0, 80)}`);
+      return fail(`the body is not JSON: ${shown(check, response.body, 80)}`);
     }
     const { found, value } = readJsonPath(doc, check.jsonPath);
     if (!found) return fail(`${check.jsonPathText} is not in the body`);
@@ -171,7 +178,7 @@ export async function queryPrometheus(
     body = JSON.parse(text) as PromResponse;
   } catch {
     throw new Error(
-      `Prometheus answered HTTP ${response.status} with a body that is not JSON: ${text.slice(0, 80)}`,
+      `Prometheus answered HTTP ${response.status} with a body that is not JSON: ${shown(check, text, 80)}`,
     );
   }
   if (body.status === 'error') {
@@ -331,7 +338,7 @@ export async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext)
   };
 }
 
-export function probe(check: Check, ctx: ProbeContext): Promise<ProbeResult> {
+function measure(check: Check, ctx: ProbeContext): Promise<ProbeResult> {
   switch (check.type) {
     case 'http':
       return probeHttp(check, ctx);
@@ -340,4 +347,20 @@ export function probe(check: Check, ctx: ProbeContext): Promise<ProbeResult> {
     case 'kubernetes':
       return probeKubernetes(check, ctx);
   }
+}
+
+/**
+ * A response may reflect the credentials it was sent (an echo of the Authorization header, a
+ * series label): they are cut out of the measurement here, before it reaches the log, the summary
+ * or the evidence, where an escape or a truncation could hide them from a plain text mask.
+ */
+export async function probe(check: Check, ctx: ProbeContext): Promise<ProbeResult> {
+  const result = await measure(check, ctx);
+  const secrets = checkSecrets([check]);
+  return secrets.length ? { ...result, message: redactSecrets(result.message, secrets) } : result;
+}
+
+/** Part of a body for a message: redacted before it is cut, so no prefix of a credential survives. */
+function shown(check: Check, text: string, max: number): string {
+  return redactSecrets(text, checkSecrets([check])).slice(0, max);
 }

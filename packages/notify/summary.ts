@@ -49,11 +49,19 @@ function link(url: string | undefined, label: string): string {
   return url && /^https?:\/\/[^\s()<>]+$/.test(url) ? `[${text}](${url})` : text;
 }
 
+/**
+ * A version or image reference as code when it is made only of what references are made of; any
+ * other text (a `|` would end the table cell, `<` could open HTML) is escaped as plain text.
+ */
+function versionCell(version: string): string {
+  return /^[\w.:@/+-]+$/.test(version) ? `\`${version}\`` : cell(version);
+}
+
 /** The job summary for one event: headline, facts table, stage diagram, free text. */
 export function renderNotifySummary(e: NotifyEvent): string {
   const rows: [string, string][] = [];
   if (e.environment) rows.push(['Environment', link(e.environmentUrl, e.environment)]);
-  if (e.version) rows.push(['Version', `\`${e.version.replace(/`/g, "'")}\``]);
+  if (e.version) rows.push(['Version', versionCell(e.version)]);
   if (e.actor) rows.push(['Actor', cell(e.actor)]);
   if (e.branch) rows.push(['Branch', cell(e.branch)]);
   if (e.sha)

@@ -1,0 +1,139 @@
+/**
+ * What a credential turns into on its way out: the parts of a URL's user info (as written and
+ * decoded), the Basic header made from them, the path of a webhook URL. Everything here is
+ * registered as a mask before anything can print it, and what is printed anyway (a URL in a
+ * summary) is shown with its user info redacted.
+ */
+
+/** The value of a Basic Authorization header for a user and password, as fetch would send it. */
+export function basicAuthorization(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
+/** Every form of one credential that could end up in text: as given, its Basic header, decoded. */
+function basicSecrets(username: string, password: string): string[] {
+  const header = basicAuthorization(username, password);
+  return [header, header.slice('Basic '.length), `${username}:${password}`];
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The user and password a URL carries, decoded; undefined when it carries none (or is no URL). */
+export function urlCredentials(raw: string): { username: string; password: string } | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    return undefined;
+  }
+  if (!url.username && !url.password) return undefined;
+  return { username: safeDecode(url.username), password: safeDecode(url.password) };
+}
+
+/**
+ * The secrets a URL holds in its user info: user, password, `user:password`, both as written and
+ * decoded, and the Basic header (and its base64) a client derives from them.
+ */
+export function urlUserInfoSecrets(raw: string): string[] {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    return [];
+  }
+  if (!url.username && !url.password) return [];
+  const user = safeDecode(url.username);
+  const password = safeDecode(url.password);
+  const out = [url.username, url.password, user, password, ...basicSecrets(user, password)];
+  if (url.password) out.push(`${url.username}:${url.password}`);
+  return unique(out);
+}
+
+/**
+ * The secrets of a URL whose path is the credential (a Slack incoming webhook, most webhooks): the
+ * path with its query, the path alone and its last segment, written and decoded, so an error body
+ * that echoes only the path still shows nothing.
+ */
+export function urlPathSecrets(raw: string): string[] {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    return [];
+  }
+  const path = url.pathname;
+  if (path === '/' || path === '') return url.search ? [url.search] : [];
+  const segments = path.split('/').filter(Boolean);
+  const last = segments.at(-1) ?? '';
+  const out = [`${path}${url.search}`, path, safeDecode(path), ...(url.search ? [url.search] : [])];
+  // A segment short enough to be a word of the API (/services/) is not worth masking everywhere.
+  if (last.length >= 8) out.push(last, safeDecode(last));
+  return unique(out);
+}
+
+/**
+ * The forms of a credential header's value that could show: the value, the part after its scheme
+ * (Bearer, Basic, token) and, for Basic, the user and password it encodes.
+ */
+export function headerSecrets(value: string): string[] {
+  const out = [value.trim()];
+  const m = /^(\w+)\s+(\S+)$/.exec(value.trim());
+  if (m) {
+    out.push(m[2]!);
+    if (m[1]!.toLowerCase() === 'basic') {
+      const decoded = Buffer.from(m[2]!, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (
+        colon >= 0 &&
+        Buffer.from(decoded).toString('base64').replace(/=+$/, '') === m[2]!.replace(/=+$/, '')
+      )
+        out.push(decoded, decoded.slice(0, colon), decoded.slice(colon + 1));
+    }
+  }
+  return unique(out);
+}
+
+/** A URL as it may be shown: user info replaced by ***, the rest as given. Non-URLs pass unchanged. */
+export function redactUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return raw;
+  }
+  if (!url.username && !url.password) return raw;
+  // Rewritten by hand so the shown URL keeps the user's own spelling of host and path.
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+}
+
+/** Replaces every secret (longest first, so a secret containing another is replaced whole) with ***. */
+export function redactSecrets(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const secret of [...new Set(secrets)].sort((a, b) => b.length - a.length))
+    if (secret) out = out.split(secret).join('***');
+  return out;
+}
+
+/** Whether a host is this machine, where plain http cannot be read by anyone in between. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host === '::1' ||
+    /^127(?:\.\d{1,3}){3}$/.test(host) ||
+    /^::ffff:127(?:\.\d{1,3}){3}$/.test(host)
+  );
+}
+
+// One- and two-character pieces (a user "a") would blank out every such letter pair in a log or a
+// JSON output while protecting nothing: the whole value and its encodings are masked anyway.
+function unique(values: string[]): string[] {
+  return [...new Set(values.filter((v) => v.length >= 3))];
+}
