@@ -248,7 +248,7 @@ suite('run-migrations commands against PostgreSQL', () => {
       '4_dupes.sql': "-- migrate:up\nINSERT INTO users VALUES (2, 'a@example.com');\n",
       '5_index.sql':
         '-- migrate:up\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_id_email ON users (id, email);\n' +
-        'CREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email);\n-- migrate:down\nDROP INDEX CONCURRENTLY IF EXISTS users_email;\n',
+        'CREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email);\n-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY IF EXISTS users_email;\n',
     });
     const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
     expect(error.message).toContain('5_index.sql failed: could not create unique index "users_email"');

@@ -7,7 +7,6 @@ import {
   APPLICATION_NAME,
   advisoryLockKey,
   historyTable,
-  LOCK_APPLICATION_NAME,
   type MigrationResult,
   MigrationRunError,
 } from '../../packages/migrate/index.ts';
@@ -92,7 +91,7 @@ suite('run-migrations under faults', () => {
       const timedOut = await failure(migrate({ command: 'up', databaseUrl: url, dir, lockTimeoutMs: 200 }));
       expect(timedOut.reason).toBe('lock-timeout');
       expect(timedOut.message).toMatch(
-        /held the migration lock for public\.schema_migrations \(PostgreSQL backend \d+, other-deploy/,
+        /held the migration lock for public\.schema_migrations, held by "other-deploy" \(PostgreSQL backend \d+, user postgres/,
       );
       expect(timedOut.message).toContain('Nothing was changed');
       const noWait = await failure(migrate({ command: 'up', databaseUrl: url, dir, lockTimeoutMs: 0 }));
@@ -101,10 +100,35 @@ suite('run-migrations under faults', () => {
 
       // A run that may wait long enough proceeds as soon as the holder lets go.
       const waiting = migrate({ command: 'up', databaseUrl: url, dir, lockTimeoutMs: 60_000 });
-      await sessionRunning(url, database, LOCK_APPLICATION_NAME, '%pg_advisory_lock%');
+      await sessionRunning(url, database, APPLICATION_NAME, '%pg_advisory_lock%');
       await holder.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
       expect((await waiting).applied).toEqual(['1']);
     });
+  });
+
+  test('a lock timeout names the run that holds the lock and the statement it is running', async () => {
+    const { url, dir, database } = await setup({
+      '1_users.sql': USERS,
+      '2_slow.sql': '-- migrate:up\nSELECT pg_sleep(62);\n',
+    });
+    const first = failure(
+      migrate({ command: 'up', databaseUrl: url, dir, runLabel: 'acme/shop#4242.1 migrate' }),
+    );
+    const pid = await sessionRunning(
+      url,
+      database,
+      'pipeline-migrate acme/shop#4242.1 migrate',
+      '%pg_sleep(62)%',
+    );
+    const second = await failure(migrate({ command: 'up', databaseUrl: url, dir, lockTimeoutMs: 300 }));
+    expect(second.reason).toBe('lock-timeout');
+    expect(second.message).toContain(
+      `held by run acme/shop#4242.1 migrate (PostgreSQL backend ${pid}, user postgres`,
+    );
+    expect(second.message).toMatch(/active: BEGIN;\s+SELECT pg_sleep\(62\)/);
+    await query(url, 'SELECT pg_terminate_backend($1)', [pid]);
+    expect((await first).reason).toBe('connection-lost');
+    expect((await history(url)).map((r) => r.version)).toEqual(['1']);
   });
 
   test('lock_timeout: a migration waiting on a table another session locks fails and is rolled back', async () => {
@@ -114,6 +138,7 @@ suite('run-migrations under faults', () => {
       '2_alter.sql': '-- migrate:up\nCREATE TABLE side ();\nALTER TABLE users ADD COLUMN name text;\n',
     });
     await withClient(url, async (blocker) => {
+      await blocker.query(`SET application_name = 'report-job'`);
       await blocker.query('BEGIN');
       await blocker.query('LOCK TABLE users IN ACCESS SHARE MODE');
       const error = await failure(
@@ -121,7 +146,7 @@ suite('run-migrations under faults', () => {
           command: 'up',
           databaseUrl: url,
           dir,
-          statementLockTimeoutMs: 200,
+          statementLockTimeoutMs: 1500,
           statementTimeoutMs: 60_000,
         }),
       );
@@ -129,7 +154,11 @@ suite('run-migrations under faults', () => {
         '2_alter.sql failed: canceling statement due to lock timeout (SQLSTATE 55P03)',
       );
       expect(error.message).toContain('Statement at line 3: ALTER TABLE users ADD COLUMN name text');
-      expect(error.message).toContain('longer than statement-lock-timeout (200ms)');
+      expect(error.message).toContain('longer than statement-lock-timeout (1.5s)');
+      // Seen while the statement waited: who blocks it, and what that session last ran.
+      expect(error.message).toMatch(
+        /Blocked by "report-job" \(PostgreSQL backend \d+, user postgres.*idle in transaction: LOCK TABLE users IN ACCESS SHARE MODE\)/,
+      );
       await blocker.query('ROLLBACK');
     });
     expect(await tableExists(url, 'side')).toBe(false);
@@ -158,6 +187,17 @@ suite('run-migrations under faults', () => {
     });
     const running = failure(migrate({ command: 'up', databaseUrl: url, dir }));
     const pid = await sessionRunning(url, database, APPLICATION_NAME, '%pg_sleep(60)%');
+    // One session does it all: the migration runs on the session that holds the advisory lock.
+    expect(
+      await query(
+        url,
+        `SELECT a.pid FROM pg_stat_activity a WHERE a.application_name LIKE 'pipeline-migrate%' AND a.datname = $1`,
+        [database],
+      ),
+    ).toEqual([{ pid }]);
+    expect(await query(url, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted`)).toEqual([
+      { pid },
+    ]);
     await query(url, 'SELECT pg_terminate_backend($1)', [pid]);
     const error = await running;
     expect(error.reason).toBe('connection-lost');
@@ -169,7 +209,7 @@ suite('run-migrations under faults', () => {
     expect(await tableExists(url, 'marker')).toBe(false);
     expect(await query(url, 'SELECT * FROM users')).toEqual([]);
     expect((await history(url)).map((r) => r.version)).toEqual(['1']);
-    // The lock session ended with the run: the next run is not blocked.
+    // The lock ended with the session: the next run is not blocked.
     expect(
       await query(
         url,
@@ -179,7 +219,7 @@ suite('run-migrations under faults', () => {
     ).toEqual([]);
   });
 
-  test('a killed non-transactional migration is recorded as failed (via the lock session) and blocks the next run', async () => {
+  test('a killed non-transactional migration is recorded as failed (by a new session that retakes the lock) and blocks the next run', async () => {
     const { url, dir, database } = await setup({
       '1_users.sql': USERS,
       '2_nontx.sql':
@@ -206,25 +246,7 @@ suite('run-migrations under faults', () => {
     expect(status.pending).toEqual(['2']);
   });
 
-  test('losing the lock session mid-run rolls back the open migration and stops before committing it', async () => {
-    const { url, dir } = await setup({
-      '1_users.sql': USERS,
-      '2_kill_lock.sql':
-        '-- migrate:up\nCREATE TABLE t2 ();\n' +
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${LOCK_APPLICATION_NAME}' AND datname = current_database();\n`,
-      '3_after.sql': '-- migrate:up\nCREATE TABLE t3 ();\n',
-    });
-    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
-    expect(error.reason).toBe('lock-lost');
-    expect(error.message).toContain('Lost the session holding the migration lock');
-    expect(error.message).toContain('before committing 2_kill_lock.sql');
-    expect(error.message).toContain('The open transaction was rolled back');
-    expect(await tableExists(url, 't2')).toBe(false);
-    expect(await tableExists(url, 't3')).toBe(false);
-    expect((await history(url)).map((r) => r.version)).toEqual(['1']);
-  });
-
-  test('backup before applying: the hinted pg_restore command reproduces the data as before the run', async () => {
+  test('backup before applying: the printed restore command, run in a shell, brings back the data as before the run', async () => {
     const { url, dir, write } = await setup({
       '1_users.sql': USERS,
       '2_seed.sql': "-- migrate:up\nINSERT INTO users VALUES (1, 'a@x'), (2, 'b@x'), (3, 'c''s@x');\n",
@@ -251,14 +273,16 @@ suite('run-migrations under faults', () => {
     expect(existsSync(path)).toBe(true);
     expect(error.result.applied).toEqual(['3']);
     const hint = error.result.restoreCommand!;
-    expect(hint).toBe(
-      `pg_restore --clean --if-exists --single-transaction --no-owner --host=127.0.0.1 --port=${server.port} --username=postgres --dbname=${new URL(url).pathname.slice(1)} ${path}`,
-    );
-    expect(error.message).toContain(`To restore the backup taken before this run: ${hint}`);
+    const database = new URL(url).pathname.slice(1);
+    expect(hint.startsWith(`pg_restore --file=- ${path} | psql --no-psqlrc`)).toBe(true);
+    expect(hint).toContain(`--host=127.0.0.1 --port=${server.port} --username=postgres --dbname=${database}`);
+    expect(error.message).toContain(`run this action with command: restore, or: ${hint}`);
     expect(await query(url, 'SELECT * FROM users')).toEqual([{ id: 1 }]);
 
-    const [, ...args] = hint.split(' ');
-    await promisify(execFile)(server.binaries.pgRestore, args);
+    // The printed command, pasted into a shell, puts the data back and drops what came after.
+    await promisify(execFile)('/bin/sh', ['-c', hint], {
+      env: { ...process.env, PATH: `${server.binaries.binDir}:${process.env.PATH ?? ''}` },
+    });
     expect(await query(url, 'SELECT id, email FROM users ORDER BY id')).toEqual([
       { id: 1, email: 'a@x' },
       { id: 2, email: 'b@x' },

@@ -78,3 +78,46 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** `pg_dump --schema-only` of a database, without the lines that differ between two dumps of one schema. */
+export async function schemaOf(
+  pgDump: string,
+  url: string,
+  options: { excludeHistory?: boolean } = {},
+): Promise<string> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const args = ['--schema-only', '--no-owner', '--no-privileges', url];
+  if (options.excludeHistory) args.unshift('--exclude-table=public.schema_migrations');
+  const { stdout } = await promisify(execFile)(pgDump, args, { maxBuffer: 64 * 1024 * 1024 });
+  // \restrict carries a random key per dump; comments name the dump's time and versions.
+  return stdout
+    .split('\n')
+    .filter((line) => !/^\\(?:un)?restrict /.test(line) && !line.startsWith('--'))
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n');
+}
+
+/** Every row of every table in the public schema and in `audit`, as JSON, in a stable order. */
+export async function dataOf(url: string): Promise<Record<string, unknown[]>> {
+  return withClient(url, async (c) => {
+    const tables = await c.query<{ name: string }>(
+      `SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables
+        WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+    );
+    const out: Record<string, unknown[]> = {};
+    for (const { name } of tables.rows) {
+      const { rows } = await c.query(`SELECT to_jsonb(t) AS row FROM ${name} t ORDER BY to_jsonb(t)::text`);
+      // applied_at and duration_ms differ between two applications of the same history.
+      out[name] = rows.map((r) => {
+        const row = { ...(r.row as Record<string, unknown>) };
+        if (name === 'public.schema_migrations') {
+          delete row.applied_at;
+          delete row.duration_ms;
+        }
+        return row;
+      });
+    }
+    return out;
+  });
+}

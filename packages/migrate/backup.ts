@@ -4,31 +4,6 @@ import { dirname, resolve } from 'node:path';
 import { errorMessage } from '../core/index.ts';
 import { type ConnectionTarget, libpqEnv } from './connection.ts';
 
-function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * The exact command that puts the backup back: drops what the dump holds and recreates it, in one
- * transaction. No password: pg_restore reads PGPASSWORD like the run did.
- */
-export function restoreCommand(target: ConnectionTarget, path: string): string {
-  return [
-    'pg_restore',
-    '--clean',
-    '--if-exists',
-    '--single-transaction',
-    '--no-owner',
-    `--host=${target.host}`,
-    `--port=${target.port}`,
-    `--username=${target.user}`,
-    `--dbname=${target.database}`,
-    path,
-  ]
-    .map(shellQuote)
-    .join(' ');
-}
-
 /** pg_dump in custom format (-Fc). Resolves with the absolute path; rejects with pg_dump's own words. */
 export async function dumpDatabase(
   target: ConnectionTarget,

@@ -15,6 +15,7 @@ export interface Migration {
   /** The file holding the down section when it is a separate `.down.sql`. */
   downFile: string | undefined;
   up: string;
+  /** undefined: no down section (irreversible); a section without statements reverts as a no-op. */
   down: string | undefined;
   /** False when the section carries `-- migrate:no-transaction`. */
   upTransactional: boolean;
@@ -31,12 +32,13 @@ export interface IntegrityCheck {
 }
 
 export const MIGRATION_FILE_FORM =
-  '<version>_<name>.sql with "-- migrate:up" and optional "-- migrate:down" sections, or a ' +
-  '<version>_<name>.up.sql / <version>_<name>.down.sql pair; <version> a whole number or timestamp ' +
-  '(1 to 9223372036854775807), <name> letters, digits, "_" and "-"';
+  '<version>_<name>.sql with "-- migrate:up" and optional "-- migrate:down" sections (dbmate), or a ' +
+  '<version>_<name>.up.sql / <version>_<name>.down.sql pair (golang-migrate); <version> a whole number or ' +
+  'timestamp (1 to 9223372036854775807), <name> any text, dots included (0002_1.7.0_schema.up.sql)';
 
 const MAX_VERSION = 9_223_372_036_854_775_807n; // the history table stores versions as bigint
-const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*?)(\.up|\.down)?\.sql$/;
+// golang-migrate's own pattern is ^([0-9]+)_(.*)\.(down|up)\.sql$: the name may hold anything.
+const FILE_NAME = /^(\d+)_(.*?)(\.up|\.down)?\.sql$/i;
 const DIRECTIVE = /^--\s*migrate:(\S*)(.*)$/;
 
 /** A migration file that cannot be used; `file` names it. */
@@ -183,12 +185,40 @@ function parseHalfFile(text: string, input: string, file: string): { sql: string
   return { sql: out.join('\n'), transactional };
 }
 
+/**
+ * Statements PostgreSQL refuses inside a transaction block. Found when the files are read, so a
+ * set with one of them in a transactional section fails before the first migration applies.
+ */
+const OUTSIDE_TRANSACTION: [RegExp, string][] = [
+  [/^create\s+(?:unique\s+)?index\s+concurrently\b/, 'CREATE INDEX CONCURRENTLY'],
+  [/^drop\s+index\s+concurrently\b/, 'DROP INDEX CONCURRENTLY'],
+  [/^reindex\b[^;]*\bconcurrently\b/, 'REINDEX CONCURRENTLY'],
+  [/^reindex\s+(?:\([^)]*\)\s*)?(?:database|system)\b/, 'REINDEX DATABASE/SYSTEM'],
+  [/^alter\s+table\b[^;]*\bdetach\s+partition\b[^;]*\bconcurrently\b/, 'DETACH PARTITION CONCURRENTLY'],
+  [/^vacuum\b/, 'VACUUM'],
+  [/^(?:create|drop)\s+database\b/, 'CREATE/DROP DATABASE'],
+  [/^(?:create|drop)\s+tablespace\b/, 'CREATE/DROP TABLESPACE'],
+  [/^alter\s+system\b/, 'ALTER SYSTEM'],
+];
+
+/** The name of the statement kind that cannot run in a transaction, or undefined. */
+export function needsNoTransaction(statement: string): string | undefined {
+  const text = statement
+    .replace(/--[^\n]*/g, ' ')
+    .replace(/\/\*[\s\S]*?\*\//g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
+  return OUTSIDE_TRANSACTION.find(([pattern]) => pattern.test(text))?.[1];
+}
+
 function checkSection(
   sql: string,
   transactional: boolean,
   input: string,
   file: string,
   section: string,
+  singleFile: boolean,
 ): void {
   if (!transactional) return;
   for (const statement of splitStatements(sql)) {
@@ -198,6 +228,17 @@ function checkSection(
         file,
         `controls transactions itself in its ${section} section (line ${statement.line}: ${statement.text.slice(0, 40)})`,
         'a migration without BEGIN/COMMIT (each migration already runs in a transaction), or one marked -- migrate:no-transaction',
+      );
+    }
+    const kind = needsNoTransaction(statement.text);
+    if (kind) {
+      throw new MigrationFileError(
+        input,
+        file,
+        `runs ${kind} on line ${statement.line}, which PostgreSQL cannot run inside a transaction, but its ${section} section runs in one`,
+        singleFile
+          ? `"-- migrate:${section} transaction:false" as the section's marker (or "-- migrate:no-transaction" inside it), so it runs outside a transaction one statement at a time; best with that statement alone in its migration`
+          : `a line "-- migrate:no-transaction" in ${file}, so it runs outside a transaction one statement at a time; best with that statement alone in its migration`,
       );
     }
   }
@@ -222,7 +263,8 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
     if (!file.toLowerCase().endsWith('.sql')) continue;
     const match = FILE_NAME.exec(file);
     if (!match) throw new MigrationFileError(input, file, 'is not named <version>_<name>.sql');
-    const [, versionText = '', name = '', half] = match;
+    const [, versionText = '', name = ''] = match;
+    const half = match[3]?.toLowerCase();
     const version = BigInt(versionText);
     if (version < 1n || version > MAX_VERSION)
       throw new MigrationFileError(input, file, `has the version ${versionText}, which is out of range`);
@@ -250,6 +292,14 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
     byVersion.set(version, entry);
   }
 
+  // Hundreds of small files: read them all at once rather than one after another.
+  const texts = new Map<string, string>();
+  await Promise.all(
+    [...byVersion.values()]
+      .flatMap((e) => [e.single, e.up, e.down])
+      .filter((f): f is string => f !== undefined)
+      .map(async (f) => texts.set(f, await readFile(join(dir, f), 'utf8'))),
+  );
   const migrations: Migration[] = [];
   for (const [version, entry] of byVersion) {
     let sections: Sections;
@@ -257,14 +307,14 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
     let downFile: string | undefined;
     if (entry.single) {
       file = entry.single;
-      sections = parseSingleFile(await readFile(join(dir, file), 'utf8'), input, file);
+      sections = parseSingleFile(texts.get(file)!, input, file);
     } else if (entry.up) {
       file = entry.up;
-      const up = parseHalfFile(await readFile(join(dir, file), 'utf8'), input, file);
+      const up = parseHalfFile(texts.get(file)!, input, file);
       let down: { sql: string; transactional: boolean } | undefined;
       if (entry.down) {
         downFile = entry.down;
-        down = parseHalfFile(await readFile(join(dir, downFile), 'utf8'), input, downFile);
+        down = parseHalfFile(texts.get(downFile)!, input, downFile);
       }
       sections = {
         up: up.sql,
@@ -278,9 +328,10 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
     const up = sections.up ?? '';
     if (splitStatements(up).length === 0)
       throw new MigrationFileError(input, file, 'has an empty up section');
-    checkSection(up, sections.upTransactional, input, file, 'up');
+    const single = entry.single !== undefined;
+    checkSection(up, sections.upTransactional, input, file, 'up', single);
     if (sections.down !== undefined)
-      checkSection(sections.down, sections.downTransactional, input, downFile ?? file, 'down');
+      checkSection(sections.down, sections.downTransactional, input, downFile ?? file, 'down', single);
     migrations.push({
       version,
       id: version.toString(),
@@ -288,8 +339,9 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
       file,
       downFile,
       up,
-      down:
-        sections.down !== undefined && splitStatements(sections.down).length > 0 ? sections.down : undefined,
+      // An empty or comment-only down section is a no-op revert, as in golang-migrate and dbmate;
+      // only a missing one makes the migration irreversible.
+      down: sections.down,
       upTransactional: sections.upTransactional,
       downTransactional: sections.downTransactional,
       checksum: checksumOf(up),

@@ -66,8 +66,16 @@ export async function historyExists(client: pg.Client, history: HistoryTable): P
     `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`,
     [history.schema, history.table],
   );
-  if (rows.length === 0) return false;
-  const have = new Set(rows.map((r) => r.column_name));
+  return checkHistoryColumns(
+    history,
+    rows.map((r) => r.column_name),
+  );
+}
+
+/** The columns found for the history table: none means it does not exist; others must be ours. */
+export function checkHistoryColumns(history: HistoryTable, columns: string[]): boolean {
+  if (columns.length === 0) return false;
+  const have = new Set(columns);
   const missing = COLUMNS.filter((c) => !have.has(c));
   if (missing.length > 0) throw new IncompatibleHistoryError(history, missing);
   return true;
@@ -86,8 +94,13 @@ export class IncompatibleHistoryError extends PipelineError {
 
 export async function ensureHistoryTable(client: pg.Client, history: HistoryTable): Promise<void> {
   if (await historyExists(client, history)) return;
-  await client.query(`CREATE SCHEMA IF NOT EXISTS "${history.schema}"`);
-  await client.query(`CREATE TABLE IF NOT EXISTS ${history.sql} (
+  await client.query(createHistorySql(history));
+}
+
+/** The schema, table and comment as one script (one round trip). */
+export function createHistorySql(history: HistoryTable): string {
+  return `CREATE SCHEMA IF NOT EXISTS "${history.schema}";
+  CREATE TABLE IF NOT EXISTS ${history.sql} (
     version     bigint PRIMARY KEY,
     name        text NOT NULL,
     checksum    text NOT NULL,
@@ -96,14 +109,17 @@ export async function ensureHistoryTable(client: pg.Client, history: HistoryTabl
     applied_by  text,
     success     boolean NOT NULL,
     error       text
-  )`);
-  await client.query(
-    `COMMENT ON TABLE ${history.sql} IS 'Schema migrations applied by pipeline run-migrations; success = false marks a non-transactional migration that failed part-way'`,
   );
+  COMMENT ON TABLE ${history.sql} IS 'Schema migrations applied by pipeline run-migrations; success = false marks a non-transactional migration that failed part-way'`;
 }
 
 export async function readHistory(client: pg.Client, history: HistoryTable): Promise<HistoryRow[]> {
   if (!(await historyExists(client, history))) return [];
+  return readHistoryRows(client, history);
+}
+
+/** The rows of a history table known to exist. */
+export async function readHistoryRows(client: pg.Client, history: HistoryTable): Promise<HistoryRow[]> {
   const { rows } = await client.query<{
     version: string;
     name: string;
@@ -166,4 +182,27 @@ export async function recordMigration(
 
 export async function deleteMigration(client: pg.Client, history: HistoryTable, id: string): Promise<void> {
   await client.query(`DELETE FROM ${history.sql} WHERE version = $1::bigint`, [id]);
+}
+
+/**
+ * The history insert of a transactional migration as SQL text, sent in the same message as the
+ * migration and its COMMIT. Its duration is measured by the server: statement_timestamp() is when
+ * the message arrived.
+ */
+export function recordSql(
+  history: HistoryTable,
+  entry: Omit<HistoryEntry, 'durationMs'>,
+  literal: (v: string) => string,
+): string {
+  return `INSERT INTO ${history.sql} (version, name, checksum, applied_at, duration_ms, applied_by, success, error)
+VALUES (${BigInt(entry.id).toString()}, ${literal(entry.name)}, ${literal(entry.checksum)}, now(),
+  LEAST(2147483647, round(1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())))::integer,
+  ${entry.appliedBy !== undefined ? literal(entry.appliedBy) : 'NULL'}, ${entry.success}, ${entry.error !== undefined ? literal(entry.error) : 'NULL'})
+ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,
+  applied_at = EXCLUDED.applied_at, duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by,
+  success = EXCLUDED.success, error = EXCLUDED.error`;
+}
+
+export function deleteSql(history: HistoryTable, id: string): string {
+  return `DELETE FROM ${history.sql} WHERE version = ${BigInt(id).toString()}`;
 }

@@ -1,4 +1,4 @@
-export { dumpDatabase, restoreCommand } from './backup.ts';
+export { dumpDatabase } from './backup.ts';
 export {
   type ConnectionTarget,
   DatabaseConnectionError,
@@ -8,7 +8,7 @@ export {
   type SslMode,
   tlsOptions,
 } from './connection.ts';
-export { APPLICATION_NAME, LOCK_APPLICATION_NAME, runMigrations } from './engine.ts';
+export { APPLICATION_NAME, runMigrations } from './engine.ts';
 export {
   checksumOf,
   type IntegrityCheck,
@@ -17,8 +17,11 @@ export {
   MIGRATION_FILE_FORM,
   type Migration,
   MigrationFileError,
+  needsNoTransaction,
 } from './files.ts';
 export { advisoryLockKey, historyTable } from './history.ts';
+export { RESET_SQL, restoreCommand } from './restore.ts';
+export { applicationNameFor } from './session.ts';
 export { splitStatements, statementAtPosition } from './sql.ts';
 export { escapeMarkdown, fencedBlock, renderMigrationSummary } from './summary.ts';
 export * from './types.ts';

@@ -11,11 +11,13 @@ export interface SqlStatement {
 
 const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
+const LEADING_WORDS = new Set(['create', 'or', 'replace', 'function', 'procedure']);
 
 /**
  * Splits SQL into top-level statements the way psql does: semicolons inside quotes, quoted
  * identifiers, dollar-quoted bodies, comments (nested block comments too), parentheses and
- * SQL-standard `BEGIN ATOMIC ... END` function bodies do not end a statement.
+ * SQL-standard `BEGIN ATOMIC ... END` bodies of CREATE [OR REPLACE] FUNCTION / PROCEDURE do not
+ * end a statement.
  *
  * Migrations run one statement at a time: CREATE INDEX CONCURRENTLY refuses to run inside a
  * multi-statement query, and an error without a position (a timeout, a constraint violation)
@@ -27,6 +29,9 @@ export function splitStatements(sql: string): SqlStatement[] {
   let atomicDepth = 0;
   let parenDepth = 0; // CREATE RULE ... DO (a; b) keeps its semicolons inside parentheses
   let wordsInStatement = 0;
+  // psql's heuristic (psqlscan.l): the first letters of the statement's leading CREATE / OR /
+  // REPLACE / FUNCTION / PROCEDURE words; only such a statement opens a BEGIN ATOMIC body.
+  let leading = '';
   let i = 0;
   const n = sql.length;
 
@@ -39,6 +44,7 @@ export function splitStatements(sql: string): SqlStatement[] {
     atomicDepth = 0;
     parenDepth = 0;
     wordsInStatement = 0;
+    leading = '';
   };
   const mark = (at: number) => {
     if (start < 0) start = at;
@@ -106,11 +112,14 @@ export function splitStatements(sql: string): SqlStatement[] {
       let j = i + 1;
       while (j < n && IDENT_PART.test(sql[j]!)) j++;
       const word = sql.slice(i, j).toLowerCase();
+      if (wordsInStatement < 4) leading += LEADING_WORDS.has(word) ? word[0] : ' ';
       wordsInStatement++;
-      // BEGIN as the first word is a transaction command; later it opens a BEGIN ATOMIC body.
-      if (word === 'begin' && wordsInStatement > 1) atomicDepth++;
-      else if (word === 'case' && atomicDepth > 0) atomicDepth++;
-      else if (word === 'end' && atomicDepth > 0) atomicDepth--;
+      // A column or table named "begin" elsewhere must not swallow the semicolons after it.
+      if (parenDepth === 0 && /^c(?:[fp]|or[fp])/.test(leading)) {
+        if (word === 'begin') atomicDepth++;
+        else if (word === 'case' && atomicDepth > 0) atomicDepth++;
+        else if (word === 'end' && atomicDepth > 0) atomicDepth--;
+      }
       i = j;
       continue;
     }

@@ -1,8 +1,8 @@
 import type { Clock, Logger } from '../core/index.ts';
-import { PipelineError } from '../core/index.ts';
+import { InputError, PipelineError } from '../core/index.ts';
 import type { SslMode } from './connection.ts';
 
-export const MIGRATE_COMMANDS = ['status', 'plan', 'up', 'down', 'verify', 'baseline'] as const;
+export const MIGRATE_COMMANDS = ['status', 'plan', 'up', 'down', 'verify', 'baseline', 'restore'] as const;
 export type MigrateCommand = (typeof MIGRATE_COMMANDS)[number];
 
 export interface RunMigrationsOptions {
@@ -31,16 +31,26 @@ export interface RunMigrationsOptions {
   /** SET lock_timeout / statement_timeout for migration statements; undefined keeps the server's. */
   statementLockTimeoutMs?: number | undefined;
   statementTimeoutMs?: number | undefined;
-  /** Proceed despite edited, missing or out-of-order files (out-of-order ones are then applied). */
-  allowDrift?: boolean | undefined;
+  /**
+   * The kinds of drift to proceed despite (out-of-order files are then applied in version order);
+   * `true` allows every kind, as allow-drift did before it took kinds.
+   */
+  allowDrift?: boolean | readonly DriftKind[] | undefined;
+  /** restore: the pg_dump archive to put back, and the database name typed as confirmation. */
+  restore?: { path: string; confirm: string } | undefined;
+  /** Who runs this (repository, run, job): in the session's application_name, so a waiting run can name the holder. */
+  runLabel?: string | undefined;
   /** up/down: pg_dump -Fc to this path before changing anything; a failed dump stops the run. */
   backup?: { path: string } | undefined;
   /** Recorded in the history (e.g. "octocat via https://github.com/o/r/actions/runs/1"). */
   appliedBy?: string | undefined;
   /** After up and on verify: VALIDATE every constraint left NOT VALID (default true). */
   validateConstraints?: boolean | undefined;
-  /** pg_dump executable (default "pg_dump" on PATH); pg_restore is named in hints. */
+  /** pg_dump executable (default "pg_dump" on PATH). */
   pgDumpPath?: string | undefined;
+  /** pg_restore and psql executables for restore (default on PATH). */
+  pgRestorePath?: string | undefined;
+  psqlPath?: string | undefined;
   /** Environment for PG* fallbacks and pg_dump (default process.env). */
   env?: NodeJS.ProcessEnv | undefined;
   logger: Logger;
@@ -81,7 +91,33 @@ export interface MigrationRow {
   sql?: string;
 }
 
-export type DriftKind = 'edited' | 'missing' | 'out-of-order';
+export const DRIFT_KINDS = ['out-of-order', 'edited', 'missing'] as const;
+export type DriftKind = (typeof DRIFT_KINDS)[number];
+
+export const ALLOW_DRIFT_FORM =
+  'false, or the kinds of drift to allow, comma-separated: out-of-order (a pending file older than the latest applied one), ' +
+  'edited (an applied file changed), missing (an applied file deleted); true (every kind) still works but is deprecated';
+
+/**
+ * The allow-drift input: `false`/empty, a list of kinds, or the old `true` (every kind, with a
+ * deprecation warning, since allowing one late hotfix should not also hide an edited file).
+ */
+export function parseAllowDrift(text: string | undefined): { kinds: DriftKind[]; deprecated: boolean } {
+  const value = (text ?? '').trim().toLowerCase();
+  if (value === '' || value === 'false') return { kinds: [], deprecated: false };
+  if (value === 'true') return { kinds: [...DRIFT_KINDS], deprecated: true };
+  const kinds: DriftKind[] = [];
+  for (const word of value.split(/[\s,]+/).filter(Boolean)) {
+    if (!(DRIFT_KINDS as readonly string[]).includes(word))
+      throw new InputError(
+        'allow-drift',
+        `has ${JSON.stringify(word)}, which is not a kind of drift`,
+        ALLOW_DRIFT_FORM,
+      );
+    if (!kinds.includes(word as DriftKind)) kinds.push(word as DriftKind);
+  }
+  return { kinds, deprecated: false };
+}
 
 export interface DriftFinding {
   kind: DriftKind;
@@ -139,8 +175,13 @@ export interface MigrationResult {
   /** Highest successfully applied version after the run, or undefined for an empty history. */
   currentVersion: string | undefined;
   backupPath: string | undefined;
-  /** The exact pg_restore command that restores the backup (no password in it). */
+  /**
+   * The shell command that returns the database to the backup (no password in it): every schema
+   * emptied or dropped, then the dump replayed, in one transaction; the restore command does the same.
+   */
   restoreCommand: string | undefined;
+  /** restore: the archive that was put back. */
+  restoredFrom?: string | undefined;
   drift: DriftFinding[];
   checks: CheckResult[];
   constraints: ConstraintResult[];
@@ -156,6 +197,7 @@ export type MigrationErrorReason =
   | 'checks-failed'
   | 'lock-timeout'
   | 'lock-lost'
+  | 'restore-failed'
   | 'backup-failed'
   | 'not-reversible'
   | 'incompatible-table';

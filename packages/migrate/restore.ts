@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { access } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { errorMessage, InputError } from '../core/index.ts';
+import { type ConnectionTarget, libpqEnv } from './connection.ts';
+
+/**
+ * What `pg_restore --clean` cannot do: drop what the dump does not hold. A migration that ran after
+ * the backup may have created schemas, types, tables, functions, extensions, event triggers; they
+ * must go, or the next `up` fails on "already exists". So before the dump is replayed (in the same
+ * transaction): event triggers, publications and extensions go, every schema but public is dropped
+ * with all it holds, and public (which pg_dump never recreates) is emptied object by object.
+ * No single quotes, so the printed command needs no escaping beyond one pair of them.
+ */
+export const RESET_SQL = `DO $reset$
+DECLARE
+  item record;
+BEGIN
+  FOR item IN SELECT evtname AS name FROM pg_event_trigger LOOP
+    EXECUTE format($q$DROP EVENT TRIGGER IF EXISTS %I CASCADE$q$, item.name);
+  END LOOP;
+  FOR item IN SELECT pubname AS name FROM pg_publication LOOP
+    EXECUTE format($q$DROP PUBLICATION IF EXISTS %I$q$, item.name);
+  END LOOP;
+  FOR item IN SELECT extname AS name FROM pg_extension WHERE extname <> $q$plpgsql$q$ LOOP
+    EXECUTE format($q$DROP EXTENSION IF EXISTS %I CASCADE$q$, item.name);
+  END LOOP;
+  FOR item IN SELECT nspname AS name FROM pg_namespace
+      WHERE nspname !~ $q$^pg_$q$ AND nspname NOT IN ($q$information_schema$q$, $q$public$q$) LOOP
+    EXECUTE format($q$DROP SCHEMA IF EXISTS %I CASCADE$q$, item.name);
+  END LOOP;
+  FOR item IN SELECT unnest(ARRAY(
+      SELECT $q$DROP $q$ || CASE
+               WHEN d.classid = $q$pg_type$q$::regclass
+                AND (SELECT typtype FROM pg_type WHERE oid = d.objid) = $q$d$q$ THEN $q$DOMAIN$q$
+               WHEN o.type = $q$statistics object$q$ THEN $q$STATISTICS$q$
+               ELSE upper(o.type)
+             END || $q$ IF EXISTS $q$ || o.identity || $q$ CASCADE$q$
+        FROM pg_depend d CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
+       WHERE d.refclassid = $q$pg_namespace$q$::regclass AND d.deptype = $q$n$q$
+         AND d.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = $q$public$q$)
+         AND NOT EXISTS (SELECT 1 FROM pg_depend e
+                          WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = $q$e$q$))) AS statement LOOP
+    EXECUTE item.statement;
+  END LOOP;
+  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;
+END
+$reset$`;
+
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+function psqlArgs(target: ConnectionTarget): string[] {
+  return [
+    '--no-psqlrc',
+    '--quiet',
+    '--set=ON_ERROR_STOP=1',
+    '--single-transaction',
+    `--host=${target.host}`,
+    `--port=${target.port}`,
+    `--username=${target.user}`,
+    `--dbname=${target.database}`,
+    `--command=${RESET_SQL.replace(/\s+/g, ' ')}`,
+    '--file=-',
+  ];
+}
+
+/**
+ * The shell command that returns the database to the backup exactly, and what the restore command
+ * runs: pg_restore turns the archive into SQL, psql runs the reset and that SQL in one transaction
+ * (any error rolls all of it back). No password: both read PGPASSWORD like the run did.
+ */
+export function restoreCommand(target: ConnectionTarget, path: string): string {
+  const restore = ['pg_restore', '--file=-', path].map(shellQuote).join(' ');
+  const psql = ['psql', ...psqlArgs(target)].map(shellQuote).join(' ');
+  return `${restore} | ${psql}`;
+}
+
+export interface RestoreTools {
+  pgRestorePath: string;
+  psqlPath: string;
+  env: NodeJS.ProcessEnv;
+}
+
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  secret: string | undefined,
+  stdin?: NodeJS.ReadableStream,
+): { stdout: NodeJS.ReadableStream; done: Promise<void> } {
+  const child = spawn(command, args, { env, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  if (stdin) stdin.pipe(child.stdin!);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const done = new Promise<void>((ok, fail) => {
+    child.on('error', (error) => fail(new Error(`${command}: ${errorMessage(error)}`)));
+    child.on('close', (code) => {
+      if (code === 0) return ok();
+      let detail = stderr.trim().split('\n').slice(-5).join(' ') || `exited with ${code}`;
+      if (secret) detail = detail.split(secret).join('***');
+      fail(new Error(`${command.split('/').pop()}: ${detail}`));
+    });
+  });
+  return { stdout: child.stdout!, done };
+}
+
+/** Fails (before anything changes) unless the file exists and pg_restore can read it as an archive. */
+export async function checkArchive(path: string, tools: RestoreTools): Promise<string> {
+  const file = resolve(path);
+  try {
+    await access(file);
+  } catch {
+    throw new InputError(
+      'backup-path',
+      `names ${JSON.stringify(path)}, which does not exist`,
+      'the path of a pg_dump archive taken by run-migrations (its backup-path output)',
+    );
+  }
+  const listed = run(tools.pgRestorePath, ['--list', file], tools.env, undefined);
+  listed.stdout.resume();
+  try {
+    await listed.done;
+  } catch (error) {
+    throw new InputError(
+      'backup-path',
+      `names ${JSON.stringify(path)}, which pg_restore cannot read (${errorMessage(error)})`,
+      'a pg_dump archive in custom format (-Fc), as run-migrations writes',
+    );
+  }
+  return file;
+}
+
+/** Runs the restore of `restoreCommand` without a shell. Rejects with psql's or pg_restore's words. */
+export async function restoreDatabase(
+  target: ConnectionTarget,
+  file: string,
+  tools: RestoreTools,
+): Promise<void> {
+  const env = libpqEnv(target, tools.env);
+  const dump = run(tools.pgRestorePath, ['--file=-', file], env, target.password);
+  const replay = run(tools.psqlPath, psqlArgs(target), env, target.password, dump.stdout);
+  const results = await Promise.allSettled([replay.done, dump.done]);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
