@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
 import { runEnvironmentsCommand } from '../../packages/cli/environments.ts';
 import { branchPatternProblem, parseEnvironmentsConfig } from '../../packages/github/environments.ts';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
+import { parseWorkflowCommands, REPO_ROOT } from '../../packages/runner/action-runner.ts';
 import { LocalGitHub, type TeamRecord, type UserRecord } from '../../packages/testkit/local-github.ts';
 
 const TOKEN = 'ghp_environmentsSecretToken0123456789abcd';
@@ -383,6 +383,47 @@ secrets: {}
     expect(result.stderr).toContain('::error::Listing the environments of acme/shop failed (HTTP 422)');
     expect(result.stderr).toContain('token *** rejected');
     expect(printed.join('\n')).not.toContain(TOKEN);
+  });
+
+  test.each([
+    ['a name that does not resolve', async () => 'http://github-api.invalid', /ENOTFOUND/],
+    [
+      'a refused connection',
+      async () => {
+        const closed = await LocalGitHub.start({ tokens: [TOKEN] });
+        const url = closed.url;
+        await closed.close();
+        return url;
+      },
+      /ECONNREFUSED/,
+    ],
+  ])(
+    '%s is reported as a network failure, never as an HTTP status',
+    async (_what, apiUrl, code) => {
+      const config = await writeConfig('network.yml', FILE);
+      const result = await run(['plan', '--config', config], { GITHUB_API_URL: await apiUrl() });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /error: Looking up the GitHub user alice failed: the GitHub API could not be reached \(/,
+      );
+      expect(result.stderr).toMatch(code);
+      expect(result.stderr).not.toMatch(/HTTP 500/);
+      expect(result.stderr).toMatch(/GitHub API not reachable \(E[A-Z]+\); retrying/);
+    },
+    30_000,
+  );
+
+  test('an error with %, \\r and \\n stays one workflow command, read back as written', async () => {
+    const hostile = 'bad 100% \r::warning::forged\n::add-mask::nothing';
+    gh.failNext(`GET /repos/${OWNER}/${REPO}/environments`, { status: 422, error: hostile });
+    const config = await writeConfig('escape.yml', FILE);
+    const result = await run(['plan', '--config', config], { GITHUB_ACTIONS: 'true' });
+    expect(result.code).toBe(1);
+    const { annotations, masks } = parseWorkflowCommands(result.stderr);
+    expect(masks).toEqual([]);
+    expect(annotations.map((a) => a.level)).toEqual(['error']);
+    expect(annotations[0]!.message).toContain(hostile);
+    expect(result.stderr.split(/\r\n|\r|\n/).filter((l) => l.startsWith('::'))).toHaveLength(1);
   });
 
   test('a 5xx is retried and the apply goes on', async () => {
