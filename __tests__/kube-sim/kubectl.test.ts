@@ -293,7 +293,7 @@ describe('kubectl against kube-sim', () => {
     const rejected = await kubectl(sim, ['apply', '-f', file('bad.yaml', invalid)]);
     expect(rejected.code).toBe(1);
     expect(rejected.stderr).toContain(
-      'The Deployment "bad" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"other"}: `selector` does not match template `labels`',
+      'The Deployment "bad" is invalid: spec.template.metadata.labels: Invalid value: {"app":"other"}: `selector` does not match template `labels`',
     );
   });
 

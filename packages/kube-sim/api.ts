@@ -4,12 +4,22 @@ import YAML from 'yaml';
 import { FOREGROUND } from './controllers/gc.ts';
 import type { Controllers } from './controllers/index.ts';
 import { applyDefaults, validate } from './defaults.ts';
+import { checkDecode } from './fields.ts';
 import { serverSideApply, trackUpdate } from './managed-fields.ts';
 import { applyJsonPatch, applyMergePatch, clone, isObject, pruneNulls, strategicMerge } from './patch.ts';
 import { decodeProtobufObject } from './protobuf.ts';
 import { apiVersionOf, qualifiedName, type ResourceInfo, resourceByKind } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector, selectorString } from './selectors.ts';
-import { ApiError, badRequest, conflict, gone, invalid, namespaceNotFound, notFound } from './status.ts';
+import {
+  ApiError,
+  badRequest,
+  conflict,
+  gone,
+  invalid,
+  namespaceNotFound,
+  notFound,
+  type StatusCause,
+} from './status.ts';
 import type { Store, StoreEvent } from './store.ts';
 import { toTable, wantsTable } from './table.ts';
 import type { JsonObject, KubeObject } from './types.ts';
@@ -91,6 +101,92 @@ function managerOf(r: ResourceRequest): string {
 
 function dryRun(r: ResourceRequest): boolean {
   return r.query.getAll('dryRun').includes('All');
+}
+
+/** How the real server reads a boolean query parameter: present and not "0" or "false" (any case). */
+export function queryBool(query: URLSearchParams, name: string): boolean {
+  const v = query.getAll(name)[0];
+  return v !== undefined && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
+
+const OPTIONS_KIND: Record<string, string> = {
+  create: 'CreateOptions',
+  update: 'UpdateOptions',
+  patch: 'PatchOptions',
+  delete: 'DeleteOptions',
+  deletecollection: 'DeleteOptions',
+};
+
+function optionsInvalid(kind: string, causes: StatusCause[]): ApiError {
+  const text =
+    causes.length === 1
+      ? `${causes[0]!.field}: ${causes[0]!.message}`
+      : `[${causes.map((c) => `${c.field}: ${c.message}`).join(', ')}]`;
+  return new ApiError(422, 'Invalid', `${kind}.meta.k8s.io "" is invalid: ${text}`, {
+    group: 'meta.k8s.io',
+    kind,
+    causes,
+  });
+}
+
+/** The checks of ValidateCreateOptions / UpdateOptions / PatchOptions / DeleteOptions. */
+function validateOptions(r: ResourceRequest, patchType?: string): FieldValidation {
+  const kind = OPTIONS_KIND[r.verb];
+  if (!kind) return 'Warn';
+  const causes: StatusCause[] = [];
+  if (patchType && patchType !== 'application/apply-patch+yaml' && r.query.has('force')) {
+    causes.push({
+      reason: 'FieldValueForbidden',
+      message: 'Forbidden: may not be specified for non-apply patch',
+      field: 'force',
+    });
+  }
+  const dry = r.query.getAll('dryRun');
+  if (dry.some((v) => v !== 'All')) {
+    causes.push({
+      reason: 'FieldValueNotSupported',
+      message: `Unsupported value: ${JSON.stringify(dry)}: supported values: "All"`,
+      field: 'dryRun',
+    });
+  }
+  const fv = r.query.get('fieldValidation') ?? '';
+  if (kind !== 'DeleteOptions' && !['', 'Ignore', 'Strict', 'Warn'].includes(fv)) {
+    causes.push({
+      reason: 'FieldValueNotSupported',
+      message: `Unsupported value: ${JSON.stringify(fv)}: supported values: "", "Ignore", "Strict", "Warn"`,
+      field: 'fieldValidation',
+    });
+  }
+  if (causes.length > 0) throw optionsInvalid(kind, causes);
+  return fv === '' ? 'Warn' : (fv as FieldValidation);
+}
+
+function cannotHandle(r: ResourceRequest, detail: string): ApiError {
+  return badRequest(
+    `${r.resource.kind} in version "${r.resource.version}" cannot be handled as a ${r.resource.kind}: ${detail}`,
+  );
+}
+
+function addWarnings(r: ResourceRequest, warnings: string[]): void {
+  if (warnings.length === 0) return;
+  const existing = r.res.getHeader('Warning');
+  const prior = Array.isArray(existing) ? existing : existing === undefined ? [] : [String(existing)];
+  r.res.setHeader('Warning', [...prior, ...warnings.map((w) => `299 - ${JSON.stringify(w)}`)]);
+}
+
+/**
+ * What the real decoder does with a body (create, update) or a patched object: type errors and
+ * bad base64 are 400s always; unknown fields are a 400 under Strict, warnings under Warn.
+ */
+function checkBody(r: ResourceRequest, obj: JsonObject, mode: FieldValidation): void {
+  const problems = checkDecode(apiVersionOf(r.resource), r.resource.kind, obj);
+  if (problems.error) throw cannotHandle(r, problems.error);
+  if (problems.unknown.length === 0 || mode === 'Ignore') return;
+  const messages = problems.unknown.map((p) => `unknown field ${JSON.stringify(p)}`);
+  if (mode === 'Strict') throw cannotHandle(r, `strict decoding error: ${messages.join(', ')}`);
+  addWarnings(r, messages);
 }
 
 function hasStatus(resource: ResourceInfo): boolean {
@@ -250,7 +346,8 @@ function watch(ctx: ApiContext, r: ResourceRequest): void {
   const rvParam = r.query.get('resourceVersion') ?? '';
   const table = wantsTable(r.req.headers.accept);
   let backlog: StoreEvent[] | undefined = [];
-  const initial = rvParam === '' || rvParam === '0' || r.query.get('sendInitialEvents') === 'true';
+  const sendInitial = queryBool(r.query, 'sendInitialEvents');
+  const initial = rvParam === '' || rvParam === '0' || sendInitial;
   if (!initial) {
     const rv = Number(rvParam);
     if (!Number.isFinite(rv)) throw badRequest(`invalid resource version: ${rvParam}`);
@@ -280,7 +377,7 @@ function watch(ctx: ApiContext, r: ResourceRequest): void {
     res.end();
     return;
   }
-  const bookmarks = r.query.get('allowWatchBookmarks') === 'true';
+  const bookmarks = queryBool(r.query, 'allowWatchBookmarks');
   const bookmark = (annotations?: Record<string, string>) =>
     write('BOOKMARK', {
       kind: r.resource.kind,
@@ -289,8 +386,7 @@ function watch(ctx: ApiContext, r: ResourceRequest): void {
     });
   if (initial) {
     for (const o of filtered(ctx, r)) if (matches(o)) write('ADDED', o);
-    if (r.query.get('sendInitialEvents') === 'true' && bookmarks)
-      bookmark({ 'k8s.io/initial-events-end': 'true' });
+    if (sendInitial && bookmarks) bookmark({ 'k8s.io/initial-events-end': 'true' });
   }
   const deliver = (e: StoreEvent) => {
     if (e.resource !== r.resource) return;
@@ -385,7 +481,10 @@ function create(ctx: ApiContext, r: ResourceRequest): void {
       'MethodNotAllowed',
       'the server does not allow this method on the requested resource',
     );
-  const obj = asObject(r, parseBody(r));
+  const mode = validateOptions(r);
+  const body = parseBody(r);
+  checkBody(r, body, mode);
+  const obj = asObject(r, body);
   const created = createObject(ctx, r, obj, managerOf(r));
   respondObject(ctx, r, 201, created);
 }
@@ -437,6 +536,7 @@ function commitUpdate(
 }
 
 function update(ctx: ApiContext, r: ResourceRequest): void {
+  const mode = validateOptions(r);
   const body = parseBody(r);
   const current = ctx.store.mustGet(r.resource, r.namespace, r.name!);
   if (r.subresource === 'scale') {
@@ -454,6 +554,7 @@ function update(ctx: ApiContext, r: ResourceRequest): void {
       'MethodNotAllowed',
       'the server does not allow this method on the requested resource',
     );
+  checkBody(r, body, mode);
   const proposed = asObject(r, body);
   respondObject(ctx, r, 200, commitUpdate(ctx, r, current, proposed, true));
 }
@@ -481,6 +582,7 @@ function patch(ctx: ApiContext, r: ResourceRequest): void {
       `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
     );
   }
+  const mode = validateOptions(r, type);
   const body = type === 'application/apply-patch+yaml' ? parseApply(r) : parseBody(r);
   const current = ctx.store.get(r.resource, r.namespace, r.name!);
   if (type === 'application/apply-patch+yaml') return applyPatch(ctx, r, current, body as KubeObject);
@@ -500,6 +602,7 @@ function patch(ctx: ApiContext, r: ResourceRequest): void {
     const stored = commitUpdate(ctx, { ...r, subresource: undefined }, current, proposed, true);
     return sendJson(r.res, 200, scaleOf(stored));
   }
+  checkBody(r, patched, mode);
   const proposed = patched as KubeObject;
   respondObject(ctx, r, 200, commitUpdate(ctx, r, current, proposed, true));
 }
@@ -550,7 +653,15 @@ function applyPatch(
     );
   }
   config.metadata.name = r.name!;
-  const force = r.query.get('force') === 'true';
+  const force = queryBool(r.query, 'force');
+  const typed = checkDecode(apiVersionOf(r.resource), r.resource.kind, config);
+  const notDeclared = typed.unknown.map((p) => `.${p.replace(/\[\d+\]/g, '')}: field not declared in schema`);
+  if (typed.error || notDeclared.length > 0) {
+    // The structured-merge-diff conversion error: not an API status, so a 500 with no reason.
+    const where = `${r.resource.namespaced ? (config.metadata.namespace ?? '') : ''}/${r.name}; ${apiVersionOf(r.resource)}, Kind=${r.resource.kind}`;
+    const what = typed.error ? typed.error : notDeclared.join('\n');
+    throw new ApiError(500, '', `failed to create typed patch object (${where}): ${what}`);
+  }
   if (r.subresource === 'status') {
     if (!current) throw notFound(r.resource, r.name!);
     const merged = serverSideApply(current, config, { manager, force, now: ctx.now() });
@@ -636,6 +747,7 @@ function remove(ctx: ApiContext, r: ResourceRequest): void {
       'MethodNotAllowed',
       'the server does not allow this method on the requested resource',
     );
+  validateOptions(r);
   const opts = deleteOptions(r);
   const { object, deleted } = deleteOne(ctx, r, r.name!, opts);
   if (!deleted || r.resource === PODS) return respondObject(ctx, r, deleted ? 200 : 202, object);
@@ -654,6 +766,7 @@ function remove(ctx: ApiContext, r: ResourceRequest): void {
 }
 
 function removeCollection(ctx: ApiContext, r: ResourceRequest): void {
+  validateOptions(r);
   const opts = deleteOptions(r);
   const items = filtered(ctx, r);
   for (const o of items) {

@@ -12,7 +12,7 @@ import { type AddressInfo, createServer as createNetServer, type Socket } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../core/index.ts';
-import { type ApiContext, handleResource, sendError, sendJson, type WatchHandle } from './api.ts';
+import { type ApiContext, handleResource, queryBool, sendError, sendJson, type WatchHandle } from './api.ts';
 import { BehaviourTable } from './behaviour.ts';
 import { Controllers } from './controllers/index.ts';
 import {
@@ -150,6 +150,9 @@ function kubeconfigText(url: string, token: string, user: string, namespace: str
   ].join('\n');
 }
 
+/** The API server's default --max-request-body-bytes (3 MiB). */
+const MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024;
+
 function parseJsonBody(req: IncomingMessage, raw: Buffer): Record<string, unknown> {
   if (String(req.headers['content-type'] ?? '').startsWith('application/vnd.kubernetes.protobuf')) {
     return decodeProtobufObject(raw);
@@ -235,7 +238,7 @@ function route(path: string): Route | 'discovery' | undefined {
 
 function verbOf(method: string, route: Route, query: URLSearchParams): string {
   if (route.subresource === 'proxy') return 'proxy';
-  const isWatch = route.watchPrefix || query.get('watch') === 'true' || query.get('watch') === '1';
+  const isWatch = route.watchPrefix || queryBool(query, 'watch');
   switch (method) {
     case 'GET':
       if (isWatch) return 'watch';
@@ -387,6 +390,13 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     }
     const r = route(path);
     const raw = await readBody(req);
+    if (raw.length > MAX_REQUEST_BODY_BYTES) {
+      throw new ApiError(
+        413,
+        'RequestEntityTooLarge',
+        `Request entity too large: limit is ${MAX_REQUEST_BODY_BYTES}`,
+      );
+    }
     const body = raw.toString('utf8');
     const isDiscovery = r === 'discovery' || r === undefined;
     const info = isDiscovery
