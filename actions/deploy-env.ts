@@ -1,5 +1,11 @@
 import { defineInputs, input } from '../packages/config/index.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
+import {
+  checkImageInput,
+  MAX_REPLICAS,
+  PROTECTED_NAMESPACES,
+  validReplicas,
+} from '../packages/kube/limits.ts';
 import { imageRepository, loadManifests } from '../packages/kube/manifests.ts';
 import type { DeployResult } from '../packages/rollout/deploy.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
@@ -7,6 +13,8 @@ import { runAction } from './runtime.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const NAME_FORM = 'a DNS label: lowercase letters, digits and -, starting and ending with a letter or digit';
+const CLUSTER_KINDS_FORM =
+  'Kubernetes kinds such as Namespace or ClusterRole, comma-separated or one per line';
 
 export const schema = defineInputs({
   environment: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
@@ -41,6 +49,8 @@ export const schema = defineInputs({
   'force-conflicts': input.boolean({ default: 'true' }),
   'rollback-on-failure': input.boolean({ default: 'true' }),
   lock: input.boolean({ default: 'true' }),
+  'cluster-scoped-kinds': input.list({ accepted: CLUSTER_KINDS_FORM }),
+  'allow-paths-outside-workspace': input.boolean({ default: 'false' }),
   'environment-url': input.url(),
   'github-token': input.secret(),
   'github-deployment': input.boolean({ default: 'true' }),
@@ -73,6 +83,19 @@ export async function main(): Promise<void> {
           'app');
       const namespace = inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, 63).replace(/-+$/, '');
       const images = new Map(inputs.images ?? []);
+      for (const kind of inputs.clusterScopedKinds ?? [])
+        if (!/^[A-Z][A-Za-z0-9]*$/.test(kind))
+          throw new InputError(
+            'cluster-scoped-kinds',
+            `has ${JSON.stringify(kind)}, which is not a kind`,
+            CLUSTER_KINDS_FORM,
+          );
+      if (PROTECTED_NAMESPACES.includes(namespace))
+        throw new InputError(
+          'namespace',
+          `is ${JSON.stringify(namespace)}, which deploys never touch`,
+          `a namespace of the application's own (not ${PROTECTED_NAMESPACES.join(', ')})`,
+        );
       const replicas = new Map<string, number>();
       if (inputs.replicas) {
         if (/^\d+$/.test(inputs.replicas)) replicas.set('*', Number(inputs.replicas));
@@ -82,7 +105,16 @@ export async function main(): Promise<void> {
             replicas.set(name, Number(count));
           }
       }
+        for (const [name, count] of replicas)
+          if (!validReplicas(count))
+            throw new InputError(
+              'replicas',
+              `has ${JSON.stringify(inputs.replicas.length > 60 ? `${inputs.replicas.slice(0, 60)}…` : inputs.replicas)}, with a count${name === '*' ? '' : ` for ${name}`} over ${MAX_REPLICAS}`,
+              `whole numbers from 0 to ${MAX_REPLICAS}`,
+            );
       if (inputs.image) images.set(imageRepository(inputs.image), inputs.image);
+      if (inputs.image) checkImageInput(inputs.image, 'image');
+      for (const [, ref] of images) checkImageInput(ref, 'images');
       for (const [, value] of inputs.secrets ?? []) log.mask(value);
 
       const objects = await loadManifests({
@@ -90,6 +122,7 @@ export async function main(): Promise<void> {
         ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
         cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
       });
+        guard: { allowOutsideWorkspace: inputs.allowPathsOutsideWorkspace, hasAllowInput: true },
       const { prepareObjects, deploy } = await import('../packages/rollout/deploy.ts');
       // Image names that match nothing are input errors: find them before touching anything.
       prepareObjects({
@@ -188,6 +221,7 @@ export async function main(): Promise<void> {
             }
           },
         });
+          ...(inputs.clusterScopedKinds ? { clusterScopedKinds: inputs.clusterScopedKinds } : {}),
       } catch (error) {
         await statusOf('error', (error as Error).message);
         throw error;

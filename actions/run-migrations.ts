@@ -1,8 +1,9 @@
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defineInputs, input } from '../packages/config/index.ts';
 import type { RunContext } from '../packages/config/run-context.ts';
 import { InputError, type Logger } from '../packages/core/index.ts';
+import { checkInsideWorkspace } from '../packages/core/paths.ts';
 // types.ts holds no pg: the engine (and pg with it) is imported only once the inputs are valid.
 import {
   MIGRATE_COMMANDS,
@@ -32,6 +33,7 @@ export const schema = defineInputs({
   backup: input.boolean(),
   'backup-path': input.string(),
   environment: input.string(),
+  'allow-paths-outside-workspace': input.boolean({ default: 'false' }),
 });
 
 /** The commands that change the database, and so the only ones a backup is taken for. */
@@ -81,6 +83,12 @@ function resultJson(result: MigrationResult): string {
 export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
     maskPassword(inputs.databaseUrl, log);
+    const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+    for (const [name, dir] of [
+      ['dir', inputs.dir],
+      ['checks-dir', inputs.checksDir],
+    ] as const)
+      if (dir) checkInsideWorkspace(dir, resolve(dir), workspace, name, inputs.allowPathsOutsideWorkspace);
     const engine = await import('../packages/migrate/index.ts');
 
     const sslmode = inputs.sslmode?.toLowerCase();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,10 @@ let work: string;
 beforeAll(async () => {
   sim = await startKubeSim({
     timeScale: 20,
-    images: [{ pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 }],
+    images: [
+      { pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 },
+      { pattern: '*:slower*', startupMs: 40_000, readyMs: 2000 },
+    ],
   });
   work = mkdtempSync(join(tmpdir(), 'deploy-env-hardening-'));
 });
@@ -50,8 +53,9 @@ ${extra}`,
   return path;
 }
 
-function deploy(inputs: Record<string, string>): Promise<StepResult> {
+function deploy(inputs: Record<string, string>, runId = '1'): Promise<StepResult> {
   return runBuiltAction('deploy-env', {
+    github: { runId },
     inputs: {
       kubeconfig: sim.kubeconfigPath,
       'fail-fast-after': '2s',
@@ -150,5 +154,322 @@ describe('deploy-env rollback under API faults', () => {
     } finally {
       sim.setFaults({});
     }
+  });
+});
+
+describe('one lock per Deployment', () => {
+  const SERVICE = `---
+apiVersion: v1
+kind: Service
+metadata: { name: duo }
+spec:
+  selector: { app: duo }
+  ports: [{ port: 80, targetPort: 8080 }]
+`;
+  const canary = (runId: string, image: string) =>
+    runBuiltAction('canary-shift', {
+      inputs: {
+        kubeconfig: sim.kubeconfigPath,
+        namespace: 'duo-dev',
+        deployment: 'duo',
+        image,
+        steps: '50,100',
+        'analysis-interval': '200ms',
+        'analysis-count': '2',
+        'fail-fast-after': '2s',
+        timeout: '60s',
+        checks: '- { name: canary health, service: duo-dev/duo-canary:80, path: /health }',
+      },
+      github: { runId },
+      cwd: work,
+      timeoutMs: 180_000,
+    });
+  const leaseHolder = () =>
+    (
+      sim.peek('Lease', 'duo-dev', 'pipeline-rollout-duo') as
+        | { spec?: { holderIdentity?: string } }
+        | undefined
+    )?.spec?.holderIdentity;
+  const untilHeldBy = async (runId: string) => {
+    while (!leaseHolder()?.includes(`#${runId}.`)) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  test('a deploy and a canary of the same Deployment exclude each other, whichever starts first', async () => {
+    const base = { environment: 'dev', app: 'duo', namespace: 'duo-dev' };
+    const first = await deploy(
+      { ...base, manifests: app('duo1', 'duo', 'registry.local/duo:v1', SERVICE) },
+      '2000',
+    );
+    expect(errors(first)).toEqual([]);
+
+    // deploy-env holds the Deployment's lock through a slow rollout: the canary waits for it.
+    const deploying = deploy(
+      { ...base, manifests: app('duo2', 'duo', 'registry.local/duo:slower-2', SERVICE) },
+      '2001',
+    );
+    await untilHeldBy('2001');
+    const waiting = canary('2002', 'registry.local/duo:v3');
+    const [d, c] = await Promise.all([deploying, waiting]);
+    expect(errors(d)).toEqual([]);
+    expect(errors(c)).toEqual([]);
+    expect(c.stdout).toMatch(/Waiting for the deploy lock duo-dev\/pipeline-rollout-duo, held by .*#2001\./);
+
+    // The canary holds the lock: a deploy of the same Deployment waits for it.
+    const shifting = canary('2003', 'registry.local/duo:slower-4');
+    await untilHeldBy('2003');
+    const blocked = await deploy(
+      { ...base, manifests: app('duo5', 'duo', 'registry.local/duo:v5', SERVICE) },
+      '2004',
+    );
+    const shifted = await shifting;
+    expect(errors(shifted)).toEqual([]);
+    expect(errors(blocked)).toEqual([]);
+    expect(blocked.stdout).toMatch(
+      /Waiting for the deploy lock duo-dev\/pipeline-rollout-duo, held by .*#2003\./,
+    );
+    expect(imageOf('duo-dev', 'duo')).toBe('registry.local/duo:v5');
+    expect(sim.peek('Lease', 'duo-dev', 'pipeline-rollout-duo')).toBeUndefined();
+  });
+});
+
+/** Nine levels of nine aliases: a few hundred bytes that expand to 387 million strings. */
+const ALIAS_BOMB = (() => {
+  const lines = [
+    'apiVersion: v1',
+    'kind: ConfigMap',
+    'metadata: { name: bomb }',
+    'data:',
+    '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+  ];
+  let previous = 'a';
+  for (const n of 'bcdefghi') {
+    lines.push(`  ${n}: &${n} [${Array(9).fill(`*${previous}`).join(',')}]`);
+    previous = n;
+  }
+  return `${lines.join('\n')}\n`;
+})();
+
+describe('hostile input fails with one clean error, and nothing changes in the cluster', () => {
+  let outside: string;
+  beforeAll(() => {
+    outside = mkdtempSync(join(tmpdir(), 'outside-workspace-'));
+    writeFileSync(join(outside, 'app.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: stolen }\n');
+    writeFileSync(join(outside, 'kustomization.yaml'), 'resources:\n  - app.yaml\n');
+    symlinkSync(outside, join(work, 'linked'));
+  });
+  afterAll(() => rmSync(outside, { recursive: true, force: true }));
+
+  const noStack = (step: StepResult) => {
+    expect(`${step.stdout}\n${step.stderr}`).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
+  };
+  const file = (dir: string, name: string, content: string) => {
+    const path = join(work, dir);
+    mkdirSync(path, { recursive: true });
+    writeFileSync(join(path, name), content);
+    return dir;
+  };
+  const inNamespace = async (ns: string) =>
+    kubectl('get', 'namespace', ns).then(
+      () => true,
+      () => false,
+    );
+
+  const deployment = (name: string, replicas: string, image: string, annotations = '') =>
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}${annotations ? `, annotations: { ${annotations} }` : ''} }
+spec:
+  replicas: ${replicas}
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec: { containers: [{ name: web, image: "${image}" }] }
+`;
+
+  test.each<[string, () => Record<string, string>, RegExp]>([
+    [
+      'an alias bomb in plain manifests',
+      () => ({ manifests: file('bomb', 'bomb.yaml', ALIAS_BOMB) }),
+      /^bomb\/bomb\.yaml \(document 1\): YAML aliases expand more than 100 times \(an alias bomb\?\)/,
+    ],
+    [
+      'an alias bomb through a kustomize overlay',
+      () => {
+        file('kbomb', 'bomb.yaml', ALIAS_BOMB);
+        return { kustomize: file('kbomb', 'kustomization.yaml', 'resources:\n  - bomb.yaml\n') };
+      },
+      /^Input 'kustomize' names "kbomb", whose rendering was stopped: it used more than 1024 MiB of memory/,
+    ],
+    [
+      'replicas input past any int',
+      () => ({
+        manifests: file('r1', 'd.yaml', deployment('r1', '2', 'registry.local/r:v1')),
+        replicas: '99999999999999999999',
+      }),
+      /^Input 'replicas' has "99999999999999999999", with a count over 10000\. Accepted: whole numbers from 0 to 10000/,
+    ],
+    [
+      'replicas input past int32',
+      () => ({
+        manifests: file('r2', 'd.yaml', deployment('r2', '2', 'registry.local/r:v1')),
+        replicas: 'r2=2147483648',
+      }),
+      /^Input 'replicas' has "r2=2147483648", with a count for r2 over 10000/,
+    ],
+    [
+      'replicas in a manifest past any int',
+      () => ({
+        manifests: file('r3', 'd.yaml', deployment('r3', '99999999999999999999', 'registry.local/r:v1')),
+      }),
+      /^r3\/d\.yaml \(document 1\): Deployment\/r3 has spec\.replicas 100000000000000000000; accepted: a whole number from 0 to 10000/,
+    ],
+    [
+      'an image input with a shell metacharacter',
+      () => ({
+        manifests: file('i1', 'd.yaml', deployment('i1', '1', 'ghcr.io/acme/shop:v1')),
+        image: 'ghcr.io/acme/shop:v2;id',
+      }),
+      /^Input 'image' has "ghcr\.io\/acme\/shop:v2;id", which is not an image reference\. Accepted: an image reference/,
+    ],
+    [
+      'an image input with a short digest',
+      () => ({
+        manifests: file('i2', 'd.yaml', deployment('i2', '1', 'ghcr.io/acme/shop:v1')),
+        image: 'ghcr.io/acme/shop@sha256:abc123abc123abc123abc123abc123abc123',
+      }),
+      /^Input 'image' has .*, which has a sha256 digest that is not 64 lowercase hex digits/,
+    ],
+    [
+      'a manifest image that is not a reference',
+      () => ({ manifests: file('i3', 'd.yaml', deployment('i3', '1', 'ghcr.io/acme/shop:v2;id')) }),
+      /^i3\/d\.yaml \(document 1\): Deployment\/i3: container "web" has the image "ghcr\.io\/acme\/shop:v2;id", which is not an image reference/,
+    ],
+    [
+      'a 10 MB ConfigMap',
+      () => ({
+        manifests: file(
+          'big',
+          'cm.yaml',
+          `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: big }\ndata:\n  blob: "${'x'.repeat(10 * 1024 * 1024)}"\n`,
+        ),
+      }),
+      /^big\/cm\.yaml \(document 1\): ConfigMap\/big is 10\.0 MiB; the API server refuses objects over 1\.0 MiB/,
+    ],
+    [
+      'annotations over 256 KiB',
+      () => ({
+        manifests: file(
+          'ann',
+          'd.yaml',
+          deployment('ann', '1', 'registry.local/a:v1', `note: "${'y'.repeat(300 * 1024)}"`),
+        ),
+      }),
+      /^ann\/d\.yaml \(document 1\): Deployment\/ann: its annotations take 301 KiB; the API server refuses more than 256 KiB in all/,
+    ],
+    [
+      'a Namespace kube-system manifest',
+      () => ({
+        manifests: file(
+          'ks',
+          'ns.yaml',
+          'apiVersion: v1\nkind: Namespace\nmetadata: { name: kube-system, labels: { owned: "yes" } }\n',
+        ),
+        'cluster-scoped-kinds': 'Namespace',
+      }),
+      /^ks\/ns\.yaml \(document 1\): Namespace\/kube-system is one of the cluster's own namespaces/,
+    ],
+    [
+      'a cluster-scoped kind not listed',
+      () => ({
+        manifests: file(
+          'cr',
+          'cr.yaml',
+          'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: { name: everything }\nrules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }]\n',
+        ),
+      }),
+      /^cr\/cr\.yaml \(document 1\): ClusterRole\/everything is cluster-scoped, and this deploy changes only namespace hostile-dev; .*cluster-scoped-kinds/,
+    ],
+    [
+      'an object for another namespace',
+      () => ({
+        manifests: file(
+          'other',
+          'cm.yaml',
+          'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x, namespace: kube-system }\n',
+        ),
+      }),
+      /^other\/cm\.yaml \(document 1\): ConfigMap\/x is in namespace kube-system, but this deploy targets hostile-dev/,
+    ],
+    [
+      'the namespace default',
+      () => ({
+        manifests: file('def', 'cm.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n'),
+        namespace: 'default',
+      }),
+      /^Input 'namespace' is "default", which deploys never touch/,
+    ],
+    [
+      'manifests outside the workspace by ../',
+      () => ({ manifests: `../${outside.split('/').pop()}/app.yaml` }),
+      /^Input 'manifests' names "\.\.\/outside-workspace-\w+\/app\.yaml", which is outside the workspace .*Accepted: paths inside the workspace; set allow-paths-outside-workspace: true/,
+    ],
+    [
+      'manifests by an absolute path',
+      () => ({ manifests: join(outside, 'app.yaml') }),
+      /^Input 'manifests' names ".*outside-workspace-\w+\/app\.yaml", which is outside the workspace/,
+    ],
+    [
+      'manifests through a symlink that leaves the workspace',
+      () => ({ manifests: 'linked/app.yaml' }),
+      /^Input 'manifests' names "linked\/app\.yaml", which is a symlink that resolves outside the workspace/,
+    ],
+    [
+      'a kustomize overlay outside the workspace',
+      () => ({ kustomize: outside }),
+      /^Input 'kustomize' names ".*outside-workspace-\w+", which is outside the workspace/,
+    ],
+  ])('%s', async (_what, inputs, message) => {
+    const before = JSON.stringify(sim.peek('Namespace', undefined, 'kube-system'));
+    const step = await deploy({ environment: 'dev', app: 'hostile', namespace: 'hostile-dev', ...inputs() });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toHaveLength(1);
+    expect(errors(step)[0]).toMatch(message);
+    noStack(step);
+    expect(await inNamespace('hostile-dev')).toBe(false);
+    expect(JSON.stringify(sim.peek('Namespace', undefined, 'kube-system'))).toBe(before);
+  });
+
+  test('listed cluster-scoped kinds and allowed outside paths are applied', async () => {
+    const step = await deploy({
+      environment: 'dev',
+      app: 'allowed',
+      namespace: 'allowed-dev',
+      manifests: [
+        file(
+          'crok',
+          'cr.yaml',
+          'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: { name: allowed-reader }\nrules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get"] }]\n',
+        ),
+        join(outside, 'app.yaml'),
+      ].join('\n'),
+      'cluster-scoped-kinds': 'ClusterRole',
+      'allow-paths-outside-workspace': 'true',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(sim.peek('ClusterRole', undefined, 'allowed-reader')).toBeDefined();
+    expect(sim.peek('ConfigMap', 'allowed-dev', 'stolen')).toBeDefined();
+  });
+
+  test('run-migrations refuses a migrations dir outside the workspace before connecting', async () => {
+    const step = await runBuiltAction('run-migrations', {
+      inputs: { command: 'status', dir: outside, 'database-url': 'postgres://migrator:hunter2secret@127.0.0.1:1/db' },
+      cwd: work,
+      env: { GITHUB_WORKSPACE: work },
+      timeoutMs: 60_000,
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toEqual([
+      expect.stringMatching(/^Input 'dir' names ".*outside-workspace-\w+", which is outside the workspace/),
+    ]);
   });
 });

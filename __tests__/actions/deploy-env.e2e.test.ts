@@ -284,7 +284,7 @@ describe('deploy-env against the embedded Kubernetes API', () => {
       { runId: '1001' },
     );
     // The second run starts only once the first holds the lock, however fast or slow the machine is.
-    while (!sim.peek('Lease', 'api-dev', 'pipeline-deploy-api-dev'))
+    while (!sim.peek('Lease', 'api-dev', 'pipeline-rollout-api'))
       await new Promise((r) => setTimeout(r, 20));
     const second = deploy(
       {
@@ -301,7 +301,7 @@ describe('deploy-env against the embedded Kubernetes API', () => {
     expect(errors(a)).toEqual([]);
     expect(errors(b)).toEqual([]);
     expect(b.stdout).toMatch(
-      /Waiting for the deploy lock api-dev\/pipeline-deploy-api-dev, held by acme\/shop\/deploy#1001/,
+      /Waiting for the deploy lock api-dev\/pipeline-rollout-api, held by acme\/shop\/deploy#1001/,
     );
     expect(b.outputs).toMatchObject({ 'previous-revision': '1', revision: '2' });
     const leases = await kubectlJson<{ items: unknown[] }>('get', 'leases', '-n', 'api-dev');
@@ -310,14 +310,14 @@ describe('deploy-env against the embedded Kubernetes API', () => {
 
   test('a lock left by a runner that died is taken over once its lease expired', async () => {
     await kubectlApply(
-      'apiVersion: v1\nkind: Namespace\nmetadata: { name: orphan-dev }\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: { name: pipeline-deploy-orphan-dev, namespace: orphan-dev }\nspec: { holderIdentity: acme/shop/deploy#999.1/deploy, leaseDurationSeconds: 5, renewTime: "2020-01-01T00:00:00.000000Z" }\n',
+      'apiVersion: v1\nkind: Namespace\nmetadata: { name: orphan-dev }\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: { name: pipeline-rollout-orphan, namespace: orphan-dev }\nspec: { holderIdentity: acme/shop/deploy#999.1/deploy, leaseDurationSeconds: 5, renewTime: "2020-01-01T00:00:00.000000Z" }\n',
     );
     const dir = app('orphan', { name: 'orphan', replicas: 1 });
     const step = await deploy({ environment: 'dev', app: 'orphan', namespace: 'orphan-dev', manifests: dir });
     expect(errors(step)).toEqual([]);
     expect(step.annotations.filter((a) => a.level === 'warning').map((a) => a.message)).toContainEqual(
       expect.stringMatching(
-        /^The deploy lock orphan-dev\/pipeline-deploy-orphan-dev was held by acme\/shop\/deploy#999\.1\/deploy, which stopped renewing it .* ago; taking it over$/,
+        /^The deploy lock orphan-dev\/pipeline-rollout-orphan was held by acme\/shop\/deploy#999\.1\/deploy, which stopped renewing it .* ago; taking it over$/,
       ),
     );
   });

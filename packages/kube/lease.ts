@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errorMessage, formatDuration, type Logger, PipelineError } from '../core/index.ts';
 import { KubeApiError, type KubeClient } from './client.ts';
 
@@ -252,28 +253,63 @@ export interface LockRequest {
 }
 
 /**
- * The Lease a canary or blue-green rollout of one app holds; both use the same name, so they
- * never interleave on the same Deployment. Undefined when no lock was asked for.
+ * The one name of the Lease that guards changes to a Deployment. deploy-env, canary-shift and
+ * blue-green-switch all take it, so no two of them ever change the same Deployment at once.
  */
-export function acquireRolloutLock(options: {
+export function deploymentLockName(deployment: string): string {
+  const name = `pipeline-rollout-${deployment}`;
+  // A Lease name is a DNS subdomain (253 characters); a longer one keeps a hash of the whole.
+  if (name.length <= 253) return name;
+  return `${name.slice(0, 236).replace(/[-.]+$/, '')}-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * The Leases of every Deployment a rollout changes, taken one by one in name order (so two runs
+ * that want overlapping sets never deadlock) and held as one: lost when any is lost, released
+ * together. Undefined when no lock was asked for.
+ */
+export async function acquireRolloutLock(options: {
   client: KubeClient;
   namespace: string;
-  app: string;
+  deployments: string[];
   lock: LockRequest | undefined;
   logger: Logger;
   labels: Record<string, string>;
   signal?: AbortSignal | undefined;
 }): Promise<HeldLease | undefined> {
-  if (!options.lock) return Promise.resolve(undefined);
-  return acquireLease({
-    client: options.client,
-    namespace: options.namespace,
-    name: `pipeline-rollout-${options.app}`.slice(0, 63).replace(/-+$/, ''),
-    holder: options.lock.holder,
-    leaseDurationMs: options.lock.leaseDurationMs,
-    waitTimeoutMs: options.lock.waitTimeoutMs,
-    logger: options.logger,
-    labels: options.labels,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  if (!options.lock) return undefined;
+  const names = [...new Set(options.deployments.map(deploymentLockName))].sort();
+  const started = Date.now();
+  const held: HeldLease[] = [];
+  try {
+    for (const name of names) {
+      held.push(
+        await acquireLease({
+          client: options.client,
+          namespace: options.namespace,
+          name,
+          holder: options.lock.holder,
+          leaseDurationMs: options.lock.leaseDurationMs,
+          waitTimeoutMs: Math.max(0, options.lock.waitTimeoutMs - (Date.now() - started)),
+          logger: options.logger,
+          labels: options.labels,
+          ...(options.signal ? { signal: options.signal } : {}),
+        }),
+      );
+    }
+  } catch (error) {
+    for (const lease of held.reverse()) await lease.release();
+    throw error;
+  }
+  if (held.length === 1) return held[0];
+  const tookOverFrom = held.find((l) => l.tookOverFrom)?.tookOverFrom;
+  return {
+    name: names.join(','),
+    lost: AbortSignal.any(held.map((l) => l.lost)),
+    ...(tookOverFrom ? { tookOverFrom } : {}),
+    waitedMs: Date.now() - started,
+    async release() {
+      for (const lease of held.reverse()) await lease.release();
+    },
+  };
 }

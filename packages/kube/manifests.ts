@@ -1,13 +1,21 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, globSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { InputError, PipelineError } from '../core/index.ts';
+import { errorMessage, formatDuration, InputError, PipelineError } from '../core/index.ts';
+import { checkInsideWorkspace } from '../core/paths.ts';
 import type { KubeObject } from './resources.ts';
 
-const execFileAsync = promisify(execFile);
+/**
+ * How many alias uses one YAML document may expand: plenty for hand-written anchors, far below
+ * what an alias bomb (a billion strings from a few lines) needs.
+ */
+export const MAX_YAML_ALIASES = 100;
+/** Limits on `kubectl kustomize`: an overlay from any branch must not take the runner down. */
+export const KUSTOMIZE_TIMEOUT_MS = 120_000;
+export const KUSTOMIZE_MAX_RSS_BYTES = 1024 * 1024 * 1024;
+export const KUSTOMIZE_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 /** An object from the manifests, with where it came from so errors can point at it. */
 export interface SourcedObject {
@@ -33,7 +41,17 @@ export function parseManifestText(text: string, file: string, cwd: string): Sour
       const line = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
       throw new ManifestError(`${where}: invalid YAML${line}: ${e.message.split('\n')[0]}`);
     }
-    const value = doc.toJS() as unknown;
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+    } catch (error) {
+      // The yaml package refuses excessive aliasing with a ReferenceError: say what it means.
+      throw new ManifestError(
+        /alias/i.test(errorMessage(error))
+          ? `${where}: YAML aliases expand more than ${MAX_YAML_ALIASES} times (an alias bomb?); write the values out or use fewer aliases`
+          : `${where}: invalid YAML: ${errorMessage(error).split('\n')[0]}`,
+      );
+    }
     if (value === null || value === undefined) return;
     const push = (obj: unknown, label: string) => {
       if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
@@ -65,8 +83,14 @@ export function parseManifestText(text: string, file: string, cwd: string): Sour
 }
 
 /** Files, directories (their *.yaml, *.yml and *.json, sorted) and globs, relative to cwd. */
-export function expandManifestPaths(patterns: string[], cwd: string, inputName = 'manifests'): string[] {
+export function expandManifestPaths(
+  patterns: string[],
+  cwd: string,
+  inputName = 'manifests',
+  guard: PathGuard = {},
+): string[] {
   const files: string[] = [];
+  const check = (given: string, path: string) => guardPath(given, path, cwd, inputName, guard);
   for (const pattern of patterns) {
     const matches = /[*?[{]/.test(pattern)
       ? globSync(pattern, { cwd }).map((p) => resolve(cwd, p))
@@ -78,6 +102,7 @@ export function expandManifestPaths(patterns: string[], cwd: string, inputName =
         'files, directories or globs of YAML manifests',
       );
     for (const path of matches.sort()) {
+      check(pattern, path);
       if (!existsSync(path))
         throw new InputError(
           inputName,
@@ -89,6 +114,7 @@ export function expandManifestPaths(patterns: string[], cwd: string, inputName =
           .filter((f) => !f.split('/').includes('node_modules') && !/(^|\/)kustomization\.ya?ml$/.test(f))
           .sort()
           .map((f) => join(path, f));
+        for (const f of inDir) check(relative(cwd, f), f);
         if (inDir.length === 0)
           throw new InputError(
             inputName,
@@ -104,12 +130,33 @@ export function expandManifestPaths(patterns: string[], cwd: string, inputName =
   return [...new Set(files)];
 }
 
+/**
+ * Whether paths may leave the workspace (cwd): by default they may not, and a refusal names the
+ * input that allows them when the step has one.
+ */
+export interface PathGuard {
+  allowOutsideWorkspace?: boolean;
+  /** The step has the allow-paths-outside-workspace input (deploy-env does). */
+  hasAllowInput?: boolean;
+}
+
+function guardPath(given: string, path: string, cwd: string, inputName: string, guard: PathGuard): void {
+  try {
+    checkInsideWorkspace(given, path, cwd, inputName, guard.allowOutsideWorkspace ?? false);
+  } catch (error) {
+    if (guard.hasAllowInput || !(error instanceof InputError)) throw error;
+    throw new InputError(inputName, error.problem, 'paths inside the workspace');
+  }
+}
+
 export async function renderKustomize(
   dir: string,
   cwd: string,
   kubectl = 'kubectl',
+  guard: PathGuard = {},
 ): Promise<SourcedObject[]> {
   const path = resolve(cwd, dir);
+  guardPath(dir, path, cwd, 'kustomize', guard);
   if (!existsSync(path) || !statSync(path).isDirectory()) {
     throw new InputError(
       'kustomize',
@@ -126,11 +173,21 @@ export async function renderKustomize(
   }
   let stdout: string;
   try {
-    ({ stdout } = await execFileAsync(kubectl, ['kustomize', path], { maxBuffer: 64 * 1024 * 1024 }));
+    stdout = await runBounded(kubectl, ['kustomize', path], {
+      timeoutMs: KUSTOMIZE_TIMEOUT_MS,
+      maxRssBytes: KUSTOMIZE_MAX_RSS_BYTES,
+      maxOutputBytes: KUSTOMIZE_MAX_OUTPUT_BYTES,
+    });
   } catch (error) {
-    const e = error as { code?: string; stderr?: string; message: string };
+    const e = error as { code?: string; stderr?: string; limit?: string; message: string };
     if (e.code === 'ENOENT')
       throw new ManifestError(`kubectl is needed to render kustomize overlays and was not found on PATH`);
+    if (e.limit)
+      throw new InputError(
+        'kustomize',
+        `names ${JSON.stringify(dir)}, whose rendering was stopped: ${e.limit}`,
+        `an overlay that kubectl kustomize renders in under ${formatDuration(KUSTOMIZE_TIMEOUT_MS)}, within ${KUSTOMIZE_MAX_RSS_BYTES / 1024 / 1024} MiB of memory and ${KUSTOMIZE_MAX_OUTPUT_BYTES / 1024 / 1024} MiB of output`,
+      );
     throw new ManifestError(
       `kustomize could not render ${dir}: ${(e.stderr || e.message).trim().split('\n').slice(0, 5).join(' ')}`,
     );
@@ -138,15 +195,91 @@ export async function renderKustomize(
   return parseManifestText(stdout, `kustomize ${dir}`, cwd);
 }
 
+/**
+ * Runs a command with a deadline, a memory ceiling and an output ceiling, and returns its stdout.
+ * Memory is watched as the resident set size of the process in /proc (Linux, where runners are;
+ * elsewhere only the deadline and output limits hold), so no privileges or shell are needed.
+ * A stop by a limit rejects with `limit` saying which.
+ */
+export function runBounded(
+  command: string,
+  args: string[],
+  limits: { timeoutMs: number; maxRssBytes: number; maxOutputBytes: number },
+): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    let stderr = '';
+    let limit: string | undefined;
+    const stop = (why: string) => {
+      if (limit) return;
+      limit = why;
+      child.kill('SIGKILL');
+    };
+    child.stdout.on('data', (chunk: Buffer) => {
+      outBytes += chunk.length;
+      if (outBytes > limits.maxOutputBytes)
+        stop(`its output passed ${Math.round(limits.maxOutputBytes / 1024 / 1024)} MiB`);
+      else out.push(chunk);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 64 * 1024) stderr += chunk.toString('utf8');
+    });
+    const deadline = setTimeout(
+      () => stop(`it ran longer than ${formatDuration(limits.timeoutMs)}`),
+      limits.timeoutMs,
+    );
+    const watchdog = setInterval(() => {
+      const rss = residentBytes(child.pid);
+      if (rss !== undefined && rss > limits.maxRssBytes)
+        stop(
+          `it used more than ${Math.round(limits.maxRssBytes / 1024 / 1024)} MiB of memory (${Math.round(rss / 1024 / 1024)} MiB resident)`,
+        );
+    }, 50);
+    const done = () => {
+      clearTimeout(deadline);
+      clearInterval(watchdog);
+    };
+    child.on('error', (error) => {
+      done();
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      done();
+      if (limit) return reject(Object.assign(new Error(limit), { limit, stderr }));
+      if (code === 0) return resolvePromise(Buffer.concat(out).toString('utf8'));
+      reject(
+        Object.assign(new Error(`${command} exited with ${code ?? signal}`), {
+          stderr,
+          code: code ?? signal,
+        }),
+      );
+    });
+  });
+}
+
+function residentBytes(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function loadManifests(options: {
   kustomize?: string;
   manifests?: string[];
   cwd: string;
+  guard?: PathGuard;
 }): Promise<SourcedObject[]> {
   const objects: SourcedObject[] = [];
-  if (options.kustomize) objects.push(...(await renderKustomize(options.kustomize, options.cwd)));
+  if (options.kustomize)
+    objects.push(...(await renderKustomize(options.kustomize, options.cwd, 'kubectl', options.guard)));
   if (options.manifests?.length) {
-    for (const file of expandManifestPaths(options.manifests, options.cwd))
+    for (const file of expandManifestPaths(options.manifests, options.cwd, 'manifests', options.guard))
       objects.push(...parseManifestText(readFileSync(file, 'utf8'), file, options.cwd));
   }
   if (objects.length === 0)

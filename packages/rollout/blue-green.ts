@@ -189,7 +189,7 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
   const lease: HeldLease | undefined = await acquireRolloutLock({
     client,
     namespace,
-    app: app,
+    deployments: [deploymentOf('blue'), deploymentOf('green')],
     lock: options.lock,
     logger: log,
     labels: { [LABEL_MANAGED_BY]: 'pipeline' },

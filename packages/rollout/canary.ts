@@ -369,7 +369,7 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
   const lease: HeldLease | undefined = await acquireRolloutLock({
     client,
     namespace,
-    app: stableName,
+    deployments: [stableName],
     lock: options.lock,
     logger: log,
     labels: { [LABEL_MANAGED_BY]: 'pipeline' },

@@ -21,7 +21,8 @@ import {
   resolveObjects,
 } from '../kube/apply.ts';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
-import { acquireLease, type HeldLease, type LockRequest } from '../kube/lease.ts';
+import { acquireRolloutLock, type HeldLease, type LockRequest } from '../kube/lease.ts';
+import { checkObjectLimits, PROTECTED_NAMESPACES } from '../kube/limits.ts';
 import {
   type SourcedObject,
   stampConfigChecksums,
@@ -59,6 +60,8 @@ export interface DeployOptions {
   timeoutMs: number;
   stuckGraceMs: number;
   rollbackOnFailure: boolean;
+  /** Cluster-scoped kinds the manifests may hold (input cluster-scoped-kinds); any other fails the deploy. */
+  clusterScopedKinds?: string[];
   lock?: LockRequest;
   logger: Logger;
   clock?: Clock;
@@ -144,6 +147,7 @@ export function prepareObjects(
   }
   stampConfigChecksums(objects);
   labelForPrune(objects, options.app, options.environment);
+  checkObjectLimits(objects);
   return { objects, imageChanges };
 }
 
@@ -199,6 +203,35 @@ async function ensureNamespace(
     log.info(`Created namespace ${namespace}`);
   } catch (error) {
     if (!(error instanceof KubeApiError && error.status === 409)) throw error;
+  }
+}
+
+/**
+ * A deploy changes its own namespace and nothing else: objects of other namespaces were refused
+ * while resolving; cluster-scoped objects are refused unless their kind is listed, and the
+ * cluster's own namespaces never.
+ */
+export function checkNamespaceScope(
+  resolved: ResolvedObject[],
+  namespace: string,
+  clusterScopedKinds: string[],
+): void {
+  if (PROTECTED_NAMESPACES.includes(namespace))
+    throw new InputError(
+      'namespace',
+      `is ${JSON.stringify(namespace)}, which deploys never touch`,
+      `a namespace of the application's own (not ${PROTECTED_NAMESPACES.join(', ')})`,
+    );
+  for (const { object, type, source } of resolved) {
+    if (type.namespaced) continue;
+    if (object.kind === 'Namespace' && PROTECTED_NAMESPACES.includes(object.metadata.name!))
+      throw new PipelineError(
+        `${source}: Namespace/${object.metadata.name} is one of the cluster's own namespaces (${PROTECTED_NAMESPACES.join(', ')}), which deploys never touch; remove it from the manifests`,
+      );
+    if (!clusterScopedKinds.includes(object.kind))
+      throw new PipelineError(
+        `${source}: ${object.kind}/${object.metadata.name} is cluster-scoped, and this deploy changes only namespace ${namespace}; remove it from the manifests, or list ${object.kind} in the input cluster-scoped-kinds to apply it on purpose`,
+      );
   }
 }
 
@@ -305,26 +338,29 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
   const catalog = new ResourceCatalog(client);
   await client.json('GET', '/version');
   const resolved: ResolvedObject[] = await resolveObjects(objects, catalog, namespace);
+  checkNamespaceScope(resolved, namespace, options.clusterScopedKinds ?? []);
   await ensureNamespace(client, namespace, options.createNamespace, options.dryRun, log);
 
-  let lease: HeldLease | undefined;
-  if (options.lock && !options.dryRun) {
-    lease = await acquireLease({
-      client,
-      namespace,
-      name: `pipeline-deploy-${options.app}-${options.environment}`.slice(0, 63).replace(/-+$/, ''),
-      holder: options.lock.holder,
-      leaseDurationMs: options.lock.leaseDurationMs,
-      waitTimeoutMs: options.lock.waitTimeoutMs,
-      logger: log,
-      labels: {
-        [LABEL_MANAGED_BY]: 'pipeline',
-        [LABEL_APP]: options.app,
-        [LABEL_ENVIRONMENT]: options.environment,
-      },
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-  }
+  // The same Lease per Deployment as canary-shift and blue-green-switch take; a deploy without a
+  // Deployment locks its app name, so two such deploys still never interleave.
+  const lockedDeployments = resolved
+    .filter((o) => o.object.kind === 'Deployment')
+    .map((o) => o.object.metadata.name!);
+  const lease: HeldLease | undefined = options.dryRun
+    ? undefined
+    : await acquireRolloutLock({
+        client,
+        namespace,
+        deployments: lockedDeployments.length > 0 ? lockedDeployments : [options.app],
+        lock: options.lock,
+        logger: log,
+        labels: {
+          [LABEL_MANAGED_BY]: 'pipeline',
+          [LABEL_APP]: options.app,
+          [LABEL_ENVIRONMENT]: options.environment,
+        },
+        signal: options.signal,
+      });
   try {
     const deployments = resolved.filter((o) => o.object.kind === 'Deployment');
     for (const other of resolved.filter(
@@ -504,6 +540,8 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         environment: options.environment,
         keep: resolved,
         dryRun: options.dryRun,
+        onSkipped: (kinds) =>
+          log.info(`Not pruning ${kinds.join(', ')}: the deployer's Role does not allow listing them, so none were applied by it`),
       });
       for (const p of pruned)
         log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
