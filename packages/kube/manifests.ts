@@ -219,8 +219,7 @@ export function runBounded(
     };
     child.stdout.on('data', (chunk: Buffer) => {
       outBytes += chunk.length;
-      if (outBytes > limits.maxOutputBytes)
-        stop(`its output passed ${Math.round(limits.maxOutputBytes / 1024 / 1024)} MiB`);
+      if (outBytes > limits.maxOutputBytes) stop(`its output passed ${sizeText(limits.maxOutputBytes)}`);
       else out.push(chunk);
     });
     child.stderr.on('data', (chunk: Buffer) => {
@@ -233,9 +232,7 @@ export function runBounded(
     const watchdog = setInterval(() => {
       const rss = residentBytes(child.pid);
       if (rss !== undefined && rss > limits.maxRssBytes)
-        stop(
-          `it used more than ${Math.round(limits.maxRssBytes / 1024 / 1024)} MiB of memory (${Math.round(rss / 1024 / 1024)} MiB resident)`,
-        );
+        stop(`it used more than ${sizeText(limits.maxRssBytes)} of memory (${sizeText(rss)} resident)`);
     }, 50);
     const done = () => {
       clearTimeout(deadline);
@@ -257,6 +254,10 @@ export function runBounded(
       );
     });
   });
+}
+
+function sizeText(bytes: number): string {
+  return bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KiB` : `${Math.round(bytes / 1024 / 1024)} MiB`;
 }
 
 function residentBytes(pid: number | undefined): number | undefined {
