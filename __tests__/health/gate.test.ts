@@ -188,9 +188,11 @@ describe('the health gate over time (time is injected)', () => {
     });
     const summary = renderGateSummary(result);
     expect(summary).toContain('### ✅ Health gate: passed');
-    expect(summary).toContain('xychart-beta');
-    expect(summary).toContain('x-axis ["+0ms", "+10s", "+20s"]');
-    expect(summary).toContain('line [5000, 5000, 5000]');
+    // A 5 s threshold over millisecond answers would flatten the chart: it is named, not drawn.
+    expect(summary).toMatch(
+      /3 measurement\\\(s\\\), \d+(–\d+)? ms( throughout)? · threshold 5000 ms, not drawn: far from every value/,
+    );
+    expect(summary).not.toContain('line [5000');
   });
 });
 

@@ -1,5 +1,6 @@
 import { formatDuration } from '../core/index.ts';
-import { escapeMarkdown, escapeMermaidLabel } from '../notify/escape.ts';
+import { niceCeiling, renderXyChart } from '../notify/chart.ts';
+import { escapeHtml, escapeMarkdown } from '../notify/escape.ts';
 import type { CheckReport, GateResult } from './gate.ts';
 import type { MeasurementState } from './probes.ts';
 
@@ -16,23 +17,64 @@ function formatValue(v: number | undefined): string {
   return Number.isInteger(v) ? String(v) : Number(v.toPrecision(4)).toString();
 }
 
-/** A Mermaid xychart of a numeric check's values over the window, with its threshold as a second line. */
+const UNIT: Record<CheckReport['type'], { axis: string; suffix: string }> = {
+  http: { axis: 'latency (ms)', suffix: ' ms' },
+  kubernetes: { axis: 'available pods', suffix: ' pods' },
+  prometheus: { axis: 'value', suffix: '' },
+};
+
+function numericPoints(report: CheckReport) {
+  return report.measurements.filter(
+    (m): m is typeof m & { value: number } => m.value !== undefined && Number.isFinite(m.value),
+  );
+}
+
+/**
+ * A Mermaid xychart of a numeric check's values over the window, its y axis scaled to the values
+ * (the threshold is drawn only when it is near them), its x axis in minutes or seconds. A series
+ * with fewer than two points or one constant value has no chart: `describeSeries` says it in words.
+ */
 export function renderCheckChart(report: CheckReport, startedAt: number): string {
-  const points = report.measurements.filter((m) => m.value !== undefined && Number.isFinite(m.value));
-  if (points.length < 2) return '';
-  const labels = points.map((m) => `"+${formatDuration(Math.max(0, m.at - startedAt))}"`);
-  const values = points.map((m) => formatValue(m.value));
-  const lines = [
-    '```mermaid',
-    'xychart-beta',
-    `  title "${escapeMermaidLabel(report.name)}"`,
-    `  x-axis [${labels.join(', ')}]`,
-    `  line [${values.join(', ')}]`,
-  ];
-  for (const t of report.threshold ?? [])
-    lines.push(`  line [${points.map(() => formatValue(t)).join(', ')}]`);
-  lines.push('```');
-  return lines.join('\n');
+  const points = numericPoints(report);
+  if (points.length < 2 || points.every((p) => p.value === points[0]!.value)) return '';
+  const values = points.map((p) => p.value);
+  const high = Math.max(...values);
+  const drawn = (report.threshold ?? []).filter((t) => t >= 0 && t <= Math.max(high, 1) * 3);
+  const spanMs = Math.max(0, points.at(-1)!.at - startedAt);
+  const minutes = spanMs >= 120_000;
+  return renderXyChart({
+    title: `${report.name}: ${UNIT[report.type].axis}`,
+    xRange: {
+      title: minutes ? 'minutes' : 'seconds',
+      max: Number((spanMs / (minutes ? 60_000 : 1000)).toFixed(1)),
+    },
+    yTitle: UNIT[report.type].axis,
+    yMin: Math.min(0, ...values),
+    yMax: niceCeiling(Math.max(high, ...drawn)),
+    series: [
+      { kind: 'line', values },
+      ...drawn.map((t) => ({ kind: 'line' as const, values: points.map(() => t) })),
+    ],
+  });
+}
+
+/** One line on a check's series, in words: the range, the threshold and whether the chart draws it. */
+export function describeSeries(report: CheckReport): string {
+  const points = numericPoints(report);
+  if (points.length === 0) return '';
+  const unit = UNIT[report.type].suffix;
+  const values = points.map((p) => p.value);
+  const low = Math.min(...values);
+  const high = Math.max(...values);
+  const range =
+    low === high
+      ? `${formatValue(low)}${unit} throughout`
+      : `${formatValue(low)}–${formatValue(high)}${unit}`;
+  const thresholds = (report.threshold ?? []).map((t) => {
+    const shown = t <= Math.max(high, 1) * 3 && low !== high && points.length >= 2;
+    return `threshold ${formatValue(t)}${unit}${shown ? ' (red line)' : ', not drawn: far from every value'}`;
+  });
+  return [`${points.length} measurement(s), ${range}`, ...thresholds].join(' · ');
 }
 
 export function renderGateSummary(result: GateResult, title = 'Health gate'): string {
@@ -53,15 +95,12 @@ export function renderGateSummary(result: GateResult, title = 'Health gate'): st
   ];
   for (const c of result.checks) {
     const chart = renderCheckChart(c, result.startedAt);
-    if (chart)
-      out.push(
-        `#### ${escapeMarkdown(c.name)}${c.threshold ? ` (threshold ${c.threshold.map(formatValue).join(' – ')})` : ''}`,
-        '',
-        chart,
-        '',
-      );
+    const words = describeSeries(c);
+    if (chart || words) out.push(`#### ${escapeMarkdown(c.name)}`, '');
+    if (words) out.push(escapeMarkdown(words), '');
+    if (chart) out.push(chart, '');
     out.push(
-      `<details><summary>${escapeMarkdown(c.name)}: ${c.measurements.length} measurement(s)</summary>`,
+      `<details><summary>${escapeHtml(c.name)}: ${c.measurements.length} measurement(s)</summary>`,
       '',
       '| round | at | state | value | detail |',
       '|---|---|---|---|---|',

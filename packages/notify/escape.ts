@@ -53,6 +53,32 @@ const MARKDOWN_ESCAPES: Record<string, string> = {
   '@': '&#64;',
 };
 
+/**
+ * Untrusted text as a Markdown code span. Nothing is escaped inside a code span (a backslash or an
+ * entity would show literally), so the fence is a run of backticks longer than any in the text, and
+ * a `|` becomes a look-alike: GFM ends a table cell at `|` even inside a code span.
+ */
+export function codeSpan(text: string): string {
+  const body = text.replace(/\r?\n/g, ' ').replace(/\|/g, '¦');
+  const longest = Math.max(0, ...(body.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = body.startsWith('`') || body.endsWith('`') || /^ .* $/.test(body) ? ' ' : '';
+  return `${fence}${pad}${body}${pad}${fence}`;
+}
+
+/**
+ * Text inside raw HTML such as `<summary>`: GFM passes an HTML block through without Markdown, so
+ * a backslash escape would show literally; entities are what work there.
+ */
+export function escapeHtml(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/\r?\n/g, ' ');
+}
+
 /** Text inside a Mermaid `["..."]` label: quotes and angle brackets as Mermaid entity codes. */
 export function escapeMermaidLabel(text: string): string {
   return text

@@ -1,5 +1,5 @@
 import { formatDuration } from '../core/index.ts';
-import { escapeMarkdown, escapeMermaidLabel } from '../notify/escape.ts';
+import { codeSpan, escapeHtml, escapeMarkdown, escapeMermaidLabel } from '../notify/escape.ts';
 import type { JobRecord } from '../workflow/runner.ts';
 import type { RehearseResult } from './rehearse.ts';
 import { EXPECTATIONS } from './scenarios.ts';
@@ -89,7 +89,7 @@ export function renderReport(result: RehearseResult): string {
   for (const s of result.state) {
     const which = buildOf(s.image, result.images) ?? 'unknown';
     out.push(
-      `| ${s.environment} | \`${s.image ?? '-'}\` (${which}) | ${s.revision ?? '-'} | ${s.canary} | ${s.migrations.join(', ') || '-'} |`,
+      `| ${s.environment} | ${codeSpan(s.image ?? '-')} (${which}) | ${s.revision ?? '-'} | ${s.canary} | ${s.migrations.join(', ') || '-'} |`,
     );
   }
   out.push('');
@@ -119,7 +119,7 @@ export function renderReport(result: RehearseResult): string {
       out.push('');
       for (const step of job.steps.filter((x) => x.summary.trim())) {
         out.push(
-          `<details><summary>${escapeMarkdown(step.name)}: job summary</summary>`,
+          `<details><summary>${escapeHtml(step.name)}: job summary</summary>`,
           '',
           step.summary.trim(),
           '',

@@ -1,4 +1,5 @@
-import { escapeMarkdown, escapeMermaidLabel } from '../notify/escape.ts';
+import { type ChartSeries, renderXyChart } from '../notify/chart.ts';
+import { codeSpan, escapeMarkdown } from '../notify/escape.ts';
 import type { CanaryResult, StepRecord } from './canary.ts';
 
 const PHASE_ICON = { progressing: '⏩', promoted: '✅', aborted: '↩️' } as const;
@@ -12,43 +13,64 @@ const VERDICT_ICON: Record<StepRecord['verdict'], string> = {
 const pct = (v: number | null | undefined) =>
   v === null || v === undefined ? '' : `${Number((v * 100).toFixed(1))}%`;
 
-/** The key metric of a step: the canary's measured error rate, else the first numeric check's mean. */
-function keyMetric(s: StepRecord): { name: string; value: number } | undefined {
-  if (s.traffic?.errorRate !== null && s.traffic?.errorRate !== undefined)
-    return { name: 'canary error rate %', value: Number((s.traffic.errorRate * 100).toFixed(2)) };
-  for (const c of s.gate?.checks ?? []) {
-    const values = c.measurements
-      .map((m) => m.value)
-      .filter((v): v is number => v !== undefined && Number.isFinite(v));
-    if (values.length > 0)
-      return {
-        name: `${c.name} (mean)`,
-        value: Number((values.reduce((a, b) => a + b, 0) / values.length).toPrecision(4)),
-      };
-  }
-  return undefined;
+/** Percent with one decimal, for chart values. */
+const percent = (v: number) => Number((v * 100).toFixed(1));
+
+/** The analysis' own view of the canary when its traffic was not measured: probes that failed. */
+function probeErrors(s: StepRecord): { failed: number; total: number } | undefined {
+  const all = (s.gate?.checks ?? []).flatMap((c) => c.measurements);
+  if (all.length === 0) return undefined;
+  return {
+    failed: all.filter((m) => m.state === 'failure' || m.state === 'error').length,
+    total: all.length,
+  };
 }
 
-/** A Mermaid chart of the weight per step (bars) and the key metric (line). */
+function shareCell(s: StepRecord, router: string): string {
+  if (s.traffic?.share !== null && s.traffic?.share !== undefined)
+    return `${pct(s.traffic.share)} of requests`;
+  // Without metrics-path nothing counted requests; the replicas router's share is the share of pods.
+  return router === 'replicas' ? `${s.effectiveWeight}% of pods (requests not measured)` : 'not measured';
+}
+
+function errorsCell(s: StepRecord): string {
+  if (s.traffic && s.traffic.canary.requests > 0)
+    return `${s.traffic.canary.errors}/${s.traffic.canary.requests} requests (${pct(s.traffic.errorRate)})`;
+  const probes = probeErrors(s);
+  if (probes) return `${probes.failed}/${probes.total} probes failed (${pct(probes.failed / probes.total)})`;
+  return s.earlier ? 'earlier run' : 'not measured';
+}
+
+/** The canary's error rate per step: measured on its requests, else the share of failed analysis probes. */
+function errorRate(s: StepRecord): number | undefined {
+  if (s.traffic?.errorRate !== null && s.traffic?.errorRate !== undefined) return s.traffic.errorRate;
+  const probes = probeErrors(s);
+  return probes ? probes.failed / probes.total : undefined;
+}
+
+/** A Mermaid chart per step: the weight in effect (bars), the measured share and the canary's error rate (lines), all in percent. */
 export function renderCanaryChart(steps: StepRecord[]): string {
-  if (steps.length === 0) return '';
-  const metrics = steps.map(keyMetric);
-  const metricName = metrics.find(Boolean)?.name;
-  const lines = [
-    '```mermaid',
-    'xychart-beta',
-    `  title "Canary weight${metricName ? ` and ${escapeMermaidLabel(metricName)}` : ''} per step"`,
-    `  x-axis [${steps.map((s) => `"${s.step}: ${s.weight}%${s.verdict === 'passed' ? '' : ' ✗'}"`).join(', ')}]`,
-    '  y-axis "percent" 0 --> 100',
-    `  bar [${steps.map((s) => s.effectiveWeight).join(', ')}]`,
-  ];
-  if (steps.some((s) => s.traffic?.share !== null && s.traffic?.share !== undefined))
-    lines.push(
-      `  line [${steps.map((s) => (s.traffic?.share != null ? Number((s.traffic.share * 100).toFixed(1)) : 0)).join(', ')}]`,
-    );
-  if (metricName) lines.push(`  line [${metrics.map((m) => m?.value ?? 0).join(', ')}]`);
-  lines.push('```');
-  return lines.join('\n');
+  // One step draws a lone bar and lines of one point, which Mermaid leaves invisible: the table says it.
+  if (steps.length < 2) return '';
+  const series: ChartSeries[] = [{ kind: 'bar', values: steps.map((s) => s.effectiveWeight) }];
+  const legend = ['bars: weight in effect'];
+  if (steps.some((s) => s.traffic?.share !== null && s.traffic?.share !== undefined)) {
+    series.push({ kind: 'line', values: steps.map((s) => percent(s.traffic?.share ?? 0)) });
+    legend.push('red line: measured share of requests');
+  }
+  const errors = steps.map(errorRate);
+  if (errors.some((e) => e !== undefined)) {
+    series.push({ kind: 'line', values: errors.map((e) => percent(e ?? 0)) });
+    legend.push(`${series.length === 2 ? 'red' : 'amber'} line: canary error rate`);
+  }
+  return `${legend.join(' · ')}\n\n${renderXyChart({
+    title: 'Canary per step',
+    categories: steps.map((s) => `${s.step}: ${s.weight}%${s.verdict === 'passed' ? '' : ' ✗'}`),
+    yTitle: 'percent',
+    yMax: 100,
+    series,
+    height: 240,
+  })}`;
 }
 
 export function renderCanarySummary(result: CanaryResult, deployment: string): string {
@@ -63,7 +85,7 @@ export function renderCanarySummary(result: CanaryResult, deployment: string): s
     '',
     `> ${escapeMarkdown(result.reason)}`,
     '',
-    `Router \`${result.router}\` · stable \`${escapeMarkdown(result.stableImage)}\` · canary \`${escapeMarkdown(result.image)}\` · mode \`${result.mode}\``,
+    `Router ${codeSpan(result.router)} · stable ${codeSpan(result.stableImage)} · canary ${codeSpan(result.image)} · mode ${codeSpan(result.mode)}`,
     '',
   ];
   if (result.timings?.trafficRestoredAt !== undefined && result.timings.failedMeasurementAt !== undefined)
@@ -78,7 +100,7 @@ export function renderCanarySummary(result: CanaryResult, deployment: string): s
       '|---|---|---|---|---|---|---|',
       ...result.steps.map(
         (s) =>
-          `| ${s.step}${s.earlier ? ' (earlier run)' : ''} | ${s.weight}% | ${s.effectiveWeight}% | ${VERDICT_ICON[s.verdict]} ${s.verdict} | ${pct(s.traffic?.share)} | ${s.traffic ? `${s.traffic.canary.errors}/${s.traffic.canary.requests}` : ''} | ${escapeMarkdown(s.reason)} |`,
+          `| ${s.step}${s.earlier ? ' (earlier run)' : ''} | ${s.weight}% | ${s.effectiveWeight}% | ${VERDICT_ICON[s.verdict]} ${s.verdict} | ${shareCell(s, result.router)} | ${errorsCell(s)} | ${escapeMarkdown(s.reason)} |`,
       ),
       '',
     );

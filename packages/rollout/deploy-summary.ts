@@ -1,5 +1,5 @@
 import { formatDuration } from '../core/index.ts';
-import { escapeMarkdown } from '../notify/escape.ts';
+import { codeSpan, escapeHtml, escapeMarkdown } from '../notify/escape.ts';
 import type { DeployResult } from './deploy.ts';
 
 const ACTION_ICON = { created: '🆕', configured: '✏️', unchanged: '➖', pruned: '🗑️' } as const;
@@ -28,7 +28,7 @@ export function renderDeploySummary(
   if (result.failure) out.push(`> ${escapeMarkdown(result.failure)}`, '');
   for (const n of result.notRolledBack) out.push(`> **NOT ROLLED BACK:** ${escapeMarkdown(n.message)}`, '');
   const rows: [string, string][] = [
-    ['Environment', `${escapeMarkdown(ctx.environment)} (namespace \`${result.namespace}\`)`],
+    ['Environment', `${escapeMarkdown(ctx.environment)} (namespace ${codeSpan(result.namespace)})`],
   ];
   if (ctx.environmentUrl) {
     // A URL can come from a branch name: link it only when it cannot break out of the link.
@@ -45,7 +45,7 @@ export function renderDeploySummary(
     const to = w.images.join(', ');
     rows.push([
       `${w.kind}/${escapeMarkdown(w.name)}`,
-      `${from && from !== to ? `\`${from}\` → ` : ''}\`${to}\`${w.previousRevision || w.revision ? ` · revision ${w.previousRevision ?? '–'} → ${w.revision ?? '–'}` : ''}`,
+      `${from && from !== to ? `${codeSpan(from)} → ` : ''}${codeSpan(to)}${w.previousRevision || w.revision ? ` · revision ${w.previousRevision ?? '–'} → ${w.revision ?? '–'}` : ''}`,
     ]);
   }
   rows.push(['Duration', formatDuration(result.durationMs)]);
@@ -72,7 +72,7 @@ export function renderDeploySummary(
   if (result.dryRun) {
     for (const a of result.applied.filter((x) => x.diff))
       out.push(
-        `<details><summary>${a.kind}/${escapeMarkdown(a.name)}</summary>`,
+        `<details><summary>${escapeHtml(`${a.kind}/${a.name}`)}</summary>`,
         '',
         fence(a.diff!, 'diff'),
         '',
@@ -101,7 +101,7 @@ export function renderDeploySummary(
     }
     for (const d of w.diagnostics) {
       out.push(
-        `<details><summary>pod ${escapeMarkdown(d.pod)}: events and last log lines</summary>`,
+        `<details><summary>pod ${escapeHtml(d.pod)}: events and last log lines</summary>`,
         '',
         fence(d.events.join('\n') || '(no events)'),
         '',
