@@ -46,6 +46,7 @@ export const schema = defineInputs({
   }),
   prune: input.boolean({ default: 'false' }),
   'dry-run': input.boolean({ default: 'false' }),
+  plan: input.boolean({ default: 'false' }),
   'force-conflicts': input.boolean({ default: 'true' }),
   'rollback-on-failure': input.boolean({ default: 'true' }),
   lock: input.boolean({ default: 'true' }),
@@ -121,8 +122,7 @@ export async function main(): Promise<void> {
         ...(inputs.kustomize ? { kustomize: inputs.kustomize } : {}),
         ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
         cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
-      });
-        guard: { allowOutsideWorkspace: inputs.allowPathsOutsideWorkspace, hasAllowInput: true },
+      });allowOutsideWorkspace: inputs.allowPathsOutsideWorkspace, hasAllowInput: true ,
       const { prepareObjects, deploy } = await import('../packages/rollout/deploy.ts');
       // Image names that match nothing are input errors: find them before touching anything.
       prepareObjects({
@@ -135,7 +135,34 @@ export async function main(): Promise<void> {
         ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
       });
 
+      if (inputs.plan && inputs.dryRun)
+        throw new InputError('plan', 'is true together with dry-run', 'either plan (read-only) or dry-run (needs write access)');
       const client = await connectCluster(inputs, log);
+      if (inputs.plan) {
+        // Read-only: GET and LIST only, no lock, no GitHub deployment, so a get/list Role suffices.
+        const { planManifests } = await import('../packages/rollout/plan.ts');
+        const { manifestPlanLine, renderManifestPlan } = await import('../packages/rollout/plan-summary.ts');
+        const plan = await planManifests({
+          client,
+          app,
+          environment: inputs.environment,
+          namespace,
+          objects,
+          images,
+          replicas,
+          ...(inputs.config ? { config: inputs.config } : {}),
+          ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
+          logger: log,
+        });
+        setOutput('plan', JSON.stringify({ namespace, counts: plan.counts, objects: plan.objects }));
+        setOutput('plan-line', manifestPlanLine(plan));
+        setOutput('reason', '');
+        await writeSummary(
+          renderManifestPlan(plan, { app, environment: inputs.environment, ...(inputs.image ? { image: inputs.image } : {}) }),
+        );
+        log.info(`Plan: ${manifestPlanLine(plan)}; nothing was changed`);
+        return;
+      }
 
       let github:
         | { deploymentId: number; octokit: import('../packages/github/deployments.ts').Octokit }
@@ -221,7 +248,7 @@ export async function main(): Promise<void> {
             }
           },
         });
-          ...(inputs.clusterScopedKinds ? { clusterScopedKinds: inputs.clusterScopedKinds } : {}),
+          ...(inputs.clusterScopedKinds ? clusterScopedKinds: inputs.clusterScopedKinds : ),
       } catch (error) {
         await statusOf('error', (error as Error).message);
         throw error;
@@ -245,6 +272,7 @@ export async function main(): Promise<void> {
             ? `Rolled back to the previous version: ${result.failure}`
             : (result.failure ?? '');
       setOutput('failure', failureText);
+      setOutput('reason', result.ok ? '' : (result.failure ?? '').split('\n')[0]!.slice(0, 500));
       setOutput('environment-url', inputs.environmentUrl ?? '');
       if (!github) setOutput('deployment-id', '');
       setOutput(

@@ -80,6 +80,12 @@ function resultJson(result: MigrationResult): string {
   return JSON.stringify({ ...result, migrations: result.migrations.map(({ sql: _sql, ...row }) => row) });
 }
 
+/** The first line of a failure, cut to what a chat message can show. */
+function oneLine(message: string): string {
+  const first = message.split('\n').find((line) => line.trim()) ?? message;
+  return first.length > 500 ? `${first.slice(0, 499)}…` : first;
+}
+
 export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
     maskPassword(inputs.databaseUrl, log);
@@ -158,6 +164,8 @@ export async function main(): Promise<void> {
         logger: log,
       });
     } catch (error) {
+      // The first line names the file, the statement's error and its SQLSTATE: what Slack shows.
+      setOutput('reason', oneLine(error instanceof Error ? error.message : String(error)));
       if (!(error instanceof MigrationRunError)) throw error;
       await report(error.result);
       const restore = error.result.restoreCommand;
@@ -166,6 +174,7 @@ export async function main(): Promise<void> {
       throw error;
     }
     await report(result);
+    setOutput('reason', '');
     const changed = [
       result.applied.length ? `applied ${result.applied.join(', ')}` : '',
       result.reverted.length ? `reverted ${result.reverted.join(', ')}` : '',
