@@ -6,7 +6,15 @@ import type { Controllers } from './controllers/index.ts';
 import { applyDefaults, validate } from './defaults.ts';
 import { checkDecode } from './fields.ts';
 import { serverSideApply, trackUpdate } from './managed-fields.ts';
-import { applyJsonPatch, applyMergePatch, clone, isObject, pruneNulls, strategicMerge } from './patch.ts';
+import {
+  applyJsonPatch,
+  applyMergePatch,
+  clone,
+  deepEqual,
+  isObject,
+  pruneNulls,
+  strategicMerge,
+} from './patch.ts';
 import { decodeProtobufObject } from './protobuf.ts';
 import { apiVersionOf, qualifiedName, type ResourceInfo, resourceByKind } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector, selectorString } from './selectors.ts';
@@ -509,9 +517,17 @@ function commitUpdate(
       if (current['status'] === undefined) delete next['status'];
       else next['status'] = clone(current['status']);
     }
-    if (next.metadata.managedFields === undefined && current.metadata.managedFields) {
-      next.metadata.managedFields = clone(current.metadata.managedFields);
-    }
+  }
+  // A write that sets managedFields replaces them (the real server's way to fix or reset
+  // ownership: [{}] clears them); an empty list or none leaves them as they were.
+  const given = proposed.metadata?.managedFields;
+  const replaced =
+    Array.isArray(given) && given.length > 0 && !deepEqual(given, current.metadata.managedFields)
+      ? given
+      : undefined;
+  if (!replaced) {
+    if (current.metadata.managedFields) next.metadata.managedFields = clone(current.metadata.managedFields);
+    else delete next.metadata.managedFields;
   }
   if (next.metadata.name && next.metadata.name !== current.metadata.name) {
     throw badRequest(
@@ -529,7 +545,8 @@ function commitUpdate(
   }
   if (!next.metadata.resourceVersion) next.metadata.resourceVersion = current.metadata.resourceVersion!;
   finishWrite(r, next, current);
-  if (trackManager) trackUpdate(current, next, managerOf(r), ctx.now(), r.subresource);
+  if (trackManager) trackUpdate(current, next, managerOf(r), ctx.now(), r.subresource, replaced);
+  else if (replaced) next.metadata.managedFields = replaced.filter((e) => e.manager);
   const prepared = ctx.store.prepareUpdate(r.resource, next).next;
   if (dryRun(r)) return prepared;
   return ctx.store.update(r.resource, next);
@@ -645,6 +662,7 @@ function applyPatch(
     );
   }
   const config = asObject(r, clone(body));
+  if (config.metadata.managedFields !== undefined) throw badRequest('metadata.managedFields must be nil');
   if (!config.apiVersion || !config.kind)
     throw badRequest('apiVersion and kind must be set in an apply configuration');
   if (config.metadata.name && config.metadata.name !== r.name) {

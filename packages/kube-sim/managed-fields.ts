@@ -25,6 +25,36 @@ const SKIP_META = new Set([
 
 export type FieldSet = Set<string>;
 
+/**
+ * The keys of an associative list, as the real schemas' x-kubernetes-list-map-keys give them:
+ * container ports are keyed by containerPort and protocol, Service ports by port and protocol.
+ */
+function listKeys(field: string, items: unknown[]): string[] | undefined {
+  const key = mergeKeyFor(field, items);
+  if (!key) return undefined;
+  if (field === 'ports')
+    return key === 'containerPort' ? ['containerPort', 'protocol'] : ['port', 'protocol'];
+  return [key];
+}
+
+/** Key fields the server defaults before keying (a port's protocol). */
+const KEY_DEFAULTS: Record<string, unknown> = { protocol: 'TCP' };
+
+function itemKey(item: JsonObject, keys: string[]): JsonObject | undefined {
+  const out: JsonObject = {};
+  for (const k of [...keys].sort()) {
+    const v = item[k] ?? KEY_DEFAULTS[k];
+    if (v === undefined) return undefined;
+    out[k] = v;
+  }
+  return out;
+}
+
+function matchesKey(item: unknown, key: JsonObject): boolean {
+  if (!isObject(item)) return false;
+  return Object.entries(key).every(([k, v]) => deepEqual(item[k] ?? KEY_DEFAULTS[k], v));
+}
+
 function walk(value: unknown, prefix: string[], out: FieldSet, field: string): void {
   if (isObject(value)) {
     const keys = Object.keys(value).filter((k) => value[k] !== undefined);
@@ -36,10 +66,10 @@ function walk(value: unknown, prefix: string[], out: FieldSet, field: string): v
     return;
   }
   if (Array.isArray(value)) {
-    const key = mergeKeyFor(field, value);
-    if (key && value.length > 0 && value.every((i) => isObject(i) && i[key] !== undefined)) {
+    const keys = listKeys(field, value);
+    if (keys && value.length > 0 && value.every((i) => isObject(i) && itemKey(i, keys))) {
       for (const item of value as JsonObject[]) {
-        const itemPath = [...prefix, `k:${JSON.stringify({ [key]: item[key] })}`];
+        const itemPath = [...prefix, `k:${JSON.stringify(itemKey(item, keys))}`];
         out.add(itemPath.join(SEP));
         for (const [k, v] of Object.entries(item))
           if (v !== undefined) walk(v, [...itemPath, `f:${k}`], out, k);
@@ -77,9 +107,8 @@ export function valueAt(obj: unknown, path: string): Found {
       current = current[seg.slice(2)];
     } else if (seg.startsWith('k:')) {
       const key = JSON.parse(seg.slice(2)) as JsonObject;
-      const [k, v] = Object.entries(key)[0]!;
       if (!Array.isArray(current)) return { found: false };
-      const item = current.find((i) => isObject(i) && deepEqual(i[k], v));
+      const item = current.find((i) => matchesKey(i, key));
       if (item === undefined) return { found: false };
       current = item;
     } else return { found: false };
@@ -100,8 +129,8 @@ export function removePath(obj: unknown, path: string): void {
   const last = segs[segs.length - 1]!;
   if (last.startsWith('f:') && isObject(parentValue)) delete parentValue[last.slice(2)];
   else if (last.startsWith('k:') && Array.isArray(parentValue)) {
-    const [k, v] = Object.entries(JSON.parse(last.slice(2)) as JsonObject)[0]!;
-    const i = parentValue.findIndex((item) => isObject(item) && deepEqual(item[k], v));
+    const key = JSON.parse(last.slice(2)) as JsonObject;
+    const i = parentValue.findIndex((item) => matchesKey(item, key));
     if (i >= 0) parentValue.splice(i, 1);
   }
 }
@@ -111,8 +140,8 @@ export function displayPath(path: string): string {
     .split(SEP)
     .map((seg) => {
       if (seg.startsWith('f:')) return `.${seg.slice(2)}`;
-      const [k, v] = Object.entries(JSON.parse(seg.slice(2)) as JsonObject)[0]!;
-      return `[${k}=${JSON.stringify(v)}]`;
+      const key = Object.entries(JSON.parse(seg.slice(2)) as JsonObject);
+      return `[${key.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}]`;
     })
     .join('');
 }
@@ -199,8 +228,13 @@ export function trackUpdate(
   manager: string,
   now: number,
   subresource?: string,
+  ownersFrom?: ManagedFieldsEntry[],
 ): void {
-  const owners = oldObj ? ownersOf(oldObj) : [];
+  const owners = ownersFrom
+    ? ownersOf({ ...newObj, metadata: { managedFields: ownersFrom.filter((e) => e.manager) } })
+    : oldObj
+      ? ownersOf(oldObj)
+      : [];
   const before = oldObj ? fieldSetOf(oldObj) : new Set<string>();
   const after = fieldSetOf(newObj);
   const changed = new Set<string>();
@@ -240,11 +274,12 @@ function applyMerge(live: unknown, config: unknown, field: string): unknown {
     return out;
   }
   if (Array.isArray(config) && Array.isArray(live)) {
-    const key = mergeKeyFor(field, [...live, ...config]);
-    if (key && config.every((i) => isObject(i) && i[key] !== undefined)) {
+    const keys = listKeys(field, [...live, ...config]);
+    if (keys && config.every((i) => isObject(i) && itemKey(i, keys))) {
       const out = live.map((x) => clone(x));
       for (const item of config as JsonObject[]) {
-        const i = out.findIndex((o) => isObject(o) && deepEqual(o[key], item[key]));
+        const key = itemKey(item, keys)!;
+        const i = out.findIndex((o) => matchesKey(o, key));
         if (i >= 0) out[i] = applyMerge(out[i], item, '');
         else out.push(clone(item));
       }
@@ -304,9 +339,14 @@ export function serverSideApply(
   merged.metadata = { ...(live?.metadata ?? {}), ...(merged.metadata ?? {}) };
   let mine = owners.find((o) => o.manager === opts.manager && o.operation === 'Apply');
   const previous = mine?.fields ?? new Set<string>();
-  for (const p of [...previous].sort().reverse()) {
-    if (applied.has(p)) continue;
-    if (owners.some((o) => o !== mine && o.fields.has(p))) continue;
+  const ownedByOthers = (p: string) =>
+    owners.some((o) => o !== mine && [...o.fields].some((f) => f === p || f.startsWith(`${p}${SEP}`)));
+  const dropped = [...previous].filter((p) => !applied.has(p) && !ownedByOthers(p));
+  // A dropped list item goes whole; its own fields are not removed one by one (that would leave
+  // a keyless husk like {"protocol":"TCP"} that no key matches any more).
+  const droppedItems = dropped.filter(isItemPath);
+  for (const p of dropped.sort().reverse()) {
+    if (droppedItems.some((item) => item !== p && p.startsWith(`${item}${SEP}`))) continue;
     removePath(merged, p);
   }
   if (!mine) {
