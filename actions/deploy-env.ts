@@ -49,9 +49,9 @@ export const schema = defineInputs({
   plan: input.boolean({ default: 'false' }),
   'force-conflicts': input.boolean({ default: 'true' }),
   'rollback-on-failure': input.boolean({ default: 'true' }),
-  lock: input.boolean({ default: 'true' }),
   'cluster-scoped-kinds': input.list({ accepted: CLUSTER_KINDS_FORM }),
   'allow-paths-outside-workspace': input.boolean({ default: 'false' }),
+  lock: input.boolean({ default: 'true' }),
   'environment-url': input.url(),
   'github-token': input.secret(),
   'github-deployment': input.boolean({ default: 'true' }),
@@ -83,7 +83,6 @@ export async function main(): Promise<void> {
           .replace(/^-+|-+$/g, '') ||
           'app');
       const namespace = inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, 63).replace(/-+$/, '');
-      const images = new Map(inputs.images ?? []);
       for (const kind of inputs.clusterScopedKinds ?? [])
         if (!/^[A-Z][A-Za-z0-9]*$/.test(kind))
           throw new InputError(
@@ -97,6 +96,7 @@ export async function main(): Promise<void> {
           `is ${JSON.stringify(namespace)}, which deploys never touch`,
           `a namespace of the application's own (not ${PROTECTED_NAMESPACES.join(', ')})`,
         );
+      const images = new Map(inputs.images ?? []);
       const replicas = new Map<string, number>();
       if (inputs.replicas) {
         if (/^\d+$/.test(inputs.replicas)) replicas.set('*', Number(inputs.replicas));
@@ -105,7 +105,6 @@ export async function main(): Promise<void> {
             const [name, count] = pair.trim().split('=') as [string, string];
             replicas.set(name, Number(count));
           }
-      }
         for (const [name, count] of replicas)
           if (!validReplicas(count))
             throw new InputError(
@@ -113,16 +112,18 @@ export async function main(): Promise<void> {
               `has ${JSON.stringify(inputs.replicas.length > 60 ? `${inputs.replicas.slice(0, 60)}…` : inputs.replicas)}, with a count${name === '*' ? '' : ` for ${name}`} over ${MAX_REPLICAS}`,
               `whole numbers from 0 to ${MAX_REPLICAS}`,
             );
-      if (inputs.image) images.set(imageRepository(inputs.image), inputs.image);
+      }
       if (inputs.image) checkImageInput(inputs.image, 'image');
       for (const [, ref] of images) checkImageInput(ref, 'images');
+      if (inputs.image) images.set(imageRepository(inputs.image), inputs.image);
       for (const [, value] of inputs.secrets ?? []) log.mask(value);
 
       const objects = await loadManifests({
         ...(inputs.kustomize ? { kustomize: inputs.kustomize } : {}),
         ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
         cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
-      });allowOutsideWorkspace: inputs.allowPathsOutsideWorkspace, hasAllowInput: true ,
+        guard: { allowOutsideWorkspace: inputs.allowPathsOutsideWorkspace, hasAllowInput: true },
+      });
       const { prepareObjects, deploy } = await import('../packages/rollout/deploy.ts');
       // Image names that match nothing are input errors: find them before touching anything.
       prepareObjects({
@@ -136,7 +137,11 @@ export async function main(): Promise<void> {
       });
 
       if (inputs.plan && inputs.dryRun)
-        throw new InputError('plan', 'is true together with dry-run', 'either plan (read-only) or dry-run (needs write access)');
+        throw new InputError(
+          'plan',
+          'is true together with dry-run',
+          'either plan (read-only) or dry-run (needs write access)',
+        );
       const client = await connectCluster(inputs, log);
       if (inputs.plan) {
         // Read-only: GET and LIST only, no lock, no GitHub deployment, so a get/list Role suffices.
@@ -158,7 +163,11 @@ export async function main(): Promise<void> {
         setOutput('plan-line', manifestPlanLine(plan));
         setOutput('reason', '');
         await writeSummary(
-          renderManifestPlan(plan, { app, environment: inputs.environment, ...(inputs.image ? { image: inputs.image } : {}) }),
+          renderManifestPlan(plan, {
+            app,
+            environment: inputs.environment,
+            ...(inputs.image ? { image: inputs.image } : {}),
+          }),
         );
         log.info(`Plan: ${manifestPlanLine(plan)}; nothing was changed`);
         return;
@@ -212,6 +221,7 @@ export async function main(): Promise<void> {
           timeoutMs: inputs.timeout,
           stuckGraceMs: inputs.failFastAfter,
           rollbackOnFailure: inputs.rollbackOnFailure,
+          ...(inputs.clusterScopedKinds ? { clusterScopedKinds: inputs.clusterScopedKinds } : {}),
           ...(inputs.lock
             ? {
                 lock: lockRequest(inputs, lockHolder),
@@ -248,7 +258,6 @@ export async function main(): Promise<void> {
             }
           },
         });
-          ...(inputs.clusterScopedKinds ? clusterScopedKinds: inputs.clusterScopedKinds : ),
       } catch (error) {
         await statusOf('error', (error as Error).message);
         throw error;
