@@ -1,7 +1,7 @@
 import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
-import { type Check, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
+import { type Check, checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
@@ -13,9 +13,14 @@ const checksInput = () =>
   });
 
 export const schema = defineInputs({
-  mode: input.enum(['deploy', 'switch', 'rollback'] as const, { default: 'deploy' }),
+  mode: input.enum(['deploy', 'switch', 'rollback', 'finish'] as const, { default: 'deploy' }),
   app: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
   namespace: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  environment: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  kustomize: input.string(),
+  manifests: input.list(),
+  'keep-previous': input.boolean({ default: 'false' }),
+  reason: input.string(),
   image: input.string({
     pattern: /^[^\s=]+$/,
     accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
@@ -47,6 +52,15 @@ export async function main(): Promise<void> {
         'is required with mode deploy',
         'the new image reference, such as ghcr.io/acme/shop:1.4.2',
       );
+    const rendering = Boolean(inputs.kustomize || inputs.manifests?.length);
+    if (inputs.kustomize && inputs.manifests?.length)
+      throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');
+    if (rendering && inputs.mode !== 'deploy')
+      throw new InputError(
+        inputs.kustomize ? 'kustomize' : 'manifests',
+        `is set with mode ${inputs.mode}, which deploys nothing new`,
+        'kustomize or manifests with mode deploy',
+      );
     const client = await connectCluster(inputs, log);
     const namespace = inputs.namespace ?? client.defaultNamespace;
     const readChecks = (doc: unknown, name: string): Check[] | undefined =>
@@ -69,11 +83,57 @@ export async function main(): Promise<void> {
         : undefined;
     const preChecks = analysis(readChecks(inputs.preChecks, 'pre-checks'));
     const postChecks = analysis(readChecks(inputs.postChecks, 'post-checks'));
+    for (const secret of checkSecrets([...(preChecks?.checks ?? []), ...(postChecks?.checks ?? [])]))
+      log.mask(secret);
 
     const { runBlueGreen } = await import('../packages/rollout/blue-green.ts');
     const service = inputs.service ?? inputs.app;
     const preview = inputs.previewService ?? `${inputs.app}-preview`;
+    const { deploymentPath } = await import('../packages/rollout/kube-ops.ts');
+    const { REVISION_ANNOTATION } = await import('../packages/kube/rollout.ts');
     try {
+      let release: Parameters<typeof runBlueGreen>[0]['release'];
+      if (rendering) {
+        const { applySupporting, renderRelease } = await import('../packages/rollout/rendered.ts');
+        const rendered = await renderRelease({
+          source: {
+            ...(inputs.kustomize ? { kustomize: inputs.kustomize } : {}),
+            ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
+            cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
+          },
+          deployment: inputs.app,
+          image: inputs.image!,
+          app: inputs.app,
+          environment: inputs.environment ?? namespace,
+        });
+        // The overlay's Service selects every pod of the app; live, it must select one colour.
+        const withLive = (live: string) =>
+          rendered.supporting.map((o) =>
+            o.object.kind === 'Service' && o.object.metadata.name === service
+              ? {
+                  ...o,
+                  object: {
+                    ...o.object,
+                    spec: {
+                      ...(o.object.spec as Record<string, unknown>),
+                      selector: {
+                        ...((o.object.spec as { selector?: Record<string, string> }).selector ?? {}),
+                        [inputs.colorLabel]: live,
+                      },
+                    },
+                  },
+                }
+              : o,
+          );
+        await applySupporting({ client, namespace, objects: withLive('blue'), dryRun: true, logger: log });
+        release = {
+          deployment: rendered.deployment,
+          templateHash: rendered.templateHash,
+          applySupporting: async (live) => {
+            await applySupporting({ client, namespace, objects: withLive(live), dryRun: false, logger: log });
+          },
+        };
+      }
       const result = await runBlueGreen({
         client,
         namespace,
@@ -87,6 +147,9 @@ export async function main(): Promise<void> {
         ...(preChecks ? { preChecks } : {}),
         ...(postChecks ? { postChecks } : {}),
         scaleDownDelayMs: inputs.scaleDownDelay,
+        keepPrevious: inputs.keepPrevious,
+        ...(inputs.reason ? { reason: inputs.reason } : {}),
+        ...(release ? { release } : {}),
         timeoutMs: inputs.timeout,
         stuckGraceMs: inputs.failFastAfter,
         lock: lockRequest(inputs, lockHolder),
@@ -94,6 +157,13 @@ export async function main(): Promise<void> {
         clock,
         signal: cancelled,
       });
+      const liveDeployment = await client.getJson<import('../packages/kube/rollout.ts').DeploymentObject>(
+        deploymentPath(namespace, `${inputs.app}-${result.activeColor}`),
+      );
+      setOutput('image', result.after.colors[result.activeColor].image);
+      setOutput('revision', liveDeployment?.metadata.annotations?.[REVISION_ANNOTATION] ?? '');
+      setOutput('reason', result.reason);
+      setOutput('first-release', result.firstRelease === true);
       setOutput('active-color', result.activeColor);
       setOutput('previous-color', result.previousColor);
       setOutput('switched', result.switched);

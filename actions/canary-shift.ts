@@ -1,7 +1,7 @@
 import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
-import { DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
+import { checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
@@ -14,6 +14,9 @@ export const schema = defineInputs({
   mode: input.enum(MODES, { default: 'run' }),
   deployment: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
   namespace: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  environment: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  kustomize: input.string(),
+  manifests: input.list(),
   image: input.string({
     pattern: /^[^\s=]+$/,
     accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
@@ -73,6 +76,22 @@ export async function main(): Promise<void> {
         'stable-service (and canary-service)',
       );
 
+    const rendering = Boolean(inputs.kustomize || inputs.manifests?.length);
+    if (inputs.kustomize && inputs.manifests?.length)
+      throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');
+    if (rendering && inputs.mode !== 'run' && inputs.mode !== 'set-weight')
+      throw new InputError(
+        inputs.kustomize ? 'kustomize' : 'manifests',
+        `is set with mode ${inputs.mode}, which starts nothing new`,
+        'kustomize or manifests with mode run or set-weight',
+      );
+    if (rendering && !inputs.image)
+      throw new InputError(
+        'image',
+        `is required with ${inputs.kustomize ? 'kustomize' : 'manifests'}`,
+        'the new image reference, such as ghcr.io/acme/shop@sha256:…',
+      );
+
     const client = await connectCluster(inputs, log);
     const namespace = inputs.namespace ?? client.defaultNamespace;
 
@@ -87,6 +106,7 @@ export async function main(): Promise<void> {
             timeoutMs: 10_000,
           })
         : undefined;
+    for (const secret of checkSecrets(checks ?? [])) log.mask(secret);
     if (analysing && !checks)
       throw new InputError(
         'checks',
@@ -97,7 +117,95 @@ export async function main(): Promise<void> {
     const metrics = inputs.metricsPath ? parseMetricsEndpoint(inputs.metricsPath) : undefined;
 
     const { runCanary } = await import('../packages/rollout/canary.ts');
+    const { deploymentPath } = await import('../packages/rollout/kube-ops.ts');
+    const { REVISION_ANNOTATION } = await import('../packages/kube/rollout.ts');
+    type Live = import('../packages/kube/rollout.ts').DeploymentObject;
+    const live = () => client.getJson<Live>(deploymentPath(namespace, inputs.deployment));
+    const revisionOf = (d: Live | undefined) => d?.metadata.annotations?.[REVISION_ANNOTATION] ?? '';
+    const imageOf = (d: Live | undefined) =>
+      ((d?.spec?.template?.spec?.containers ?? []) as { name: string; image: string }[]).find(
+        (c) => !inputs.container || c.name === inputs.container,
+      )?.image ?? '';
     try {
+      const rendered = rendering
+        ? await (await import('../packages/rollout/rendered.ts')).renderRelease({
+            source: {
+              ...(inputs.kustomize ? { kustomize: inputs.kustomize } : {}),
+              ...(inputs.manifests ? { manifests: inputs.manifests } : {}),
+              cwd: process.env.GITHUB_WORKSPACE || process.cwd(),
+            },
+            deployment: inputs.deployment,
+            image: inputs.image!,
+            app: inputs.deployment,
+            environment: inputs.environment ?? namespace,
+          })
+        : undefined;
+      const before = await live();
+      setOutput('previous-revision', revisionOf(before));
+      if (rendered && !before) {
+        // Nothing to compare a canary with: the overlay is deployed directly, as Argo Rollouts does
+        // for a first release, with the same rollout wait and rollback as deploy-env.
+        log.info(
+          `There is no ${inputs.deployment} Deployment in ${namespace} yet: this first release is deployed directly, without a canary`,
+        );
+        const { deploy } = await import('../packages/rollout/deploy.ts');
+        const deployed = await deploy({
+          client,
+          app: inputs.deployment,
+          environment: inputs.environment ?? namespace,
+          namespace,
+          createNamespace: false,
+          objects: rendered.all,
+          images: new Map(),
+          prune: false,
+          dryRun: false,
+          forceConflicts: true,
+          timeoutMs: inputs.timeout,
+          stuckGraceMs: inputs.failFastAfter,
+          rollbackOnFailure: true,
+          lock: lockRequest(inputs, lockHolder),
+          logger: log,
+          clock,
+          signal: cancelled,
+        });
+        const after = await live();
+        const reason = deployed.ok
+          ? `first release: no stable ${inputs.deployment} to compare a canary with, so ${inputs.image} was deployed directly`
+          : `first release of ${inputs.image} failed: ${deployed.failure}`;
+        setOutput('first-release', true);
+        setOutput('image', deployed.ok ? imageOf(after) : '');
+        setOutput('revision', revisionOf(after));
+        setOutput('weight', deployed.ok ? 100 : 0);
+        setOutput('phase', deployed.ok ? 'promoted' : 'aborted');
+        setOutput('reason', reason);
+        setOutput('steps', '[]');
+        const { renderDeploySummary } = await import('../packages/rollout/deploy-summary.ts');
+        await writeSummary(
+          `${renderDeploySummary(deployed, { app: inputs.deployment, environment: inputs.environment ?? namespace })}\n\n${reason}\n`,
+        );
+        if (!deployed.ok) throw new PipelineError(`Canary of ${inputs.image} aborted: ${reason}`);
+        log.info(reason);
+        return;
+      }
+      let release: Parameters<typeof runCanary>[0]['release'];
+      if (rendered) {
+        const { applySupporting } = await import('../packages/rollout/rendered.ts');
+        // The server validates the overlay's other objects now, before the first change.
+        await applySupporting({ client, namespace, objects: rendered.supporting, dryRun: true, logger: log });
+        release = {
+          deployment: rendered.deployment,
+          templateHash: rendered.templateHash,
+          applySupporting: async () => {
+            await applySupporting({
+              client,
+              namespace,
+              objects: rendered.supporting,
+              dryRun: false,
+              logger: log,
+            });
+          },
+        };
+      }
       const result = await runCanary({
         client,
         namespace,
@@ -134,6 +242,7 @@ export async function main(): Promise<void> {
           : {}),
         ...(metrics ? { metrics } : {}),
         trackLabel: inputs.trackLabel,
+        ...(release ? { release } : {}),
         abortAction: inputs.abortAction,
         ...(inputs.reason ? { abortReason: inputs.reason } : {}),
         timeoutMs: inputs.timeout,
@@ -144,6 +253,10 @@ export async function main(): Promise<void> {
         signal: cancelled,
       });
       const { renderCanarySummary, stepsJson } = await import('../packages/rollout/canary-summary.ts');
+      const after = await live();
+      setOutput('first-release', false);
+      setOutput('image', imageOf(after));
+      setOutput('revision', revisionOf(after));
       setOutput('weight', result.weight);
       setOutput('phase', result.phase);
       setOutput('reason', result.reason);

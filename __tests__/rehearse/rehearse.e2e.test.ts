@@ -2,8 +2,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { type RehearseResult, rehearse } from '../../packages/rehearse/rehearse.ts';
+import { CONFIG_CHANGE, endingOf, type RehearseResult, rehearse } from '../../packages/rehearse/rehearse.ts';
+import type { ScenarioName, Strategy } from '../../packages/rehearse/scenarios.ts';
 import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../packages/testkit/postgres.ts';
+
+/**
+ * The scenario matrix, each through the real workflows (examples/shop's caller → pipeline.yml →
+ * deploy.yml → the built actions) into empty environments: the previous release is played
+ * through the same workflows first, never written into the cluster or database behind them.
+ */
 
 const out = mkdtempSync(join(tmpdir(), 'rehearse-test-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -12,118 +19,258 @@ if (!postgresAvailable() && process.env.CI === 'true') throw new Error(POSTGRES_
 const describeWithPostgres = postgresAvailable() ? describe : describe.skip;
 if (!postgresAvailable()) console.warn(`skipping the rehearsal tests: ${POSTGRES_INSTALL_HINT}`);
 
-const approvals: string[] = [];
-function play(
-  scenario: Parameters<typeof rehearse>[0]['scenario'],
+const SCENARIO_TIMEOUT = 300_000;
+const figures: string[] = [];
+afterAll(() => {
+  if (figures.length) console.log(`rehearsal time per scenario:\n${figures.join('\n')}`);
+});
+
+async function play(
+  scenario: ScenarioName,
+  strategy: Strategy,
   reject: string[] = [],
-): Promise<RehearseResult> {
-  return rehearse({
+): Promise<RehearseResult & { approvals: string[] }> {
+  const approvals: string[] = [];
+  const r = await rehearse({
     scenario,
+    strategy,
     timeScale: 120,
-    reportPath: join(out, `${scenario}.md`),
+    reportPath: join(out, `${scenario}-${strategy}.md`),
     approve: async (env) => {
       approvals.push(env);
       return !reject.includes(env);
     },
   });
+  figures.push(`  ${scenario} × ${strategy}: ${(r.durationMs / 1000).toFixed(1)} s`);
+  return { ...r, approvals };
 }
 
-const jobsOf = (r: RehearseResult) =>
-  Object.fromEntries(r.runs.flatMap((x) => x.run.jobs).map((j) => [j.path, j]));
+const header = (m: { blocks: unknown[] }) => (m.blocks[0] as { text: { text: string } }).text.text;
+const production = (r: RehearseResult) => r.state.find((s) => s.environment === 'production')!;
+const lastRun = (r: RehearseResult) => r.runs.at(-1)!.run;
+const jobOf = (r: RehearseResult, path: string) => lastRun(r).jobs.find((j) => j.path === path);
+const pipelineOutputs = (r: RehearseResult) => jobOf(r, 'pipeline')!.outputs;
 
-describeWithPostgres('pipeline rehearse, every scenario end to end', () => {
-  test('healthy: the release reaches production through dev, staging, the approval and the canary', async () => {
-    approvals.length = 0;
-    const r = await play('healthy');
-    expect(r.mismatches).toEqual([]);
-    expect(r.ok).toBe(true);
-    const state = Object.fromEntries(r.state.map((s) => [s.environment, s]));
-    expect(state.dev!.image).toBe(r.images.feature);
-    expect(state.staging!.image).toBe(r.images.main);
-    expect(state.production!.image).toBe(r.images.main);
-    expect(state.production!.canary).toBe('none');
-    for (const env of ['dev', 'staging', 'production'])
-      expect(state[env]!.migrations).toEqual(['1', '2', '3']);
-    expect(approvals).toEqual(['production']);
-    const jobs = jobsOf(r);
-    expect(jobs['pipeline/production/deploy']!.steps.find((s) => s.name === 'deploy (canary)')).toMatchObject(
-      { conclusion: 'success' },
+/** The living message of the last run: its final header, and its thread replies, which must never repeat. */
+function livingMessage(r: RehearseResult) {
+  const living = r.slack.filter((m) => !m.threadTs).at(-1)!;
+  const replies = r.slack.filter((m) => m.threadTs === living.ts).map((m) => m.text);
+  return { header: header(living), text: JSON.stringify(living.blocks), replies };
+}
+
+function expectNoDuplicateReplies(r: RehearseResult): void {
+  for (const living of r.slack.filter((m) => !m.threadTs)) {
+    const replies = r.slack.filter((m) => m.threadTs === living.ts).map((m) => m.text);
+    expect(replies).toEqual([...new Set(replies)]);
+  }
+}
+
+/** The first release (the previous one, played first) reached production with the strategy. */
+function expectFirstRelease(r: RehearseResult, strategy: Strategy): void {
+  const main = r.previous.at(-1)?.run ?? lastRun(r);
+  expect(endingOf(main)).toBe('succeeded');
+  const step = main.jobs
+    .find((j) => j.path === 'pipeline/production/deploy')!
+    .steps.find(
+      (s) => s.id === { rolling: 'rolling', canary: 'canary', 'blue-green': 'bluegreen' }[strategy],
+    )!;
+  expect(step.conclusion).toBe('success');
+  if (strategy !== 'rolling') expect(step.outputs['first-release']).toBe('true');
+}
+
+describeWithPostgres('pipeline rehearse: the scenario matrix through the real workflows', () => {
+  describe.each(['rolling', 'canary', 'blue-green'] as const)('%s', (strategy) => {
+    test(
+      'first release into empty environments: the whole overlay reaches every environment',
+      async () => {
+        const r = await play('first-release', strategy);
+        expect(r.mismatches).toEqual([]);
+        expect(r.previous).toEqual([]);
+        expectFirstRelease(r, strategy);
+        const prod = production(r);
+        expect(prod.deployment).toBe(strategy === 'blue-green' ? 'shop-blue' : 'shop');
+        expect(prod.image).toBe(r.images.main);
+        // The production overlay's replicas and settings, not the base's.
+        expect(prod.replicas).toBe(10);
+        expect(prod.config.LOG_LEVEL).toBe('warn');
+        expect(prod.config.DATABASE_HOST).toBe('shop-production-db.internal.example.com');
+        expect(r.approvals).toEqual(['production']);
+        const outputs = pipelineOutputs(r);
+        expect(outputs).toMatchObject({
+          environment: 'production',
+          image: r.images.main,
+          ended: 'succeeded',
+        });
+        expect(outputs.revision).toBe(prod.revision);
+        const living = livingMessage(r);
+        expect(living.header).toBe('✅ shop deployed to production');
+        expect(living.replies.some((t) => t.includes('waiting for approval'))).toBe(true);
+        expectNoDuplicateReplies(r);
+        expect(r.deployments.map((d) => [d.environment, d.statuses.map((s) => s.state).join('>')])).toEqual([
+          ['dev', 'in_progress>success'],
+          ['staging', 'in_progress>success'],
+          ...(strategy === 'rolling' ? [['production', 'in_progress>success']] : []),
+        ]);
+      },
+      SCENARIO_TIMEOUT,
     );
-    expect(jobs['pipeline/staging-tests']!.steps.map((s) => s.conclusion)).toEqual([
-      'skipped',
-      'success',
-      'success',
-      'success',
-    ]);
-    // GitHub deployments from the rolling deploys, each ending in success.
-    expect(r.deployments.map((d) => [d.environment, d.statuses.map((s) => s.state).join('>')])).toEqual([
-      ['dev', 'in_progress>success'],
-      ['staging', 'in_progress>success'],
-    ]);
-    // One living Slack message per pipeline run, updated in place by every stage, with thread replies.
-    const living = r.slack.filter((m) => !m.threadTs);
-    const header = (blocks: unknown[]) => (blocks[0] as { text: { text: string } }).text.text;
-    expect(living.map((m) => header(m.blocks))).toEqual([
-      '✅ shop deployed to dev',
-      '✅ shop deployed to production',
-    ]);
-    expect(living[1]!.edits.map((e) => header(e.blocks))).toEqual([
-      '🚀 Deploying shop',
-      '🚀 Deploying shop to staging',
-      '✅ shop deployed to staging',
-      '🚀 Deploying shop to production',
-      '✅ shop deployed to production',
-    ]);
-    expect(r.slack.filter((m) => m.threadTs === living[1]!.ts)).toHaveLength(5);
-    const report = readFileSync(r.reportPath, 'utf8');
-    expect(report).toContain('# Rehearsal: healthy — ended as expected');
-    expect(report).toContain('production["production<br/>canary, soak<br/>success"]:::success');
-    expect(report).toContain('## Slack messages');
+
+    test(
+      'an image change replaces the previous release, which was itself a first release',
+      async () => {
+        const r = await play('healthy', strategy);
+        expect(r.mismatches).toEqual([]);
+        expectFirstRelease(r, strategy);
+        const prod = production(r);
+        expect(prod.image).toBe(r.images.main);
+        expect(prod.canary).toBe('none');
+        expect(prod.deployment).toBe(strategy === 'blue-green' ? 'shop-green' : 'shop');
+        expect(pipelineOutputs(r)).toMatchObject({ environment: 'production', image: r.images.main });
+        expect(pipelineOutputs(r).revision).toBe(prod.revision);
+        expect(livingMessage(r).header).toBe('✅ shop deployed to production');
+        expectNoDuplicateReplies(r);
+      },
+      SCENARIO_TIMEOUT,
+    );
+
+    test(
+      'a configuration-only change (same image) reaches production',
+      async () => {
+        const r = await play('config-change', strategy);
+        expect(r.mismatches).toEqual([]);
+        const prod = production(r);
+        expect(prod.image).toBe(r.images.previous);
+        expect(prod.config.LOG_LEVEL).toBe(CONFIG_CHANGE.LOG_LEVEL);
+        expect(prod.replicas).toBe(CONFIG_CHANGE.replicas);
+        expect(livingMessage(r).header).toBe('✅ shop deployed to production');
+      },
+      SCENARIO_TIMEOUT,
+    );
+
+    test(
+      'a release that fails the production soak is rolled back to the previous one',
+      async () => {
+        const r = await play('failed-soak', strategy);
+        expect(r.mismatches).toEqual([]);
+        const prod = production(r);
+        expect(prod.image).toBe(r.images.previous);
+        expect(prod.config.LOG_LEVEL).toBe('warn');
+        expect(prod.replicas).toBe(10);
+        if (strategy === 'blue-green') expect(prod.deployment).toBe('shop-blue');
+        const steps = jobOf(r, 'pipeline/production/deploy')!.steps;
+        expect(steps.find((s) => s.id === 'gate')!.conclusion).toBe('failure');
+        const rollback = steps.find(
+          (s) => s.id === (strategy === 'blue-green' ? 'bluegreen-rollback' : 'rollback'),
+        )!;
+        expect(rollback.conclusion).toBe('success');
+        expect(rollback.outputs['rolled-back']).toBe('true');
+        expect(pipelineOutputs(r)).toMatchObject({
+          environment: 'production',
+          image: r.images.previous,
+          ended: 'rolled-back',
+          verdict: 'failed',
+        });
+        expect(pipelineOutputs(r).revision).toBe(prod.revision);
+        expect(livingMessage(r).header).toBe('↩️ shop rolled back in production');
+        expectNoDuplicateReplies(r);
+      },
+      SCENARIO_TIMEOUT,
+    );
   });
 
-  test('bad-canary: the canary aborts at 10% and production stays on the stable version', async () => {
-    const r = await play('bad-canary');
-    expect(r.mismatches).toEqual([]);
-    const production = r.state.find((s) => s.environment === 'production')!;
-    expect(production.image).toBe(r.images.previous);
-    expect(production.canary).toBe('present with 0 replicas');
-    const canaryStep = jobsOf(r)['pipeline/production/deploy']!.steps.find(
-      (s) => s.name === 'deploy (canary)',
-    )!;
-    expect(canaryStep.conclusion).toBe('failure');
-    expect(canaryStep.outputs.phase).toBe('aborted');
-    const last = r.slack.filter((m) => !m.threadTs).at(-1)!;
-    expect((last.blocks[0] as { text: { text: string } }).text.text).toBe('↩️ shop rolled back in production');
-  });
+  test.each(['canary', 'blue-green'] as const)(
+    'bad-canary × %s: the new version fails its checks beside the stable one and never takes the traffic',
+    async (strategy) => {
+      const r = await play('bad-canary', strategy);
+      expect(r.mismatches).toEqual([]);
+      expect(production(r).image).toBe(r.images.previous);
+      const step = jobOf(r, 'pipeline/production/deploy')!.steps.find(
+        (s) => s.id === (strategy === 'canary' ? 'canary' : 'bluegreen'),
+      )!;
+      expect(step.conclusion).toBe('failure');
+      if (strategy === 'canary') {
+        expect(step.outputs.phase).toBe('aborted');
+        expect(production(r).canary).toBe('present with 0 replicas');
+        expect(livingMessage(r).header).toBe('↩️ shop rolled back in production');
+      } else {
+        expect(step.outputs.switched).toBe('false');
+        expect(production(r).deployment).toBe('shop-blue');
+        expect(livingMessage(r).header).toBe('❌ shop failed to deploy to production');
+      }
+      expectNoDuplicateReplies(r);
+    },
+    SCENARIO_TIMEOUT,
+  );
 
-  test('crashloop: dev fails fast on CrashLoopBackOff, rolls back, and main is never released', async () => {
-    const r = await play('crashloop');
-    expect(r.mismatches).toEqual([]);
-    expect(r.runs).toHaveLength(1);
-    const deployStep = jobsOf(r)['pipeline/dev/deploy']!.steps.find(
-      (s) => s.name === 'deploy (rolling update)',
-    )!;
-    expect(deployStep.error).toMatch(/CrashLoopBackOff.*The previous version was rolled back\./);
-    expect(deployStep.outputs['rolled-back']).toBe('true');
-    expect(r.deployments[0]!.statuses.map((s) => s.state)).toEqual(['in_progress', 'failure']);
-  });
+  test(
+    'crashloop: dev fails fast on CrashLoopBackOff, rolls back, and main is never released',
+    async () => {
+      const r = await play('crashloop', 'canary');
+      expect(r.mismatches).toEqual([]);
+      expect(r.runs).toHaveLength(1);
+      const deployStep = jobOf(r, 'pipeline/dev/deploy')!.steps.find((s) => s.id === 'rolling')!;
+      expect(deployStep.error).toMatch(/CrashLoopBackOff.*The previous version was rolled back\./);
+      expect(deployStep.outputs['rolled-back']).toBe('true');
+      expect(
+        r.deployments
+          .filter((d) => d.environment === 'dev')
+          .at(-1)!
+          .statuses.map((s) => s.state),
+      ).toEqual(['in_progress', 'failure']);
+      expect(livingMessage(r).header).toBe('↩️ shop rolled back in dev');
+    },
+    SCENARIO_TIMEOUT,
+  );
 
-  test('failed-migration: the migration rolls back, the app is not deployed, the release stops in dev', async () => {
-    const r = await play('failed-migration');
-    expect(r.mismatches).toEqual([]);
-    const steps = jobsOf(r)['pipeline/dev/deploy']!.steps;
-    expect(steps.find((s) => s.name === 'migrations up')!.error).toMatch(/004_add_order_priority\.sql/);
-    expect(steps.find((s) => s.name === 'deploy (rolling update)')!.conclusion).toBe('skipped');
-    expect(r.state.find((s) => s.environment === 'dev')!.image).toBe(r.images.previous);
-  });
+  test(
+    'failed-migration: the migration rolls back, the app is not deployed, the release stops in dev',
+    async () => {
+      const r = await play('failed-migration', 'canary');
+      expect(r.mismatches).toEqual([]);
+      const steps = jobOf(r, 'pipeline/dev/deploy')!.steps;
+      expect(steps.find((s) => s.name === 'migrations up')!.error).toMatch(/004_add_order_priority\.sql/);
+      expect(steps.find((s) => s.id === 'rolling')!.conclusion).toBe('skipped');
+      expect(r.state.find((s) => s.environment === 'dev')!.image).toBe(r.images.previous);
+      expect(livingMessage(r).header).toBe('❌ shop failed to deploy to dev');
+    },
+    SCENARIO_TIMEOUT,
+  );
 
-  test('a rejected production approval stops the release before production', async () => {
-    const r = await play('healthy', ['production']);
-    expect(r.ok).toBe(false);
-    expect(jobsOf(r)['pipeline/production/deploy']).toMatchObject({
-      conclusion: 'failure',
-      reason: 'the deployment to production was rejected',
-    });
-    expect(r.state.find((s) => s.environment === 'production')!.image).toBe(r.images.previous);
-  });
+  test(
+    "a mistyped strategy ('bluegreen') fails at once, naming the input and the accepted values, and nothing deploys",
+    async () => {
+      const r = await play('unknown-strategy', 'canary');
+      expect(r.mismatches).toEqual([]);
+      const plan = jobOf(r, 'pipeline/plan')!;
+      expect(plan.conclusion).toBe('failure');
+      expect(plan.steps[0]!.log).toContain(
+        "::error title=invalid input::strategy is 'bluegreen'; accepted: rolling, canary or blue-green",
+      );
+      for (const env of r.state) expect(env.deployment).toBeUndefined();
+      expect(r.deployments).toEqual([]);
+      expect(livingMessage(r).header).toBe('❌ shop failed to deploy to dev');
+      expect(livingMessage(r).text).toContain('inputs are invalid');
+    },
+    SCENARIO_TIMEOUT,
+  );
+
+  test(
+    'a rejected production approval ends the living message as rejected, with production untouched',
+    async () => {
+      const r = await play('healthy', 'canary', ['production']);
+      expect(jobOf(r, 'pipeline/production/deploy')).toMatchObject({
+        conclusion: 'failure',
+        reason: 'the deployment to production was rejected',
+      });
+      expect(production(r).image).toBe(r.images.previous);
+      expect(pipelineOutputs(r)).toMatchObject({ environment: 'staging', ended: 'rejected' });
+      const living = livingMessage(r);
+      expect(living.text).toContain('Production was not approved');
+      expect(living.replies.filter((t) => t.includes('not approved'))).toHaveLength(1);
+      expectNoDuplicateReplies(r);
+      const report = readFileSync(r.reportPath, 'utf8');
+      expect(report).toContain('# Rehearsal: healthy (canary)');
+    },
+    SCENARIO_TIMEOUT,
+  );
 });

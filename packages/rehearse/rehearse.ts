@@ -1,14 +1,20 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
-import { formatDuration, MemoryLogger, silentLogger } from '../core/index.ts';
+import { formatDuration } from '../core/index.ts';
 import { KubeClient, loadKubeConfig } from '../kube/client.ts';
-import { loadManifests } from '../kube/manifests.ts';
 import { type KubeSim, startKubeSim } from '../kube-sim/index.ts';
-import { runMigrations } from '../migrate/index.ts';
-import { deploy } from '../rollout/deploy.ts';
 import { REPO_ROOT } from '../runner/action-runner.ts';
 import { LocalGitHub } from '../testkit/local-github.ts';
 import { LocalSlack, type StoredMessage } from '../testkit/local-slack.ts';
@@ -18,16 +24,21 @@ import { startIngress } from './ingress.ts';
 import { renderReport } from './report.ts';
 import {
   BAD_MIGRATION,
-  EXPECTATIONS,
+  expectationFor,
   imageForCommit,
   PREVIOUS_IMAGE,
+  PREVIOUS_SHA,
+  playsPreviousRelease,
   type ScenarioName,
+  type Strategy,
 } from './scenarios.ts';
 
 export const ENVIRONMENTS = ['dev', 'staging', 'production'] as const;
 
 export interface RehearseOptions {
   scenario: ScenarioName;
+  /** Production strategy written into the caller workflow (default: the one it names, canary). */
+  strategy?: Strategy;
   /** Decides approvals: a fixed answer per environment, or a prompt. */
   approve(environment: string, job: JobRecord): Promise<boolean>;
   /** How much faster than real time the workflows' waits run (soak windows, pauses, intervals). */
@@ -41,14 +52,22 @@ export interface RehearseOptions {
 
 export interface EnvironmentState {
   environment: string;
+  /** The Deployment the app's Service sends traffic to (`shop`, or the live colour `shop-blue`). */
+  deployment: string | undefined;
   image: string | undefined;
   revision: string | undefined;
+  replicas: number | undefined;
+  /** Data of the ConfigMap the live Deployment's pods read their settings from. */
+  config: Record<string, string>;
   canary: string;
   migrations: string[];
 }
 
 export interface RehearseResult {
   scenario: ScenarioName;
+  strategy: Strategy;
+  /** The runs that played the previous release (a first release into empty environments). */
+  previous: { label: string; run: WorkflowRun }[];
   ok: boolean;
   /** What differed from the scenario's expected ending, if anything. */
   mismatches: string[];
@@ -74,6 +93,7 @@ const FEATURE_SHA = '5f1c0d2e9a7b4c3d8e6f1a2b3c4d5e6f7a8b9c0d';
 const MAIN_SHA = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d';
 
 async function startServices(scenario: ScenarioName, newImage: string): Promise<Services> {
+  // The namespaces exist (the deployer's RBAC is scoped to them) and hold nothing else.
   // Everything started so far is stopped if a later start fails, so nothing keeps the process alive.
   const started: (() => Promise<unknown>)[] = [];
   try {
@@ -124,47 +144,6 @@ async function stopServices(s: Services | undefined): Promise<void> {
   ]);
 }
 
-/**
- * The release as it was before this one: the previous image running in every environment and
- * its migrations applied, so the rehearsal shows an upgrade (and the canary has a stable version).
- */
-async function seedPreviousRelease(s: Services, workspace: string): Promise<void> {
-  const kc = loadKubeConfig({ kubeconfig: s.sim.kubeconfig });
-  const client = new KubeClient(kc);
-  try {
-    for (const env of ENVIRONMENTS) {
-      await runMigrations({
-        command: 'up',
-        target: '2',
-        databaseUrl: s.databases[env],
-        dir: join(workspace, 'migrations'),
-        lockTimeoutMs: 30_000,
-        logger: silentLogger,
-      });
-      const objects = await loadManifests({ kustomize: `k8s/${env}`, cwd: workspace });
-      const result = await deploy({
-        client,
-        app: 'shop',
-        environment: env,
-        namespace: `shop-${env}`,
-        createNamespace: true,
-        objects,
-        images: new Map([['ghcr.io/acme/shop', PREVIOUS_IMAGE]]),
-        prune: false,
-        dryRun: false,
-        forceConflicts: true,
-        timeoutMs: 120_000,
-        stuckGraceMs: 30_000,
-        rollbackOnFailure: false,
-        logger: new MemoryLogger(),
-      });
-      if (!result.ok) throw new Error(`seeding the previous release in ${env} failed: ${result.failure}`);
-    }
-  } finally {
-    client.close();
-  }
-}
-
 function approvalEnvironments(workspace: string): Set<string> {
   const file = join(workspace, '.github', 'environments.yml');
   const out = new Set<string>();
@@ -180,16 +159,35 @@ function approvalEnvironments(workspace: string): Set<string> {
 
 async function readState(s: Services): Promise<EnvironmentState[]> {
   const client = new KubeClient(loadKubeConfig({ kubeconfig: s.sim.kubeconfig }));
+  type Live = {
+    metadata: { annotations?: Record<string, string> };
+    spec: {
+      replicas?: number;
+      template: {
+        spec: { containers: { image: string; envFrom?: { configMapRef?: { name: string } }[] }[] };
+      };
+    };
+  };
   try {
     const out: EnvironmentState[] = [];
     for (const env of ENVIRONMENTS) {
-      const d = await client.getJson<{
-        metadata: { annotations?: Record<string, string> };
-        spec: { template: { spec: { containers: { image: string }[] } } };
-      }>(`/apis/apps/v1/namespaces/shop-${env}/deployments/shop`);
-      const canary = await client.getJson<{ spec?: { replicas?: number } }>(
-        `/apis/apps/v1/namespaces/shop-${env}/deployments/shop-canary`,
+      const ns = `/apis/apps/v1/namespaces/shop-${env}/deployments`;
+      const service = await client.getJson<{ spec?: { selector?: Record<string, string> } }>(
+        `/api/v1/namespaces/shop-${env}/services/shop`,
       );
+      const color = service?.spec?.selector?.color;
+      const name = color ? `shop-${color}` : 'shop';
+      const d = await client.getJson<Live>(`${ns}/${name}`);
+      const canary = await client.getJson<{ spec?: { replicas?: number } }>(`${ns}/shop-canary`);
+      const container = d?.spec.template.spec.containers[0];
+      const configName = container?.envFrom?.find((e) => e.configMapRef)?.configMapRef?.name;
+      const config = configName
+        ? ((
+            await client.getJson<{ data?: Record<string, string> }>(
+              `/api/v1/namespaces/shop-${env}/configmaps/${configName}`,
+            )
+          )?.data ?? {})
+        : {};
       const db = new pg.Client({ connectionString: s.databases[env] });
       await db.connect();
       let migrations: string[] = [];
@@ -205,8 +203,11 @@ async function readState(s: Services): Promise<EnvironmentState[]> {
       }
       out.push({
         environment: env,
-        image: d?.spec.template.spec.containers[0]?.image,
+        deployment: d ? name : undefined,
+        image: container?.image,
         revision: d?.metadata.annotations?.['deployment.kubernetes.io/revision'],
+        replicas: d?.spec.replicas,
+        config,
         canary: canary ? `present with ${canary.spec?.replicas ?? 0} replicas` : 'none',
         migrations,
       });
@@ -217,16 +218,26 @@ async function readState(s: Services): Promise<EnvironmentState[]> {
   }
 }
 
+/** How a run of the caller ended, from the pipeline's `ended` output. */
+export function endingOf(run: WorkflowRun): string {
+  return run.jobs.find((j) => j.path === 'pipeline')?.outputs.ended ?? '';
+}
+
 function compare(
   scenario: ScenarioName,
+  strategy: Strategy,
   runs: { label: string; run: WorkflowRun }[],
   state: EnvironmentState[],
   images: Record<'feature' | 'main' | 'previous', string>,
 ): string[] {
-  const expected = EXPECTATIONS[scenario];
+  const expected = expectationFor(scenario, strategy);
   const problems: string[] = [];
   const byEnv = Object.fromEntries(state.map((s) => [s.environment, s]));
   for (const [env, build] of Object.entries(expected.images)) {
+    if (build === 'none') {
+      if (byEnv[env]?.image) problems.push(`${env} should run nothing but runs ${byEnv[env]?.image}`);
+      continue;
+    }
     if (byEnv[env]?.image !== images[build])
       problems.push(
         `${env} should run the ${build === 'previous' ? 'previous release' : `${build} build`} (${images[build]}) but runs ${byEnv[env]?.image ?? 'nothing'}`,
@@ -245,7 +256,13 @@ function compare(
     if (!failed.some((p) => p.endsWith(want))) problems.push(`job ${want} should have failed`);
   for (const path of failed)
     if (!expected.failingJobs.some((w) => path.endsWith(w))) problems.push(`job ${path} failed unexpectedly`);
-  if (runs.length > 1 !== expected.mainRun)
+  const last = runs.at(-1);
+  if (last && endingOf(last.run) !== expected.ended)
+    problems.push(
+      `the last run should have ended ${expected.ended} but ended ${endingOf(last.run) || '(no ending)'}`,
+    );
+  const mainRan = runs.some((r) => r.label.startsWith('main'));
+  if (mainRan !== expected.mainRun)
     problems.push(
       expected.mainRun
         ? 'the main-branch run should have happened'
@@ -257,34 +274,73 @@ function compare(
   return problems;
 }
 
+/** The caller workflow as a team using `strategy` would write it (checks aimed at that strategy's Services). */
+function useStrategy(workspace: string, strategy: string): void {
+  const file = join(workspace, '.github', 'workflows', 'release.yml');
+  let text = readFileSync(file, 'utf8').replace(/^(\s+strategy:) .*$/m, `$1 ${strategy}`);
+  if (strategy === 'blue-green') {
+    // The idle colour is checked through its preview Service; there is no Deployment named shop.
+    text = text
+      .replace('service: shop-canary:80', 'service: shop-preview:80')
+      .replace(
+        /\n\s+- name: pods\n\s+type: kubernetes\n\s+workload: deployment\/shop\n(\s+secrets: inherit)/,
+        '\n$1',
+      );
+  }
+  writeFileSync(file, text);
+}
+
+/** A configuration-only change of the production overlay: another log level and more replicas. */
+export const CONFIG_CHANGE = { LOG_LEVEL: 'debug', replicas: 12 } as const;
+
+function changeProductionConfig(workspace: string): void {
+  const file = join(workspace, 'k8s', 'production', 'kustomization.yaml');
+  const text = readFileSync(file, 'utf8')
+    .replace('- LOG_LEVEL=warn', `- LOG_LEVEL=${CONFIG_CHANGE.LOG_LEVEL}`)
+    .replace(/count: 10\b/, `count: ${CONFIG_CHANGE.replicas}`);
+  writeFileSync(file, text);
+}
+
+const healthy = (version: string) => ({ http: { health: { status: 'healthy', version } } });
+
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
   const started = performance.now();
   const example = options.example ?? join(REPO_ROOT, 'examples', 'shop');
   const workspace = mkdtempSync(join(tmpdir(), 'rehearsal-'));
   cpSync(example, workspace, { recursive: true });
   const say = (text: string) => options.onEvent?.({ type: 'phase', text });
+  const scenario = options.scenario;
+  const strategy: Strategy =
+    options.strategy ??
+    ((/^\s+strategy: (\S+)$/m.exec(
+      readFileSync(join(workspace, '.github', 'workflows', 'release.yml'), 'utf8'),
+    )?.[1] ?? 'canary') as Strategy);
+  useStrategy(workspace, scenario === 'unknown-strategy' ? 'bluegreen' : strategy);
   const featureImage = imageForCommit(FEATURE_SHA);
   const mainImage = imageForCommit(MAIN_SHA);
   let services: Services | undefined;
   try {
-    if (options.scenario === 'failed-migration')
-      writeFileSync(join(workspace, 'migrations', '004_add_order_priority.sql'), BAD_MIGRATION);
-    say('starting the embedded Kubernetes API, PostgreSQL, Slack and GitHub endpoints');
-    services = await startServices(options.scenario, featureImage);
+    say('starting the embedded Kubernetes API, PostgreSQL, Slack and GitHub endpoints (empty environments)');
+    services = await startServices(scenario, featureImage);
+    services.sim.setImageBehaviour(PREVIOUS_IMAGE, healthy('v1.4.0'));
     services.sim.setImageBehaviour(
       mainImage,
-      options.scenario === 'crashloop'
-        ? { mode: 'crash', crashAfterMs: 2000 }
-        : { http: { health: { status: 'healthy', version: 'v1.5.0' } } },
+      scenario === 'crashloop' ? { mode: 'crash', crashAfterMs: 2000 } : healthy('v1.5.0'),
     );
-    say(`deploying the previous release (${PREVIOUS_IMAGE.slice(0, 40)}…) to every environment`);
-    await seedPreviousRelease(services, workspace);
 
     const s = services;
     const needsApproval = approvalEnvironments(workspace);
     const caller = join(workspace, '.github', 'workflows', 'release.yml');
-    const runOne = async (label: string, ref: string, sha: string, message: string): Promise<WorkflowRun> => {
+    let runNumber = 100;
+    const runOne = async (
+      label: string,
+      ref: string,
+      sha: string,
+      message: string,
+      approve: (env: string, job: JobRecord) => Promise<boolean>,
+    ): Promise<WorkflowRun> => {
       say(`push to ${ref.replace('refs/heads/', '')}: ${message}`);
+      runNumber += 1;
       const runner = new WorkflowRunner({
         repoRoot: REPO_ROOT,
         workspace,
@@ -307,57 +363,107 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         env: { PIPELINE_TIME_SCALE: String(options.timeScale), GITHUB_API_URL: s.github.url },
         githubApiUrl: s.github.url,
         token: 'ghs_rehearsal',
-        runId: label === 'feature' ? '101' : '102',
+        runId: String(runNumber),
         requiresApproval: (env) => needsApproval.has(env),
-        approve: (env, job) => options.approve(env, job),
+        approve,
         onEvent: (e) => {
+          const inProduction =
+            'job' in e && e.job.path.endsWith('production/deploy') && label.startsWith('main');
           // bad-canary: the new version starts failing under production traffic only.
-          if (
-            options.scenario === 'bad-canary' &&
-            e.type === 'job-start' &&
-            e.job.path.endsWith('production/deploy')
-          ) {
+          if (scenario === 'bad-canary' && inProduction && e.type === 'job-start')
             s.sim.setImageBehaviour(mainImage, {
               http: { errorRate: 0.6, health: { status: 'healthy', version: 'v1.5.0' } },
             });
-          }
+          // failed-soak: healthy through the deploy's own checks, unhealthy once the soak starts.
+          if (
+            scenario === 'failed-soak' &&
+            inProduction &&
+            e.type === 'step-start' &&
+            e.step.name === 'health gate (soak)'
+          )
+            s.sim.setImageBehaviour(mainImage, {
+              http: { health: { status: 'degraded', version: 'v1.5.0' } },
+            });
           options.onEvent?.(e);
         },
       });
       return runner.runWorkflow(caller);
     };
 
+    // The release before this one, played through the same workflows into empty environments: a
+    // first release with every strategy. Migration 3 belongs to the new release.
+    const previous: { label: string; run: WorkflowRun }[] = [];
+    if (playsPreviousRelease(scenario)) {
+      const third = join(workspace, 'migrations', '003_index_orders_by_customer.sql');
+      const aside = join(workspace, '003.sql.later');
+      renameSync(third, aside);
+      say(`playing the previous release (${PREVIOUS_IMAGE.slice(0, 40)}…) into the empty environments`);
+      const always = async () => true;
+      previous.push({
+        label: 'previous release: feature branch → dev',
+        run: await runOne('previous-feature', 'refs/heads/feature/v1.4', PREVIOUS_SHA, 'Release 1.4', always),
+      });
+      previous.push({
+        label: 'previous release: main → staging → production',
+        run: await runOne('main-previous', 'refs/heads/main', PREVIOUS_SHA, 'Release 1.4', always),
+      });
+      renameSync(aside, third);
+    }
+
+    if (scenario === 'failed-migration')
+      writeFileSync(join(workspace, 'migrations', '004_add_order_priority.sql'), BAD_MIGRATION);
     const runs: { label: string; run: WorkflowRun }[] = [];
-    runs.push({
-      label: 'feature branch → dev',
-      run: await runOne(
-        'feature',
-        'refs/heads/feature/faster-checkout',
-        FEATURE_SHA,
-        'Faster checkout: batch the price lookups',
-      ),
-    });
-    // A release whose feature branch failed in dev is not merged: main runs only after a green dev.
-    if (runs[0]!.run.conclusion === 'success') {
+    const approve = (env: string, job: JobRecord) => options.approve(env, job);
+    if (scenario === 'config-change') {
+      changeProductionConfig(workspace);
       runs.push({
-        label: 'main → staging → production',
+        label: 'main → staging → production (configuration only)',
         run: await runOne(
-          'main',
+          'main-config',
           'refs/heads/main',
-          MAIN_SHA,
-          'Merge pull request #42 from acme/feature/faster-checkout',
+          PREVIOUS_SHA,
+          'Production: debug logs, 12 replicas',
+          approve,
         ),
       });
+    } else {
+      runs.push({
+        label: 'feature branch → dev',
+        run: await runOne(
+          'feature',
+          'refs/heads/feature/faster-checkout',
+          FEATURE_SHA,
+          'Faster checkout: batch the price lookups',
+          approve,
+        ),
+      });
+      // A release whose feature branch failed in dev is not merged: main runs only after a green dev.
+      if (runs[0]!.run.conclusion === 'success') {
+        runs.push({
+          label: 'main → staging → production',
+          run: await runOne(
+            'main',
+            'refs/heads/main',
+            MAIN_SHA,
+            'Merge pull request #42 from acme/feature/faster-checkout',
+            approve,
+          ),
+        });
+      }
     }
     say('reading the final state of the cluster and the databases');
     const state = await readState(s);
-    const mismatches = compare(options.scenario, runs, state, {
-      feature: featureImage,
-      main: mainImage,
-      previous: PREVIOUS_IMAGE,
-    });
+    const images = { feature: featureImage, main: mainImage, previous: PREVIOUS_IMAGE };
+    const mismatches = compare(scenario, strategy, runs, state, images);
+    for (const p of previous)
+      if (p.run.conclusion !== 'success' || endingOf(p.run) !== 'succeeded')
+        mismatches.unshift(
+          `${p.label} (a first release into empty environments) ended ${endingOf(p.run) || p.run.conclusion}`,
+        );
     const result: RehearseResult = {
-      scenario: options.scenario,
+      scenario,
+      strategy,
+      previous,
       ok: mismatches.length === 0,
       mismatches,
       runs,
@@ -366,7 +472,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       deployments: s.github.deployments,
       durationMs: performance.now() - started,
       reportPath: resolve(options.reportPath),
-      images: { feature: featureImage, main: mainImage, previous: PREVIOUS_IMAGE },
+      images,
     };
     mkdirSync(dirname(result.reportPath), { recursive: true });
     writeFileSync(result.reportPath, renderReport(result));

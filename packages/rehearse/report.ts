@@ -2,7 +2,7 @@ import { formatDuration } from '../core/index.ts';
 import { codeSpan, escapeHtml, escapeMarkdown, escapeMermaidLabel } from '../notify/escape.ts';
 import type { JobRecord } from '../workflow/runner.ts';
 import type { RehearseResult } from './rehearse.ts';
-import { EXPECTATIONS } from './scenarios.ts';
+import { expectationFor } from './scenarios.ts';
 
 const ICON = { success: '✅', failure: '❌', skipped: '⏭️', cancelled: '🚫' } as const;
 const STYLE = {
@@ -38,7 +38,7 @@ export function renderFlowchart(result: RehearseResult): string {
           : 'success'
         : 'notrun',
     ],
-    ['production', 'production<br/>canary, soak', stage('production/deploy')],
+    ['production', `production<br/>${result.strategy}, soak`, stage('production/deploy')],
   ];
   const label = (id: string, text: string, state: string) =>
     `  ${id}["${escapeMermaidLabel(text).replace(/#lt;br\/#gt;/g, '<br/>')}<br/>${state === 'notrun' ? 'not run' : state}"]:::${state}`;
@@ -62,9 +62,9 @@ export function buildOf(image: string | undefined, images: RehearseResult['image
 }
 
 export function renderReport(result: RehearseResult): string {
-  const expected = EXPECTATIONS[result.scenario];
+  const expected = expectationFor(result.scenario, result.strategy);
   const out: string[] = [
-    `# Rehearsal: ${result.scenario} — ${result.ok ? 'ended as expected' : 'did NOT end as expected'}`,
+    `# Rehearsal: ${result.scenario} (${result.strategy}) — ${result.ok ? 'ended as expected' : 'did NOT end as expected'}`,
     '',
     `> ${escapeMarkdown(expected.summary)}`,
     '',

@@ -1,73 +1,140 @@
 import { createHash } from 'node:crypto';
 
-/** What each scenario does to the release, and how it is expected to end. */
-export const SCENARIOS = ['healthy', 'bad-canary', 'failed-migration', 'crashloop'] as const;
+/**
+ * What each scenario does to the release, and how it is expected to end. Every scenario starts
+ * from empty environments: the previous release is itself played through the same workflows
+ * first (a first release into nothing, with every strategy), never written into the cluster.
+ */
+export const SCENARIOS = [
+  'first-release',
+  'healthy',
+  'config-change',
+  'bad-canary',
+  'failed-soak',
+  'failed-migration',
+  'crashloop',
+  'unknown-strategy',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
+export const STRATEGIES = ['rolling', 'canary', 'blue-green'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
 export interface Expectation {
-  /** Which build each environment must run at the end: the feature branch's, main's, or the previous release. */
-  images: Record<string, 'feature' | 'main' | 'previous'>;
+  /** Which build each environment must run at the end; 'none' for nothing deployed. */
+  images: Record<string, 'feature' | 'main' | 'previous' | 'none'>;
   /** Migration versions that must (or must not) be applied in an environment's database at the end. */
   migrations: { environment: string; version: string; applied: boolean }[];
-  /** Whether the main-branch run (staging → production) happens at all. */
+  /** Whether the scenario's main-branch run (staging → production) happens at all. */
   mainRun: boolean;
-  /** Jobs (by path suffix) expected to fail. */
+  /** Jobs of the scenario's runs (by path suffix) expected to fail. */
   failingJobs: string[];
+  /** How the scenario's last run ends (the pipeline's `ended` output). */
+  ended: string;
   summary: string;
 }
 
-export const EXPECTATIONS: Record<ScenarioName, Expectation> = {
-  healthy: {
-    images: { dev: 'feature', staging: 'main', production: 'main' },
-    migrations: [
-      { environment: 'dev', version: '3', applied: true },
-      { environment: 'staging', version: '3', applied: true },
-      { environment: 'production', version: '3', applied: true },
-    ],
-    mainRun: true,
-    failingJobs: [],
-    summary: 'the release reaches production through dev and staging, with the approval and the canary steps',
-  },
-  'bad-canary': {
-    images: { dev: 'feature', staging: 'main', production: 'previous' },
-    migrations: [
-      { environment: 'staging', version: '3', applied: true },
-      { environment: 'production', version: '3', applied: true },
-    ],
-    mainRun: true,
-    failingJobs: ['production/deploy'],
-    summary:
-      "the new version's error rate rises under production traffic: the canary aborts and all traffic returns to the stable version",
-  },
-  'failed-migration': {
-    images: { dev: 'previous', staging: 'previous', production: 'previous' },
-    migrations: [{ environment: 'dev', version: '4', applied: false }],
-    mainRun: false,
-    failingJobs: ['dev/deploy'],
-    summary:
-      'a migration fails in dev: its transaction rolls back, the application is not deployed, and the release stops there',
-  },
-  crashloop: {
-    images: { dev: 'previous', staging: 'previous', production: 'previous' },
-    migrations: [{ environment: 'dev', version: '3', applied: true }],
-    mainRun: false,
-    failingJobs: ['dev/deploy'],
-    summary:
-      'the new image crashes on start: the deploy fails fast on CrashLoopBackOff and rolls back to the previous version',
-  },
-};
+/** Whether a scenario first plays the previous release through the workflows. */
+export const playsPreviousRelease = (s: ScenarioName) => s !== 'first-release' && s !== 'unknown-strategy';
+
+export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expectation {
+  const all = (applied: boolean, version = '3') =>
+    ['dev', 'staging', 'production'].map((environment) => ({ environment, version, applied }));
+  switch (scenario) {
+    case 'first-release':
+      return {
+        images: { dev: 'feature', staging: 'main', production: 'main' },
+        migrations: all(true),
+        mainRun: true,
+        failingJobs: [],
+        ended: 'succeeded',
+        summary: `the first release goes into empty environments: dev and staging get rolling deploys, production a direct ${strategy} first release`,
+      };
+    case 'healthy':
+      return {
+        images: { dev: 'feature', staging: 'main', production: 'main' },
+        migrations: all(true),
+        mainRun: true,
+        failingJobs: [],
+        ended: 'succeeded',
+        summary: `the release replaces the previous one through dev, staging, the approval and a ${strategy} production deploy`,
+      };
+    case 'config-change':
+      return {
+        images: { dev: 'previous', staging: 'previous', production: 'previous' },
+        migrations: all(true),
+        mainRun: true,
+        failingJobs: [],
+        ended: 'succeeded',
+        summary: `only the production overlay changes (LOG_LEVEL, replicas), with the same image: the ${strategy} deploy rolls the new configuration out`,
+      };
+    case 'bad-canary':
+      return {
+        images: { dev: 'feature', staging: 'main', production: 'previous' },
+        migrations: all(true),
+        mainRun: true,
+        failingJobs: ['production/deploy'],
+        ended: strategy === 'rolling' ? 'failed' : 'rolled-back',
+        summary:
+          strategy === 'blue-green'
+            ? 'the new colour fails its checks through the preview Service: the live Service never switches'
+            : "the new version's error rate rises under production traffic: the canary aborts and all traffic returns to the stable version",
+      };
+    case 'failed-soak':
+      return {
+        images: { dev: 'feature', staging: 'main', production: 'previous' },
+        migrations: all(true),
+        mainRun: true,
+        failingJobs: ['production/deploy'],
+        ended: 'rolled-back',
+        summary: `the release passes its ${strategy} deploy, then fails the production soak: it is rolled back to the previous release`,
+      };
+    case 'failed-migration':
+      return {
+        images: { dev: 'previous', staging: 'previous', production: 'previous' },
+        migrations: [{ environment: 'dev', version: '4', applied: false }],
+        mainRun: false,
+        failingJobs: ['dev/deploy'],
+        ended: 'failed',
+        summary:
+          'a migration fails in dev: its transaction rolls back, the application is not deployed, and the release stops there',
+      };
+    case 'crashloop':
+      return {
+        images: { dev: 'previous', staging: 'previous', production: 'previous' },
+        migrations: [{ environment: 'dev', version: '3', applied: true }],
+        mainRun: false,
+        failingJobs: ['dev/deploy'],
+        ended: 'rolled-back',
+        summary:
+          'the new image crashes on start: the deploy fails fast on CrashLoopBackOff and rolls back to the previous version',
+      };
+    case 'unknown-strategy':
+      return {
+        images: { dev: 'none', staging: 'none', production: 'none' },
+        migrations: all(false, '1'),
+        mainRun: false,
+        failingJobs: ['pipeline/plan'],
+        ended: 'failed',
+        summary: "strategy 'bluegreen' (a typo) fails the plan job at once: nothing deploys anywhere",
+      };
+  }
+}
 
 function digest(seed: string): string {
   return `sha256:${createHash('sha256').update(seed).digest('hex')}`;
 }
 
 export const REPOSITORY = 'ghcr.io/acme/shop';
-export const PREVIOUS_IMAGE = `${REPOSITORY}@${digest('shop v1.4.0')}`;
 
 /** The digest the example's build job derives when the Docker build is skipped (as in the rehearsal). */
 export function imageForCommit(sha: string): string {
   return `${REPOSITORY}@${digest(sha)}`;
 }
+
+export const PREVIOUS_SHA = '1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c';
+/** The release before this one, built from its own commit and played through the workflows first. */
+export const PREVIOUS_IMAGE = imageForCommit(PREVIOUS_SHA);
 
 export const BAD_MIGRATION = `-- migrate:up
 -- A migration that fails half-way: the column exists in no table.

@@ -27,6 +27,7 @@ import {
   waitReady,
   withImage,
 } from './kube-ops.ts';
+import { templateHashOf } from './rendered.ts';
 
 /** Where a blue-green release's state lives: annotations on the live Service. */
 export const BG_ANNOTATIONS = {
@@ -41,7 +42,7 @@ export const SCALE_DOWN_AT = 'pipeline.dev/scale-down-at';
 
 export const COLORS = ['blue', 'green'] as const;
 export type Color = (typeof COLORS)[number];
-export const BG_MODES = ['deploy', 'switch', 'rollback'] as const;
+export const BG_MODES = ['deploy', 'switch', 'rollback', 'finish'] as const;
 export type BlueGreenMode = (typeof BG_MODES)[number];
 type Phase = 'deploying' | 'verifying' | 'switched' | 'done' | 'rolled-back' | 'failed';
 
@@ -61,6 +62,20 @@ export interface BlueGreenOptions {
   preChecks?: AnalysisSettings;
   postChecks?: AnalysisSettings;
   scaleDownDelayMs: number;
+  /** Keep the old colour scaled after the switch until mode finish (a soak still to come can switch back at once). */
+  keepPrevious?: boolean;
+  /** For mode rollback: why, recorded on the Service. */
+  reason?: string;
+  /**
+   * The environment's rendered overlay, laid out for one Deployment named `app`: the idle colour
+   * runs its template and replica count; its other objects are applied first, the live Service
+   * keeping the live colour in its selector (`applySupporting(live)`).
+   */
+  release?: {
+    deployment: DeploymentObject;
+    templateHash: string;
+    applySupporting(live: Color): Promise<void>;
+  };
   timeoutMs: number;
   stuckGraceMs: number;
   lock?: LockRequest;
@@ -90,6 +105,8 @@ export interface BlueGreenResult {
   previousColor: Color | '';
   switched: boolean;
   rolledBack: boolean;
+  /** No colour existed: the first one was brought up and made live directly. */
+  firstRelease?: boolean;
   reason: string;
   image: string;
   before: Snapshot;
@@ -121,6 +138,13 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
     logger: log,
     ...(options.signal ? { signal: options.signal } : {}),
   };
+
+  if (options.mode === 'deploy' && options.release) {
+    const [blue, green] = await Promise.all(
+      COLORS.map((c) => client.getJson<DeploymentObject>(deploymentPath(namespace, deploymentOf(c)))),
+    );
+    if (!blue && !green) return firstRelease(options, waits);
+  }
 
   // ---- Validate everything before the first change. ----
   const live = await client.getJson<ServiceObject>(servicePath(namespace, liveName));
@@ -176,7 +200,7 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
   const container = options.image
     ? withImage(activeDeployment.spec!.template!, options.image, options.container, imageRepository).container
     : options.container;
-  if (options.mode !== 'deploy') {
+  if (options.mode === 'switch' || options.mode === 'rollback') {
     const target = await client.getJson<DeploymentObject>(
       deploymentPath(namespace, deploymentOf(other(activeAtStart))),
     );
@@ -245,10 +269,28 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
     const idle = other(active);
     previousColor = state.previous ?? '';
 
+    if (options.mode === 'finish') {
+      if (current.colors[idle].exists && current.colors[idle].replicas > 0) {
+        await mergePatch(client, deploymentPath(namespace, deploymentOf(idle)), {
+          metadata: { annotations: { [SCALE_DOWN_AT]: null } },
+          spec: { replicas: 0 },
+        });
+        log.info(`Scaled ${deploymentOf(idle)} to zero: the release on ${active} is final`);
+      }
+      return await finish(true, `${liveName} stays on ${active}; ${deploymentOf(idle)} is scaled to zero`, {
+        previousColor: state.previous ?? '',
+      });
+    }
+
     if (options.mode === 'rollback') {
       const target = state.previous && state.previous !== active ? state.previous : idle;
       await ensureUp(target, current.colors[active].replicas || 1);
-      await switchLive(target, 'rolled-back', `rolled back from ${active} to ${target} on request`, active);
+      await switchLive(
+        target,
+        'rolled-back',
+        options.reason ?? `rolled back from ${active} to ${target} on request`,
+        active,
+      );
       previousColor = active;
       await scaleDownLater(active);
       return await finish(
@@ -262,10 +304,13 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
     }
 
     if (options.mode === 'deploy') {
-      if (
-        current.colors[active].image === options.image &&
-        (state.phase === undefined || state.phase === 'done')
-      ) {
+      const activeNow = await client.getJson<DeploymentObject>(
+        deploymentPath(namespace, deploymentOf(active)),
+      );
+      const upToDate = options.release
+        ? templateHashOf(activeNow) === options.release.templateHash
+        : current.colors[active].image === options.image;
+      if (upToDate && (state.phase === undefined || state.phase === 'done')) {
         await finishPendingScaleDown(idle);
         return await finish(
           true,
@@ -282,6 +327,7 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
         previous: active,
         reason: null,
       });
+      await options.release?.applySupporting(active);
       const deployed = await deployIdle(idle, active);
       if (!deployed.ok) {
         const reason = `${deploymentOf(idle)} did not become ready: ${deployed.message}`;
@@ -405,9 +451,14 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
 
   /** The idle colour gets the active colour's template with the new image, at the same size. */
   async function deployIdle(idle: Color, active: Color) {
-    const source = (await client.getJson<DeploymentObject>(deploymentPath(namespace, deploymentOf(active))))!;
-    const replicas = source.spec?.replicas ?? 1;
-    const { template } = withImage(source.spec!.template!, options.image!, container, imageRepository);
+    const active_ = (await client.getJson<DeploymentObject>(
+      deploymentPath(namespace, deploymentOf(active)),
+    ))!;
+    const source = options.release?.deployment ?? active_;
+    const replicas = source.spec?.replicas ?? active_.spec?.replicas ?? 1;
+    const template = options.release
+      ? structuredClone(options.release.deployment.spec!.template!)
+      : withImage(source.spec!.template!, options.image!, container, imageRepository).template;
     template.metadata = {
       ...template.metadata,
       labels: { ...(template.metadata?.labels ?? {}), [label]: idle },
@@ -524,7 +575,7 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
     }
     await saveState({ phase: 'done', reason: null });
     await pointPreview(from);
-    await scaleDownLater(from);
+    if (!options.keepPrevious) await scaleDownLater(from);
     const after = await snapshot();
     return {
       ok: true,
@@ -533,7 +584,7 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
       previousColor: from,
       switched: true,
       rolledBack: false,
-      reason: `${liveName} serves ${after.colors[to].image} from ${to}${options.postChecks ? ', verified after the switch' : ''}; ${from} was scaled down after ${formatDuration(options.scaleDownDelayMs)}`,
+      reason: `${liveName} serves ${after.colors[to].image} from ${to}${options.postChecks ? ', verified after the switch' : ''}; ${from} ${options.keepPrevious ? 'stays up for a switch back until the release is final' : `was scaled down after ${formatDuration(options.scaleDownDelayMs)}`}`,
       image: after.colors[to].image,
       before: snapshotBefore ?? (await beforeOf(after, to, from)),
       after,
@@ -573,5 +624,116 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
       spec: { replicas: 0 },
     });
     log.info(`Scaled ${deploymentOf(color)} to zero`);
+  }
+}
+
+/**
+ * No colour exists yet: there is nothing to switch from, so the overlay's Deployment comes up as
+ * blue and the live Service (applied from the overlay) selects it at once.
+ */
+async function firstRelease(options: BlueGreenOptions, waits: WaitSettings): Promise<BlueGreenResult> {
+  const { client, namespace, app, logger: log } = options;
+  const label = options.colorLabel ?? 'color';
+  const liveName = options.service ?? app;
+  const release = options.release!;
+  const rendered = release.deployment;
+  const name = `${app}-blue`;
+  const matchLabels = rendered.spec?.selector?.matchLabels ?? {};
+  if (Object.keys(matchLabels).length === 0)
+    throw new InputError(
+      'kustomize',
+      `renders the Deployment ${app} without a matchLabels selector`,
+      'a Deployment selecting its pods by matchLabels',
+    );
+  const lease: HeldLease | undefined = await acquireRolloutLock({
+    client,
+    namespace,
+    deployments: [`${app}-blue`, `${app}-green`],
+    lock: options.lock,
+    logger: log,
+    labels: { [LABEL_MANAGED_BY]: 'pipeline' },
+    signal: options.signal,
+  });
+  try {
+    log.info(
+      `No colour of ${app} exists yet: this first release brings up ${name} and makes it live directly`,
+    );
+    await release.applySupporting('blue');
+    const template = structuredClone(rendered.spec!.template!);
+    template.metadata = {
+      ...template.metadata,
+      labels: { ...(template.metadata?.labels ?? {}), [label]: 'blue' },
+    };
+    const spec = rendered.spec as Record<string, unknown>;
+    await client.json('POST', `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`, {
+      body: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: {
+          name,
+          namespace,
+          labels: { ...(rendered.metadata.labels ?? {}), [label]: 'blue', [LABEL_MANAGED_BY]: 'pipeline' },
+        },
+        spec: {
+          ...spec,
+          selector: { matchLabels: { ...matchLabels, [label]: 'blue' } },
+          template,
+        },
+      },
+    });
+    const outcome = await waitReady(client, namespace, name, waits);
+    const view = async (): Promise<Snapshot> => {
+      const d = await client.getJson<DeploymentObject>(deploymentPath(namespace, name));
+      const none: ColorView = { image: '', replicas: 0, available: 0, exists: false };
+      return {
+        live: 'blue',
+        preview: undefined,
+        colors: {
+          blue: {
+            image: containerImage(d, options.container),
+            replicas: d?.spec?.replicas ?? 0,
+            available: d?.status?.availableReplicas ?? 0,
+            exists: d !== undefined,
+          },
+          green: none,
+        },
+      };
+    };
+    const reason = outcome.ok
+      ? `first release: no colour to switch from, so ${options.image} came up as blue and ${liveName} serves it`
+      : `first release: ${name} did not become ready: ${outcome.message}`;
+    await mergePatch(client, servicePath(namespace, liveName), {
+      metadata: {
+        annotations: {
+          [BG_ANNOTATIONS.phase]: outcome.ok ? 'done' : 'failed',
+          [BG_ANNOTATIONS.image]: options.image ?? null,
+          [BG_ANNOTATIONS.target]: 'blue',
+          [BG_ANNOTATIONS.reason]: outcome.ok ? null : reason,
+        },
+      },
+    });
+    const after = await view();
+    return {
+      ok: outcome.ok,
+      mode: options.mode,
+      activeColor: 'blue',
+      previousColor: '',
+      switched: false,
+      rolledBack: false,
+      firstRelease: true,
+      reason,
+      image: options.image ?? after.colors.blue.image,
+      before: {
+        live: 'blue',
+        preview: undefined,
+        colors: {
+          blue: { ...after.colors.blue, exists: false, replicas: 0, available: 0, image: '' },
+          green: after.colors.green,
+        },
+      },
+      after,
+    };
+  } finally {
+    await lease?.release();
   }
 }

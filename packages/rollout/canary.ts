@@ -1,5 +1,6 @@
 import {
   type Clock,
+  DURATION_MAX,
   errorMessage,
   formatDuration,
   InputError,
@@ -26,6 +27,7 @@ import {
   podCounters,
   type ServiceObject,
   scaleDeployment,
+  selectorText,
   selects,
   servicePath,
   type TrafficCounts,
@@ -33,6 +35,7 @@ import {
   waitReady,
   withImage,
 } from './kube-ops.ts';
+import { templateHashOf } from './rendered.ts';
 
 /** Where a canary's state lives: annotations on the stable Deployment, read by every later run. */
 export const CANARY_ANNOTATIONS = {
@@ -87,7 +90,10 @@ export function parseSteps(text: string, inputName = 'steps'): CanaryStep[] {
         `has ${weight} after ${previous.weight}; the weights are not increasing`,
         STEPS_FORM,
       );
-    steps.push({ weight, pauseMs: m[2] ? parseDuration(m[2], inputName) : 0 });
+    steps.push({
+      weight,
+      pauseMs: m[2] ? parseDuration(m[2], inputName, { maxMs: DURATION_MAX.window }) : 0,
+    });
   }
   return steps;
 }
@@ -115,6 +121,16 @@ export interface CanaryOptions {
   /** Pods' Prometheus endpoint, to measure the canary's real share and error rate per step. */
   metrics?: { port?: string; path: string };
   trackLabel?: string;
+  /**
+   * The environment's rendered overlay: the canary runs its Deployment's template (image, env,
+   * resources, config references) and the promotion hands the stable that template and replica
+   * count; its other objects are applied (once the lock is held) before the canary starts.
+   */
+  release?: {
+    deployment: DeploymentObject;
+    templateHash: string;
+    applySupporting(): Promise<void>;
+  };
   abortAction?: 'scale-to-zero' | 'delete';
   abortReason?: string;
   timeoutMs: number;
@@ -299,6 +315,19 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
     ? withImage(stable.spec!.template!, image, options.container, imageRepository).container
     : options.container;
   const stableImage = state.stableImage && inFlight ? state.stableImage : containerImage(stable, container);
+  const renderedTemplate = options.release?.deployment.spec?.template;
+  if (renderedTemplate && !selects(stableSelector, renderedTemplate.metadata?.labels ?? {}))
+    throw new InputError(
+      'kustomize',
+      `renders a pod template for ${stableName} whose labels do not match the live Deployment's selector (${selectorText(stableSelector)})`,
+      'an overlay whose Deployment keeps the selector labels of the one running (a selector cannot change in place)',
+    );
+  // What the stable ran before this run: put back whole if the promotion itself fails.
+  const templateAtStart = inFlight ? undefined : structuredClone(stable.spec!.template!);
+  const upToDate = (d: DeploymentObject) =>
+    options.release
+      ? templateHashOf(d) === options.release.templateHash
+      : containerImage(d, container) === image;
   const total =
     inFlight && state.stableReplicas !== undefined ? state.stableReplicas : (stable.spec?.replicas ?? 1);
   if (
@@ -441,7 +470,7 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
       return await promote();
     }
     if (state.phase !== 'progressing') {
-      if (containerImage(stable, container) === image)
+      if (upToDate(stable))
         return result(true, 'promoted', 100, `${stableName} already runs ${image}; nothing to do`);
       steps.length = 0;
       state.steps = [];
@@ -461,6 +490,7 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
     } else {
       log.info(`Continuing the canary of ${image} from ${state.weight}%`);
     }
+    await options.release?.applySupporting();
     await ensureCanaryService();
     await ensureCanaryDeployment(image!);
 
@@ -614,10 +644,17 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
 
   async function ensureCanaryDeployment(newImage: string): Promise<void> {
     const current = await client.getJson<DeploymentObject>(deploymentPath(namespace, canaryName));
-    const { template } = withImage(stable!.spec!.template!, newImage, container, imageRepository);
-    template.metadata = { ...template.metadata, labels: canaryLabels };
+    const template = renderedTemplate
+      ? structuredClone(renderedTemplate)
+      : withImage(stable!.spec!.template!, newImage, container, imageRepository).template;
+    template.metadata = {
+      ...template.metadata,
+      labels: renderedTemplate
+        ? { ...(renderedTemplate.metadata?.labels ?? {}), [track]: 'canary' }
+        : canaryLabels,
+    };
     if (current) {
-      if (containerImage(current, container) === newImage) return;
+      if (upToDate(current)) return;
       await client.json('PUT', deploymentPath(namespace, canaryName), {
         body: { ...current, spec: { ...current.spec, template } },
       });
@@ -859,7 +896,12 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
       ...(failedMeasurementAt !== undefined ? { failedMeasurementAt } : {}),
     };
     await saveState({ phase: 'aborted', reason, weight: '0' }).catch(() => {});
-    if (promoting && state.stableImage) {
+    if (promoting && templateAtStart) {
+      // The promotion of this run failed: the stable gets back exactly the template it ran.
+      await client.json('PUT', deploymentPath(namespace, stableName), {
+        body: await withTemplate(templateAtStart),
+      });
+    } else if (promoting && state.stableImage) {
       // The stable may already have the new template: put its own image back.
       const current = await client.getJson<DeploymentObject>(deploymentPath(namespace, stableName));
       if (current && containerImage(current, container) !== state.stableImage) {
@@ -884,12 +926,33 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
     return timings;
   }
 
+  /** The stable Deployment as it is now, with a whole new pod template (a merge patch would keep removed env and volumes). */
+  async function withTemplate(
+    template: NonNullable<NonNullable<DeploymentObject['spec']>['template']>,
+    replicas?: number,
+  ): Promise<DeploymentObject> {
+    const now = (await client.getJson<DeploymentObject>(deploymentPath(namespace, stableName)))!;
+    return {
+      ...now,
+      spec: { ...now.spec!, template, ...(replicas !== undefined ? { replicas } : {}) },
+    };
+  }
+
   async function promote(): Promise<CanaryResult> {
     await saveState({ phase: 'promoting' });
     log.info(`Promoting ${image}: ${stableName} takes the new template`);
     const current = (await client.getJson<DeploymentObject>(deploymentPath(namespace, stableName)))!;
-    const { template } = withImage(current.spec!.template!, image!, container, imageRepository);
-    await mergePatch(client, deploymentPath(namespace, stableName), { spec: { template, replicas: total } });
+    if (renderedTemplate) {
+      const replicas = options.release!.deployment.spec?.replicas ?? total;
+      await client.json('PUT', deploymentPath(namespace, stableName), {
+        body: await withTemplate(structuredClone(renderedTemplate), replicas),
+      });
+    } else {
+      const { template } = withImage(current.spec!.template!, image!, container, imageRepository);
+      await mergePatch(client, deploymentPath(namespace, stableName), {
+        spec: { template, replicas: total },
+      });
+    }
     const outcome = await waitReady(client, namespace, stableName, waits);
     if (!outcome.ok) {
       const reason = `the promotion failed: ${outcome.message}`;

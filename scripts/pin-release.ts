@@ -1,0 +1,50 @@
+// Used by .github/workflows/release.yml: rewrites the reusable workflows' `uses:` of this suite to
+// the publishing repository at exact commits (see packages/workflow/pin.ts for why).
+//   node scripts/pin-release.ts --repository owner/name --actions-ref <sha> [--workflows-ref <sha>] [--check] files...
+// --check fails when any of our `uses:` in the files is not pinned to a full commit SHA.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pinUses, unpinnedUses } from '../packages/workflow/pin.ts';
+
+const { values, positionals } = parseArgs({
+  options: {
+    repository: { type: 'string' },
+    'actions-ref': { type: 'string' },
+    'workflows-ref': { type: 'string' },
+    check: { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+
+if (positionals.length === 0) {
+  console.error('::error::name the workflow files to pin');
+  process.exit(2);
+}
+if (values.check) {
+  const left = positionals.flatMap((file) =>
+    unpinnedUses(readFileSync(file, 'utf8')).map((u) => `${file}: ${u}`),
+  );
+  for (const line of left) console.error(`::error::not pinned to a commit: ${line}`);
+  process.exit(left.length ? 1 : 0);
+}
+const sha = /^[0-9a-f]{40}$/;
+if (!values.repository || !/^[\w.-]+\/[\w.-]+$/.test(values.repository)) {
+  console.error('::error::--repository must be owner/name, such as acme/pipeline');
+  process.exit(2);
+}
+for (const name of ['actions-ref', 'workflows-ref'] as const) {
+  const v = values[name];
+  if ((name === 'actions-ref' || v !== undefined) && !sha.test(v ?? '')) {
+    console.error(`::error::--${name} must be a full 40-character commit SHA, got '${v ?? ''}'`);
+    process.exit(2);
+  }
+}
+for (const file of positionals) {
+  const { text, changes } = pinUses(readFileSync(file, 'utf8'), {
+    repository: values.repository,
+    actionsRef: values['actions-ref']!,
+    ...(values['workflows-ref'] ? { workflowsRef: values['workflows-ref'] } : {}),
+  });
+  writeFileSync(file, text);
+  console.log(`${file}: ${changes.length} uses: pinned`);
+}
