@@ -242,6 +242,96 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect(logger.text()).toContain('warning: Drift allowed');
   });
 
+  test('an error without a position is still placed: the statements that completed in the one message count', async () => {
+    const { url, dir } = await setup({
+      ...BASE,
+      '4_dupe.sql':
+        "-- migrate:up\nCREATE TABLE t4 (id int);\n\nINSERT INTO users VALUES (5, 'e@x');\nINSERT INTO users VALUES (1, 'dupe');\nCREATE TABLE t4b ();\n",
+    });
+    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(error.message).toContain(
+      '4_dupe.sql failed: duplicate key value violates unique constraint "users_pkey" (SQLSTATE 23505)',
+    );
+    expect(error.message).toContain("Statement at line 5: INSERT INTO users VALUES (1, 'dupe')");
+    expect(error.result.failure).toMatchObject({ line: 5, version: '4' });
+    expect(await tableExists(url, 't4')).toBe(false);
+
+    const { url: url5, dir: dir5 } = await setup({
+      ...BASE,
+      '5_deferred.sql':
+        '-- migrate:up\nCREATE TABLE p5 (id int PRIMARY KEY);\nCREATE TABLE c5 (p int REFERENCES p5 DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO c5 VALUES (9);\n',
+    });
+    const atCommit = await failure(migrate({ command: 'up', databaseUrl: url5, dir: dir5 }));
+    expect(atCommit.message).toContain(
+      '5_deferred.sql failed: insert or update on table "c5" violates foreign key constraint',
+    );
+    expect(atCommit.message).toContain(
+      'Every statement of the section had run: the failure came while recording or committing it',
+    );
+    expect(await tableExists(url5, 'p5')).toBe(false);
+    expect((await history(url5)).map((r) => r.version)).toEqual(['1', '2', '3']);
+  });
+
+  test('allow-drift takes kinds: allowing an out-of-order hotfix does not also let an edited file through', async () => {
+    const { url, dir, write } = await setup({
+      '1_users.sql': BASE['1_users.sql'],
+      '3_seed.sql': BASE['3_seed.sql'],
+    });
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    await write({ '2_orders.up.sql': BASE['2_orders.up.sql'] });
+    const hotfix = await migrate({ command: 'up', databaseUrl: url, dir, allowDrift: ['out-of-order'] });
+    expect(hotfix.applied).toEqual(['2']);
+
+    await write({
+      '4_late.up.sql': 'CREATE TABLE late ();\n',
+      '1_users.sql': '-- migrate:up\nCREATE TABLE users (id bigint PRIMARY KEY, email text);\n',
+    });
+    const edited = await failure(
+      migrate({ command: 'up', databaseUrl: url, dir, allowDrift: ['out-of-order'] }),
+    );
+    expect(edited.reason).toBe('drift');
+    expect(edited.message).toContain('edited: 1_users.sql');
+    expect(edited.message).toContain('allow this kind of drift with allow-drift: edited');
+    expect(await tableExists(url, 'late')).toBe(false);
+
+    const both = await migrate({
+      command: 'up',
+      databaseUrl: url,
+      dir,
+      allowDrift: ['out-of-order', 'edited'],
+    });
+    expect(both.applied).toEqual(['4']);
+  });
+
+  test('statements that cannot run in a transaction are found when the files are read, before anything applies', async () => {
+    const { url, dir } = await setup({
+      ...BASE,
+      '4_idx.up.sql': 'CREATE INDEX CONCURRENTLY users_email ON users (email);\n',
+    });
+    const error = await migrate({ command: 'up', databaseUrl: url, dir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toContain(
+      'has a file "4_idx.up.sql" that runs CREATE INDEX CONCURRENTLY on line 1, which PostgreSQL cannot run inside a transaction',
+    );
+    expect(await tableExists(url, 'users')).toBe(false);
+    expect(await tableExists(url, 'public.schema_migrations')).toBe(false);
+  });
+
+  test('after down, the reverted migrations are pending again; an empty down section reverts as a no-op', async () => {
+    const { url, dir } = await setup({
+      ...BASE,
+      '4_note.sql':
+        "-- migrate:up\nCOMMENT ON TABLE users IS 'people';\n-- migrate:down\n-- the comment may stay\n",
+    });
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    const down = await migrate({ command: 'down', databaseUrl: url, dir, steps: 2 });
+    expect(down.reverted).toEqual(['4', '3']);
+    expect(down.pending).toEqual(['3', '4']);
+    expect(down.currentVersion).toBe('2');
+    expect((await history(url)).map((r) => r.version)).toEqual(['1', '2']);
+    expect(await query(url, `SELECT obj_description('users'::regclass) AS c`)).toEqual([{ c: 'people' }]);
+  });
+
   test('CREATE INDEX CONCURRENTLY runs outside a transaction; a failed one blocks until the file is fixed', async () => {
     const { url, dir, write } = await setup({
       ...BASE,

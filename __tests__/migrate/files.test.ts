@@ -53,6 +53,101 @@ describe('loadMigrations', () => {
     expect(checksumOf('SELECT 1;')).not.toBe(checksumOf('SELECT 2;'));
   });
 
+  test('golang-migrate names hold anything after the version: dots, dashes, spaces', async () => {
+    const migrations = await load({
+      '0002_1.7.0_schema.up.sql': 'SELECT 1;',
+      '0002_1.7.0_schema.down.sql': 'SELECT 2;',
+      '3_v2.0 (hotfix).sql': '-- migrate:up\nSELECT 3;',
+      '4_.up.sql': 'SELECT 4;',
+    });
+    expect(migrations.map((m) => [m.id, m.name, m.file, m.downFile])).toEqual([
+      ['2', '1.7.0_schema', '0002_1.7.0_schema.up.sql', '0002_1.7.0_schema.down.sql'],
+      ['3', 'v2.0 (hotfix)', '3_v2.0 (hotfix).sql', undefined],
+      ['4', '', '4_.up.sql', undefined],
+    ]);
+    const error = await loadError({ '5-name.sql': '-- migrate:up\nSELECT 1;' });
+    expect(error.message).toContain('is not named <version>_<name>.sql');
+  });
+
+  test('an empty or comment-only down section is kept as a no-op revert; a missing one is not', async () => {
+    const migrations = await load({
+      '1_a.sql': '-- migrate:up\nSELECT 1;\n-- migrate:down\n',
+      '2_b.up.sql': 'SELECT 2;',
+      '2_b.down.sql': '-- nothing to undo\n',
+      '3_c.sql': '-- migrate:up\nSELECT 3;',
+    });
+    expect(migrations.map((m) => m.down?.trim())).toEqual(['', '-- nothing to undo', undefined]);
+  });
+
+  test.each([
+    [
+      'a golang-migrate file',
+      '2_idx.up.sql',
+      'CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY i ON t (a);\n',
+      'CREATE INDEX CONCURRENTLY on line 2',
+      'a line "-- migrate:no-transaction" in 2_idx.up.sql',
+    ],
+    [
+      'a dbmate file',
+      '2_idx.sql',
+      '-- migrate:up\nCREATE UNIQUE INDEX CONCURRENTLY i ON t (a);\n',
+      'CREATE INDEX CONCURRENTLY on line 2',
+      '"-- migrate:up transaction:false" as the section\'s marker',
+    ],
+    [
+      'a down section',
+      '2_idx.sql',
+      '-- migrate:up\nSELECT 1;\n-- migrate:down\nDROP INDEX CONCURRENTLY i;\n',
+      'DROP INDEX CONCURRENTLY on line 4',
+      '"-- migrate:down transaction:false"',
+    ],
+    [
+      'VACUUM',
+      '2_v.sql',
+      '-- migrate:up\n/* tidy */ VACUUM ANALYZE t;\n',
+      'VACUUM on line 2',
+      'transaction:false',
+    ],
+    [
+      'ALTER SYSTEM',
+      '2_s.up.sql',
+      "ALTER SYSTEM SET work_mem = '64MB';",
+      'ALTER SYSTEM on line 1',
+      'no-transaction',
+    ],
+    [
+      'CREATE DATABASE',
+      '2_d.up.sql',
+      'create database other;',
+      'CREATE/DROP DATABASE on line 1',
+      'no-transaction',
+    ],
+    [
+      'REINDEX CONCURRENTLY',
+      '2_r.up.sql',
+      'REINDEX (VERBOSE) INDEX CONCURRENTLY i;',
+      'REINDEX CONCURRENTLY on line 1',
+      'no-transaction',
+    ],
+  ])(
+    '%s that cannot run in a transaction fails when read, with the hint',
+    async (_label, file, sql, what, hint) => {
+      const error = await loadError({ '1_t.sql': '-- migrate:up\nCREATE TABLE t (a int);', [file]: sql });
+      expect(error.file).toBe(file);
+      expect(error.message).toContain(`runs ${what}, which PostgreSQL cannot run inside a transaction`);
+      expect(error.message).toContain(hint);
+    },
+  );
+
+  test('the same statements are fine where they are not: marked sections, strings, other statements', async () => {
+    const migrations = await load({
+      '1_idx.up.sql': '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\nVACUUM t;',
+      '2_text.sql':
+        "-- migrate:up\nINSERT INTO notes VALUES ('CREATE INDEX CONCURRENTLY x');\nREFRESH MATERIALIZED VIEW CONCURRENTLY mv;\nCREATE INDEX j ON t (concurrently);",
+    });
+    expect(migrations).toHaveLength(2);
+  });
+
   test('-- migrate:no-transaction marks sections; before any marker it marks both', async () => {
     const migrations = await load({
       '1_idx.sql':

@@ -95,9 +95,57 @@ describe('renderMigrationSummary', () => {
       }),
     );
     expect(md).toContain(
-      '**3\\_idx\\.sql** (no transaction)\n\n```sql\nCREATE INDEX CONCURRENTLY i ON t (a);\n```',
+      '<details><summary><b>3\\_idx\\.sql</b> (no transaction)</summary>\n\n```sql\nCREATE INDEX CONCURRENTLY i ON t (a);\n```\n\n</details>',
     );
     expect(md).toContain('1 planned');
+  });
+
+  test('a plan too big for a step summary is cut under 1 MiB with a note; verdict, table and drift stay', () => {
+    // 30 migrations of 41 KB each: 1.24 MB of SQL, as measured on a real set.
+    const sql = `INSERT INTO t VALUES ${Array.from({ length: 2800 }, (_, i) => `(${i}, 'x')`).join(', ')};`;
+    const migrations = Array.from({ length: 30 }, (_, i) => ({
+      ...row,
+      version: String(i + 1),
+      name: `seed_${i + 1}`,
+      file: `${i + 1}_seed_${i + 1}.sql`,
+      state: 'planned' as const,
+      sql,
+    }));
+    const md = renderMigrationSummary(
+      result({
+        command: 'plan',
+        pending: migrations.map((m) => m.version),
+        migrations,
+        drift: [{ kind: 'out-of-order', version: '1', name: 'seed_1', file: '1_seed_1.sql', detail: 'late' }],
+      }),
+    );
+    expect(Buffer.byteLength(sql) * 30).toBeGreaterThan(1024 * 1024);
+    expect(Buffer.byteLength(md)).toBeLessThan(1024 * 1024 - 8 * 1024);
+    expect(md).toContain('### Migrations: plan succeeded');
+    expect(md).toContain('| 30 | seed\\_30 | 📝 planned |');
+    expect(md).toContain('#### Drift');
+    const shown = md.split('<details>').length - 1;
+    expect(shown).toBeGreaterThan(20);
+    expect(shown).toBeLessThan(30);
+    expect(md.split('</details>').length - 1).toBe(shown);
+    expect(md).toContain(
+      `> ✂️ The SQL of ${30 - shown} more migration(s) is not shown: GitHub drops a step summary over 1 MiB.`,
+    );
+  });
+
+  test('a table too long for the budget is cut with a note too', () => {
+    const migrations = Array.from({ length: 200 }, (_, i) => ({
+      ...row,
+      version: String(i + 1),
+      name: `m${i + 1}`,
+      file: `${i + 1}_m.sql`,
+      state: 'applied' as const,
+    }));
+    const md = renderMigrationSummary(result({ migrations }), { budgetBytes: 6000 });
+    expect(Buffer.byteLength(md)).toBeLessThanOrEqual(6000);
+    expect(md).toContain('| 1 | m1 | ✅ applied |');
+    expect(md).not.toContain('| 200 | m200 |');
+    expect(md).toMatch(/> ✂️ \d+ more migration\(s\) are not listed/);
   });
 
   test('escapeMarkdown and fencedBlock', () => {

@@ -33,8 +33,21 @@ const STATE_LABEL: Record<string, string> = {
   missing: '❓ missing file',
 };
 
-/** The job summary for one run: what changed, the migrations table, plan SQL, drift, checks, failure. */
-export function renderMigrationSummary(result: MigrationResult): string {
+/** GitHub drops a step summary over 1 MiB whole; what we render stays below, with room for the action's lines. */
+export const SUMMARY_BUDGET_BYTES = 1024 * 1024 - 16 * 1024;
+
+const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/**
+ * The job summary for one run: what changed, the migrations table, plan SQL (each migration in its
+ * own `<details>`), drift, checks, failure. Never more than `budgetBytes`: the verdict, failure,
+ * drift and checks always stay; table rows and then plan SQL are cut at the end, with a note.
+ */
+export function renderMigrationSummary(
+  result: MigrationResult,
+  options: { budgetBytes?: number } = {},
+): string {
+  const budget = options.budgetBytes ?? SUMMARY_BUDGET_BYTES;
   const out: string[] = [];
   const verdict = result.ok ? 'succeeded' : 'failed';
   out.push(`### Migrations: ${escapeMarkdown(result.command)} ${verdict}`);
@@ -50,44 +63,90 @@ export function renderMigrationSummary(result: MigrationResult): string {
   facts.push(`took ${formatDuration(result.durationMs)}`);
   out.push(`${facts.join(' · ')}`);
   if (result.backupPath) out.push('', `Backup: ${escapeMarkdown(result.backupPath)}`);
+  if (result.restoredFrom) out.push('', `Restored from: ${escapeMarkdown(result.restoredFrom)}`);
 
   if (result.failure) {
     out.push('', '#### Failure', '', fencedBlock(result.failure.message));
-    if (result.restoreCommand)
+    if (result.restoreCommand && !result.restoredFrom)
       out.push(
         '',
-        'Restore the backup taken before this run with:',
+        'To return the database to the backup taken before this run (what the migrations created since is dropped, ' +
+          'in one transaction), run run-migrations with `command: restore`, `backup-path` and `confirm-restore` ' +
+          '(the database name), or run:',
         '',
         fencedBlock(result.restoreCommand, 'sh'),
       );
   }
+  const tail = renderTail(result);
 
-  if (result.migrations.length > 0) {
-    out.push('', '| Version | Name | State | Duration |', '|---:|---|---|---:|');
-    for (const row of result.migrations) {
-      out.push(
-        `| ${escapeMarkdown(row.version)} | ${escapeMarkdown(row.name)} | ${STATE_LABEL[row.state] ?? escapeMarkdown(row.state)} | ${
-          row.durationMs !== undefined ? formatDuration(row.durationMs) : ''
-        } |`,
-      );
+  const rows = result.migrations.map(
+    (row) =>
+      `| ${escapeMarkdown(row.version)} | ${escapeMarkdown(row.name)} | ${STATE_LABEL[row.state] ?? escapeMarkdown(row.state)} | ${
+        row.durationMs !== undefined ? formatDuration(row.durationMs) : ''
+      } |`,
+  );
+  const planned = result.migrations.filter((r) => r.sql !== undefined);
+  const blocks = planned.map((row) =>
+    [
+      '',
+      `<details><summary><b>${escapeMarkdown(row.file ?? row.version)}</b>${row.transactional ? '' : ' (no transaction)'}</summary>`,
+      '',
+      fencedBlock(row.sql!, 'sql'),
+      '',
+      '</details>',
+    ].join('\n'),
+  );
+
+  // Room for the cut notes, whatever they say.
+  let left = budget - bytes(out.join('\n')) - bytes(tail) - 1024;
+  const table: string[] = [];
+  let rowsCut = 0;
+  if (rows.length > 0) {
+    const head = ['', '| Version | Name | State | Duration |', '|---:|---|---|---:|'];
+    left -= bytes(head.join('\n'));
+    table.push(...head);
+    for (const [i, line] of rows.entries()) {
+      if (bytes(line) + 1 > left) {
+        rowsCut = rows.length - i;
+        break;
+      }
+      left -= bytes(line) + 1;
+      table.push(line);
     }
   } else {
-    out.push('', 'No migrations found.');
+    table.push('', 'No migrations found.');
   }
-
-  const planned = result.migrations.filter((r) => r.sql !== undefined);
-  if (planned.length > 0) {
-    out.push('', '#### Plan');
-    for (const row of planned) {
-      out.push(
-        '',
-        `**${escapeMarkdown(row.file ?? row.version)}**${row.transactional ? '' : ' (no transaction)'}`,
-        '',
-        fencedBlock(row.sql!, 'sql'),
-      );
+  const plan: string[] = [];
+  let blocksCut = 0;
+  if (blocks.length > 0) {
+    plan.push('', '#### Plan');
+    for (const [i, block] of blocks.entries()) {
+      if (bytes(block) + 1 > left) {
+        blocksCut = blocks.length - i;
+        break;
+      }
+      left -= bytes(block) + 1;
+      plan.push(block);
     }
   }
+  out.push(...table);
+  if (rowsCut > 0)
+    out.push(
+      '',
+      `> ✂️ ${rowsCut} more migration(s) are not listed: GitHub drops a step summary over 1 MiB. The \`result\` output lists them all.`,
+    );
+  out.push(...plan);
+  if (blocksCut > 0)
+    out.push(
+      '',
+      `> ✂️ The SQL of ${blocksCut} more migration(s) is not shown: GitHub drops a step summary over 1 MiB. Their files hold it.`,
+    );
+  return `${out.join('\n')}${tail}\n`;
+}
 
+/** Drift, checks and constraints: short, and always shown. */
+function renderTail(result: MigrationResult): string {
+  const out: string[] = [];
   if (result.drift.length > 0) {
     out.push('', '#### Drift', '', '| Kind | Migration | Detail |', '|---|---|---|');
     for (const d of result.drift) {
@@ -120,5 +179,5 @@ export function renderMigrationSummary(result: MigrationResult): string {
       );
     }
   }
-  return `${out.join('\n')}\n`;
+  return out.length > 0 ? `\n${out.join('\n')}` : '';
 }
