@@ -1,16 +1,12 @@
 #!/usr/bin/env node
-// The `pipeline` command: runs bin/pipeline.ts with Node's own type stripping (Node >= 23.6).
-import { registerHooks, stripTypeScriptTypes } from 'node:module';
+// The `pipeline` command: runs bin/pipeline.ts with Node's own type stripping (Node 24).
+// Only imports that every Node has are static: a named import Node lacks (registerHooks) fails
+// while the module links, before any check in it could run.
 import { fileURLToPath } from 'node:url';
+import { requireNode } from './require-node.js';
 
-const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 23 || (major === 23 && minor < 6)) {
-  process.stderr.write(
-    `pipeline needs Node 24 (it runs TypeScript sources directly); this is Node ${process.versions.node}.\n` +
-      'Install Node 24 (actions/setup-node with node-version: 24) and run it again.\n',
-  );
-  process.exit(1);
-}
+requireNode();
+const { registerHooks, stripTypeScriptTypes } = await import('node:module');
 
 // Node refuses to strip types of files under node_modules, which is where `npx pipeline` finds
 // this package when a repository installs it: strip them here, for this package's files only.
