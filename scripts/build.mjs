@@ -1,13 +1,16 @@
 // One esbuild build of every action entry. Code splitting puts what the actions share (the
 // toolkit, Octokit, the Kubernetes client, our engines) into chunks bundled once for the suite.
 // The output is reproducible: no timestamps, no absolute paths, stable chunk names.
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
 const entriesDir = join(root, 'actions', 'entries');
-const outdir = join(root, 'dist');
+const finaldir = join(root, 'dist');
+// Build beside dist/ and swap it in at the end: tests running at the same time keep reading a
+// whole dist/, never a half-written one.
+const outdir = join(root, `.dist-build-${process.pid}`);
 
 const entryPoints = readdirSync(entriesDir)
   .filter((f) => f.endsWith('.ts'))
@@ -67,6 +70,10 @@ const result = await build({
 // Actions run `node dist/<name>.js` from a checkout of this repository, whose package.json says
 // "type": "module"; this marker keeps dist/ ESM even when it is vendored on its own.
 writeFileSync(join(outdir, 'package.json'), '{ "type": "module" }\n');
+const olddir = join(root, `.dist-old-${process.pid}`);
+if (existsSync(finaldir)) renameSync(finaldir, olddir);
+renameSync(outdir, finaldir);
+rmSync(olddir, { recursive: true, force: true });
 
 const outputs = Object.entries(result.metafile.outputs);
 const total = outputs.reduce((sum, [, o]) => sum + o.bytes, 0);

@@ -264,16 +264,31 @@ export async function pruneObjects(options: {
   environment: string;
   keep: ResolvedObject[];
   dryRun: boolean;
+  /** Kinds not looked at because the deployer may not list them (and the manifests hold none). */
+  onSkipped?: (kinds: string[]) => void;
 }): Promise<AppliedObject[]> {
   const keep = new Set(options.keep.map((o) => `${o.object.kind}/${o.object.metadata.name}`));
   const selector = `${LABEL_MANAGED_BY}=pipeline,${LABEL_APP}=${options.app},${LABEL_ENVIRONMENT}=${options.environment}`;
   const pruned: AppliedObject[] = [];
+  const skipped: string[] = [];
   for (const { apiVersion, kind } of PRUNABLE) {
     const type = await options.catalog.lookup(apiVersion, kind);
     if (!type?.verbs.includes('list')) continue;
-    const list = await options.client.getJson<{ items?: KubeObject[] }>(
-      `${collectionPath(type, options.namespace)}?labelSelector=${encodeURIComponent(selector)}`,
-    );
+    let list: { items?: KubeObject[] } | undefined;
+    try {
+      list = await options.client.getJson<{ items?: KubeObject[] }>(
+        `${collectionPath(type, options.namespace)}?labelSelector=${encodeURIComponent(selector)}`,
+      );
+    } catch (error) {
+      // A deployer whose Role does not grant a kind cannot have applied objects of it, so there is
+      // nothing of ours to prune there; a kind these manifests hold must be listable, though.
+      const inManifests = options.keep.some((o) => o.object.kind === kind);
+      if (error instanceof KubeApiError && error.status === 403 && !inManifests) {
+        skipped.push(kind);
+        continue;
+      }
+      throw error;
+    }
     for (const item of list?.items ?? []) {
       const name = item.metadata.name!;
       if (keep.has(`${kind}/${name}`)) continue;
@@ -295,5 +310,6 @@ export async function pruneObjects(options: {
       });
     }
   }
+  if (skipped.length) options.onSkipped?.(skipped);
   return pruned;
 }

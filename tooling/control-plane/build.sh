@@ -32,8 +32,8 @@ GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0 go build -trimpath -ldflags='
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   sigs.k8s.io/kwok/cmd/kwok
-# go names the etcd binary after its module's last element ("v3").
-[ -x "$tmp/v3" ] && mv "$tmp/v3" "$tmp/etcd"
+# go names the etcd binary after its module path without the major version ("server").
+[ -x "$tmp/server" ] && mv "$tmp/server" "$tmp/etcd"
 for b in "${binaries[@]}"; do [ -x "$tmp/$b" ] || { echo "control-plane: $b was not built" >&2; exit 1; }; done
 rm -rf "$out"
 mv "$tmp" "$out"

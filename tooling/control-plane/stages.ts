@@ -262,7 +262,7 @@ export function nodeStages(): string[] {
       phase: Running
       ${conditions}
       addresses:
-      - { type: InternalIP, address: {{ NodeIPWith .metadata.name | Quote }} }
+      - { type: InternalIP, address: {{ NodeIP | Quote }} }
       - { type: Hostname, address: {{ .metadata.name | Quote }} }
       capacity: { cpu: "64", memory: 256Gi, pods: "250", ephemeral-storage: 1Ti }
       allocatable: { cpu: "64", memory: 256Gi, pods: "250", ephemeral-storage: 1Ti }
