@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { DURATION_MAX, InputError, PipelineError } from '../packages/core/index.ts';
@@ -15,6 +15,8 @@ import {
 import type { KubeAccess } from '../packages/health/probes.ts';
 import { clusterInputs, connectCluster } from './cluster.ts';
 import { runAction } from './runtime.ts';
+
+const MAX_CHECKS_FILE_BYTES = 1024 * 1024;
 
 export const schema = defineInputs({
   checks: yamlInput((doc) => doc, {
@@ -58,14 +60,24 @@ export async function main(): Promise<void> {
     }
     let doc = inputs.checks;
     if (inputs.checksFile) {
+      const accepted = 'a path to a YAML file of checks (at most 1 MiB), relative to the workspace';
       let text: string;
       try {
+        // A device or a huge file (/dev/zero, a log) would hang the step or exhaust its memory.
+        const stat = statSync(inputs.checksFile);
+        if (!stat.isFile() || stat.size > MAX_CHECKS_FILE_BYTES)
+          throw new InputError(
+            'checks-file',
+            `names ${JSON.stringify(inputs.checksFile)}, which is ${stat.isFile() ? `${stat.size} bytes` : 'not a regular file'}`,
+            accepted,
+          );
         text = readFileSync(inputs.checksFile, 'utf8');
-      } catch {
+      } catch (error) {
+        if (error instanceof InputError) throw error;
         throw new InputError(
           'checks-file',
           `names ${JSON.stringify(inputs.checksFile)}, which cannot be read`,
-          'a path to a YAML file of checks, relative to the workspace',
+          accepted,
         );
       }
       // The same YAML reading and error wrapping as the checks input, under the file input's name.

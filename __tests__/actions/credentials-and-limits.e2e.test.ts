@@ -65,6 +65,18 @@ describe('health-gate checks-file in the shipped bundle', () => {
     expect(errors(step)[0]).toMatch(/^Input 'checks-file' is not valid YAML \(/);
     expect(step.stdout).not.toMatch(STACK);
   });
+  test.each([
+    ['/dev/zero', 'which is not a regular file'],
+    ['.', 'which is not a regular file'],
+    ['big.yml', 'which is 1048577 bytes'],
+  ])('checks-file %s is refused before it is read', async (file, problem) => {
+    writeFileSync(join(work, 'big.yml'), `#${'x'.repeat(1024 * 1024)}`);
+    const step = await gate({ 'checks-file': file });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toEqual([
+      `Input 'checks-file' names ${JSON.stringify(file)}, ${problem}. Accepted: a path to a YAML file of checks (at most 1 MiB), relative to the workspace.`,
+    ]);
+  });
 });
 
 describe('durations have documented maxima and never overflow a timer', () => {
