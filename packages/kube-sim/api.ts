@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import { FOREGROUND } from './controllers/gc.ts';
 import type { Controllers } from './controllers/index.ts';
 import { applyDefaults, validate } from './defaults.ts';
-import { checkDecode } from './fields.ts';
+import { checkDecode, pruneUnknown } from './fields.ts';
 import { serverSideApply, trackUpdate } from './managed-fields.ts';
 import {
   applyJsonPatch,
@@ -439,6 +439,7 @@ function watch(ctx: ApiContext, r: ResourceRequest): void {
 
 function finishWrite(r: ResourceRequest, next: KubeObject, current: KubeObject | undefined): KubeObject {
   pruneNulls(next);
+  pruneUnknown(apiVersionOf(r.resource), r.resource.kind, next);
   applyDefaults(r.resource, next, current);
   const causes = validate(r.resource, next, current);
   if (causes.length > 0) throw invalid(r.resource, next.metadata.name ?? '', causes);

@@ -280,7 +280,15 @@ function validateStrategy(spec: JsonObject, causes: StatusCause[]): void {
     return;
   }
   if (type !== 'RollingUpdate') {
-    causes.push(notSupported('spec.strategy', strategy, ['Recreate', 'RollingUpdate']));
+    // The internal Go type has no json tags, so the bad value prints with Go field names.
+    const ru = isObject(strategy['rollingUpdate']) ? strategy['rollingUpdate'] : undefined;
+    const internal = {
+      Type: type ?? '',
+      RollingUpdate: ru
+        ? { MaxUnavailable: ru['maxUnavailable'] ?? null, MaxSurge: ru['maxSurge'] ?? null }
+        : null,
+    };
+    causes.push(notSupported('spec.strategy', internal, ['Recreate', 'RollingUpdate']));
     return;
   }
   const ru = isObject(strategy['rollingUpdate']) ? strategy['rollingUpdate'] : {};

@@ -183,3 +183,29 @@ export function checkDecode(apiVersion: string, kind: string, obj: JsonObject): 
   walk(obj, { $ref: top.name }, '', [], structName(top.name));
   return out;
 }
+
+/** Drops what the typed decoder would drop: fields the schema does not declare. */
+export function pruneUnknown(apiVersion: string, kind: string, obj: JsonObject): void {
+  const top = schemaOf(apiVersion, kind);
+  if (!top) return;
+  const walk = (value: unknown, s: Schema | undefined) => {
+    const { schema } = resolve(s);
+    if (!schema || value === null || value === undefined) return;
+    if (Array.isArray(value)) {
+      if (schema.items) for (const item of value) walk(item, schema.items);
+      return;
+    }
+    if (!isObject(value)) return;
+    if (schema.properties) {
+      for (const [k, v] of Object.entries(value)) {
+        const prop = schema.properties[k];
+        if (!prop) {
+          if (!schema['x-kubernetes-preserve-unknown-fields']) delete value[k];
+        } else walk(v, prop);
+      }
+    } else if (schema.additionalProperties) {
+      for (const v of Object.values(value)) walk(v, schema.additionalProperties);
+    }
+  };
+  walk(obj, { $ref: top.name });
+}
