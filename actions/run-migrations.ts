@@ -10,6 +10,7 @@ import {
   type MigrateCommand,
   type MigrationResult,
   MigrationRunError,
+  parseAllowDrift,
 } from '../packages/migrate/types.ts';
 import { runAction } from './runtime.ts';
 
@@ -28,10 +29,11 @@ export const schema = defineInputs({
   'statement-lock-timeout': input.duration(),
   'statement-timeout': input.duration(),
   batch: input.boolean({ default: 'false' }),
-  'allow-drift': input.boolean({ default: 'false' }),
+  'allow-drift': input.string({ default: 'false' }),
   'validate-constraints': input.boolean({ default: 'true' }),
   backup: input.boolean(),
   'backup-path': input.string(),
+  'confirm-restore': input.string(),
   environment: input.string(),
   'allow-paths-outside-workspace': input.boolean({ default: 'false' }),
 });
@@ -70,6 +72,12 @@ function defaultBackupPath(database: string, now: Date): string {
   return join(process.env.RUNNER_TEMP || tmpdir(), `${name}-${stamp}.dump`);
 }
 
+/** `acme/shop#1234.1 migrate`: what another run waiting for the lock is told holds it. */
+function runLabel(run: RunContext): string | undefined {
+  if (!run.repository && !run.runId) return undefined;
+  return `${run.repository}#${run.runId}.${run.runAttempt}${run.job ? ` ${run.job}` : ''}`;
+}
+
 function appliedBy(run: RunContext): string | undefined {
   if (run.actor && run.runUrl) return `${run.actor} via ${run.runUrl}`;
   return run.actor || run.runUrl || undefined;
@@ -89,6 +97,17 @@ function oneLine(message: string): string {
 export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
     maskPassword(inputs.databaseUrl, log);
+    const drift = parseAllowDrift(inputs.allowDrift);
+    if (drift.deprecated)
+      log.warning(
+        'allow-drift: true allows every kind of drift; name the kinds instead (out-of-order, edited, missing), so allowing a late hotfix does not also hide an edited file',
+      );
+    if (inputs.command === 'restore' && !inputs.backupPath)
+      throw new InputError(
+        'backup-path',
+        'is empty',
+        'for restore, the path of the pg_dump archive to put back (the backup-path output of the run that took it)',
+      );
     const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
     for (const [name, dir] of [
       ['dir', inputs.dir],
@@ -157,10 +176,15 @@ export async function main(): Promise<void> {
         lockTimeoutMs: inputs.lockTimeout,
         statementLockTimeoutMs: inputs.statementLockTimeout,
         statementTimeoutMs: inputs.statementTimeout,
-        allowDrift: inputs.allowDrift,
+        allowDrift: drift.kinds,
         validateConstraints: inputs.validateConstraints,
         backup: backupPath !== undefined ? { path: backupPath } : undefined,
+        restore:
+          inputs.command === 'restore'
+            ? { path: inputs.backupPath!, confirm: inputs.confirmRestore ?? '' }
+            : undefined,
         appliedBy: appliedBy(run),
+        runLabel: runLabel(run),
         logger: log,
       });
     } catch (error) {
@@ -169,7 +193,7 @@ export async function main(): Promise<void> {
       if (!(error instanceof MigrationRunError)) throw error;
       await report(error.result);
       const restore = error.result.restoreCommand;
-      if (restore && !error.message.includes(restore))
+      if (restore && inputs.command !== 'restore' && !error.message.includes(restore))
         log.info(`To restore the backup taken before this run: ${restore}`);
       throw error;
     }
@@ -179,6 +203,7 @@ export async function main(): Promise<void> {
       result.applied.length ? `applied ${result.applied.join(', ')}` : '',
       result.reverted.length ? `reverted ${result.reverted.join(', ')}` : '',
       result.baselined.length ? `baselined ${result.baselined.join(', ')}` : '',
+      result.restoredFrom ? `restored from ${result.restoredFrom}` : '',
     ].filter(Boolean);
     log.info(
       `${inputs.command}: ${changed.length ? changed.join('; ') : 'nothing changed'}; current version ${result.currentVersion ?? 'none'}, ${result.pending.length} ${inputs.command === 'plan' ? 'planned' : 'pending'}`,

@@ -53,8 +53,12 @@ async function setup(files: Record<string, string> = FILES) {
 async function migrateStep(inputs: Record<string, string>, env: Record<string, string> = {}) {
   const step = await runBuiltAction('run-migrations', {
     inputs,
-    // pg_dump of the same major version as the test server.
-    env: { PATH: `${server.binaries.binDir}${delimiter}${process.env.PATH ?? ''}`, ...env },
+    // pg_dump of the same major version as the test server; the migration dirs are temp dirs.
+    env: {
+      PATH: `${server.binaries.binDir}${delimiter}${process.env.PATH ?? ''}`,
+      GITHUB_WORKSPACE: tmpdir(),
+      ...env,
+    },
   });
   for (const secret of [PASSWORD, PASSWORD_ENCODED])
     expect([secret, findLeaks(step, secret)]).toEqual([secret, []]);
@@ -184,7 +188,7 @@ suite('run-migrations through the runner contract', () => {
     expect(error).toContain('2_broken.sql failed: relation "no_such_table" does not exist');
     expect(error).toContain('Statement at line 3: INSERT INTO no_such_table VALUES (1)');
     expect(error).toContain('was rolled back');
-    expect(error).toContain(`pg_restore --clean --if-exists --single-transaction --no-owner`);
+    expect(error).toContain('pg_restore --file=- ');
     expect(step.summary).toContain('### Migrations: up failed');
     expect(step.summary).toContain('| 2 | broken | ❌ failed |');
     expect(step.outputs).toMatchObject({
@@ -251,11 +255,90 @@ suite('run-migrations through the runner contract', () => {
     expect(await query(restored, 'SELECT id FROM legacy')).toEqual([{ id: 42 }]);
   });
 
+  test('after a failed production release the summary prints the restore, and command: restore brings the database back', async () => {
+    const { secretUrl, url, dir, write } = await setup();
+    const first = await migrateStep({ command: 'up', 'database-url': secretUrl, dir, target: '2' });
+    expect(errors(first)).toEqual([]);
+    await write({
+      '3_seed.sql': "-- migrate:up\nCREATE TYPE tier AS ENUM ('free');\nCREATE TABLE plans (t tier);\n",
+      '4_broken.sql': '-- migrate:up\nSELECT no_such_column FROM plans;\n',
+    });
+    const runnerTemp = await mkdtemp(join(tmpdir(), 'migrate-runner-temp-'));
+    cleanups.push(() => rm(runnerTemp, { recursive: true, force: true }));
+    const failed = await migrateStep(
+      { command: 'up', 'database-url': secretUrl, dir, environment: 'production' },
+      { RUNNER_TEMP: runnerTemp, GITHUB_REPOSITORY: 'acme/shop', GITHUB_RUN_ID: '77', GITHUB_JOB: 'migrate' },
+    );
+    expect(failed.exitCode).toBe(1);
+    expect(failed.outputs.applied).toBe('3');
+    const backup = failed.outputs['backup-path']!;
+    expect(failed.summary).toContain('run run-migrations with `command: restore`');
+    expect(failed.summary).toContain(`pg_restore --file=- ${backup} | psql`);
+    expect(await tableExists(url, 'plans')).toBe(true);
+
+    const database = new URL(url).pathname.slice(1);
+    const refused = await migrateStep({
+      command: 'restore',
+      dir,
+      'database-url': secretUrl,
+      'backup-path': backup,
+      'confirm-restore': 'yes',
+    });
+    expect(refused.exitCode).toBe(1);
+    expect(errors(refused)).toHaveLength(1);
+    expect(errors(refused)[0]).toContain(
+      `Input 'confirm-restore' has "yes", which is not the name of the database to restore`,
+    );
+    expect(await tableExists(url, 'plans')).toBe(true);
+
+    const restored = await migrateStep({
+      command: 'restore',
+      dir,
+      'database-url': secretUrl,
+      'backup-path': backup,
+      'confirm-restore': database,
+    });
+    expect(errors(restored)).toEqual([]);
+    expect(restored.outputs['current-version']).toBe('2');
+    expect(restored.summary).toContain('Restored from: ');
+    expect(await tableExists(url, 'plans')).toBe(false);
+    expect(await query(url, `SELECT 1 FROM pg_type WHERE typname = 'tier'`)).toEqual([]);
+    expect((await history(url)).map((r) => r.version)).toEqual(['1', '2']);
+
+    await write({ '4_broken.sql': '-- migrate:up\nSELECT t FROM plans;\n' });
+    const again = await migrateStep({ command: 'up', 'database-url': secretUrl, dir });
+    expect(errors(again)).toEqual([]);
+    expect(again.outputs.applied).toBe('3,4');
+  });
+
+  test('allow-drift names kinds; true still works with a deprecation warning; an unknown kind is an input error', async () => {
+    const { secretUrl, url, dir, write } = await setup({
+      '1_users.sql': FILES['1_users.sql'],
+      '3_seed.sql': FILES['3_seed.sql'],
+    });
+    expect(errors(await migrateStep({ command: 'up', 'database-url': secretUrl, dir }))).toEqual([]);
+    await write({ '2_orders.up.sql': FILES['2_orders.up.sql'] });
+    const bad = await migrateStep({ command: 'up', 'database-url': secretUrl, dir, 'allow-drift': 'late' });
+    expect(errors(bad)).toEqual([
+      expect.stringContaining(`Input 'allow-drift' has "late", which is not a kind of drift`),
+    ]);
+    expect(await tableExists(url, 'orders')).toBe(false);
+    const old = await migrateStep({ command: 'up', 'database-url': secretUrl, dir, 'allow-drift': 'true' });
+    expect(errors(old)).toEqual([]);
+    expect(
+      old.annotations
+        .filter((a) => a.level === 'warning')
+        .map((a) => a.message)
+        .join('\n'),
+    ).toContain('allow-drift: true allows every kind of drift; name the kinds instead');
+    expect(old.outputs.applied).toBe('2');
+  });
+
   test.each([
     [
       'an unknown command',
       { command: 'migrate' },
-      'Input \'command\' has "migrate", which is not a known value. Accepted: one of status, plan, up, down, verify, baseline.',
+      'Input \'command\' has "migrate", which is not a known value. Accepted: one of status, plan, up, down, verify, baseline, restore.',
     ],
     [
       'steps with up',
@@ -264,8 +347,8 @@ suite('run-migrations through the runner contract', () => {
     ],
     [
       'a missing dir',
-      { command: 'up', dir: '/nonexistent/migrations' },
-      'Input \'dir\' names "/nonexistent/migrations", which does not exist.',
+      { command: 'up', dir: join(tmpdir(), 'nonexistent-migrations') },
+      `Input 'dir' names "${join(tmpdir(), 'nonexistent-migrations')}", which does not exist.`,
     ],
     [
       'a database-url that is not PostgreSQL',
@@ -283,7 +366,8 @@ suite('run-migrations through the runner contract', () => {
     expect(step.exitCode).toBe(1);
     expect(errors(step)).toHaveLength(1);
     expect(errors(step)[0]).toContain(message);
-    expect(step.outputs).toEqual({});
+    // At most the one-line reason for Slack; no result of a run that never started.
+    expect(Object.keys(step.outputs).filter((k) => k !== 'reason')).toEqual([]);
     expect(step.summary).toBe('');
     expect(await publicTables(url)).toEqual([]);
   });
