@@ -176,6 +176,15 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
   };
 
   io.stdout(`Rehearsing scenario '${scenario}' (waits ${timeScale}x faster than real time)\n`);
+  // Ctrl-C would end the process at once, leaving PostgreSQL's data directory and the workspace
+  // in /tmp: exit instead, so the exit hooks stop the servers and remove what the rehearsal made.
+  const interrupted = (signal: NodeJS.Signals) => {
+    wait(undefined);
+    io.stderr(`\nInterrupted (${signal}): stopping the rehearsal and removing its temporary files\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     const result = await rehearse({
       scenario,
@@ -211,5 +220,7 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
     return 1;
   } finally {
     if (spinner) clearInterval(spinner);
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
   }
 }

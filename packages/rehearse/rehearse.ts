@@ -303,10 +303,25 @@ function changeProductionConfig(workspace: string): void {
 
 const healthy = (version: string) => ({ http: { health: { status: 'healthy', version } } });
 
+/**
+ * The rehearsal's temporary directories, removed when the process exits however it exits: Ctrl-C
+ * ends the command through process.exit (packages/cli/rehearse.ts), and finally blocks do not run then.
+ */
+const leftovers = new Set<string>();
+function tempDir(prefix: string): string {
+  if (leftovers.size === 0)
+    process.once('exit', () => {
+      for (const dir of leftovers) rmSync(dir, { recursive: true, force: true });
+    });
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  leftovers.add(dir);
+  return dir;
+}
+
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
   const started = performance.now();
   const example = options.example ?? join(REPO_ROOT, 'examples', 'shop');
-  const workspace = mkdtempSync(join(tmpdir(), 'rehearsal-'));
+  const workspace = tempDir('rehearsal-');
   cpSync(example, workspace, { recursive: true });
   const say = (text: string) => options.onEvent?.({ type: 'phase', text });
   const scenario = options.scenario;
