@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
 import { checkOurActionInputs, lintWorkflow, ourActionOf } from '../../packages/testkit/workflow-lint.ts';
+import { pinUses, unpinnedUses } from '../../packages/workflow/pin.ts';
 
 function workflowFiles(): string[] {
   const out: string[] = [];
@@ -89,5 +90,62 @@ describe('the validation itself', () => {
       'deploy-env',
     );
     expect(ourActionOf('actions/checkout@v4')).toBeUndefined();
+  });
+});
+
+describe('release pinning of the reusable workflows', () => {
+  const REUSABLE = ['pipeline.yml', 'deploy.yml'].map((f) => join(REPO_ROOT, '.github', 'workflows', f));
+  const A = 'a'.repeat(40);
+  const B = 'b'.repeat(40);
+
+  test('the source tree names no release tag: a released workflow must never call whatever v1 is now', () => {
+    for (const file of REUSABLE) {
+      const ours = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => /uses:\s*[^/\s]+\/pipeline\//.test(l));
+      expect(ours.length).toBeGreaterThan(0);
+      for (const line of ours) expect(line).toMatch(/@main\s*$/);
+    }
+  });
+
+  test('pinning points every uses: of ours at the publishing repository and exact commits, and nothing else', async () => {
+    const deploy = pinUses(readFileSync(REUSABLE[1]!, 'utf8'), {
+      repository: 'fork/pipeline',
+      actionsRef: A,
+    });
+    const pipeline = pinUses(readFileSync(REUSABLE[0]!, 'utf8'), {
+      repository: 'fork/pipeline',
+      actionsRef: A,
+      workflowsRef: B,
+    });
+    expect(unpinnedUses(deploy.text)).toEqual([]);
+    expect(unpinnedUses(pipeline.text)).toEqual([]);
+    expect(deploy.changes.map((c) => c.to)).toContain(`uses: fork/pipeline/canary-shift@${A}`);
+    expect(pipeline.changes.map((c) => c.to)).toContain(
+      `uses: fork/pipeline/.github/workflows/deploy.yml@${B}`,
+    );
+    expect(pipeline.text).toContain(`uses: fork/pipeline/notify@${A}`);
+    expect(deploy.text).toContain('uses: actions/checkout@v4');
+    const usesLines = `${deploy.text}\n${pipeline.text}`
+      .split('\n')
+      .filter((l) => /^\s*(-\s+)?uses:/.test(l));
+    expect(usesLines.filter((l) => /acme\/pipeline|@main\b/.test(l))).toEqual([]);
+    // What the release tags is still a valid workflow that passes our own checks.
+    for (const [name, text] of [
+      ['deploy.yml', deploy.text],
+      ['pipeline.yml', pipeline.text],
+    ] as const) {
+      const file = join(REPO_ROOT, '.github', 'workflows', name);
+      expect([...(await lintWorkflow(file, text)), ...checkOurActionInputs(file, text, REPO_ROOT)]).toEqual(
+        [],
+      );
+    }
+  });
+
+  test('the release workflow runs from the default branch only, behind the release environment, after the checks', () => {
+    const text = readFileSync(join(REPO_ROOT, '.github', 'workflows', 'release.yml'), 'utf8');
+    expect(text).toContain('if [ "$REF" != "refs/heads/$DEFAULT" ]; then');
+    expect(text).toMatch(/tag:\n\s+needs: verify\n[\s\S]*?environment: release/);
+    expect(text).toContain('node scripts/pin-release.ts --check');
   });
 });

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { formatDuration } from '../core/index.ts';
 import { ENVIRONMENTS, rehearse } from '../rehearse/rehearse.ts';
 import { buildOf } from '../rehearse/report.ts';
-import { SCENARIOS, type ScenarioName } from '../rehearse/scenarios.ts';
+import { SCENARIOS, type ScenarioName, STRATEGIES, type Strategy } from '../rehearse/scenarios.ts';
 import { LogMasker } from '../runner/log-masker.ts';
 import type { RunnerEvent } from '../workflow/runner.ts';
 import type { CliIo } from './environments.ts';
@@ -16,6 +16,7 @@ throwaway PostgreSQL and local Slack and GitHub endpoints.
 
 Options:
   --scenario <name>   ${SCENARIOS.join(' | ')} (default healthy)
+  --strategy <name>   production strategy: ${STRATEGIES.join(' | ')} (default: the one the example's workflow names)
   --approve           approve every environment that needs reviewers, without asking
   --reject <env>      reject the approval of <env> (repeatable)
   --time-scale <n>    run the workflows' waits (soak windows, pauses) n times faster (default 60)
@@ -36,6 +37,7 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
       args,
       options: {
         scenario: { type: 'string', default: 'healthy' },
+        strategy: { type: 'string' },
         approve: { type: 'boolean', default: false },
         reject: { type: 'string', multiple: true, default: [] },
         'time-scale': { type: 'string', default: '60' },
@@ -60,6 +62,13 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
   if (!SCENARIOS.includes(scenario)) {
     io.stderr(
       `error: --scenario has ${JSON.stringify(values.scenario)}; accepted: ${SCENARIOS.join(', ')}\n`,
+    );
+    return 2;
+  }
+  const strategy = values.strategy as Strategy | undefined;
+  if (strategy !== undefined && !STRATEGIES.includes(strategy)) {
+    io.stderr(
+      `error: --strategy has ${JSON.stringify(values.strategy)}; accepted: ${STRATEGIES.join(', ')}\n`,
     );
     return 2;
   }
@@ -188,6 +197,7 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
   try {
     const result = await rehearse({
       scenario,
+      ...(strategy ? { strategy } : {}),
       approve,
       timeScale,
       reportPath: values.report as string,

@@ -18,7 +18,9 @@ import { type KubeSim, startKubeSim } from '../kube-sim/index.ts';
 import { REPO_ROOT } from '../runner/action-runner.ts';
 import { LocalGitHub } from '../testkit/local-github.ts';
 import { LocalSlack, type StoredMessage } from '../testkit/local-slack.ts';
+import { readOnlyKubeconfig } from '../testkit/read-only-access.ts';
 import { type PostgresServer, startPostgres } from '../testkit/postgres.ts';
+import { OUR_ACTIONS } from '../workflow/our-actions.ts';
 import { type JobRecord, type RunnerEvent, type WorkflowRun, WorkflowRunner } from '../workflow/runner.ts';
 import { startIngress } from './ingress.ts';
 import { renderReport } from './report.ts';
@@ -118,6 +120,12 @@ async function startServices(scenario: ScenarioName, newImage: string): Promise<
         await admin.query(`CREATE DATABASE shop_${env}`);
         databases[env] = postgres.urlFor(`shop_${env}`);
       }
+      // The production plan's login (docs/environments.md): it may read production's database, never write.
+      await admin.query('CREATE ROLE shop_plan LOGIN IN ROLE pg_read_all_data');
+      databases['production-plan'] = databases.production!.replace(
+        `//${postgres.user}@`,
+        '//shop_plan@',
+      );
     } finally {
       await admin.end();
     }
@@ -301,6 +309,19 @@ function changeProductionConfig(workspace: string): void {
   writeFileSync(file, text);
 }
 
+/**
+ * The suite as it is when the rehearsal starts: its reusable workflows, action.yml files and built
+ * bundles, copied once, so a rebuild of dist/ meanwhile (another terminal, a test run) cannot
+ * swap the bundles under a running release.
+ */
+function snapshotSuite(into: string): string {
+  for (const entry of ['dist', '.github', ...OUR_ACTIONS]) {
+    const from = join(REPO_ROOT, entry);
+    if (existsSync(from)) cpSync(from, join(into, entry), { recursive: true });
+  }
+  return into;
+}
+
 const healthy = (version: string) => ({ http: { health: { status: 'healthy', version } } });
 
 /**
@@ -323,6 +344,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
   const example = options.example ?? join(REPO_ROOT, 'examples', 'shop');
   const workspace = tempDir('rehearsal-');
   cpSync(example, workspace, { recursive: true });
+  const suite = snapshotSuite(tempDir('rehearsal-suite-'));
   const say = (text: string) => options.onEvent?.({ type: 'phase', text });
   const scenario = options.scenario;
   const strategy: Strategy =
@@ -344,6 +366,11 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
     );
 
     const s = services;
+    // production-plan gets a get/list Role and the read-only login, as the docs ask of a real setup.
+    const planSecrets = {
+      KUBECONFIG: await readOnlyKubeconfig(s.sim, 'shop-production'),
+      DATABASE_URL: s.databases['production-plan']!,
+    };
     const needsApproval = approvalEnvironments(workspace);
     const caller = join(workspace, '.github', 'workflows', 'release.yml');
     let runNumber = 100;
@@ -357,7 +384,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       say(`push to ${ref.replace('refs/heads/', '')}: ${message}`);
       runNumber += 1;
       const runner = new WorkflowRunner({
-        repoRoot: REPO_ROOT,
+        repoRoot: suite,
         workspace,
         event: {
           name: 'push',
@@ -368,9 +395,12 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
           payload: { ref, after: sha, head_commit: { id: sha, message } },
         },
         secrets: { SLACK_BOT_TOKEN: 'xoxb-rehearsal' },
-        environmentSecrets: Object.fromEntries(
-          ENVIRONMENTS.map((env) => [env, { KUBECONFIG: s.sim.kubeconfig, DATABASE_URL: s.databases[env]! }]),
-        ),
+        environmentSecrets: {
+          ...Object.fromEntries(
+            ENVIRONMENTS.map((env) => [env, { KUBECONFIG: s.sim.kubeconfig, DATABASE_URL: s.databases[env]! }]),
+          ),
+          'production-plan': planSecrets,
+        },
         vars: {
           PIPELINE_SLACK_API_URL: s.slack.apiUrl,
           STAGING_URL: s.ingress.url,
@@ -382,23 +412,24 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         requiresApproval: (env) => needsApproval.has(env),
         approve,
         onEvent: (e) => {
-          const inProduction =
-            'job' in e && e.job.path.endsWith('production/deploy') && label.startsWith('main');
+          const inProduction = 'job' in e && e.job.path.endsWith('production/deploy') && label === 'main';
           // bad-canary: the new version starts failing under production traffic only.
           if (scenario === 'bad-canary' && inProduction && e.type === 'job-start')
             s.sim.setImageBehaviour(mainImage, {
               http: { errorRate: 0.6, health: { status: 'healthy', version: 'v1.5.0' } },
             });
-          // failed-soak: healthy through the deploy's own checks, unhealthy once the soak starts.
-          if (
-            scenario === 'failed-soak' &&
-            inProduction &&
-            e.type === 'step-start' &&
-            e.step.name === 'health gate (soak)'
-          )
-            s.sim.setImageBehaviour(mainImage, {
-              http: { health: { status: 'degraded', version: 'v1.5.0' } },
-            });
+          // failed-soak: healthy through the deploy's own checks; once the soak starts, production's
+          // Service answers 503 (a simulated image behaviour is fixed when its pod starts, so the
+          // failure comes through the service proxy), until the job ends.
+          if (scenario === 'failed-soak' && inProduction) {
+            if (e.type === 'step-start' && e.step.name === 'health gate (soak)')
+              s.sim.setFaults({
+                errorRate: 1,
+                statuses: [503],
+                match: { pathPattern: '/namespaces/shop-production/services/(https?:)?shop(:[^/]*)?/proxy' },
+              });
+            if (e.type === 'step-end' && e.step.name === 'health gate (soak)') s.sim.setFaults({});
+          }
           options.onEvent?.(e);
         },
       });
@@ -496,5 +527,6 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
   } finally {
     await stopServices(services);
     rmSync(workspace, { recursive: true, force: true });
+    rmSync(suite, { recursive: true, force: true });
   }
 }

@@ -87,7 +87,7 @@ export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expe
         mainRun: true,
         failingJobs: ['production/deploy'],
         ended: 'rolled-back',
-        summary: `the release passes its ${strategy} deploy, then fails the production soak: it is rolled back to the previous release`,
+        summary: `the release passes its ${strategy} deploy, then production starts answering 503 during the soak: it is rolled back to the previous release`,
       };
     case 'failed-migration':
       return {

@@ -1,5 +1,5 @@
 /** The actions of this suite, as `uses:` names them. */
-const OUR_ACTIONS = [
+export const OUR_ACTIONS = [
   'deploy-env',
   'run-migrations',
   'health-gate',

@@ -1,0 +1,155 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
+import { LocalGitHub } from '../../packages/testkit/local-github.ts';
+import { type JobRecord, WorkflowRunner } from '../../packages/workflow/runner.ts';
+
+/**
+ * deploy.yml's own guards, run through the local workflow runner: the inputs checked before any
+ * approval or change, the job timeout worked out from the soak, and the newer-release check that
+ * keeps an approved older run from deploying an image a newer release replaced.
+ */
+
+const IMAGE = `ghcr.io/acme/shop@sha256:${'1'.repeat(64)}`;
+const NEWER = `ghcr.io/acme/shop@sha256:${'2'.repeat(64)}`;
+
+let workspace: string;
+let github: LocalGitHub;
+beforeAll(async () => {
+  workspace = mkdtempSync(join(tmpdir(), 'deploy-wf-'));
+  mkdirSync(join(workspace, '.github', 'workflows'), { recursive: true });
+  github = await LocalGitHub.start({ tokens: ['ghs_x'] });
+});
+afterAll(async () => {
+  await github.close();
+  rmSync(workspace, { recursive: true, force: true });
+});
+
+async function runDeploy(withInputs: Record<string, string>): Promise<{ jobs: Record<string, JobRecord> }> {
+  const file = join(workspace, '.github', 'workflows', 'caller.yml');
+  const lines = Object.entries({ environment: 'production', app: 'shop', image: IMAGE, ...withInputs }).map(
+    ([k, v]) => `      ${k}: ${JSON.stringify(v)}`,
+  );
+  writeFileSync(
+    file,
+    [
+      'on: push',
+      'jobs:',
+      '  production:',
+      '    uses: acme/pipeline/.github/workflows/deploy.yml@main',
+      '    with:',
+      ...lines,
+      '    secrets: inherit',
+    ].join('\n'),
+  );
+  const runner = new WorkflowRunner({
+    repoRoot: REPO_ROOT,
+    workspace,
+    event: {
+      name: 'push',
+      ref: 'refs/heads/main',
+      sha: 'c'.repeat(40),
+      repository: 'acme/shop',
+      actor: 'octocat',
+      payload: {},
+    },
+    secrets: {},
+    vars: {},
+    env: {},
+    githubApiUrl: github.url,
+    token: 'ghs_x',
+    requiresApproval: () => false,
+    approve: async () => true,
+  });
+  const run = await runner.runWorkflow(file);
+  return { jobs: Object.fromEntries(run.jobs.map((j) => [j.path, j])) };
+}
+
+describe('deploy.yml checks its inputs in a job of its own, before any approval or change', () => {
+  test.each([
+    [{ strategy: 'bluegreen' }, "strategy is 'bluegreen'; accepted: rolling, canary or blue-green"],
+    [{ soak: '15 minutes' }, "soak is '15 minutes'; accepted: a duration such as 90s, 5m or 1h30m"],
+    [{ 'canary-steps': '10:soon,100', strategy: 'canary' }, "canary-steps has '10:soon'"],
+    [{ soak: '80h' }, 'a GitHub job lives at most 4320'],
+  ])(
+    '%j fails the plan job with one clear error, and the deploy job never starts',
+    async (inputs, message) => {
+      const { jobs } = await runDeploy(inputs);
+      const plan = jobs['production/plan']!;
+      expect(plan.conclusion).toBe('failure');
+      expect(plan.steps[0]!.log).toContain(`::error title=invalid input::`);
+      expect(plan.steps[0]!.log).toContain(message);
+      expect(jobs['production/deploy']).toMatchObject({ conclusion: 'skipped', steps: [] });
+    },
+  );
+
+  test('the deploy job lives for the soak, the canary pauses and twice the rollout deadline, plus 15 minutes', async () => {
+    const { jobs } = await runDeploy({
+      strategy: 'canary',
+      soak: '1h30m',
+      'canary-steps': '10:2m,50:5m,100',
+      timeout: '10m',
+      'promoted-from': 'nowhere',
+    });
+    // 90m + 7m + 20m + 15m
+    expect(jobs['production/plan']!.outputs['timeout-minutes']).toBe('132');
+  });
+});
+
+describe('the newer-release check right before deploying', () => {
+  test('an approved run whose image staging no longer runs ends as superseded and changes nothing', async () => {
+    const staging = github.seedDeployment({
+      owner: 'acme',
+      repo: 'shop',
+      environment: 'staging',
+      payload: { app: 'shop', images: { 'ghcr.io/acme/shop': NEWER } },
+    });
+    staging.statuses.push({
+      id: 1,
+      state: 'success',
+      description: '',
+      environment: 'staging',
+      environment_url: '',
+      log_url: '',
+      created_at: new Date().toISOString(),
+    });
+    const { jobs } = await runDeploy({
+      strategy: 'canary',
+      'promoted-from': 'staging',
+      'migrations-dir': 'migrations',
+    });
+    const deploy = jobs['production/deploy']!;
+    expect(deploy.conclusion).toBe('failure');
+    const step = (id: string) => deploy.steps.find((s) => s.id === id)!;
+    expect(step('newer').log).toContain(`staging now runs ${NEWER}, a newer release than ${IMAGE}`);
+    for (const id of ['plan', 'migrate', 'rolling', 'canary', 'bluegreen', 'gate', 'rollback'])
+      expect(step(id).conclusion).toBe('skipped');
+    expect(deploy.outputs).toMatchObject({ environment: 'production', ended: 'superseded' });
+    expect(deploy.outputs.reason).toContain(NEWER);
+    expect(jobs.production!.outputs).toMatchObject({ ended: 'superseded', environment: 'production' });
+  });
+
+  test('the newest release in staging passes the check', async () => {
+    const staging = github.seedDeployment({
+      owner: 'acme',
+      repo: 'shop',
+      environment: 'staging',
+      payload: { app: 'shop', images: { 'ghcr.io/acme/shop': IMAGE } },
+    });
+    staging.statuses.push({
+      id: 2,
+      state: 'success',
+      description: '',
+      environment: 'staging',
+      environment_url: '',
+      log_url: '',
+      created_at: new Date().toISOString(),
+    });
+    const { jobs } = await runDeploy({ strategy: 'canary', 'promoted-from': 'staging' });
+    const newer = jobs['production/deploy']!.steps.find((s) => s.id === 'newer')!;
+    expect(newer.conclusion).toBe('success');
+    expect(newer.log).toContain(`${IMAGE} is still the newest release in staging`);
+  });
+});
