@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import type { Schema } from '../../packages/config/index.ts';
+import { parseDuration } from '../../packages/core/index.ts';
 import { readActionDefinition } from '../../packages/runner/action-runner.ts';
 import { lintActionMetadata } from '../../packages/testkit/workflow-lint.ts';
 import { actionDirs, updatedReadme } from '../../scripts/action-docs.ts';
@@ -40,6 +41,18 @@ describe.each(dirs.map((d) => [basename(d), d]))('%s/action.yml', (name, dir) =>
           : String(yml.default);
       expect([input, field.defaultValue]).toEqual([input, ymlDefault]);
       expect([input, Boolean(yml.required)]).toEqual([input, field.required]);
+    }
+  });
+
+  test('every duration input documents the maximum its schema accepts', async () => {
+    const { schema } = (await import(`../../actions/${name}.ts`)) as { schema: Schema };
+    for (const [input, field] of Object.entries(schema)) {
+      if (field.kind !== 'duration') continue;
+      const stated = /At most (\S+?)\./.exec(def.inputs[input]?.description ?? '')?.[1];
+      expect([input, stated && parseDuration(stated, input, { maxMs: Number.MAX_SAFE_INTEGER })]).toEqual([
+        input,
+        field.maxMs,
+      ]);
     }
   });
 
