@@ -1,10 +1,13 @@
-// run-migrations engine against a throwaway PostgreSQL: apply N generated migrations to a fresh
-// database (one transaction each, then as one batch), re-run with nothing pending, status, verify,
-// down all. Prints timings. Run: `node bench/migrate.ts [count]` (default 500).
+// run-migrations against dbmate and node-pg-migrate on one throwaway PostgreSQL, whole processes
+// side by side (our action's start included: `node dist/run-migrations.js` as the runner starts
+// it), medians of several rounds, each round on fresh databases:
+//   trivial    N migrations of one statement each (default 500)
+//   wide       100 migrations of 20 statements each
+//   re-run     the trivial set again, nothing pending
+// then, in-process, what the other commands cost (status, verify, down, batch, backup).
+// Run: `npm run build && node bench/migrate.ts [count] [rounds]` (defaults 500, 3).
 //
-// Then, when they are installed, the same N migrations in dbmate's and node-pg-migrate's own file
-// formats, each applied to a fresh database on the same server and re-run with nothing pending,
-// with ratios against our engine. They are never project dependencies; get them with
+// The other tools are never project dependencies; get them with
 //   npm install --prefix /tmp/bench-tools dbmate node-pg-migrate pg
 // (dbmate's npm package ships its Go binary; node-pg-migrate needs pg beside it), or point
 // BENCH_TOOLS at another prefix. A tool that is missing or fails is reported and skipped.
@@ -13,110 +16,116 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Logger, silentLogger } from '../packages/core/index.ts';
+import { silentLogger } from '../packages/core/index.ts';
 import { type RunMigrationsOptions, runMigrations } from '../packages/migrate/index.ts';
 import { startPostgres } from '../packages/testkit/postgres.ts';
 
 const count = Math.max(1, Math.min(5000, Number(process.argv[2] ?? 500)));
+const rounds = Math.max(1, Math.min(20, Number(process.argv[3] ?? 3)));
 const toolsPrefix = process.env.BENCH_TOOLS ?? '/tmp/bench-tools';
-const logger: Logger = silentLogger;
+const bundle = join(import.meta.dirname, '..', 'dist', 'run-migrations.js');
+const dbmate = join(toolsPrefix, 'node_modules', '.bin', 'dbmate');
+const npgm = join(toolsPrefix, 'node_modules', '.bin', 'node-pg-migrate');
 
-const upSql = (i: number) =>
-  `CREATE TABLE t_${i} (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now());\n` +
-  `CREATE INDEX t_${i}_name ON t_${i} (name);\n` +
-  `INSERT INTO t_${i} (id, name) SELECT g, 'row ' || g FROM generate_series(1, 10) g;\n`;
-const downSql = (i: number) => `DROP TABLE t_${i};\n`;
-
-async function generate(dir: string): Promise<void> {
-  const width = String(count).length;
-  for (let i = 1; i <= count; i++) {
-    const v = String(i).padStart(width, '0');
-    await writeFile(
-      join(dir, `${v}_table_${i}.sql`),
-      `-- migrate:up\n${upSql(i)}-- migrate:down\n${downSql(i)}`,
-    );
-  }
+interface SetSpec {
+  label: string;
+  migrations: number;
+  up: (i: number) => string;
+  down: (i: number) => string;
 }
+const trivial: SetSpec = {
+  label: `${count} trivial migrations`,
+  migrations: count,
+  up: (i) => `CREATE TABLE t_${i} (id int);\n`,
+  down: (i) => `DROP TABLE t_${i};\n`,
+};
+const wide: SetSpec = {
+  label: '100 migrations × 20 statements',
+  migrations: 100,
+  up: (i) =>
+    `CREATE TABLE t_${i} (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now());\n` +
+    Array.from({ length: 18 }, (_, j) => `INSERT INTO t_${i} (id, name) VALUES (${j}, 'row ${j}');\n`).join(
+      '',
+    ) +
+    `CREATE INDEX t_${i}_name ON t_${i} (name);\n`,
+  down: (i) => `DROP TABLE t_${i};\n`,
+};
 
-let lastMs = 0;
-async function time<T>(label: string, body: () => Promise<T>, per?: number): Promise<T> {
-  const start = performance.now();
-  const value = await body();
-  const ms = performance.now() - start;
-  lastMs = ms;
-  const each = per ? `  (${(ms / per).toFixed(2)} ms per migration)` : '';
-  console.log(`${label.padEnd(56)} ${ms.toFixed(0).padStart(7)} ms${each}`);
-  return value;
-}
+type Layout = 'ours' | 'dbmate' | 'node-pg-migrate';
 
-const server = await startPostgres();
-const dir = await mkdtemp(join(tmpdir(), 'bench-migrate-'));
-try {
-  await generate(dir);
-  console.log(`PostgreSQL ${server.url}, ${count} migrations (3 statements each)\n`);
-  const base = (databaseUrl: string): Omit<RunMigrationsOptions, 'command'> => ({
-    databaseUrl,
-    dir,
-    lockTimeoutMs: 10_000,
-    logger,
-  });
-
-  const fresh = await server.createDatabase('bench');
-  const up = await time(
-    `up: ${count} pending, one transaction each`,
-    () => runMigrations({ ...base(fresh), command: 'up' }),
-    count,
-  );
-  if (up.applied.length !== count) throw new Error(`applied ${up.applied.length}, expected ${count}`);
-  const oursUpMs = lastMs;
-  const again = await time('up again: nothing pending', () =>
-    runMigrations({ ...base(fresh), command: 'up' }),
-  );
-  if (again.applied.length !== 0) throw new Error('re-run applied something');
-  const oursAgainMs = lastMs;
-  await time('status', () => runMigrations({ ...base(fresh), command: 'status' }));
-  await time('verify (drift + NOT VALID constraints)', () =>
-    runMigrations({ ...base(fresh), command: 'verify' }),
-  );
-  await time(
-    `down to 0: revert ${count}`,
-    () => runMigrations({ ...base(fresh), command: 'down', target: '0' }),
-    count,
-  );
-
-  const batchDb = await server.createDatabase('bench_batch');
-  await time(
-    `up --batch: ${count} in one transaction`,
-    () => runMigrations({ ...base(batchDb), command: 'up', batch: true }),
-    count,
-  );
-  const oursBatchMs = lastMs;
-
-  const backupDb = await server.createDatabase('bench_backup');
-  await runMigrations({ ...base(backupDb), command: 'up', target: String(count - 1) });
-  await time(`up with pg_dump -Fc backup (${count - 1} tables, 1 pending)`, () =>
-    runMigrations({
-      ...base(backupDb),
-      command: 'up',
-      backup: { path: join(dir, 'backup', 'before.dump') },
-      pgDumpPath: server.binaries.pgDump,
+/** One copy of a set in a tool's own format. */
+async function writeSet(root: string, spec: SetSpec, layout: Layout): Promise<string> {
+  const dir = join(root, layout, spec.migrations === count ? 'trivial' : 'wide');
+  await mkdir(dir, { recursive: true });
+  const width = String(spec.migrations).length;
+  await Promise.all(
+    Array.from({ length: spec.migrations }, (_, k) => {
+      const i = k + 1;
+      const v = layout === 'dbmate' ? `2025${String(i).padStart(10, '0')}` : String(i).padStart(width, '0');
+      const text =
+        layout === 'node-pg-migrate'
+          ? `-- Up Migration\n${spec.up(i)}\n-- Down Migration\n${spec.down(i)}`
+          : `-- migrate:up\n${spec.up(i)}\n-- migrate:down\n${spec.down(i)}`;
+      return writeFile(join(dir, `${v}_table_${i}.sql`), text);
     }),
   );
-
-  await compareTools(server.createDatabase.bind(server), {
-    up: oursUpMs,
-    batch: oursBatchMs,
-    again: oursAgainMs,
-  });
-} finally {
-  await rm(dir, { recursive: true, force: true });
-  await server.stop();
+  return dir;
 }
 
-/** The tools' exit codes are not trusted alone: a run counts only if all N tables exist afterwards. */
-async function tablesIn(databaseUrl: string): Promise<number> {
+function timeProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const child = spawn(command, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (c: Buffer) => {
+      output = (output + c.toString()).slice(-3000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const ms = performance.now() - start;
+      if (code === 0 && !/::error::/.test(output)) resolve(ms);
+      else reject(new Error(`${command} exited ${code}: ${output.trim().split('\n').slice(-3).join(' | ')}`));
+    });
+  });
+}
+
+async function runOurs(url: string, dir: string, work: string): Promise<number> {
+  await mkdir(work, { recursive: true });
+  await Promise.all([writeFile(join(work, 'output'), ''), writeFile(join(work, 'summary.md'), '')]);
+  return timeProcess(process.execPath, [bundle], {
+    INPUT_COMMAND: 'up',
+    'INPUT_DATABASE-URL': url,
+    INPUT_DIR: dir,
+    'INPUT_ALLOW-PATHS-OUTSIDE-WORKSPACE': 'true',
+    GITHUB_OUTPUT: join(work, 'output'),
+    GITHUB_STEP_SUMMARY: join(work, 'summary.md'),
+    GITHUB_WORKSPACE: dir,
+  });
+}
+
+const runners: Record<Layout, (url: string, dir: string, work: string) => Promise<number>> = {
+  ours: runOurs,
+  dbmate: (url, dir) =>
+    timeProcess(
+      dbmate,
+      ['--url', `${url}?sslmode=disable`, '--migrations-dir', dir, '--no-dump-schema', 'up'],
+      {},
+    ),
+  'node-pg-migrate': (url, dir) =>
+    timeProcess(npgm, ['up', '--migrations-dir', dir, '--no-verbose', '--no-single-transaction'], {
+      DATABASE_URL: url,
+    }),
+};
+
+/** A run counts only if every table exists afterwards: exit codes are not trusted alone. */
+async function tablesIn(url: string): Promise<number> {
   const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString: databaseUrl });
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     const r = await client.query(
@@ -128,138 +137,127 @@ async function tablesIn(databaseUrl: string): Promise<number> {
   }
 }
 
-interface ToolRun {
-  code: number | null;
-  ms: number;
-  output: string;
-}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
-function runTool(
-  command: string,
-  args: string[],
-  cwd: string,
-  env: NodeJS.ProcessEnv = {},
-): Promise<ToolRun> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now();
-    const child = spawn(command, args, {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const keep = (c: Buffer) => {
-      output = (output + c.toString()).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, ms: performance.now() - start, output }));
-  });
-}
-
-/**
- * dbmate and node-pg-migrate on the same server, each with its own copy of the migrations in
- * its format and a fresh database; both run as separate processes, so their times include
- * process start (a few ms for dbmate's Go binary, a few hundred for Node).
- */
-async function compareTools(
-  createDatabase: (prefix?: string) => Promise<string>,
-  ours: { up: number; batch: number; again: number },
-): Promise<void> {
-  const rows: { tool: string; up: number; again: number; vsUp: number }[] = [];
+if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
+const server = await startPostgres();
+const root = await mkdtemp(join(tmpdir(), 'bench-migrate-'));
+try {
+  const layouts: Layout[] = ['ours'];
   const skipped: string[] = [];
-  const root = await mkdtemp(join(tmpdir(), 'bench-migrate-tools-'));
-  try {
-    const dbmate = join(toolsPrefix, 'node_modules', '.bin', 'dbmate');
-    if (!existsSync(dbmate)) {
-      skipped.push(`dbmate: not found at ${dbmate}`);
-    } else {
-      const migrations = join(root, 'dbmate', 'db', 'migrations');
-      await mkdir(migrations, { recursive: true });
-      for (let i = 1; i <= count; i++) {
-        const version = `2025${String(i).padStart(10, '0')}`;
-        await writeFile(
-          join(migrations, `${version}_table_${i}.sql`),
-          `-- migrate:up\n${upSql(i)}\n-- migrate:down\n${downSql(i)}`,
-        );
-      }
-      const db = await createDatabase('dbmate');
-      const url = `${db}?sslmode=disable`;
-      const args = ['--url', url, '--migrations-dir', migrations, '--no-dump-schema', 'up'];
-      const first = await runTool(dbmate, args, join(root, 'dbmate'));
-      const second = first.code === 0 ? await runTool(dbmate, args, join(root, 'dbmate')) : first;
-      if (first.code !== 0 || second.code !== 0)
-        skipped.push(
-          `dbmate: exited ${second.code}: ${second.output.trim().split('\n').slice(-3).join(' | ')}`,
-        );
-      else if ((await tablesIn(db)) !== count)
-        skipped.push(`dbmate: exited 0 but did not create ${count} tables`);
-      else
-        rows.push({
-          tool: 'dbmate up (one transaction each)',
-          up: first.ms,
-          again: second.ms,
-          vsUp: ours.up,
-        });
-    }
+  if (existsSync(dbmate)) layouts.push('dbmate');
+  else skipped.push(`dbmate: not found at ${dbmate}`);
+  if (existsSync(npgm)) layouts.push('node-pg-migrate');
+  else skipped.push(`node-pg-migrate: not found at ${npgm}`);
 
-    const npm = join(toolsPrefix, 'node_modules', '.bin', 'node-pg-migrate');
-    if (!existsSync(npm)) {
-      skipped.push(`node-pg-migrate: not found at ${npm}`);
-    } else {
-      const migrations = join(root, 'node-pg-migrate', 'migrations');
-      await mkdir(migrations, { recursive: true });
-      const width = String(count).length;
-      for (let i = 1; i <= count; i++) {
-        await writeFile(
-          join(migrations, `${String(i).padStart(width, '0')}_table_${i}.sql`),
-          `-- Up Migration\n${upSql(i)}\n-- Down Migration\n${downSql(i)}`,
-        );
-      }
-      // node-pg-migrate runs all pending migrations in one transaction by default: ours with --batch is its match.
-      for (const [label, flags, vsUp] of [
-        ['node-pg-migrate up --no-single-transaction', ['--no-single-transaction'], ours.up],
-        ['node-pg-migrate up (single transaction)', [], ours.batch],
-      ] as const) {
-        const db = await createDatabase('npm');
-        const args = ['up', '--migrations-dir', migrations, '--no-verbose', ...flags];
-        const env = { DATABASE_URL: db };
-        const first = await runTool(npm, args, join(root, 'node-pg-migrate'), env);
-        const second =
-          first.code === 0 ? await runTool(npm, args, join(root, 'node-pg-migrate'), env) : first;
-        if (first.code !== 0 || second.code !== 0)
-          skipped.push(
-            `${label}: exited ${second.code}: ${second.output.trim().split('\n').slice(-3).join(' | ')}`,
-          );
-        else if ((await tablesIn(db)) !== count)
-          skipped.push(`${label}: exited 0 but did not create ${count} tables`);
-        else rows.push({ tool: label, up: first.ms, again: second.ms, vsUp });
+  const dirs = new Map<string, string>();
+  for (const layout of layouts)
+    for (const spec of [trivial, wide])
+      dirs.set(`${layout}/${spec.label}`, await writeSet(root, spec, layout));
+
+  const times = new Map<string, number[]>();
+  const add = (key: string, ms: number) => times.set(key, [...(times.get(key) ?? []), ms]);
+  const failed = new Set<Layout>();
+  console.log(`PostgreSQL ${server.url}; ${rounds} round(s), whole processes, fresh databases each round\n`);
+  for (let round = 0; round < rounds; round++) {
+    // Alternate the order so neither tool always runs on a warmer server.
+    const order = round % 2 ? [...layouts].reverse() : layouts;
+    for (const layout of order) {
+      if (failed.has(layout)) continue;
+      try {
+        for (const spec of [trivial, wide]) {
+          const url = await server.createDatabase(layout.replace(/-/g, '_'));
+          const dir = dirs.get(`${layout}/${spec.label}`)!;
+          const work = join(root, 'work', `${layout}-${round}-${spec.migrations}`);
+          add(`${layout}/${spec.label}`, await runners[layout](url, dir, work));
+          if ((await tablesIn(url)) !== spec.migrations)
+            throw new Error(`exited 0 but did not create ${spec.migrations} tables`);
+          if (spec === trivial) add(`${layout}/re-run`, await runners[layout](url, dir, `${work}-again`));
+        }
+      } catch (error) {
+        failed.add(layout);
+        skipped.push(`${layout}: ${(error as Error).message}`);
       }
     }
-  } finally {
-    await rm(root, { recursive: true, force: true });
   }
 
+  const scenarios = [trivial.label, wide.label, `re-run, ${count} files, nothing pending`];
+  const keyOf = (layout: Layout, i: number) =>
+    `${layout}/${i === 0 ? trivial.label : i === 1 ? wide.label : 're-run'}`;
   console.log(
-    `\nComparison, ${count} migrations, fresh database each (ratio = tool / ours; > 1 means ours is faster)`,
+    `${'scenario (median ms)'.padEnd(42)}${layouts.map((l) => l.padStart(17)).join('')}${layouts
+      .slice(1)
+      .map((l) => `ours/${l}`.padStart(24))
+      .join('')}`,
   );
-  console.log(
-    `${'tool'.padEnd(46)}${'up ms'.padStart(9)}${'×ours'.padStart(8)}${'re-run ms'.padStart(11)}${'×ours'.padStart(8)}`,
-  );
-  console.log(
-    `${'ours up (one transaction each)'.padEnd(46)}${ours.up.toFixed(0).padStart(9)}${'1.00'.padStart(8)}${ours.again.toFixed(0).padStart(11)}${'1.00'.padStart(8)}`,
-  );
-  console.log(
-    `${'ours up --batch (one transaction)'.padEnd(46)}${ours.batch.toFixed(0).padStart(9)}${'1.00'.padStart(8)}`,
-  );
-  for (const r of rows) {
-    console.log(
-      `${r.tool.padEnd(46)}${r.up.toFixed(0).padStart(9)}${(r.up / r.vsUp).toFixed(2).padStart(8)}${r.again.toFixed(0).padStart(11)}${(r.again / ours.again).toFixed(2).padStart(8)}`,
+  scenarios.forEach((label, i) => {
+    const medians = layouts.map((l) =>
+      times.get(keyOf(l, i)) ? median(times.get(keyOf(l, i))!) : Number.NaN,
     );
-  }
+    const ours = medians[0]!;
+    console.log(
+      `${label.padEnd(42)}${medians.map((m) => m.toFixed(0).padStart(17)).join('')}${medians
+        .slice(1)
+        .map((m) => `${(ours / m).toFixed(2)}×`.padStart(24))
+        .join('')}`,
+    );
+  });
   for (const s of skipped)
     console.log(
       `skipped ${s} (npm install --prefix ${toolsPrefix} dbmate node-pg-migrate pg, or set BENCH_TOOLS)`,
     );
+
+  // In-process: what the rest of the commands cost on the trivial set.
+  console.log('\nIn-process, trivial set:');
+  const dir = dirs.get(`ours/${trivial.label}`)!;
+  const base = (databaseUrl: string): Omit<RunMigrationsOptions, 'command'> => ({
+    databaseUrl,
+    dir,
+    lockTimeoutMs: 10_000,
+    logger: silentLogger,
+  });
+  const time = async (label: string, body: () => Promise<unknown>) => {
+    const start = performance.now();
+    await body();
+    console.log(`  ${label.padEnd(54)} ${(performance.now() - start).toFixed(0).padStart(7)} ms`);
+  };
+  const db = await server.createDatabase('inproc');
+  await time(`up: ${count} pending`, () => runMigrations({ ...base(db), command: 'up' }));
+  await time('status', () => runMigrations({ ...base(db), command: 'status' }));
+  await time('verify (drift + NOT VALID constraints)', () =>
+    runMigrations({ ...base(db), command: 'verify' }),
+  );
+  await time(`down to 0: revert ${count}`, () =>
+    runMigrations({ ...base(db), command: 'down', target: '0' }),
+  );
+  const batchDb = await server.createDatabase('inproc_batch');
+  await time(`up --batch: ${count} in one transaction`, () =>
+    runMigrations({ ...base(batchDb), command: 'up', batch: true }),
+  );
+  const backupDb = await server.createDatabase('inproc_backup');
+  await runMigrations({ ...base(backupDb), command: 'up', target: String(count - 1) });
+  const dump = join(root, 'backup', 'before.dump');
+  await time(`up with pg_dump -Fc backup (${count - 1} tables, 1 pending)`, () =>
+    runMigrations({
+      ...base(backupDb),
+      command: 'up',
+      backup: { path: dump },
+      pgDumpPath: server.binaries.pgDump,
+    }),
+  );
+  await time('restore of that backup (reset + replay, one transaction)', () =>
+    runMigrations({
+      ...base(backupDb),
+      command: 'restore',
+      restore: { path: dump, confirm: new URL(backupDb).pathname.slice(1) },
+      pgRestorePath: server.binaries.pgRestore,
+      psqlPath: join(server.binaries.binDir, 'psql'),
+    }),
+  );
+} finally {
+  await rm(root, { recursive: true, force: true });
+  await server.stop();
 }
