@@ -281,7 +281,8 @@ export async function main(): Promise<void> {
             ? `Rolled back to the previous version: ${result.failure}`
             : (result.failure ?? '');
       setOutput('failure', failureText);
-      setOutput('reason', result.ok ? '' : (result.failure ?? '').split('\n')[0]!.slice(0, 500));
+      // NOT ROLLED BACK leads, so Slack says it first.
+      setOutput('reason', failureText.split('\n')[0]!.slice(0, 500));
       setOutput('environment-url', inputs.environmentUrl ?? '');
       if (!github) setOutput('deployment-id', '');
       setOutput(

@@ -58,7 +58,7 @@ const deploy = (n: number, image: string) =>
 
 const imageNow = () =>
   (
-    sim.peek('Deployment', 'shop-dev', 'shop') as {
+    sim.peek('Deployment', 'shop-dev', 'shop') as unknown as {
       spec: { template: { spec: { containers: { image: string }[] } } };
     }
   ).spec.template.spec.containers[0]!.image;

@@ -118,6 +118,8 @@ describe('deploy-env rollback under API faults', () => {
     expect(stuck.outputs.failure).toMatch(
       /^NOT ROLLED BACK: rolling back deployment "rb" failed: .*HTTP 503/,
     );
+    // The reason output is what the reusable workflow hands notify for Slack.
+    expect(stuck.outputs.reason).toMatch(/^NOT ROLLED BACK: /);
     expect(stuck.summary).toContain('NOT ROLLED BACK');
     expect(errors(stuck).at(-1)).toMatch(/NOT ROLLED BACK: .*the failed release is still deployed/);
     expect(JSON.parse(stuck.outputs.result!).notRolledBack).toHaveLength(1);
@@ -462,7 +464,11 @@ spec:
 
   test('run-migrations refuses a migrations dir outside the workspace before connecting', async () => {
     const step = await runBuiltAction('run-migrations', {
-      inputs: { command: 'status', dir: outside, 'database-url': 'postgres://migrator:hunter2secret@127.0.0.1:1/db' },
+      inputs: {
+        command: 'status',
+        dir: outside,
+        'database-url': 'postgres://migrator:hunter2secret@127.0.0.1:1/db',
+      },
       cwd: work,
       env: { GITHUB_WORKSPACE: work },
       timeoutMs: 60_000,
