@@ -37,8 +37,9 @@ export function urlCredentials(raw: string): { username: string; password: strin
 }
 
 /**
- * The secrets a URL holds in its user info: user, password, `user:password`, both as written and
- * decoded, and the Basic header (and its base64) a client derives from them.
+ * The secrets a URL holds in its user info: the password (or a user name standing alone, which is
+ * then the token), `user:password`, as written and decoded, and the Basic header (and its base64) a
+ * client derives from them.
  */
 export function urlUserInfoSecrets(raw: string): string[] {
   let url: URL;
@@ -50,9 +51,17 @@ export function urlUserInfoSecrets(raw: string): string[] {
   if (!url.username && !url.password) return [];
   const user = safeDecode(url.username);
   const password = safeDecode(url.password);
-  const out = [url.username, url.password, user, password, ...basicSecrets(user, password)];
-  if (url.password) out.push(`${url.username}:${url.password}`);
-  return unique(out);
+  // With a password the user name is an identity, shown in many places (postgres, admin). Alone in
+  // an http(s) URL (https://TOKEN@host) it is the credential itself; alone in postgres://app@db it
+  // is only who connects.
+  const tokenAlone = !url.password && (url.protocol === 'http:' || url.protocol === 'https:');
+  const out = url.password
+    ? [url.password, password, `${url.username}:${url.password}`]
+    : tokenAlone
+      ? [url.username, user]
+      : [];
+  if (!url.password && !tokenAlone) return [];
+  return unique([...out, ...basicSecrets(user, password)]);
 }
 
 /**
@@ -79,7 +88,8 @@ export function urlPathSecrets(raw: string): string[] {
 
 /**
  * The forms of a credential header's value that could show: the value, the part after its scheme
- * (Bearer, Basic, token) and, for Basic, the user and password it encodes.
+ * (Bearer, Basic, token) and, for Basic, `user:password` and the password it encodes (the user name
+ * when there is no password).
  */
 export function headerSecrets(value: string): string[] {
   const out = [value.trim()];
@@ -93,23 +103,21 @@ export function headerSecrets(value: string): string[] {
         colon >= 0 &&
         Buffer.from(decoded).toString('base64').replace(/=+$/, '') === m[2]!.replace(/=+$/, '')
       )
-        out.push(decoded, decoded.slice(0, colon), decoded.slice(colon + 1));
+        out.push(
+          decoded,
+          ...(colon + 1 < decoded.length ? [decoded.slice(colon + 1)] : [decoded.slice(0, colon)]),
+        );
     }
   }
   return unique(out);
 }
 
-/** A URL as it may be shown: user info replaced by ***, the rest as given. Non-URLs pass unchanged. */
+/**
+ * A URL as it may be shown: user info replaced by ***, the rest as written. Done on the text, so a
+ * URL too malformed to parse (which an error message quotes) loses its credentials too.
+ */
 export function redactUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return raw;
-  }
-  if (!url.username && !url.password) return raw;
-  // Rewritten by hand so the shown URL keeps the user's own spelling of host and path.
-  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+  return raw.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/?#\s@]*@/gi, '$1***@');
 }
 
 /** Replaces every secret (longest first, so a secret containing another is replaced whole) with ***. */

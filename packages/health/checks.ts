@@ -252,7 +252,7 @@ function readHttp(r: CheckReader, name: string, limits: CheckLimits, defaults: C
     try {
       parsed = new URL(url);
     } catch {
-      r.fail('url', `has ${JSON.stringify(url)}, which is not a URL`, 'an absolute http(s) URL');
+      r.fail('url', `has ${JSON.stringify(redactUrl(url))}, which is not a URL`, 'an absolute http(s) URL');
     }
     if (parsed!.protocol !== 'http:' && parsed!.protocol !== 'https:')
       r.fail('url', `has a ${parsed!.protocol} URL`, 'an absolute http(s) URL');
