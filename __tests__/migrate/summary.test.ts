@@ -95,7 +95,7 @@ describe('renderMigrationSummary', () => {
       }),
     );
     expect(md).toContain(
-      '<details><summary><b>3\\_idx\\.sql</b> (no transaction)</summary>\n\n```sql\nCREATE INDEX CONCURRENTLY i ON t (a);\n```\n\n</details>',
+      '<details><summary><b>3_idx.sql</b> (no transaction)</summary>\n\n```sql\nCREATE INDEX CONCURRENTLY i ON t (a);\n```\n\n</details>',
     );
     expect(md).toContain('1 planned');
   });

@@ -89,7 +89,7 @@ export function renderMigrationSummary(
   const blocks = planned.map((row) =>
     [
       '',
-      `<details><summary><b>${escapeMarkdown(row.file ?? row.version)}</b>${row.transactional ? '' : ' (no transaction)'}</summary>`,
+      `<details><summary><b>${(row.file ?? row.version).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</b>${row.transactional ? '' : ' (no transaction)'}</summary>`,
       '',
       fencedBlock(row.sql!, 'sql'),
       '',
