@@ -2,6 +2,7 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { type Check, checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
+import { checkImageInput } from '../packages/kube/image-reference.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
@@ -52,6 +53,7 @@ export async function main(): Promise<void> {
         'is required with mode deploy',
         'the new image reference, such as ghcr.io/acme/shop:1.4.2',
       );
+    if (inputs.image) checkImageInput(inputs.image, 'image');
     const rendering = Boolean(inputs.kustomize || inputs.manifests?.length);
     if (inputs.kustomize && inputs.manifests?.length)
       throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');

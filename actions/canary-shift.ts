@@ -2,6 +2,7 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
+import { checkImageInput } from '../packages/kube/image-reference.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
@@ -91,6 +92,7 @@ export async function main(): Promise<void> {
         `is required with ${inputs.kustomize ? 'kustomize' : 'manifests'}`,
         'the new image reference, such as ghcr.io/acme/shop@sha256:…',
       );
+    if (inputs.image) checkImageInput(inputs.image, 'image');
 
     const client = await connectCluster(inputs, log);
     const namespace = inputs.namespace ?? client.defaultNamespace;

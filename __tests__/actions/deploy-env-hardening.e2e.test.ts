@@ -232,6 +232,33 @@ spec:
     expect(imageOf('duo-dev', 'duo')).toBe('registry.local/duo:v5');
     expect(sim.peek('Lease', 'duo-dev', 'pipeline-rollout-duo')).toBeUndefined();
   });
+
+  test('canary-shift and blue-green-switch refuse an image that is not a reference before touching the cluster', async () => {
+    const before = JSON.stringify(sim.peek('Deployment', 'duo-dev', 'duo'));
+    const c = await canary('2100', 'ghcr.io/acme/shop:v2;id');
+    const b = await runBuiltAction('blue-green-switch', {
+      inputs: {
+        kubeconfig: sim.kubeconfigPath,
+        namespace: 'duo-dev',
+        app: 'duo',
+        mode: 'deploy',
+        image: 'ghcr.io/acme/shop:v2;id',
+      },
+      cwd: work,
+      timeoutMs: 60_000,
+    });
+    for (const step of [c, b]) {
+      expect(step.exitCode).toBe(1);
+      expect(errors(step)).toEqual([
+        expect.stringMatching(
+          /^Input 'image' has "ghcr\.io\/acme\/shop:v2;id", which is not an image reference/,
+        ),
+      ]);
+    }
+    expect(before).toContain('registry.local/duo:v5');
+    expect(JSON.stringify(sim.peek('Deployment', 'duo-dev', 'duo'))).toBe(before);
+    expect(sim.peek('Deployment', 'duo-dev', 'duo-canary')).toBeUndefined();
+  });
 });
 
 /** Nine levels of nine aliases: a few hundred bytes that expand to 387 million strings. */
