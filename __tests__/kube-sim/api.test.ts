@@ -321,7 +321,7 @@ describe('patches', () => {
     expect(conflict.code).toBe(409);
     expect(conflict.status).toMatchObject({
       reason: 'Conflict',
-      details: { causes: [{ type: 'FieldManagerConflict', field: '.data.owner' }] },
+      details: { causes: [{ reason: 'FieldManagerConflict', field: '.data.owner' }] },
     });
     expect(String(conflict.status['message'])).toContain('conflict with "first"');
     const forced = await api.objects.patch(

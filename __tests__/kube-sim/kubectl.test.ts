@@ -272,7 +272,7 @@ describe('kubectl against kube-sim', () => {
     const conflict = await kubectl(sim, ['apply', '--server-side', '-f', join(dir, 'web.yaml')]);
     expect(conflict.code).toBe(1);
     expect(conflict.stderr).toContain(
-      'Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas',
+      'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas',
     );
     const forced = await kubectl(sim, [
       'apply',

@@ -48,6 +48,8 @@ export interface ResourceRequest {
   body: string;
   raw: Buffer;
   userAgent: string;
+  /** The subresource a write through /scale is recorded under in managedFields. */
+  trackSubresource?: string;
 }
 
 export interface WatchHandle {
@@ -546,7 +548,8 @@ function commitUpdate(
   }
   if (!next.metadata.resourceVersion) next.metadata.resourceVersion = current.metadata.resourceVersion!;
   finishWrite(r, next, current);
-  if (trackManager) trackUpdate(current, next, managerOf(r), ctx.now(), r.subresource, replaced);
+  if (trackManager)
+    trackUpdate(current, next, managerOf(r), ctx.now(), r.trackSubresource ?? r.subresource, replaced);
   else if (replaced) next.metadata.managedFields = replaced.filter((e) => e.manager);
   const prepared = ctx.store.prepareUpdate(r.resource, next).next;
   if (dryRun(r)) return prepared;
@@ -563,7 +566,13 @@ function update(ctx: ApiContext, r: ResourceRequest): void {
     (proposed['spec'] as JsonObject)['replicas'] = replicas;
     const rv = ((body['metadata'] ?? {}) as JsonObject)['resourceVersion'];
     proposed.metadata.resourceVersion = typeof rv === 'string' && rv ? rv : current.metadata.resourceVersion!;
-    const stored = commitUpdate(ctx, { ...r, subresource: undefined }, current, proposed, true);
+    const stored = commitUpdate(
+      ctx,
+      { ...r, subresource: undefined, trackSubresource: 'scale' },
+      current,
+      proposed,
+      true,
+    );
     return sendJson(r.res, 200, scaleOf(stored));
   }
   if (r.subresource && r.subresource !== 'status')
@@ -617,7 +626,13 @@ function patch(ctx: ApiContext, r: ResourceRequest): void {
     );
     const rv = ((patched['metadata'] ?? {}) as JsonObject)['resourceVersion'];
     proposed.metadata.resourceVersion = String(rv ?? current.metadata.resourceVersion);
-    const stored = commitUpdate(ctx, { ...r, subresource: undefined }, current, proposed, true);
+    const stored = commitUpdate(
+      ctx,
+      { ...r, subresource: undefined, trackSubresource: 'scale' },
+      current,
+      proposed,
+      true,
+    );
     return sendJson(r.res, 200, scaleOf(stored));
   }
   checkBody(r, patched, mode);
@@ -677,7 +692,8 @@ function applyPatch(
   const notDeclared = typed.unknown.map((p) => `.${p.replace(/\[\d+\]/g, '')}: field not declared in schema`);
   if (typed.error || notDeclared.length > 0) {
     // The structured-merge-diff conversion error: not an API status, so a 500 with no reason.
-    const where = `${r.resource.namespaced ? (config.metadata.namespace ?? '') : ''}/${r.name}; ${apiVersionOf(r.resource)}, Kind=${r.resource.kind}`;
+    const given = isObject(body.metadata) ? body.metadata.namespace : undefined;
+    const where = `${given ?? ''}/${r.name}; ${apiVersionOf(r.resource)}, Kind=${r.resource.kind}`;
     const what = typed.error ? typed.error : notDeclared.join('\n');
     throw new ApiError(500, '', `failed to create typed patch object (${where}): ${what}`);
   }

@@ -4,6 +4,7 @@
  * (`f:spec`, `k:{"name":"app"}`) joined by newlines. Associative lists are those with a merge key;
  * every other list is atomic and owned as a whole.
  */
+import { resolve, type Schema, schemaOf } from './fields.ts';
 import { clone, deepEqual, isObject, mergeKeyFor } from './patch.ts';
 import { ApiError } from './status.ts';
 import type { FieldsV1, JsonObject, KubeObject, ManagedFieldsEntry } from './types.ts';
@@ -55,24 +56,61 @@ function matchesKey(item: unknown, key: JsonObject): boolean {
   return Object.entries(key).every(([k, v]) => deepEqual(item[k] ?? KEY_DEFAULTS[k], v));
 }
 
-function walk(value: unknown, prefix: string[], out: FieldSet, field: string): void {
+type Node = Schema | undefined;
+
+function childOf(s: Node, key: string): Node {
+  const r = resolve(s).schema;
+  return r?.properties?.[key] ?? r?.additionalProperties;
+}
+
+function isAtomicMap(s: Node): boolean {
+  return resolve(s).schema?.['x-kubernetes-map-type'] === 'atomic';
+}
+
+/**
+ * The keys of a list from its schema (x-kubernetes-list-map-keys, or the patch merge key of
+ * lists the schema leaves untyped), 'atomic' for lists owned whole, or by field name when there
+ * is no schema (kinds served without one).
+ */
+function keysOf(s: Node, field: string, items: unknown[]): string[] | 'atomic' {
+  if (!s) return listKeys(field, items) ?? 'atomic';
+  const r = resolve(s).schema;
+  const type = r?.['x-kubernetes-list-type'];
+  if (type === 'map') return r?.['x-kubernetes-list-map-keys'] ?? 'atomic';
+  if (type === 'atomic' || type === 'set') return 'atomic';
+  const merge = r?.['x-kubernetes-patch-merge-key'];
+  return merge ? [merge] : 'atomic';
+}
+
+function rootSchema(obj: JsonObject): Node {
+  const top = schemaOf(String(obj['apiVersion'] ?? ''), String(obj['kind'] ?? ''));
+  return top ? { $ref: top.name } : undefined;
+}
+
+function walk(value: unknown, prefix: string[], out: FieldSet, field: string, schema: Node): void {
   if (isObject(value)) {
     const keys = Object.keys(value).filter((k) => value[k] !== undefined);
-    if (keys.length === 0) {
+    if (keys.length === 0 || isAtomicMap(schema)) {
       out.add(prefix.join(SEP));
       return;
     }
-    for (const k of keys) walk(value[k], [...prefix, `f:${k}`], out, k);
+    for (const k of keys) walk(value[k], [...prefix, `f:${k}`], out, k, childOf(schema, k));
     return;
   }
   if (Array.isArray(value)) {
-    const keys = listKeys(field, value);
-    if (keys && value.length > 0 && value.every((i) => isObject(i) && itemKey(i, keys))) {
+    const keys = keysOf(schema, field, value);
+    if (keys !== 'atomic') {
+      // An associative list is owned item by item; an empty one sets nothing.
+      if (!value.every((i) => isObject(i) && itemKey(i, keys))) {
+        out.add(prefix.join(SEP));
+        return;
+      }
+      const itemSchema = resolve(schema).schema?.items;
       for (const item of value as JsonObject[]) {
         const itemPath = [...prefix, `k:${JSON.stringify(itemKey(item, keys))}`];
         out.add(itemPath.join(SEP));
         for (const [k, v] of Object.entries(item))
-          if (v !== undefined) walk(v, [...itemPath, `f:${k}`], out, k);
+          if (v !== undefined) walk(v, [...itemPath, `f:${k}`], out, k, childOf(itemSchema, k));
       }
       return;
     }
@@ -83,16 +121,18 @@ function walk(value: unknown, prefix: string[], out: FieldSet, field: string): v
 /** The paths an object (or an apply configuration) sets, leaving out identity, status and bookkeeping. */
 export function fieldSetOf(obj: JsonObject): FieldSet {
   const out: FieldSet = new Set();
+  const root = rootSchema(obj);
   for (const [key, value] of Object.entries(obj)) {
     if (key === 'apiVersion' || key === 'kind' || key === 'status' || value === undefined) continue;
     if (key === 'metadata' && isObject(value)) {
+      const meta = childOf(root, 'metadata');
       for (const [mk, mv] of Object.entries(value)) {
         if (SKIP_META.has(mk) || mv === undefined) continue;
-        walk(mv, ['f:metadata', `f:${mk}`], out, mk);
+        walk(mv, ['f:metadata', `f:${mk}`], out, mk, childOf(meta, mk));
       }
       continue;
     }
-    walk(value, [`f:${key}`], out, key);
+    walk(value, [`f:${key}`], out, key, childOf(root, key));
   }
   return out;
 }
@@ -251,7 +291,9 @@ export function trackUpdate(
       if (!after.has(p) || (changed.has(p) && o.manager !== manager)) o.fields.delete(p);
   }
   if (changed.size > 0) {
-    let mine = owners.find((o) => o.manager === manager && o.operation === 'Update');
+    let mine = owners.find(
+      (o) => o.manager === manager && o.operation === 'Update' && o.subresource === subresource,
+    );
     if (!mine) {
       mine = { manager, operation: 'Update', apiVersion: newObj.apiVersion, time: '', fields: new Set() };
       if (subresource) mine.subresource = subresource;
@@ -264,23 +306,25 @@ export function trackUpdate(
 }
 
 /** Deep merge the way apply does: maps by key, associative lists by merge key, the rest replaced. */
-function applyMerge(live: unknown, config: unknown, field: string): unknown {
+function applyMerge(live: unknown, config: unknown, field: string, schema: Node): unknown {
   if (isObject(config)) {
+    if (isAtomicMap(schema)) return clone(config);
     const out: JsonObject = isObject(live) ? { ...live } : {};
     for (const [k, v] of Object.entries(config)) {
       if (v === null || v === undefined) continue;
-      out[k] = applyMerge(out[k], v, k);
+      out[k] = applyMerge(out[k], v, k, childOf(schema, k));
     }
     return out;
   }
   if (Array.isArray(config) && Array.isArray(live)) {
-    const keys = listKeys(field, [...live, ...config]);
-    if (keys && config.every((i) => isObject(i) && itemKey(i, keys))) {
+    const keys = keysOf(schema, field, [...live, ...config]);
+    if (keys !== 'atomic' && config.every((i) => isObject(i) && itemKey(i, keys))) {
+      const itemSchema = resolve(schema).schema?.items;
       const out = live.map((x) => clone(x));
       for (const item of config as JsonObject[]) {
         const key = itemKey(item, keys)!;
         const i = out.findIndex((o) => matchesKey(o, key));
-        if (i >= 0) out[i] = applyMerge(out[i], item, '');
+        if (i >= 0) out[i] = applyMerge(out[i], item, '', itemSchema);
         else out.push(clone(item));
       }
       return out;
@@ -306,7 +350,7 @@ export function serverSideApply(
 ): KubeObject {
   const applied = fieldSetOf(config);
   const owners = live ? ownersOf(live) : [];
-  const conflicts: { path: string; manager: string }[] = [];
+  const conflicts: { path: string; manager: string; owner: Owner }[] = [];
   for (const p of applied) {
     if (isItemPath(p)) continue;
     const want = valueAt(config, p);
@@ -314,13 +358,17 @@ export function serverSideApply(
     if (have.found && want.found && deepEqual(have.value, want.value)) continue;
     for (const o of owners) {
       if (o.manager === opts.manager && o.operation === 'Apply') continue;
-      if (o.fields.has(p)) conflicts.push({ path: p, manager: o.manager });
+      if (o.fields.has(p)) conflicts.push({ path: p, manager: o.manager, owner: o });
     }
   }
   if (conflicts.length > 0 && !opts.force) {
     const causes = conflicts.map((c) => ({
-      type: 'FieldManagerConflict',
-      message: `conflict with "${c.manager}" using ${config.apiVersion}`,
+      reason: 'FieldManagerConflict',
+      // Appliers are named alone; Update managers with their subresource and API version.
+      message:
+        c.owner.operation === 'Apply'
+          ? `conflict with "${c.manager}"`
+          : `conflict with "${c.manager}"${c.owner.subresource ? ` with subresource "${c.owner.subresource}"` : ''} using ${c.owner.apiVersion}`,
       field: displayPath(c.path),
     }));
     const lines = causes.map((c) => `- ${c.message}: ${c.field}`).join('\n');
@@ -335,7 +383,7 @@ export function serverSideApply(
   }
   for (const c of conflicts) for (const o of owners) if (o.manager === c.manager) o.fields.delete(c.path);
 
-  const merged = applyMerge(live ?? {}, config, '') as KubeObject;
+  const merged = applyMerge(live ?? {}, config, '', rootSchema(config)) as KubeObject;
   merged.metadata = { ...(live?.metadata ?? {}), ...(merged.metadata ?? {}) };
   let mine = owners.find((o) => o.manager === opts.manager && o.operation === 'Apply');
   const previous = mine?.fields ?? new Set<string>();
