@@ -256,6 +256,11 @@ describe('examples/shop files', () => {
     expect(production.reviewers.length).toBeGreaterThan(0);
     expect(production.preventSelfReview).toBe(true);
     expect(production.waitTimerMinutes).toBeGreaterThan(0);
+    // The plan job before the approval holds read-only credentials only: no reviewer, main only.
+    expect(byName['production-plan']).toMatchObject({
+      reviewers: [],
+      branchPolicy: { kind: 'custom', patterns: [{ name: 'main', type: 'branch' }] },
+    });
   });
 
   test('the migrations and checks load in the run-migrations format', async () => {

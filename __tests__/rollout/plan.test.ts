@@ -157,7 +157,7 @@ describe('production plan: a read-only manifest diff', () => {
       expect(deployment.callouts).toEqual(
         expect.arrayContaining([
           'replicas 3 → 10',
-          `image ${OLD} → ${NEW}`,
+          'image ghcr.io/acme/shop@sha256:111111111111… → ghcr.io/acme/shop@sha256:222222222222…',
           'resources requests.cpu 250m → 500m',
           'env LEGACY removed',
         ]),
@@ -201,7 +201,7 @@ describe('production plan: a read-only manifest diff', () => {
       ])
         expect(text).not.toContain(value);
     expect(markdown).toContain(
-      '| Deployment/shop | ✏️ changed | replicas 3 → 10; env LEGACY removed; image ghcr\\.io/acme/shop&#64;sha256:1111',
+      '| Deployment/shop | ✏️ changed | replicas 3 → 10; env LEGACY removed; image ghcr\\.io/acme/shop&#64;sha256:111111111111… → ghcr\\.io/acme/shop&#64;sha256:222222222222…; resources',
     );
     expect(markdown).toContain('new generation of shop\\-settings\\-5k299btm8t: LOG\\_LEVEL: info → warn');
     expect(markdown).toContain('| ConfigMap/shop\\-worker | 🗑️ removed |');

@@ -5,6 +5,7 @@ import type { SourcedObject } from '../kube/manifests.ts';
 import { type FieldChange, normaliseSecret, readOnlyDiff } from '../kube/read-only-diff.ts';
 import { collectionPath, type KubeObject, objectPath, ResourceCatalog } from '../kube/resources.ts';
 import { type DeployOptions, prepareObjects } from './deploy.ts';
+import { hashTemplate, TEMPLATE_HASH_ANNOTATION } from './rendered.ts';
 
 /**
  * What a deploy would change in an environment, found with GET and LIST only, so it runs with a
@@ -43,6 +44,9 @@ export type PlanOptions = Pick<
 const GENERATED_SUFFIX = /-[bcdfghkmt2-9]{10}$/;
 
 const show = (v: string | undefined) => (v === undefined ? 'none' : v.replace(/^"(.*)"$/, '$1'));
+/** An image by digest cut to 12 hex digits for a call-out; the field diff keeps the whole reference. */
+const shortImage = (v: string | undefined) =>
+  show(v).replace(/@sha256:([0-9a-f]{12})[0-9a-f]{52}\b/, '@sha256:$1…');
 
 function callouts(kind: string, fields: FieldChange[]): string[] {
   const out: string[] = [];
@@ -51,7 +55,8 @@ function callouts(kind: string, fields: FieldChange[]): string[] {
   for (const f of fields) {
     const p = f.path;
     if (/^spec\.replicas$/.test(p)) out.push(`replicas ${show(f.before)} → ${show(f.after)}`);
-    else if (/containers\.\d+\.image$/.test(p)) out.push(`image ${show(f.before)} → ${show(f.after)}`);
+    else if (/containers\.\d+\.image$/.test(p))
+      out.push(`image ${shortImage(f.before)} → ${shortImage(f.after)}`);
     else if (/containers\.\d+\.resources\./.test(p))
       out.push(`${p.replace(/^.*resources\./, 'resources ')} ${show(f.before)} → ${show(f.after)}`);
     else if (/containers\.\d+\.env\.\d+\.name$/.test(p) && (f.before === undefined || f.after === undefined))
@@ -80,6 +85,27 @@ async function readable<T>(read: () => Promise<T>): Promise<T | typeof FORBIDDEN
     if (error instanceof KubeApiError && error.status === 403) return FORBIDDEN;
     throw error;
   }
+}
+
+/**
+ * canary-shift and blue-green-switch stamp the rendered template's hash on the Deployment they
+ * promote: when the live one carries it, the release stamps the new hash, which is no removal.
+ */
+function stampTemplateHash(desired: KubeObject, live: KubeObject | undefined): void {
+  type WithTemplate = { spec?: { template?: { metadata?: { annotations?: Record<string, string> } } } };
+  const liveTemplate = (live as WithTemplate | undefined)?.spec?.template;
+  const template = (desired as WithTemplate).spec?.template;
+  if (
+    desired.kind !== 'Deployment' ||
+    !template ||
+    !liveTemplate?.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION]
+  )
+    return;
+  const hash = hashTemplate(template);
+  template.metadata = {
+    ...template.metadata,
+    annotations: { ...template.metadata?.annotations, [TEMPLATE_HASH_ANNOTATION]: hash },
+  };
 }
 
 function configData(obj: KubeObject): Map<string, string> {
@@ -157,6 +183,7 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
       continue;
     }
     const live = read;
+    stampTemplateHash(object, live);
     let fields = readOnlyDiff(live, object);
     let replaces: string | undefined;
     if (!live && (object.kind === 'ConfigMap' || object.kind === 'Secret') && GENERATED_SUFFIX.test(name)) {

@@ -70,7 +70,7 @@ export async function renderRelease(options: {
       `renders the Deployment ${options.deployment} without a pod template`,
       'a Deployment with spec.template',
     );
-  const templateHash = createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 16);
+  const templateHash = hashTemplate(template);
   template.metadata = {
     ...template.metadata,
     annotations: { ...(template.metadata?.annotations ?? {}), [TEMPLATE_HASH_ANNOTATION]: templateHash },
@@ -79,6 +79,11 @@ export async function renderRelease(options: {
 }
 
 /** The hash a live Deployment's template was rendered with, when a release of ours wrote it. */
+/** The hash stamped on a rendered pod template, computed before it is stamped: equal hashes, nothing to roll out. */
+export function hashTemplate(template: unknown): string {
+  return createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 16);
+}
+
 export function templateHashOf(d: DeploymentObject | undefined): string | undefined {
   return d?.spec?.template?.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION];
 }

@@ -1,0 +1,141 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { type RehearseResult, rehearse } from '../../packages/rehearse/rehearse.ts';
+import type { ScenarioName } from '../../packages/rehearse/scenarios.ts';
+import { jobSummary } from '../../packages/rehearse/summary-page.ts';
+import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../packages/testkit/postgres.ts';
+import { renderSummary } from '../../packages/testkit/summary-render.ts';
+
+/**
+ * What reviewers and the on-call see, from the four rehearsal scenarios through the real
+ * workflows: every job summary and the report rendered as GitHub renders them, the production
+ * plan on the page before the approval, and Slack naming the reason the failing step knew.
+ */
+
+const out = mkdtempSync(join(tmpdir(), 'rehearse-summaries-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+if (!postgresAvailable() && process.env.CI === 'true') throw new Error(POSTGRES_INSTALL_HINT);
+const describeWithPostgres = postgresAvailable() ? describe : describe.skip;
+
+const played = new Map<ScenarioName, RehearseResult>();
+async function play(scenario: ScenarioName): Promise<RehearseResult> {
+  if (!played.has(scenario))
+    played.set(
+      scenario,
+      await rehearse({
+        scenario,
+        timeScale: 120,
+        reportPath: join(out, `${scenario}.md`),
+        approve: async () => true,
+      }),
+    );
+  return played.get(scenario)!;
+}
+
+const lastRun = (r: RehearseResult) => r.runs.at(-1)!.run;
+const job = (r: RehearseResult, suffix: string) => lastRun(r).jobs.find((j) => j.path.endsWith(suffix));
+/** Slack's text with the zero-width spaces our escaping puts before * _ ~ ` and inside :// taken out. */
+const slackText = (r: RehearseResult) =>
+  JSON.stringify(r.slack.map((m) => ({ text: m.text, blocks: m.blocks }))).replace(/\u200b/g, '');
+
+const TIMEOUT = 420_000;
+
+describeWithPostgres.each(['healthy', 'bad-canary', 'failed-migration', 'crashloop'] as const)(
+  '%s',
+  (scenario) => {
+    test(
+      'every job summary and the report render (GFM + Mermaid 11), with no escapes showing',
+      async () => {
+        const r = await play(scenario);
+        expect(r.mismatches).toEqual([]);
+        const pages = r.runs
+          .flatMap(({ run }) => run.jobs.map((j) => [j.path, jobSummary(j)] as const))
+          .filter(([, md]) => md);
+        expect(pages.length).toBeGreaterThan(2);
+        for (const [path, markdown] of [...pages, ['report', readFileSync(r.reportPath, 'utf8')] as const]) {
+          const report = await renderSummary(markdown);
+          expect({ path, errors: report.mermaidErrors }).toEqual({ path, errors: [] });
+          for (const h of report.diagramHeights)
+            expect({ path, height: Math.min(h, 320) }).toEqual({ path, height: h });
+          expect({ path, escapes: report.text.match(/\\[-.()_@#]|&#\d+;/g) ?? [] }).toEqual({
+            path,
+            escapes: [],
+          });
+        }
+      },
+      TIMEOUT,
+    );
+
+    if (scenario === 'healthy' || scenario === 'bad-canary')
+      test(
+        "production's own plan is computed with read-only credentials before the approval",
+        async () => {
+          const r = await play(scenario);
+          const plan = job(r, 'production-plan')!;
+          expect(plan.conclusion).toBe('success');
+          expect(plan.environment).toBe('production-plan');
+          const jobs = lastRun(r).jobs.map((j) => j.path);
+          expect(jobs.indexOf(plan.path)).toBeLessThan(jobs.indexOf('pipeline/production/deploy'));
+          const md = jobSummary(plan);
+          // Production is at 1,2 when the plan runs: its own plan holds 003, whatever staging ran.
+          expect(md).toContain('Environment: **production**');
+          expect(md).toMatch(/003\\_index\\_orders\\_by\\_customer\\\.sql/);
+          expect(md).toContain('### 📋 What production will change: shop');
+          expect(md).toMatch(
+            /\| Deployment\/shop \| ✏️ changed \| image ghcr\\\.io\/acme\/shop&#64;sha256:[0-9a-f]{12}… → ghcr\\\.io\/acme\/shop&#64;sha256:[0-9a-f]{12}… \|/,
+          );
+          // The hash the canary stamps changes with the template: a change, never a removal.
+          expect(md).toMatch(/^\+ spec\.template\.metadata\.annotations\.pipeline\.dev\/template-hash: /m);
+          const approval = r.slack
+            .flatMap((m) => [m.text, JSON.stringify(m.blocks)])
+            .find((t) => t.includes('production plan:'));
+          expect(approval?.replace(/\u200b/g, '')).toContain('migrations to run: 3; 1 object(s) changed');
+        },
+        TIMEOUT,
+      );
+
+    if (scenario === 'healthy')
+      test(
+        "the staging job's summary has one metadata table and one current stage diagram",
+        async () => {
+          const md = jobSummary(job(await play(scenario), 'staging/deploy')!);
+          expect(md.match(/\| \*\*Version\*\* \|/g)).toHaveLength(1);
+          expect(md.match(/^flowchart LR$/gm)).toHaveLength(1);
+          expect(md).not.toContain('🔄 running');
+        },
+        TIMEOUT,
+      );
+
+    if (scenario === 'failed-migration')
+      test(
+        'Slack names the migration, PostgreSQL message and SQLSTATE, not "see the run"',
+        async () => {
+          const text = slackText(await play(scenario));
+          expect(text).toContain(
+            '004_add_order_priority.sql failed: column &quot;missing_column&quot; does not exist (SQLSTATE 42703)'.replace(
+              /&quot;/g,
+              '\\"',
+            ),
+          );
+          expect(text).not.toContain('see the run for details');
+        },
+        TIMEOUT,
+      );
+
+    if (scenario === 'crashloop')
+      test(
+        "Slack names the pod's reason",
+        async () => {
+          const text = slackText(await play(scenario));
+          expect(text).toMatch(
+            /deployment \\"shop\\" cannot finish: pod shop-\w+-\w+ container shop is CrashLoopBackOff/,
+          );
+          expect(text).not.toContain('see the run for details');
+        },
+        TIMEOUT,
+      );
+  },
+);

@@ -1,0 +1,63 @@
+// Plays rehearsal scenarios and screenshots their run summary pages as GitHub renders them
+// (GFM + Mermaid 11 in headless Chromium, light and dark): the production plan job, the staging
+// and production deploy jobs, and the whole main-branch run page. Prints every file written.
+//   node scripts/summary-screenshots.ts [--out .rehearsal/screenshots] [scenario ...]
+import { mkdirSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ScenarioName } from '../packages/rehearse/scenarios.ts';
+
+// @actions/workflow-parser imports its JSON schemas without `with { type: 'json' }` (as bin/pipeline.js says).
+registerHooks({
+  resolve(specifier, context, nextResolve) {
+    const resolved = nextResolve(specifier, context);
+    if (resolved.url.endsWith('.json') && resolved.url.includes('/@actions/workflow-parser/'))
+      return { ...resolved, format: 'json', importAttributes: { type: 'json' } };
+    return resolved;
+  },
+});
+const { rehearse } = await import('../packages/rehearse/rehearse.ts');
+const { SCENARIOS } = await import('../packages/rehearse/scenarios.ts');
+const { runSummaryPage } = await import('../packages/rehearse/summary-page.ts');
+const { screenshotSummary } = await import('../packages/testkit/summary-render.ts');
+
+const { values, positionals } = parseArgs({
+  options: { out: { type: 'string', default: '.rehearsal/screenshots' } },
+  allowPositionals: true,
+});
+const out = resolve(values.out!);
+mkdirSync(out, { recursive: true });
+const scenarios = (
+  positionals.length ? positionals : ['healthy', 'bad-canary', 'failed-migration', 'crashloop']
+) as ScenarioName[];
+for (const scenario of scenarios) {
+  if (!(SCENARIOS as readonly string[]).includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
+  const result = await rehearse({
+    scenario,
+    approve: async () => true,
+    timeScale: 60,
+    reportPath: join(out, `${scenario}.md`),
+  });
+  console.log(
+    `${scenario}: ${result.ok ? 'ended as expected' : `did NOT end as expected: ${result.mismatches.join('; ')}`}`,
+  );
+  const run = result.runs.at(-1)!.run;
+  const pages: [string, string][] = [
+    ['page', runSummaryPage(run)],
+    ['plan', runSummaryPage(run, (j) => /production-plan$|approval$/.test(j.path))],
+    ['staging', runSummaryPage(run, (j) => j.path.endsWith('staging/deploy'))],
+    ['production', runSummaryPage(run, (j) => j.path.endsWith('production/deploy'))],
+    ['dev', runSummaryPage(run, (j) => j.path.endsWith('dev/deploy'))],
+  ];
+  for (const [name, markdown] of pages) {
+    if (!markdown.trim()) continue;
+    for (const theme of ['light', 'dark'] as const) {
+      const file = join(out, `${scenario}-${name}-${theme}.png`);
+      const report = await screenshotSummary(markdown, file, { theme, openDetails: name !== 'page' });
+      console.log(
+        `  ${file}${report.mermaidErrors.length ? `  MERMAID ERRORS: ${report.mermaidErrors.join(' | ')}` : ''}`,
+      );
+    }
+  }
+}
