@@ -121,6 +121,10 @@ describe('blue-green-switch against the embedded Kubernetes API', () => {
       'previous-color': 'blue',
       switched: 'true',
       'rolled-back': 'false',
+      'first-release': 'false',
+      image: 'registry.local/shop:v2',
+      revision: '1',
+      reason: expect.stringContaining('shop serves registry.local/shop:v2 from green'),
     });
     expect(await selectorOf(ns, 'shop')).toEqual({ app: 'shop', color: 'green' });
     expect(await selectorOf(ns, 'shop-preview')).toEqual({ app: 'shop', color: 'blue' });
@@ -173,6 +177,10 @@ describe('blue-green-switch against the embedded Kubernetes API', () => {
       'previous-color': 'green',
       switched: 'false',
       'rolled-back': 'true',
+      'first-release': 'false',
+      image: 'registry.local/shop:v1',
+      revision: '1',
+      reason: expect.stringMatching(/^post-switch checks on green were failed/),
     });
     expect(await selectorOf(ns, 'shop')).toEqual({ app: 'shop', color: 'blue' });
     expect(

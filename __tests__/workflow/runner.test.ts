@@ -189,4 +189,53 @@ jobs:
     );
     await expect(runner().runWorkflow(file)).rejects.toThrow(/the required input 'env' was not given/);
   });
+
+  test('run: steps see the same runner variables as action steps (one builder for both)', async () => {
+    const file = write(
+      'env.yml',
+      `on: push
+jobs:
+  show:
+    runs-on: ubuntu-latest
+    steps:
+      - id: vars
+        run: |
+          for v in GITHUB_RUN_ID GITHUB_JOB GITHUB_SERVER_URL RUNNER_OS RUNNER_ARCH GITHUB_REPOSITORY_OWNER GITHUB_REF_TYPE GITHUB_WORKFLOW; do
+            echo "$v=\${!v}" >> "$GITHUB_OUTPUT"
+          done
+          test -s "$GITHUB_EVENT_PATH"
+`,
+    );
+    const r = new WorkflowRunner({
+      repoRoot: REPO_ROOT,
+      workspace,
+      event: {
+        name: 'push',
+        ref: 'refs/heads/main',
+        sha: 'abc',
+        repository: 'acme/shop',
+        actor: 'octocat',
+        payload: { a: 1 },
+      },
+      secrets: {},
+      vars: {},
+      env: {},
+      githubApiUrl: 'http://127.0.0.1:9',
+      token: 'ghs_x',
+      runId: '777',
+      requiresApproval: () => false,
+      approve: async () => true,
+    });
+    const run = await r.runWorkflow(file);
+    expect(run.jobs[0]!.steps[0]!.outputs).toEqual({
+      GITHUB_RUN_ID: '777',
+      GITHUB_JOB: 'show',
+      GITHUB_SERVER_URL: 'https://github.com',
+      RUNNER_OS: 'Linux',
+      RUNNER_ARCH: 'X64',
+      GITHUB_REPOSITORY_OWNER: 'acme',
+      GITHUB_REF_TYPE: 'branch',
+      GITHUB_WORKFLOW: 'release',
+    });
+  });
 });

@@ -62,7 +62,12 @@ export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expe
     case 'config-change':
       return {
         images: { dev: 'previous', staging: 'previous', production: 'previous' },
-        migrations: all(true),
+        // No feature branch: dev keeps the previous release and its migrations.
+        migrations: [
+          { environment: 'dev', version: '3', applied: false },
+          { environment: 'staging', version: '3', applied: true },
+          { environment: 'production', version: '3', applied: true },
+        ],
         mainRun: true,
         failingJobs: [],
         ended: 'succeeded',
@@ -74,7 +79,7 @@ export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expe
         migrations: all(true),
         mainRun: true,
         failingJobs: ['production/deploy'],
-        ended: strategy === 'rolling' ? 'failed' : 'rolled-back',
+        ended: strategy === 'blue-green' ? 'failed' : 'rolled-back',
         summary:
           strategy === 'blue-green'
             ? 'the new colour fails its checks through the preview Service: the live Service never switches'

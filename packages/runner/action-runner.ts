@@ -54,6 +54,52 @@ export interface GitHubContextOptions {
   token?: string;
 }
 
+/**
+ * The variables GitHub's runner gives every step, `uses:` or `run:`: built here once for both
+ * local runners (the action runner and the workflow runner's bash steps), so they cannot drift.
+ */
+export function stepEnvironment(
+  gh: GitHubContextOptions,
+  where: { workDir: string; workspace: string; action?: string; actionPath?: string },
+): Record<string, string> {
+  const repository = gh.repository ?? 'acme/shop';
+  const ref = gh.ref ?? 'refs/heads/main';
+  const actor = gh.actor ?? 'octocat';
+  const apiUrl = gh.apiUrl ?? 'https://api.github.com';
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? where.workDir,
+    CI: 'true',
+    GITHUB_ACTIONS: 'true',
+    RUNNER_OS: 'Linux',
+    RUNNER_ARCH: 'X64',
+    RUNNER_TEMP: where.workDir,
+    RUNNER_DEBUG: process.env.RUNNER_DEBUG ?? '',
+    GITHUB_WORKSPACE: where.workspace,
+    GITHUB_ACTION: where.action ?? '__run',
+    ...(where.actionPath ? { GITHUB_ACTION_PATH: where.actionPath } : {}),
+    GITHUB_REPOSITORY: repository,
+    GITHUB_REPOSITORY_OWNER: repository.split('/')[0] ?? '',
+    GITHUB_SHA: gh.sha ?? 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
+    GITHUB_REF: ref,
+    GITHUB_REF_NAME: ref.replace(/^refs\/(heads|tags)\//, ''),
+    GITHUB_REF_TYPE: ref.startsWith('refs/tags/') ? 'tag' : 'branch',
+    GITHUB_HEAD_REF: gh.headRef ?? '',
+    GITHUB_BASE_REF: '',
+    GITHUB_ACTOR: actor,
+    GITHUB_TRIGGERING_ACTOR: actor,
+    GITHUB_EVENT_NAME: gh.eventName ?? 'push',
+    GITHUB_RUN_ID: gh.runId ?? '4242',
+    GITHUB_RUN_NUMBER: '7',
+    GITHUB_RUN_ATTEMPT: gh.runAttempt ?? '1',
+    GITHUB_WORKFLOW: gh.workflow ?? 'deploy',
+    GITHUB_JOB: gh.job ?? 'deploy',
+    GITHUB_SERVER_URL: gh.serverUrl ?? 'https://github.com',
+    GITHUB_API_URL: apiUrl,
+    GITHUB_GRAPHQL_URL: `${apiUrl}/graphql`,
+  };
+}
+
 export interface RunActionOptions {
   /** `with:` values; a name that action.yml does not declare is an error, as a typo would be. */
   inputs?: Record<string, string>;
@@ -225,39 +271,13 @@ export async function runBuiltAction(action: string, options: RunActionOptions =
       if (value !== undefined) inputEnv[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
     }
 
-    const serverUrl = gh.serverUrl ?? 'https://github.com';
-    const refName = github.ref.replace(/^refs\/(heads|tags)\//, '');
     const baseEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? workDir,
-      CI: 'true',
-      GITHUB_ACTIONS: 'true',
-      RUNNER_OS: 'Linux',
-      RUNNER_ARCH: 'X64',
-      RUNNER_TEMP: workDir,
-      RUNNER_DEBUG: process.env.RUNNER_DEBUG ?? '',
-      GITHUB_WORKSPACE: options.cwd ?? root,
-      GITHUB_ACTION: action.replace(/[^a-zA-Z0-9_]/g, '_'),
-      GITHUB_ACTION_PATH: actionDir,
-      GITHUB_REPOSITORY: github.repository,
-      GITHUB_REPOSITORY_OWNER: github.repository.split('/')[0] ?? '',
-      GITHUB_SHA: github.sha,
-      GITHUB_REF: github.ref,
-      GITHUB_REF_NAME: refName,
-      GITHUB_REF_TYPE: github.ref.startsWith('refs/tags/') ? 'tag' : 'branch',
-      GITHUB_HEAD_REF: gh.headRef ?? '',
-      GITHUB_BASE_REF: '',
-      GITHUB_ACTOR: github.actor,
-      GITHUB_TRIGGERING_ACTOR: github.actor,
-      GITHUB_EVENT_NAME: gh.eventName ?? 'push',
-      GITHUB_RUN_ID: gh.runId ?? '4242',
-      GITHUB_RUN_NUMBER: '7',
-      GITHUB_RUN_ATTEMPT: gh.runAttempt ?? '1',
-      GITHUB_WORKFLOW: gh.workflow ?? 'deploy',
-      GITHUB_JOB: gh.job ?? 'deploy',
-      GITHUB_SERVER_URL: serverUrl,
-      GITHUB_API_URL: gh.apiUrl ?? 'https://api.github.com',
-      GITHUB_GRAPHQL_URL: `${gh.apiUrl ?? 'https://api.github.com'}/graphql`,
+      ...stepEnvironment(gh, {
+        workDir,
+        workspace: options.cwd ?? root,
+        action: action.replace(/[^a-zA-Z0-9_]/g, '_'),
+        actionPath: actionDir,
+      }),
       ...files,
       ...inputEnv,
       ...options.env,

@@ -9,7 +9,13 @@ import {
   type WorkflowTemplate,
 } from '@actions/workflow-parser';
 import { parse as parseYaml } from 'yaml';
-import { parseFileCommand, runBuiltAction, type StepResult } from '../runner/action-runner.ts';
+import {
+  type GitHubContextOptions,
+  parseFileCommand,
+  runBuiltAction,
+  type StepResult,
+  stepEnvironment,
+} from '../runner/action-runner.ts';
 import { asText, type Contexts, interpolate, type StatusFunctions, truthy } from './expressions.ts';
 import { ourActionOf } from './our-actions.ts';
 import { tokenValue } from './tokens.ts';
@@ -457,20 +463,7 @@ export class WorkflowRunner {
         root: this.options.repoRoot,
         cwd: this.options.workspace,
         env: { ...this.options.env, ...stepEnv },
-        github: {
-          repository: this.options.event.repository,
-          sha: this.options.event.sha,
-          ref: this.options.event.ref,
-          ...(this.options.event.headRef ? { headRef: this.options.event.headRef } : {}),
-          actor: this.options.event.actor,
-          eventName: this.options.event.name,
-          payload: this.options.event.payload,
-          runId: this.options.runId ?? '1',
-          workflow: 'release',
-          job: job.id,
-          apiUrl: this.options.githubApiUrl,
-          token: this.options.token,
-        },
+        github: this.stepContext(job),
         timeoutMs: 20 * 60_000,
         onStdout: (text) => this.options.onEvent?.({ type: 'output', job, text }),
       });
@@ -500,6 +493,25 @@ export class WorkflowRunner {
       job,
       s,
     );
+  }
+
+  /** What every step of `job` sees of the run, `uses:` or `run:` alike. */
+  private stepContext(job: JobRecord): GitHubContextOptions {
+    const e = this.options.event;
+    return {
+      repository: e.repository,
+      sha: e.sha,
+      ref: e.ref,
+      ...(e.headRef ? { headRef: e.headRef } : {}),
+      actor: e.actor,
+      eventName: e.name,
+      payload: e.payload,
+      runId: this.options.runId ?? '1',
+      workflow: 'release',
+      job: job.id,
+      apiUrl: this.options.githubApiUrl,
+      token: this.options.token,
+    };
   }
 
   private finish(
@@ -546,21 +558,11 @@ export class WorkflowRunner {
     for (const f of Object.values(files)) writeFileSync(f, '');
     const scriptFile = join(dir, 'step.sh');
     writeFileSync(scriptFile, script);
-    const e = this.options.event;
+    const eventFile = join(dir, 'event.json');
+    writeFileSync(eventFile, JSON.stringify(this.options.event.payload));
     const fullEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? dir,
-      CI: 'true',
-      GITHUB_ACTIONS: 'true',
-      GITHUB_REPOSITORY: e.repository,
-      GITHUB_SHA: e.sha,
-      GITHUB_REF: e.ref,
-      GITHUB_REF_NAME: e.ref.replace(/^refs\/(heads|tags)\//, ''),
-      GITHUB_ACTOR: e.actor,
-      GITHUB_EVENT_NAME: e.name,
-      GITHUB_WORKSPACE: this.options.workspace,
-      GITHUB_API_URL: this.options.githubApiUrl,
-      RUNNER_TEMP: dir,
+      ...stepEnvironment(this.stepContext(job), { workDir: dir, workspace: this.options.workspace }),
+      GITHUB_EVENT_PATH: eventFile,
       ...this.options.env,
       ...env,
       ...files,
