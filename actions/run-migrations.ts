@@ -102,11 +102,12 @@ export async function main(): Promise<void> {
       log.warning(
         'allow-drift: true allows every kind of drift; name the kinds instead (out-of-order, edited, missing), so allowing a late hotfix does not also hide an edited file',
       );
-    if (inputs.command === 'restore' && !inputs.backupPath)
+    const readsBackup = inputs.command === 'restore' || inputs.command === 'verify-backup';
+    if (readsBackup && !inputs.backupPath)
       throw new InputError(
         'backup-path',
         'is empty',
-        'for restore, the path of the pg_dump archive to put back (the backup-path output of the run that took it)',
+        `for ${inputs.command}, the path of a pg_dump archive (the backup-path output of the run that took it)`,
       );
     const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
     for (const [name, dir] of [
@@ -179,10 +180,7 @@ export async function main(): Promise<void> {
         allowDrift: drift.kinds,
         validateConstraints: inputs.validateConstraints,
         backup: backupPath !== undefined ? { path: backupPath } : undefined,
-        restore:
-          inputs.command === 'restore'
-            ? { path: inputs.backupPath!, confirm: inputs.confirmRestore ?? '' }
-            : undefined,
+        restore: readsBackup ? { path: inputs.backupPath!, confirm: inputs.confirmRestore ?? '' } : undefined,
         appliedBy: appliedBy(run),
         runLabel: runLabel(run),
         logger: log,
@@ -204,6 +202,9 @@ export async function main(): Promise<void> {
       result.reverted.length ? `reverted ${result.reverted.join(', ')}` : '',
       result.baselined.length ? `baselined ${result.baselined.join(', ')}` : '',
       result.restoredFrom ? `restored from ${result.restoredFrom}` : '',
+      result.backupCheck
+        ? `backup drill passed: ${result.backupCheck.tables} table(s), history at version ${result.backupCheck.version ?? 'none'}`
+        : '',
     ].filter(Boolean);
     log.info(
       `${inputs.command}: ${changed.length ? changed.join('; ') : 'nothing changed'}; current version ${result.currentVersion ?? 'none'}, ${result.pending.length} ${inputs.command === 'plan' ? 'planned' : 'pending'}`,

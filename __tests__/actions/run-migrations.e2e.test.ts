@@ -311,6 +311,35 @@ suite('run-migrations through the runner contract', () => {
     expect(again.outputs.applied).toBe('3,4');
   });
 
+  test('verify-backup drills the backup on a scratch copy and reports it; the live database is untouched', async () => {
+    const { secretUrl, url, dir } = await setup();
+    const runnerTemp = await mkdtemp(join(tmpdir(), 'migrate-runner-temp-'));
+    cleanups.push(() => rm(runnerTemp, { recursive: true, force: true }));
+    const first = await migrateStep({ command: 'up', 'database-url': secretUrl, dir, target: '2' });
+    expect(errors(first)).toEqual([]);
+    const up = await migrateStep(
+      { command: 'up', 'database-url': secretUrl, dir, backup: 'true' },
+      { RUNNER_TEMP: runnerTemp },
+    );
+    const drill = await migrateStep({
+      command: 'verify-backup',
+      'database-url': secretUrl,
+      dir,
+      'backup-path': up.outputs['backup-path']!,
+    });
+    expect(errors(drill)).toEqual([]);
+    expect(drill.summary).toContain('Backup drill: ');
+    expect(drill.summary).toContain('dropped afterwards');
+    expect(JSON.parse(drill.outputs.result!).backupCheck).toMatchObject({
+      version: '2',
+      liveVersion: '3',
+      appliedSinceBackup: ['3'],
+      dropped: true,
+    });
+    expect((await history(url)).map((r) => r.version)).toEqual(['1', '2', '3']);
+    expect(await query(url, `SELECT datname FROM pg_database WHERE datname LIKE '%verify%'`)).toEqual([]);
+  });
+
   test('allow-drift names kinds; true still works with a deprecation warning; an unknown kind is an input error', async () => {
     const { secretUrl, url, dir, write } = await setup({
       '1_users.sql': FILES['1_users.sql'],
@@ -338,7 +367,7 @@ suite('run-migrations through the runner contract', () => {
     [
       'an unknown command',
       { command: 'migrate' },
-      'Input \'command\' has "migrate", which is not a known value. Accepted: one of status, plan, up, down, verify, baseline, restore.',
+      'Input \'command\' has "migrate", which is not a known value. Accepted: one of status, plan, up, down, verify, baseline, restore, verify-backup.',
     ],
     [
       'steps with up',

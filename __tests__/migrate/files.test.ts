@@ -69,6 +69,21 @@ describe('loadMigrations', () => {
     expect(error.message).toContain('is not named <version>_<name>.sql');
   });
 
+  test("Flyway's V<version>__<description>.sql files are up-only migrations; versions clash across formats", async () => {
+    const migrations = await load({
+      'V1__create_users.sql': 'CREATE TABLE users (id int);',
+      'V2__add_email.sql': '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON users (id);',
+      'V10__seed.sql': 'INSERT INTO users VALUES (1);',
+    });
+    expect(migrations.map((m) => [m.id, m.name, m.file, m.down, m.upTransactional])).toEqual([
+      ['1', 'create_users', 'V1__create_users.sql', undefined, true],
+      ['2', 'add_email', 'V2__add_email.sql', undefined, false],
+      ['10', 'seed', 'V10__seed.sql', undefined, true],
+    ]);
+    const clash = await loadError({ 'V3__a.sql': 'SELECT 1;', '3_b.up.sql': 'SELECT 2;' });
+    expect(clash.message).toContain('has the same version as');
+  });
+
   test('an empty or comment-only down section is kept as a no-op revert; a missing one is not', async () => {
     const migrations = await load({
       '1_a.sql': '-- migrate:up\nSELECT 1;\n-- migrate:down\n',
@@ -179,7 +194,8 @@ describe('loadMigrations', () => {
       /empty up section/,
     ],
     [{ '5_a.down.sql': 'SELECT 1;' }, '5_a.down.sql', /no matching \.up\.sql/],
-    [{ 'V1__init.sql': 'SELECT 1;' }, 'V1__init.sql', /is not named <version>_<name>\.sql/],
+    [{ 'V1.1__init.sql': 'SELECT 1;' }, 'V1.1__init.sql', /is a Flyway migration this tool does not run/],
+    [{ 'R__views.sql': 'SELECT 1;' }, 'R__views.sql', /is a Flyway migration this tool does not run/],
     [{ '6-init.sql': 'SELECT 1;' }, '6-init.sql', /is not named/],
     [{ '0_zero.sql': '-- migrate:up\nSELECT 1;' }, '0_zero.sql', /out of range/],
     [

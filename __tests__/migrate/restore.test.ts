@@ -177,4 +177,92 @@ suite('restore after a failed production release', () => {
       `Input 'backup-path' names "/nonexistent/before.dump", which does not exist`,
     );
   });
+
+  test('verify-backup restores the backup into a scratch database, runs the checks there, compares the history and drops it', async () => {
+    const d = await migrationsDir();
+    cleanups.push(d.remove);
+    await cp(join(fixtures, 'registry'), d.dir, { recursive: true });
+    const checks = await migrationsDir({
+      'labels_have_scope.sql': "SELECT id FROM harbor_label WHERE scope NOT IN ('g', 'p');",
+    });
+    cleanups.push(checks.remove);
+    const url = await server.createDatabase('drill');
+    const backup = join(checks.dir, 'nightly.dump');
+    await migrate({ command: 'up', databaseUrl: url, dir: d.dir, target: '3' });
+    await migrate({
+      command: 'up',
+      databaseUrl: url,
+      dir: d.dir,
+      backup: { path: backup },
+      pgDumpPath: server.binaries.pgDump,
+    });
+    await d.write({ '0005_3.0.0_quota.up.sql': 'CREATE TABLE quota (id int);\n' });
+    await migrate({ command: 'up', databaseUrl: url, dir: d.dir });
+    const schemaBefore = await schemaOf(server.binaries.pgDump, url);
+    const databases = () =>
+      query<{ datname: string }>(url, `SELECT datname FROM pg_database WHERE datname LIKE '%verify%'`);
+
+    const drill = await migrate({
+      command: 'verify-backup',
+      databaseUrl: url,
+      dir: d.dir,
+      checksDir: checks.dir,
+      restore: { path: backup, confirm: '' },
+      pgRestorePath: server.binaries.pgRestore,
+    });
+    expect(drill.ok).toBe(true);
+    expect(drill.backupCheck).toMatchObject({
+      file: backup,
+      version: '3',
+      liveVersion: '5',
+      appliedSinceBackup: ['4', '5'],
+      dropped: true,
+    });
+    expect(drill.backupCheck!.tables).toBe(6);
+    expect(drill.checks.map((c) => [c.name, c.passed])).toEqual([['labels_have_scope', true]]);
+    expect(drill.migrations.map((r) => [r.version, r.state])).toEqual([
+      ['1', 'applied'],
+      ['2', 'applied'],
+      ['3', 'applied'],
+      ['4', 'pending'],
+      ['5', 'pending'],
+    ]);
+    expect(await databases()).toEqual([]);
+    expect(await schemaOf(server.binaries.pgDump, url)).toBe(schemaBefore);
+
+    // A check the backup's data fails: the drill fails, and the scratch copy is gone all the same.
+    await checks.write({
+      'no_release_labels.sql': "SELECT id FROM harbor_label WHERE name LIKE 'release%';",
+    });
+    const failed = await failure(
+      migrate({
+        command: 'verify-backup',
+        databaseUrl: url,
+        dir: d.dir,
+        checksDir: checks.dir,
+        restore: { path: backup, confirm: '' },
+        pgRestorePath: server.binaries.pgRestore,
+      }),
+    );
+    expect(failed.reason).toBe('checks-failed');
+    expect(failed.message).toContain('Integrity checks failed on the backup restored into');
+    expect(failed.message).toContain('check no_release_labels: 1 row(s)');
+    expect(failed.result.backupCheck?.dropped).toBe(true);
+    expect(await databases()).toEqual([]);
+  });
+
+  test('verify-backup of a file that is not an archive fails naming backup-path, before connecting', async () => {
+    const d = await migrationsDir({ 'bad.dump': 'not a dump' });
+    cleanups.push(d.remove);
+    const error = await migrate({
+      command: 'verify-backup',
+      databaseUrl: 'postgres://nobody@127.0.0.1:1/none',
+      dir: d.dir,
+      restore: { path: join(d.dir, 'bad.dump'), confirm: '' },
+      pgRestorePath: server.binaries.pgRestore,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toContain("Input 'backup-path' names");
+    expect((error as Error).message).toContain('which pg_restore cannot read');
+  });
 });

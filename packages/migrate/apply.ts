@@ -1,4 +1,3 @@
-import { formatDuration } from '../core/index.ts';
 import type { Migration } from './files.ts';
 import { deleteSql, type HistoryEntry, type HistoryRow, recordMigration, recordSql } from './history.ts';
 import { type Run, SectionError, type Sent } from './run.ts';
@@ -121,7 +120,6 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
     run.setState(m.id, 'migrated', took);
     run.result.applied.push(m.id);
     done.push(m.file);
-    run.log.info(`Applied ${m.file} in ${formatDuration(took)}`);
   }
 }
 
@@ -312,6 +310,5 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
     const ms = run.clock.now() - started;
     run.setState(m.id, 'reverted', ms);
     run.result.reverted.push(m.id);
-    run.log.info(`Reverted ${file} in ${formatDuration(ms)}`);
   }
 }

@@ -12,7 +12,7 @@ import {
   recordMigration,
 } from './history.ts';
 import { batchBlocker, chooseReverts, judgeDrift, makePlan, type Plan } from './plan.ts';
-import { checkArchive, restoreCommand, restoreDatabase } from './restore.ts';
+import { checkArchive, restoreCommand, restoreDatabase, restoreInto } from './restore.ts';
 import { Run, type Validated } from './run.ts';
 import { APPLICATION_NAME, applicationNameFor, describeHolder, Session } from './session.ts';
 import {
@@ -61,7 +61,7 @@ async function validate(options: RunMigrationsOptions): Promise<Validated> {
     const text = options.target.trim();
     if (!/^\d+$/.test(text))
       throw new InputError('target', `has ${JSON.stringify(text)}`, 'a migration version (digits)');
-    if (command === 'status' || command === 'verify' || command === 'restore')
+    if (command === 'status' || command === 'verify' || command === 'restore' || command === 'verify-backup')
       throw new InputError('target', `is set for ${command}`, 'target only with plan, up, down and baseline');
     targetVersion = BigInt(text);
   }
@@ -82,6 +82,12 @@ async function validate(options: RunMigrationsOptions): Promise<Validated> {
     env: options.env ?? process.env,
     logger: options.logger,
   });
+  if (command === 'verify-backup' && !options.restore?.path.trim())
+    throw new InputError(
+      'backup-path',
+      'is empty',
+      'the path of the pg_dump archive to drill (the backup-path output of the run that took it)',
+    );
   if (command === 'restore') {
     const restore = options.restore;
     if (!restore?.path.trim())
@@ -314,7 +320,9 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<Migr
     env: options.env ?? process.env,
   };
   const archive =
-    options.command === 'restore' ? await checkArchive(options.restore!.path, tools) : undefined;
+    options.command === 'restore' || options.command === 'verify-backup'
+      ? await checkArchive(options.restore!.path, tools)
+      : undefined;
   const session = new Session(v.target, applicationNameFor(options.runLabel), options.logger);
   const run = new Run(options, v, session);
   const started = run.clock.now();
@@ -323,6 +331,7 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<Migr
     await applySettings(run);
     const command = options.command;
     if (command === 'restore') await restore(run, archive!, tools);
+    else if (command === 'verify-backup') await verifyBackup(run, archive!, tools);
     else await commands[command](run);
     run.finish();
     return run.result;
@@ -360,7 +369,99 @@ async function restore(
   run.log.info(`Restored in ${formatDuration(run.clock.now() - started)}`);
 }
 
-const commands: Record<Exclude<RunMigrationsOptions['command'], 'restore'>, (run: Run) => Promise<void>> = {
+/** A name for the drill's copy: the database's, a stamp, within PostgreSQL's 63 bytes. */
+function scratchName(database: string, now: number): string {
+  const stamp = new Date(now).toISOString().replace(/\D/g, '').slice(0, 14);
+  const base = database.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 63 - 'verify'.length - stamp.length - 2);
+  return `${base}_verify_${stamp}`;
+}
+
+/**
+ * The disaster-recovery drill: the backup restored into a scratch database on the same server, its
+ * integrity checks and NOT VALID constraints run there, its history compared with the files and
+ * with the live database, and the scratch database dropped whatever happened. The live database is
+ * only read.
+ */
+async function verifyBackup(
+  run: Run,
+  archive: string,
+  tools: { pgRestorePath: string; psqlPath: string; env: NodeJS.ProcessEnv },
+): Promise<void> {
+  await readPlan(run, false);
+  const live = [...run.historyRows].filter((h) => h.success);
+  const scratch = scratchName(run.v.target.database, run.clock.now());
+  const ident = `"${scratch.replace(/"/g, '""')}"`;
+  try {
+    await run.session.query(`CREATE DATABASE ${ident}`);
+  } catch (error) {
+    run.fail(
+      'restore-failed',
+      `Could not create the scratch database ${scratch} for the drill (the role needs CREATEDB): ${errorMessage(error)}. Nothing was changed.`,
+      error,
+    );
+  }
+  const check = {
+    file: archive,
+    scratchDatabase: scratch,
+    tables: 0,
+    version: undefined as string | undefined,
+    liveVersion: live.at(-1)?.id,
+    appliedSinceBackup: [] as string[],
+    dropped: false,
+  };
+  run.result.backupCheck = check;
+  const copy = new Session({ ...run.v.target, database: scratch }, run.session.applicationName, run.log);
+  try {
+    run.log.info(`Restoring ${archive} into the scratch database ${scratch}`);
+    try {
+      await restoreInto(run.v.target, scratch, archive, { ...tools, env: run.options.env ?? process.env });
+    } catch (error) {
+      run.fail(
+        'restore-failed',
+        `The backup ${archive} did not restore into ${scratch}: ${errorMessage(error)}`,
+        error,
+      );
+    }
+    await copy.connect();
+    const { rows } = await copy.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`,
+    );
+    check.tables = rows[0]?.n ?? 0;
+    // From here the run reads the copy: its history, checks and constraints are the backup's.
+    const liveSession = run.session;
+    run.session = copy;
+    try {
+      const plan = await readPlan(run, false);
+      const inBackup = new Set(run.historyRows.filter((h) => h.success).map((h) => h.id));
+      check.version = run.historyRows.filter((h) => h.success).at(-1)?.id;
+      check.appliedSinceBackup = live.filter((h) => !inBackup.has(h.id)).map((h) => h.id);
+      run.log.info(
+        `The backup holds ${check.tables} table(s) and its history is at version ${check.version ?? 'none'}; the live database is at ${check.liveVersion ?? 'none'}`,
+      );
+      failBlocked(run, plan);
+      failDrift(run, plan.drift);
+      await integrity(run, `on the backup restored into ${scratch}`);
+    } finally {
+      run.session = liveSession;
+    }
+  } finally {
+    await copy.close();
+    try {
+      await run.session.query(`DROP DATABASE IF EXISTS ${ident} WITH (FORCE)`);
+      check.dropped = true;
+      run.log.info(`Dropped the scratch database ${scratch}`);
+    } catch (error) {
+      run.log.error(
+        `Could not drop the scratch database ${scratch}: ${errorMessage(error)}; drop it by hand`,
+      );
+    }
+  }
+}
+
+const commands: Record<
+  Exclude<RunMigrationsOptions['command'], 'restore' | 'verify-backup'>,
+  (run: Run) => Promise<void>
+> = {
   async status(run) {
     await readPlan(run, false);
   },

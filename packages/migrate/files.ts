@@ -34,11 +34,15 @@ export interface IntegrityCheck {
 export const MIGRATION_FILE_FORM =
   '<version>_<name>.sql with "-- migrate:up" and optional "-- migrate:down" sections (dbmate), or a ' +
   '<version>_<name>.up.sql / <version>_<name>.down.sql pair (golang-migrate); <version> a whole number or ' +
-  'timestamp (1 to 9223372036854775807), <name> any text, dots included (0002_1.7.0_schema.up.sql)';
+  'timestamp (1 to 9223372036854775807), <name> any text, dots included (0002_1.7.0_schema.up.sql); ' +
+  "or Flyway's V<version>__<description>.sql (up only)";
 
 const MAX_VERSION = 9_223_372_036_854_775_807n; // the history table stores versions as bigint
 // golang-migrate's own pattern is ^([0-9]+)_(.*)\.(down|up)\.sql$: the name may hold anything.
 const FILE_NAME = /^(\d+)_(.*?)(\.up|\.down)?\.sql$/i;
+// Flyway's versioned migrations, up only: the whole file is the up section.
+const FLYWAY_NAME = /^V(\d+)__(.+)\.sql$/;
+const FLYWAY_OTHER = /^(?:V[\d._]+__|[RU][\d._]*__).+\.sql$/;
 const DIRECTIVE = /^--\s*migrate:(\S*)(.*)$/;
 
 /** A migration file that cannot be used; `file` names it. */
@@ -261,10 +265,20 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
   const byVersion = new Map<bigint, { single?: string; up?: string; down?: string; name: string }>();
   for (const file of names) {
     if (!file.toLowerCase().endsWith('.sql')) continue;
-    const match = FILE_NAME.exec(file);
-    if (!match) throw new MigrationFileError(input, file, 'is not named <version>_<name>.sql');
+    const flyway = FLYWAY_NAME.exec(file);
+    const match = flyway ?? FILE_NAME.exec(file);
+    if (!match) {
+      if (FLYWAY_OTHER.test(file))
+        throw new MigrationFileError(
+          input,
+          file,
+          'is a Flyway migration this tool does not run (a dotted version, a repeatable R__ or an undo U__ file)',
+          'Flyway versioned migrations with whole-number versions, V<version>__<description>.sql, up only',
+        );
+      throw new MigrationFileError(input, file, 'is not named <version>_<name>.sql');
+    }
     const [, versionText = '', name = ''] = match;
-    const half = match[3]?.toLowerCase();
+    const half = flyway ? '.up' : match[3]?.toLowerCase();
     const version = BigInt(versionText);
     if (version < 1n || version > MAX_VERSION)
       throw new MigrationFileError(input, file, `has the version ${versionText}, which is out of range`);

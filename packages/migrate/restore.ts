@@ -147,3 +147,21 @@ export async function restoreDatabase(
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 }
+
+/** Restores an archive into an empty database (the drill's scratch copy), in one transaction. */
+export async function restoreInto(
+  target: ConnectionTarget,
+  database: string,
+  file: string,
+  tools: RestoreTools,
+): Promise<void> {
+  const env = libpqEnv({ ...target, database }, tools.env);
+  const restore = run(
+    tools.pgRestorePath,
+    ['--single-transaction', '--exit-on-error', '--no-password', `--dbname=${database}`, file],
+    env,
+    target.password,
+  );
+  restore.stdout.resume();
+  await restore.done;
+}

@@ -60,7 +60,7 @@ export class Run {
   readonly log: Logger;
   readonly clock;
   readonly result: MigrationResult;
-  readonly session: Session;
+  session: Session;
   rows = new Map<string, MigrationRow>();
   historyRows: HistoryRow[] = [];
   historyExists = false;

@@ -64,6 +64,19 @@ export function renderMigrationSummary(
   out.push(`${facts.join(' · ')}`);
   if (result.backupPath) out.push('', `Backup: ${escapeMarkdown(result.backupPath)}`);
   if (result.restoredFrom) out.push('', `Restored from: ${escapeMarkdown(result.restoredFrom)}`);
+  const drill = result.backupCheck;
+  if (drill) {
+    const since = drill.appliedSinceBackup.length
+      ? ` (${drill.appliedSinceBackup.length} migration(s) applied since the backup: ${escapeMarkdown(drill.appliedSinceBackup.join(', '))})`
+      : '';
+    out.push(
+      '',
+      `Backup drill: ${escapeMarkdown(drill.file)} restored into the scratch database ${escapeMarkdown(drill.scratchDatabase)} ` +
+        `(${drill.dropped ? 'dropped afterwards' : '**not dropped: drop it by hand**'}): ${drill.tables} table(s), ` +
+        `history at version ${escapeMarkdown(drill.version ?? 'none')}; the live database is at ${escapeMarkdown(drill.liveVersion ?? 'none')}${since}. ` +
+        "The table below and the checks are the backup's.",
+    );
+  }
 
   if (result.failure) {
     out.push('', '#### Failure', '', fencedBlock(result.failure.message));

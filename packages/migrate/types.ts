@@ -2,7 +2,16 @@ import type { Clock, Logger } from '../core/index.ts';
 import { InputError, PipelineError } from '../core/index.ts';
 import type { SslMode } from './connection.ts';
 
-export const MIGRATE_COMMANDS = ['status', 'plan', 'up', 'down', 'verify', 'baseline', 'restore'] as const;
+export const MIGRATE_COMMANDS = [
+  'status',
+  'plan',
+  'up',
+  'down',
+  'verify',
+  'baseline',
+  'restore',
+  'verify-backup',
+] as const;
 export type MigrateCommand = (typeof MIGRATE_COMMANDS)[number];
 
 export interface RunMigrationsOptions {
@@ -36,7 +45,7 @@ export interface RunMigrationsOptions {
    * `true` allows every kind, as allow-drift did before it took kinds.
    */
   allowDrift?: boolean | readonly DriftKind[] | undefined;
-  /** restore: the pg_dump archive to put back, and the database name typed as confirmation. */
+  /** restore: the pg_dump archive to put back, and the database name typed as confirmation; verify-backup: the archive to drill (confirm unused). */
   restore?: { path: string; confirm: string } | undefined;
   /** Who runs this (repository, run, job): in the session's application_name, so a waiting run can name the holder. */
   runLabel?: string | undefined;
@@ -182,6 +191,20 @@ export interface MigrationResult {
   restoreCommand: string | undefined;
   /** restore: the archive that was put back. */
   restoredFrom?: string | undefined;
+  /** verify-backup: the drill on a scratch copy (dropped afterwards), and what the copy held. */
+  backupCheck?:
+    | {
+        file: string;
+        scratchDatabase: string;
+        tables: number;
+        /** Highest version applied in the backup's history. */
+        version: string | undefined;
+        /** The live database's history compared with the backup's. */
+        liveVersion: string | undefined;
+        appliedSinceBackup: string[];
+        dropped: boolean;
+      }
+    | undefined;
   drift: DriftFinding[];
   checks: CheckResult[];
   constraints: ConstraintResult[];
