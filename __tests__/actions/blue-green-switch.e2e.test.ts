@@ -153,6 +153,10 @@ describe('blue-green-switch against the embedded Kubernetes API', () => {
       'previous-color': 'green',
       switched: 'true',
       'rolled-back': 'true',
+      'first-release': 'false',
+      image: 'registry.local/shop:v1',
+      revision: '1',
+      reason: 'shop is back on blue (registry.local/shop:v1); green was taken out',
     });
     expect(await selectorOf(ns, 'shop')).toEqual({ app: 'shop', color: 'blue' });
     expect(
