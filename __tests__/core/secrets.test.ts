@@ -66,3 +66,25 @@ describe('what a credential turns into', () => {
     expect(isLoopbackHost(host)).toBe(loopback);
   });
 });
+
+describe('kubeconfig credentials', () => {
+  test('a user and password give the Basic header the client sends; a server URL its user info', async () => {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { kubeconfigSecrets } = await import('../../packages/kube/client.ts');
+    const kc = new KubeConfig();
+    kc.loadFromString(
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{ name: c, cluster: { server: "https://ops:Srv3rPass@k8s.example.com:6443" } }]',
+        'users: [{ name: u, user: { username: deployer, password: Kub3Passw0rd } }]',
+        'contexts: [{ name: x, context: { cluster: c, user: u } }]',
+        'current-context: x',
+      ].join('\n'),
+    );
+    const header = basicAuthorization('deployer', 'Kub3Passw0rd');
+    expect(kubeconfigSecrets(kc)).toEqual(
+      expect.arrayContaining(['Kub3Passw0rd', header, header.slice(6), 'deployer:Kub3Passw0rd', 'Srv3rPass']),
+    );
+  });
+});

@@ -6,8 +6,10 @@ import { delimiter, join } from 'node:path';
 // The config module alone: the package index would also load every generated API client.
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import {
+  basicAuthorization,
   type Clock,
   errorMessage,
+  headerSecrets,
   InputError,
   isTransientNetworkError,
   type Logger,
@@ -17,6 +19,7 @@ import {
   retry,
   silentLogger,
   systemClock,
+  urlUserInfoSecrets,
 } from '../core/index.ts';
 
 export interface RawResponse {
@@ -163,8 +166,13 @@ export function kubeconfigSecrets(kc: KubeConfig): string[] {
   for (const user of kc.getUsers()) {
     for (const value of [user.token, user.password, user.keyData, (user as { certData?: string }).certData])
       if (value) out.push(value);
+    // The Basic header the client derives from a user and password, should an error echo it.
+    if (user.username && user.password)
+      out.push(...headerSecrets(basicAuthorization(user.username, user.password)));
   }
-  return out;
+  // A server URL can carry user info of its own.
+  for (const cluster of kc.getClusters()) out.push(...urlUserInfoSecrets(cluster.server));
+  return [...new Set(out)];
 }
 
 /**
