@@ -45,6 +45,11 @@ async function play(
   return { ...r, approvals };
 }
 
+/** GitHub's deployment records of the jobs that named an environment: [environment, statuses]. */
+const jobDeployments = (r: RehearseResult) =>
+  r.deployments
+    .filter((d) => d.description.startsWith('job '))
+    .map((d) => [d.environment, d.statuses.map((s) => s.state).join('>')]);
 const header = (m: { blocks: unknown[] }) => (m.blocks[0] as { text: { text: string } }).text.text;
 const production = (r: RehearseResult) => r.state.find((s) => s.environment === 'production')!;
 const lastRun = (r: RehearseResult) => r.runs.at(-1)!.run;
@@ -106,7 +111,17 @@ describeWithPostgres('pipeline rehearse: the scenario matrix through the real wo
         expect(living.header).toBe('✅ shop deployed to production');
         expect(living.replies.some((t) => t.includes('waiting for approval'))).toBe(true);
         expectNoDuplicateReplies(r);
-        expect(r.deployments.map((d) => [d.environment, d.statuses.map((s) => s.state).join('>')])).toEqual([
+        // GitHub's records of the jobs that ran in an environment, and deploy-env's own.
+        expect(jobDeployments(r)).toEqual([
+          ['dev', 'in_progress>success'],
+          ['staging', 'in_progress>success'],
+          ['production', 'in_progress>success'],
+        ]);
+        expect(
+          r.deployments
+            .filter((d) => (d.payload as { app?: string }).app === 'shop')
+            .map((d) => [d.environment, d.statuses.map((s) => s.state).join('>')]),
+        ).toEqual([
           ['dev', 'in_progress>success'],
           ['staging', 'in_progress>success'],
           ...(strategy === 'rolling' ? [['production', 'in_progress>success']] : []),
@@ -172,6 +187,7 @@ describeWithPostgres('pipeline rehearse: the scenario matrix through the real wo
         });
         expect(pipelineOutputs(r).revision).toBe(prod.revision);
         expect(livingMessage(r).header).toBe('↩️ shop rolled back in production');
+        expect(jobDeployments(r).at(-1)).toEqual(['production', 'in_progress>failure']);
         expectNoDuplicateReplies(r);
       },
       SCENARIO_TIMEOUT,

@@ -238,4 +238,57 @@ jobs:
       GITHUB_WORKFLOW: 'release',
     });
   });
+
+  test('a job that names an environment gets a GitHub deployment with in_progress and its final status', async () => {
+    const { LocalGitHub } = await import('../../packages/testkit/local-github.ts');
+    const github = await LocalGitHub.start({ tokens: ['ghs_x'] });
+    try {
+      const file = write(
+        'environments.yml',
+        `on: push
+jobs:
+  ok:
+    runs-on: ubuntu-latest
+    environment: staging
+    steps: [{ run: "true" }]
+  broken:
+    runs-on: ubuntu-latest
+    environment: { name: production }
+    steps: [{ run: "exit 1" }]
+  plain:
+    runs-on: ubuntu-latest
+    steps: [{ run: "true" }]
+`,
+      );
+      const r = new WorkflowRunner({
+        repoRoot: REPO_ROOT,
+        workspace,
+        event: {
+          name: 'push',
+          ref: 'refs/heads/main',
+          sha: 'f'.repeat(40),
+          repository: 'acme/shop',
+          actor: 'octocat',
+          payload: {},
+        },
+        secrets: {},
+        vars: {},
+        env: {},
+        githubApiUrl: github.url,
+        token: 'ghs_x',
+        recordEnvironmentDeployments: true,
+        requiresApproval: () => false,
+        approve: async () => true,
+      });
+      await r.runWorkflow(file);
+      expect(
+        github.deployments.map((d) => [d.environment, d.ref, d.statuses.map((s) => s.state).join('>')]),
+      ).toEqual([
+        ['staging', 'f'.repeat(40), 'in_progress>success'],
+        ['production', 'f'.repeat(40), 'in_progress>failure'],
+      ]);
+    } finally {
+      await github.close();
+    }
+  });
 });

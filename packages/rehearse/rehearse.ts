@@ -18,8 +18,8 @@ import { type KubeSim, startKubeSim } from '../kube-sim/index.ts';
 import { REPO_ROOT } from '../runner/action-runner.ts';
 import { LocalGitHub } from '../testkit/local-github.ts';
 import { LocalSlack, type StoredMessage } from '../testkit/local-slack.ts';
-import { readOnlyKubeconfig } from '../testkit/read-only-access.ts';
 import { type PostgresServer, startPostgres } from '../testkit/postgres.ts';
+import { readOnlyKubeconfig } from '../testkit/read-only-access.ts';
 import { OUR_ACTIONS } from '../workflow/our-actions.ts';
 import { type JobRecord, type RunnerEvent, type WorkflowRun, WorkflowRunner } from '../workflow/runner.ts';
 import { startIngress } from './ingress.ts';
@@ -122,10 +122,7 @@ async function startServices(scenario: ScenarioName, newImage: string): Promise<
       }
       // The production plan's login (docs/environments.md): it may read production's database, never write.
       await admin.query('CREATE ROLE shop_plan LOGIN IN ROLE pg_read_all_data');
-      databases['production-plan'] = databases.production!.replace(
-        `//${postgres.user}@`,
-        '//shop_plan@',
-      );
+      databases['production-plan'] = databases.production!.replace(`//${postgres.user}@`, '//shop_plan@');
     } finally {
       await admin.end();
     }
@@ -397,7 +394,10 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         secrets: { SLACK_BOT_TOKEN: 'xoxb-rehearsal' },
         environmentSecrets: {
           ...Object.fromEntries(
-            ENVIRONMENTS.map((env) => [env, { KUBECONFIG: s.sim.kubeconfig, DATABASE_URL: s.databases[env]! }]),
+            ENVIRONMENTS.map((env) => [
+              env,
+              { KUBECONFIG: s.sim.kubeconfig, DATABASE_URL: s.databases[env]! },
+            ]),
           ),
           'production-plan': planSecrets,
         },
@@ -410,6 +410,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         token: 'ghs_rehearsal',
         runId: String(runNumber),
         requiresApproval: (env) => needsApproval.has(env),
+        recordEnvironmentDeployments: true,
         approve,
         onEvent: (e) => {
           const inProduction = 'job' in e && e.job.path.endsWith('production/deploy') && label === 'main';

@@ -98,6 +98,12 @@ export interface RunnerOptions {
   approve(environment: string, job: JobRecord): Promise<boolean>;
   onEvent?(event: RunnerEvent): void;
   runId?: string;
+  /**
+   * Record a GitHub deployment for every job that names an environment, with in_progress and a
+   * final status, as GitHub does for such jobs (through githubApiUrl). Off by default: tests of
+   * the runner alone have no GitHub to talk to.
+   */
+  recordEnvironmentDeployments?: boolean;
 }
 
 export interface WorkflowRun {
@@ -360,6 +366,49 @@ export class WorkflowRunner {
         }
       }
     }
+    const deployment = environment ? await this.environmentDeployment(environment, record) : undefined;
+    try {
+      await this.runJobSteps(job, record, ctx, raw);
+    } finally {
+      await deployment?.(record.conclusion === 'success' ? 'success' : 'failure');
+    }
+  }
+
+  /** The deployment GitHub records for a job in an environment; returns how to set its final status. */
+  private async environmentDeployment(
+    environment: string,
+    job: JobRecord,
+  ): Promise<((state: 'success' | 'failure') => Promise<void>) | undefined> {
+    if (!this.options.recordEnvironmentDeployments) return undefined;
+    const { repository, sha } = this.options.event;
+    const api = async (path: string, body: unknown) => {
+      const res = await fetch(`${this.options.githubApiUrl}/repos/${repository}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (!res.ok) throw new WorkflowError(`recording the deployment of job ${job.path}: HTTP ${res.status}`);
+      return (await res.json()) as { id: number };
+    };
+    const created = await api('/deployments', {
+      ref: sha,
+      environment,
+      auto_merge: false,
+      required_contexts: [],
+      description: `job ${job.path}`,
+    });
+    await api(`/deployments/${created.id}/statuses`, { state: 'in_progress', environment });
+    return async (state) => {
+      await api(`/deployments/${created.id}/statuses`, { state, environment });
+    };
+  }
+
+  private async runJobSteps(
+    job: Extract<Job, { type: 'job' }>,
+    record: JobRecord,
+    ctx: Contexts,
+    raw: (index: number, field: string) => Token,
+  ): Promise<void> {
     const jobEnv: Record<string, string> = {};
     for (const [k, v] of Object.entries((ctx.env as Record<string, unknown>) ?? {})) jobEnv[k] = asText(v);
     for (const [k, v] of Object.entries(
