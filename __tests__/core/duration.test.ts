@@ -1,5 +1,11 @@
 import { describe, expect, test } from '@jest/globals';
-import { DURATION_MAX, formatDuration, InputError, parseDuration, systemClock } from '../../packages/core/index.ts';
+import {
+  DURATION_MAX,
+  formatDuration,
+  InputError,
+  parseDuration,
+  systemClock,
+} from '../../packages/core/index.ts';
 
 describe('parseDuration', () => {
   test.each([
@@ -27,7 +33,9 @@ describe('parseDuration', () => {
     expect(formatDuration(5_400_000)).toBe('1h30m');
     expect(formatDuration(1500)).toBe('1.5s');
     expect(formatDuration(42)).toBe('42ms');
-    expect(parseDuration(formatDuration(93_784_000), 'soak', { maxMs: DURATION_MAX.window })).toBe(93_784_000);
+    expect(parseDuration(formatDuration(93_784_000), 'soak', { maxMs: DURATION_MAX.window })).toBe(
+      93_784_000,
+    );
   });
 });
 

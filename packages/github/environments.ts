@@ -1,11 +1,5 @@
 import { parse as parseYaml } from 'yaml';
-import {
-  DAY_MS,
-  type Logger,
-  PipelineError,
-  parseDuration,
-  silentLogger,
-} from '../core/index.ts';
+import { DAY_MS, type Logger, PipelineError, parseDuration, silentLogger } from '../core/index.ts';
 import { GitHubApiError, type Octokit, withGitHubRetry } from './deployments.ts';
 
 /**
