@@ -28,7 +28,7 @@ import {
   notFound,
   type StatusCause,
 } from './status.ts';
-import type { Store, StoreEvent } from './store.ts';
+import { rfc3339, type Store, type StoreEvent } from './store.ts';
 import { toTable, wantsTable } from './table.ts';
 import type { JsonObject, KubeObject } from './types.ts';
 
@@ -203,9 +203,29 @@ function hasStatus(resource: ResourceInfo): boolean {
   return resource.subresources.includes('status');
 }
 
-function requireNamespace(ctx: ApiContext, r: ResourceRequest): void {
-  if (r.resource.namespaced && r.namespace && !ctx.store.get(NAMESPACES, undefined, r.namespace)) {
-    throw namespaceNotFound(r.namespace);
+function requireNamespace(ctx: ApiContext, r: ResourceRequest, name = ''): void {
+  if (!r.resource.namespaced || !r.namespace) return;
+  const ns = ctx.store.get(NAMESPACES, undefined, r.namespace);
+  if (!ns) throw namespaceNotFound(r.namespace);
+  if (ns.metadata.deletionTimestamp) {
+    const subject = name ? `${qualifiedName(r.resource)} "${name}"` : qualifiedName(r.resource);
+    throw new ApiError(
+      403,
+      'Forbidden',
+      `${subject} is forbidden: unable to create new content in namespace ${r.namespace} because it is being terminated`,
+      {
+        ...(name ? { name } : {}),
+        group: r.resource.group,
+        kind: r.resource.plural,
+        causes: [
+          {
+            reason: 'NamespaceTerminating',
+            message: `namespace ${r.namespace} is being terminated`,
+            field: 'metadata.namespace',
+          },
+        ],
+      },
+    );
   }
 }
 
@@ -465,7 +485,11 @@ function createObject(
   input: KubeObject,
   manager: string | undefined,
 ): KubeObject {
-  requireNamespace(ctx, { ...r, namespace: input.metadata.namespace ?? r.namespace });
+  requireNamespace(
+    ctx,
+    { ...r, namespace: input.metadata.namespace ?? r.namespace },
+    input.metadata.name ?? '',
+  );
   if (!input.metadata.name && !input.metadata.generateName) {
     throw invalid(r.resource, '', [
       {
@@ -714,6 +738,7 @@ function applyPatch(
 }
 
 interface DeleteOptions {
+  gracePeriodSeconds?: number;
   propagationPolicy?: string;
   orphanDependents?: boolean;
   preconditions?: { uid?: string; resourceVersion?: string };
@@ -731,6 +756,8 @@ function deleteOptions(r: ResourceRequest): DeleteOptions {
   }
   const policy = r.query.get('propagationPolicy');
   if (policy) opts.propagationPolicy = policy;
+  const grace = r.query.get('gracePeriodSeconds');
+  if (grace !== null && grace !== '') opts.gracePeriodSeconds = Number(grace);
   if (opts.orphanDependents === true && !opts.propagationPolicy) opts.propagationPolicy = 'Orphan';
   if (opts.dryRun?.includes('All')) r.query.append('dryRun', 'All');
   return opts;
@@ -766,6 +793,11 @@ function deleteOne(
     );
   }
   const uid = current.metadata.uid!;
+  if (r.resource === PODS) {
+    const graceful = gracefulPodDelete(ctx, current, opts);
+    if (graceful) return { object: graceful, deleted: false };
+  }
+  if (r.resource === NAMESPACES) return { object: terminateNamespace(ctx, current), deleted: false };
   if (policy === 'Orphan') ctx.controllers.gc.orphan(uid);
   if (policy === 'Foreground' && ctx.controllers.gc.dependentsOf(uid).length > 0) {
     const next = clone(current);
@@ -773,6 +805,38 @@ function deleteOne(
     ctx.store.update(r.resource, next);
   }
   return ctx.store.delete(r.resource, r.namespace, name);
+}
+
+/**
+ * A bound pod is deleted gracefully: deletionTimestamp is now plus the grace period (the
+ * request's, else the pod's terminationGracePeriodSeconds) and the kubelet finishes the job.
+ * Unbound pods and a grace period of 0 go at once; a shorter grace shortens a pending one.
+ */
+function gracefulPodDelete(ctx: ApiContext, pod: KubeObject, opts: DeleteOptions): KubeObject | undefined {
+  const spec = (pod['spec'] ?? {}) as JsonObject;
+  const fromPod =
+    typeof spec['terminationGracePeriodSeconds'] === 'number' ? spec['terminationGracePeriodSeconds'] : 30;
+  let grace = opts.gracePeriodSeconds ?? fromPod;
+  if (!spec['nodeName']) grace = 0;
+  const phase = String(((pod['status'] ?? {}) as JsonObject)['phase'] ?? '');
+  if (phase === 'Succeeded' || phase === 'Failed') grace = 0;
+  const pending = pod.metadata.deletionGracePeriodSeconds;
+  if (pod.metadata.deletionTimestamp && pending !== undefined && pending <= grace) return pod;
+  if (grace <= 0) return undefined;
+  const next = clone(pod);
+  next.metadata.deletionTimestamp = rfc3339(ctx.now() + grace * 1000);
+  next.metadata.deletionGracePeriodSeconds = grace;
+  return ctx.store.update(PODS, next, true);
+}
+
+/** A namespace turns Terminating; the namespace controller empties it, then it goes. */
+function terminateNamespace(ctx: ApiContext, ns: KubeObject): KubeObject {
+  if (ns.metadata.deletionTimestamp) return ns;
+  const next = clone(ns);
+  next.metadata.deletionTimestamp = rfc3339(ctx.now());
+  next.metadata.deletionGracePeriodSeconds = 0;
+  next['status'] = { phase: 'Terminating' };
+  return ctx.store.update(NAMESPACES, next, true);
 }
 
 function remove(ctx: ApiContext, r: ResourceRequest): void {
@@ -785,7 +849,10 @@ function remove(ctx: ApiContext, r: ResourceRequest): void {
   validateOptions(r);
   const opts = deleteOptions(r);
   const { object, deleted } = deleteOne(ctx, r, r.name!, opts);
-  if (!deleted || r.resource === PODS) return respondObject(ctx, r, deleted ? 200 : 202, object);
+  // 202 only when the client asked for cascading deletion with orphanDependents=false, as the real one.
+  if (!deleted || r.resource === PODS || r.resource === NAMESPACES) {
+    return respondObject(ctx, r, !deleted && opts.orphanDependents === false ? 202 : 200, object);
+  }
   sendJson(r.res, 200, {
     kind: 'Status',
     apiVersion: 'v1',

@@ -475,6 +475,14 @@ export function validate(r: ResourceInfo, o: KubeObject, previous?: KubeObject):
       }
       break;
     }
+    case 'Lease': {
+      const d = spec?.['leaseDurationSeconds'];
+      if (typeof d === 'number' && d <= 0) {
+        causes.push(invalidValue('spec.leaseDurationSeconds', String(d), 'must be greater than 0'));
+      }
+      nonNegative('spec.leaseTransitions', spec?.['leaseTransitions'], causes);
+      break;
+    }
     case 'ConfigMap':
     case 'Secret':
       if (dataSize(o, r.kind === 'Secret') > MAX_DATA_SIZE) {

@@ -76,6 +76,11 @@ export interface KubeSimOptions {
   watchHistory?: number;
   /** Real milliseconds between watch bookmarks (default 60 s of simulated time, at least 100 ms). */
   bookmarkIntervalMs?: number;
+  /**
+   * Real milliseconds from a change to the reconciles it triggers (default 10), so a read right
+   * after a write sees the controllers' status lag behind as on a real cluster.
+   */
+  controllerLatencyMs?: number;
   /** Seed for error rates, fault rates and random balancing. */
   seed?: number;
   /** Service proxy balancing (default round-robin, which follows the number of ready pods exactly). */
@@ -286,7 +291,7 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
   const time = new SimTime(clock, timeScale);
   const store = new Store({ historySize: options.watchHistory ?? 10_000, now: () => clock.now() });
   const table = new BehaviourTable(options.images ?? []);
-  const controllers = new Controllers(store, time, table);
+  const controllers = new Controllers(store, time, table, options.controllerLatencyMs ?? 10);
   const faults = new Faults(random, options.faults);
   const metrics = new ProxyMetrics();
   const watches = new Set<WatchHandle>();

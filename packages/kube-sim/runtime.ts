@@ -64,13 +64,24 @@ export class WorkQueue {
   private scheduled = false;
   private closed = false;
   onError: (key: string, error: unknown) => void = () => {};
+  /**
+   * Real milliseconds between a change and the reconciles it triggers: controllers watch the API
+   * server, so a GET right after a write sees the old status (observedGeneration lags) as on a
+   * real cluster.
+   */
+  private readonly latencyMs: number;
+
+  constructor(latencyMs = 0) {
+    this.latencyMs = latencyMs;
+  }
 
   enqueue(key: string, fn: () => void): void {
     if (this.closed) return;
     this.pending.set(key, fn);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.drain());
+      if (this.latencyMs > 0) setTimeout(() => this.drain(), this.latencyMs);
+      else setImmediate(() => this.drain());
     }
   }
 

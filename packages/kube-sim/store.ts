@@ -36,7 +36,7 @@ export class Store {
   private readonly history: StoreEvent[] = [];
   private readonly listeners = new Set<StoreListener>();
   private readonly historySize: number;
-  private readonly now: () => number;
+  readonly now: () => number;
 
   constructor(options: { historySize?: number; now?: () => number } = {}) {
     this.historySize = options.historySize ?? 10_000;
@@ -173,7 +173,11 @@ export class Store {
   update(r: ResourceInfo, input: KubeObject, markDeleted = false): KubeObject {
     const { next, current } = this.prepareUpdate(r, input, markDeleted);
     if (deepEqual(next, current)) return current;
-    if (next.metadata.deletionTimestamp && (next.metadata.finalizers ?? []).length === 0) {
+    if (
+      next.metadata.deletionTimestamp &&
+      (next.metadata.finalizers ?? []).length === 0 &&
+      !awaitsGrace(next)
+    ) {
       return this.remove(r, next, current);
     }
     this.rv++;
@@ -211,6 +215,16 @@ export class Store {
     }
     return { object: this.remove(r, current, current), deleted: true };
   }
+}
+
+/**
+ * Objects that stay after their finalizers are gone: a pod inside its grace period (the kubelet
+ * deletes it), a namespace whose spec.finalizers the namespace controller has not cleared.
+ */
+function awaitsGrace(o: KubeObject): boolean {
+  if ((o.metadata.deletionGracePeriodSeconds ?? 0) > 0) return true;
+  const spec = o['spec'] as { finalizers?: unknown[] } | undefined;
+  return o.kind === 'Namespace' && (spec?.finalizers ?? []).length > 0;
 }
 
 function withoutMetaAndStatus(obj: KubeObject): unknown {

@@ -9,10 +9,12 @@ import { resourceByKind } from '../resources.ts';
 import type { EventRecorder, SimTime, WorkQueue } from '../runtime.ts';
 import { rfc3339, type Store, templateHash } from '../store.ts';
 import type { JsonObject, KubeObject } from '../types.ts';
+import { podPhase } from './kubelet.ts';
 import { omitZero, ownedBy } from './replicaset.ts';
 
 const DEPLOYMENTS = resourceByKind('Deployment');
 const RS = resourceByKind('ReplicaSet');
+const PODS = resourceByKind('Pod');
 const SOURCE = { component: 'deployment-controller' };
 export const REVISION = 'deployment.kubernetes.io/revision';
 const REVISION_HISTORY = 'deployment.kubernetes.io/revision-history';
@@ -204,7 +206,16 @@ export class DeploymentController {
       if (recreate) {
         for (const rs of olds()) if (specReplicas(rs) > 0) this.scale(d, rs, 0);
         all = this.store.list(RS, namespace).filter((rs) => ownedBy(rs, d));
-        const oldPodsLeft = all.some((rs) => !isNew(rs) && statusNum(rs, 'replicas') > 0);
+        const oldUids = new Set(all.filter((rs) => !isNew(rs)).map((rs) => rs.metadata.uid));
+        const oldPodsLeft =
+          all.some((rs) => !isNew(rs) && statusNum(rs, 'replicas') > 0) ||
+          this.store
+            .list(PODS, namespace)
+            .some(
+              (p) =>
+                !['Succeeded', 'Failed'].includes(podPhase(p)) &&
+                (p.metadata.ownerReferences ?? []).some((r) => r.controller && oldUids.has(r.uid)),
+            );
         if (!oldPodsLeft) {
           if (!newRS) {
             newRS = this.createReplicaSet(d, template, key, maxOldRevision + 1, replicas, replicas, maxSurge);
@@ -405,7 +416,8 @@ export class DeploymentController {
       updatedReplicas: statusNum(fresh, 'replicas'),
       readyReplicas: sum('readyReplicas'),
       availableReplicas,
-      unavailableReplicas: Math.max(0, replicas - availableReplicas),
+      // The real controller's formula: the ReplicaSets' desired replicas less the available ones.
+      unavailableReplicas: Math.max(0, all.reduce((n, rs) => n + specReplicas(rs), 0) - availableReplicas),
     };
     const now = this.time.now();
     const nowText = rfc3339(now);

@@ -6,10 +6,11 @@
 import { clone } from '../patch.ts';
 import { type ResourceInfo, resourceByKind } from '../resources.ts';
 import type { WorkQueue } from '../runtime.ts';
-import type { Store, StoreEvent } from '../store.ts';
+import { rfc3339, type Store, type StoreEvent } from '../store.ts';
 import type { KubeObject } from '../types.ts';
 
 const NAMESPACES = resourceByKind('Namespace');
+const PODS = resourceByKind('Pod');
 export const FOREGROUND = 'foregroundDeletion';
 export const ORPHAN = 'orphan';
 
@@ -56,11 +57,14 @@ export class GarbageCollector {
       for (const ref of obj.metadata.ownerReferences ?? []) {
         this.queue.enqueue(`gc/fg/${ref.uid}`, () => this.foreground(ref.uid));
       }
-      if (e.resource === NAMESPACES) {
-        this.queue.enqueue(`gc/ns/${obj.metadata.name}`, () =>
-          this.deleteNamespaceContents(obj.metadata.name!),
-        );
+      const ns = obj.metadata.namespace;
+      if (ns && this.store.get(NAMESPACES, undefined, ns)?.metadata.deletionTimestamp) {
+        this.queue.enqueue(`gc/ns/${ns}`, () => this.deleteNamespaceContents(ns));
       }
+    } else if (e.resource === NAMESPACES && obj.metadata.deletionTimestamp) {
+      this.queue.enqueue(`gc/ns/${obj.metadata.name}`, () =>
+        this.deleteNamespaceContents(obj.metadata.name!),
+      );
     } else if (obj.metadata.deletionTimestamp && obj.metadata.finalizers?.includes(FOREGROUND)) {
       this.queue.enqueue(`gc/fg/${uid}`, () => this.foreground(uid));
     }
@@ -129,8 +133,13 @@ export class GarbageCollector {
     }
   }
 
+  /**
+   * The namespace controller: deletes everything in a Terminating namespace (pods terminate with
+   * their grace period) and, once nothing is left, clears spec.finalizers so the namespace goes.
+   */
   private deleteNamespaceContents(namespace: string): void {
-    if (this.store.get(NAMESPACES, undefined, namespace)) return;
+    const ns = this.store.get(NAMESPACES, undefined, namespace);
+    if (!ns?.metadata.deletionTimestamp) return;
     const doomed = [...this.store.all()].filter(
       ({ resource, object }) => resource.namespaced && object.metadata.namespace === namespace,
     );
@@ -145,8 +154,34 @@ export class GarbageCollector {
         delete next.metadata.resourceVersion;
         this.store.update(resource, next);
       }
-      if (this.store.get(resource, namespace, object.metadata.name!))
-        this.store.delete(resource, namespace, object.metadata.name!);
+      const still = this.store.get(resource, namespace, object.metadata.name!);
+      if (!still) continue;
+      if (resource.kind === 'Pod') this.deletePod(still);
+      else this.store.delete(resource, namespace, object.metadata.name!);
     }
+    const left = [...this.store.all()].some(
+      ({ resource, object }) => resource.namespaced && object.metadata.namespace === namespace,
+    );
+    if (left) return;
+    const next = clone(ns);
+    (next['spec'] as { finalizers?: string[] }).finalizers = [];
+    delete next.metadata.resourceVersion;
+    this.store.update(NAMESPACES, next);
+  }
+
+  /** What the namespace controller's DELETE of a pod does: graceful when the pod is bound. */
+  private deletePod(pod: KubeObject): void {
+    const spec = (pod['spec'] ?? {}) as { nodeName?: string; terminationGracePeriodSeconds?: number };
+    const grace = spec.terminationGracePeriodSeconds ?? 30;
+    if (!spec.nodeName || grace <= 0) {
+      this.store.delete(PODS, pod.metadata.namespace, pod.metadata.name!);
+      return;
+    }
+    if (pod.metadata.deletionTimestamp) return;
+    const next = clone(pod);
+    next.metadata.deletionTimestamp = rfc3339(this.store.now() + grace * 1000);
+    next.metadata.deletionGracePeriodSeconds = grace;
+    delete next.metadata.resourceVersion;
+    this.store.update(PODS, next, true);
   }
 }

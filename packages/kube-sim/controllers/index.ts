@@ -17,7 +17,7 @@ const JOBS = resourceByKind('Job');
 const SERVICES = resourceByKind('Service');
 
 export class Controllers {
-  readonly queue = new WorkQueue();
+  readonly queue: WorkQueue;
   readonly events: EventRecorder;
   readonly kubelet: Kubelet;
   readonly replicaSets: ReplicaSetController;
@@ -27,8 +27,10 @@ export class Controllers {
   readonly gc: GarbageCollector;
   readonly errors: { key: string; error: unknown }[] = [];
   private readonly unsubscribe: () => void;
+  private readonly store: Store;
 
-  constructor(store: Store, time: SimTime, table: BehaviourTable) {
+  constructor(store: Store, time: SimTime, table: BehaviourTable, latencyMs = 0) {
+    this.queue = new WorkQueue(latencyMs);
     this.queue.onError = (key, error) => {
       this.errors.push({ key, error });
       if (this.errors.length > 100) this.errors.shift();
@@ -40,6 +42,7 @@ export class Controllers {
     this.jobs = new JobController(store, time, this.events, this.queue);
     this.endpoints = new EndpointsController(store, this.queue);
     this.gc = new GarbageCollector(store, this.queue);
+    this.store = store;
     this.unsubscribe = store.subscribe((e) => this.route(e));
   }
 
@@ -64,7 +67,15 @@ export class Controllers {
       case PODS:
         this.kubelet.onEvent(e);
         for (const o of owners(obj)) {
-          if (o.kind === 'ReplicaSet') this.replicaSets.enqueue(ns, o.name);
+          if (o.kind === 'ReplicaSet') {
+            this.replicaSets.enqueue(ns, o.name);
+            // Recreate waits for the old pods to be gone, not just counted out.
+            if (e.type === 'DELETED') {
+              const rs = this.store.get(RS, ns, o.name);
+              for (const d of rs ? owners(rs) : [])
+                if (d.kind === 'Deployment') this.deployments.enqueue(ns, d.name);
+            }
+          }
           if (o.kind === 'Job') this.jobs.enqueue(ns, o.name);
         }
         this.endpoints.enqueueNamespace(ns);

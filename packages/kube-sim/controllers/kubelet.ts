@@ -15,6 +15,8 @@ const PODS = resourceByKind('Pod');
 const KUBELET = { component: 'kubelet', host: NODE_NAME };
 const SCHEDULER = { component: 'default-scheduler' };
 const BACKOFF_BASE_MS = 10_000;
+/** Simulated ms our containers take to exit on SIGTERM (the real-cluster KWOK stage uses the same). */
+const STOP_MS = 1000;
 const BACKOFF_MAX_MS = 300_000;
 
 type ContainerPhase =
@@ -50,6 +52,9 @@ interface PodSim {
   startTime: number;
   readySince?: number;
   unschedulable: boolean;
+  terminating?: boolean;
+  /** Killing was recorded when termination began. */
+  killed?: boolean;
 }
 
 function behaviourValue<K extends keyof typeof DEFAULT_BEHAVIOUR>(
@@ -93,7 +98,7 @@ export class Kubelet {
       const sim = this.sims.get(uid);
       if (sim) for (const c of sim.cancels) c();
       this.sims.delete(uid);
-      for (const c of sim?.containers ?? []) {
+      for (const c of sim?.killed ? [] : (sim?.containers ?? [])) {
         if (c.phase === 'running' || c.phase === 'crash-backoff') {
           this.events.record(
             e.object,
@@ -105,6 +110,10 @@ export class Kubelet {
           );
         }
       }
+      return;
+    }
+    if (e.object.metadata.deletionTimestamp && !e.previous?.metadata.deletionTimestamp) {
+      this.queue.enqueue(`kubelet/${uid}/terminate`, () => this.terminate(uid, e.object));
       return;
     }
     if (e.type === 'ADDED' && !this.sims.has(uid)) {
@@ -164,6 +173,34 @@ export class Kubelet {
       SCHEDULER,
     );
     for (const c of sim.containers) this.pull(sim, c);
+  }
+
+  /**
+   * Graceful termination: the containers get their stop signal (Killing), the pod turns unready
+   * so endpoints drop it, and once they have exited (within the grace period) the kubelet deletes
+   * the pod for good, as a real kubelet does with a grace period of 0.
+   */
+  private terminate(uid: string, pod: KubeObject): void {
+    const sim = this.sims.get(uid);
+    const remove = () => {
+      const live = this.store.get(PODS, pod.metadata.namespace, pod.metadata.name!);
+      if (live && live.metadata.uid === uid)
+        this.store.delete(PODS, pod.metadata.namespace, pod.metadata.name!);
+    };
+    if (!sim) return remove();
+    for (const c of sim.cancels) c();
+    sim.cancels = [];
+    sim.terminating = true;
+    for (const c of sim.containers) {
+      if (c.phase === 'running' || c.phase === 'crash-backoff') {
+        this.event(sim, c, 'Normal', 'Killing', `Stopping container ${c.name}`);
+        sim.killed = true;
+      }
+      c.ready = false;
+    }
+    this.write(sim);
+    const grace = (pod.metadata.deletionGracePeriodSeconds ?? 0) * 1000;
+    sim.cancels.push(this.time.after(Math.min(grace, STOP_MS), remove));
   }
 
   private later(sim: PodSim, simMs: number, fn: () => void): void {
