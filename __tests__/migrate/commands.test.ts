@@ -272,6 +272,39 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect((await history(url5)).map((r) => r.version)).toEqual(['1', '2', '3']);
   });
 
+  test('the safety lint refuses (error) before anything changes, reports (warn), and an acknowledged finding passes', async () => {
+    const { url, dir, write } = await setup();
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    await write({
+      '4_index.sql':
+        '-- migrate:up\nCREATE TABLE notes (id int);\nCREATE INDEX users_email ON users (email);\n',
+    });
+    const refused = await failure(migrate({ command: 'up', databaseUrl: url, dir, lint: 'error' }));
+    expect(refused.reason).toBe('lint');
+    expect(refused.message).toContain(
+      '4_index.sql:3 create-index-blocking: CREATE INDEX without CONCURRENTLY',
+    );
+    expect(refused.message).toContain('Nothing was changed');
+    expect(await tableExists(url, 'notes')).toBe(false);
+    expect(refused.result.lint?.map((f) => [f.file, f.line, f.rule])).toEqual([
+      ['4_index.sql', 3, 'create-index-blocking'],
+    ]);
+
+    const plan = await migrate({ command: 'plan', databaseUrl: url, dir });
+    expect(renderMigrationSummary(plan)).toContain('#### Safety lint');
+    expect(renderMigrationSummary(plan)).toContain('4\\_index\\.sql:3');
+
+    await write({
+      '4_index.sql':
+        '-- migrate:up\n-- pipeline:allow create-index-blocking users holds 12 rows\nCREATE TABLE notes (id int);\nCREATE INDEX users_email ON users (email);\n',
+    });
+    const applied = await migrate({ command: 'up', databaseUrl: url, dir, lint: 'error' });
+    expect(applied.applied).toEqual(['4']);
+    expect(applied.lint).toEqual([
+      expect.objectContaining({ rule: 'create-index-blocking', acknowledged: 'users holds 12 rows' }),
+    ]);
+  });
+
   test('allow-drift takes kinds: allowing an out-of-order hotfix does not also let an edited file through', async () => {
     const { url, dir, write } = await setup({
       '1_users.sql': BASE['1_users.sql'],

@@ -3,7 +3,7 @@ import { applyBatch, applyEach, revert } from './apply.ts';
 import { dumpDatabase } from './backup.ts';
 import { runIntegrityChecks, validatePendingConstraints } from './checks.ts';
 import { describeTarget, resolveConnection, SSL_MODES } from './connection.ts';
-import { loadChecks, loadMigrations } from './files.ts';
+import { loadChecks, loadMigrations, type Migration } from './files.ts';
 import {
   checkHistoryColumns,
   historyTable,
@@ -11,6 +11,7 @@ import {
   readHistoryRows,
   recordMigration,
 } from './history.ts';
+import { lintMigrations } from './lint.ts';
 import { batchBlocker, chooseReverts, judgeDrift, makePlan, type Plan } from './plan.ts';
 import { checkArchive, restoreCommand, restoreDatabase, restoreInto } from './restore.ts';
 import { Run, type Validated } from './run.ts';
@@ -230,6 +231,29 @@ function failDrift(run: Run, drift: DriftFinding[]): void {
     'drift',
     `The migrations on disk do not match the history in ${run.v.history.display}:\n${refused.map(driftLine).join('\n')}\n` +
       `Nothing was changed. Restore the files as applied (add a new migration instead of editing one), or allow this kind of drift with allow-drift: ${kinds}.`,
+  );
+}
+
+/** The safety lint of what is about to be applied: refuses (error), reports (warn) or skips (off). */
+function lintPending(run: Run, pending: Migration[]): void {
+  const mode = run.options.lint ?? 'warn';
+  if (mode === 'off' || pending.length === 0) return;
+  const findings = lintMigrations(pending, {
+    production: run.options.production === true,
+    statementLockTimeout: run.options.statementLockTimeoutMs !== undefined,
+  });
+  run.result.lint = findings;
+  const open = findings.filter((f) => !f.acknowledged);
+  if (open.length === 0) return;
+  const lines = open.map((f) => `  ${f.file}:${f.line} ${f.rule}: ${f.why}. Instead: ${f.instead}.`);
+  if (mode === 'warn') {
+    run.log.warning(`Migration safety lint:\n${lines.join('\n')}`);
+    return;
+  }
+  run.fail(
+    'lint',
+    `The migration safety lint found ${open.length} problem(s) in the pending migrations:\n${lines.join('\n')}\n` +
+      'Nothing was changed. Fix them, acknowledge one with a line "-- pipeline:allow <rule> <reason>" in its file, or set lint: warn.',
   );
 }
 
@@ -478,6 +502,10 @@ const commands: Record<
     failBlocked(run, plan);
     failDrift(run, plan.drift);
     failBatch(run, batchBlocker(plan.pending, 'up'), 'up', true);
+    lintPending(
+      run,
+      plan.pending.filter((m) => !stuck.has(m.id)),
+    );
   },
 
   async up(run) {
@@ -490,6 +518,7 @@ const commands: Record<
       run.log.info(`Nothing to apply: ${run.v.history.display} is up to date`);
     } else {
       failBatch(run, batchBlocker(pending, 'up'), 'up', false);
+      lintPending(run, pending);
       await backup(run);
       await run.ensureHistory();
       if (run.options.batch) await applyBatch(run, pending);

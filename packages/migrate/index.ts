@@ -20,6 +20,14 @@ export {
   needsNoTransaction,
 } from './files.ts';
 export { advisoryLockKey, historyTable } from './history.ts';
+export {
+  LINT_MODES,
+  LINT_RULES,
+  type LintFinding,
+  type LintMode,
+  type LintRule,
+  lintMigrations,
+} from './lint.ts';
 export { RESET_SQL, restoreCommand } from './restore.ts';
 export { applicationNameFor } from './session.ts';
 export { splitStatements, statementAtPosition } from './sql.ts';

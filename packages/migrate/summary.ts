@@ -160,6 +160,17 @@ export function renderMigrationSummary(
 /** Drift, checks and constraints: short, and always shown. */
 function renderTail(result: MigrationResult): string {
   const out: string[] = [];
+  if (result.lint && result.lint.length > 0) {
+    out.push('', '#### Safety lint', '', '| Where | Rule | Why | Instead |', '|---|---|---|---|');
+    for (const f of result.lint) {
+      const rule = f.acknowledged
+        ? `✅ ${escapeMarkdown(f.rule)} (acknowledged: ${escapeMarkdown(f.acknowledged)})`
+        : `⚠️ ${escapeMarkdown(f.rule)}`;
+      out.push(
+        `| ${escapeMarkdown(`${f.file}:${f.line}`)} | ${rule} | ${escapeMarkdown(f.why)} | ${escapeMarkdown(f.instead)} |`,
+      );
+    }
+  }
   if (result.drift.length > 0) {
     out.push('', '#### Drift', '', '| Kind | Migration | Detail |', '|---|---|---|');
     for (const d of result.drift) {

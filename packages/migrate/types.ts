@@ -1,6 +1,7 @@
 import type { Clock, Logger } from '../core/index.ts';
 import { InputError, PipelineError } from '../core/index.ts';
 import type { SslMode } from './connection.ts';
+import type { LintFinding, LintMode } from './lint.ts';
 
 export const MIGRATE_COMMANDS = [
   'status',
@@ -47,6 +48,10 @@ export interface RunMigrationsOptions {
   allowDrift?: boolean | readonly DriftKind[] | undefined;
   /** restore: the pg_dump archive to put back, and the database name typed as confirmation; verify-backup: the archive to drill (confirm unused). */
   restore?: { path: string; confirm: string } | undefined;
+  /** The safety lint of pending migrations (plan, up): error refuses, warn reports (default), off skips. */
+  lint?: LintMode | undefined;
+  /** Production: the lint also asks for a lock_timeout. */
+  production?: boolean | undefined;
   /** Who runs this (repository, run, job): in the session's application_name, so a waiting run can name the holder. */
   runLabel?: string | undefined;
   /** up/down: pg_dump -Fc to this path before changing anything; a failed dump stops the run. */
@@ -206,6 +211,8 @@ export interface MigrationResult {
       }
     | undefined;
   drift: DriftFinding[];
+  /** Safety lint findings for the pending migrations (plan, up), acknowledged ones included. */
+  lint?: LintFinding[] | undefined;
   checks: CheckResult[];
   constraints: ConstraintResult[];
   failure: MigrationFailure | undefined;
@@ -221,6 +228,7 @@ export type MigrationErrorReason =
   | 'lock-timeout'
   | 'lock-lost'
   | 'restore-failed'
+  | 'lint'
   | 'backup-failed'
   | 'not-reversible'
   | 'incompatible-table';

@@ -1,0 +1,161 @@
+import { describe, expect, test } from '@jest/globals';
+import {
+  checksumOf,
+  LINT_RULES,
+  type LintRule,
+  lintMigrations,
+  type Migration,
+} from '../../packages/migrate/index.ts';
+
+function migration(version: number, up: string, file = `${version}_m.sql`): Migration {
+  return {
+    version: BigInt(version),
+    id: String(version),
+    name: 'm',
+    file,
+    downFile: undefined,
+    up,
+    down: undefined,
+    upTransactional: true,
+    downTransactional: true,
+    checksum: checksumOf(up),
+  };
+}
+
+const dev = { production: false, statementLockTimeout: false };
+const rules = (up: string, context = dev) => lintMigrations([migration(2, up)], context).map((f) => f.rule);
+
+// Each rule: a statement it flags, and the safe way to do the same thing, which it does not.
+const CASES: [LintRule, string, string][] = [
+  [
+    'add-column-volatile-default',
+    'ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();',
+    "ALTER TABLE users ADD COLUMN plan text DEFAULT 'free';",
+  ],
+  [
+    'alter-column-type',
+    'ALTER TABLE users ALTER COLUMN email TYPE varchar(100);',
+    'ALTER TABLE users ADD COLUMN email_v2 varchar(100);',
+  ],
+  [
+    'set-not-null',
+    'ALTER TABLE users ALTER COLUMN email SET NOT NULL;',
+    'ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;',
+  ],
+  [
+    'create-index-blocking',
+    'CREATE INDEX users_email ON users (email);',
+    'CREATE INDEX CONCURRENTLY users_email ON users (email);',
+  ],
+  [
+    'constraint-without-not-valid',
+    'ALTER TABLE orders ADD CONSTRAINT orders_user FOREIGN KEY (user_id) REFERENCES users (id);',
+    'ALTER TABLE orders ADD CONSTRAINT orders_user FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;',
+  ],
+  ['vacuum-full', 'VACUUM FULL users;', 'VACUUM users;'],
+  ['cluster', 'CLUSTER users USING users_pkey;', 'ANALYZE users;'],
+  [
+    'drop-column',
+    'ALTER TABLE users DROP COLUMN legacy;',
+    'ALTER TABLE users DROP CONSTRAINT users_legacy_check;',
+  ],
+  [
+    'rename-column',
+    'ALTER TABLE users RENAME COLUMN email TO mail;',
+    'ALTER TABLE users RENAME CONSTRAINT users_email_key TO users_mail_key;',
+  ],
+  ['drop-table', 'DROP TABLE sessions;', 'CREATE TABLE sessions_v2 (id int); DROP TABLE sessions_v2;'],
+  ['rename-table', 'ALTER TABLE users RENAME TO accounts;', 'CREATE VIEW accounts AS SELECT * FROM users;'],
+  [
+    'add-not-null-without-default',
+    'ALTER TABLE users ADD COLUMN tier text NOT NULL;',
+    "ALTER TABLE users ADD COLUMN tier text NOT NULL DEFAULT 'free';",
+  ],
+  ['drop-object', 'DROP TYPE tier;', 'DROP FUNCTION IF EXISTS old_helper();'],
+  ['truncate', 'TRUNCATE audit_log;', "DELETE FROM audit_log WHERE at < now() - interval '90 days';"],
+  ['delete-without-where', 'DELETE FROM audit_log;', 'DELETE FROM audit_log WHERE id < 1000;'],
+];
+
+describe('migration safety lint', () => {
+  test('every rule has a case', () => {
+    expect(new Set(CASES.map(([rule]) => rule))).toEqual(
+      new Set(Object.keys(LINT_RULES).filter((r) => r !== 'missing-lock-timeout')),
+    );
+  });
+
+  test.each(CASES)('%s: flagged, and its safe variant is not', (rule, flagged, safe) => {
+    expect(rules(flagged)).toEqual([rule]);
+    expect(rules(safe)).toEqual([]);
+  });
+
+  test('missing-lock-timeout: only in production, unless the file or the run sets one', () => {
+    const alter = 'ALTER TABLE users ADD COLUMN plan text;';
+    const prod = { production: true, statementLockTimeout: false };
+    expect(rules(alter, prod)).toEqual(['missing-lock-timeout']);
+    expect(rules(alter)).toEqual([]);
+    expect(rules(`SET lock_timeout = '5s';\n${alter}`, prod)).toEqual([]);
+    expect(rules(alter, { production: true, statementLockTimeout: true })).toEqual([]);
+    // A table the migration creates is nobody else's yet: nothing to wait for.
+    expect(rules('CREATE TABLE plans (id int);\nCREATE INDEX plans_id ON plans (id);', prod)).toEqual([]);
+  });
+
+  test('tables created by the pending set are new: indexes, constraints and drops on them are fine', () => {
+    const findings = lintMigrations(
+      [
+        migration(2, 'CREATE TABLE "Plans" (id int, owner int);'),
+        migration(
+          3,
+          'CREATE INDEX plans_owner ON public."Plans" (owner);\nALTER TABLE "Plans" ADD FOREIGN KEY (owner) REFERENCES users (id);',
+        ),
+      ],
+      dev,
+    );
+    expect(findings).toEqual([]);
+  });
+
+  test('a finding names file and line, why and the alternative; -- pipeline:allow acknowledges it with a reason', () => {
+    const [finding] = lintMigrations(
+      [
+        migration(
+          4,
+          '-- backfill first\n\nALTER TABLE users\n  ALTER COLUMN email SET NOT NULL;',
+          '4_email.sql',
+        ),
+      ],
+      dev,
+    );
+    expect(finding).toEqual({
+      file: '4_email.sql',
+      line: 3,
+      rule: 'set-not-null',
+      statement: 'ALTER TABLE users ALTER COLUMN email SET NOT NULL',
+      why: LINT_RULES['set-not-null'].why,
+      instead: LINT_RULES['set-not-null'].instead,
+    });
+    const [acknowledged] = lintMigrations(
+      [
+        migration(
+          4,
+          '-- pipeline:allow set-not-null users has 40 rows\nALTER TABLE users ALTER COLUMN email SET NOT NULL;',
+        ),
+      ],
+      dev,
+    );
+    expect(acknowledged?.acknowledged).toBe('users has 40 rows');
+    // An allow needs a reason, and names one rule.
+    expect(
+      lintMigrations(
+        [migration(4, '-- pipeline:allow set-not-null\nALTER TABLE users ALTER COLUMN email SET NOT NULL;')],
+        dev,
+      )[0]?.acknowledged,
+    ).toBeUndefined();
+  });
+
+  test('several actions of one ALTER TABLE are each judged; strings and comments do not trigger rules', () => {
+    expect(
+      rules(
+        "ALTER TABLE users ADD COLUMN a int, DROP COLUMN b, ALTER COLUMN c TYPE bigint;\nINSERT INTO notes VALUES ('DROP TABLE users');\n-- TRUNCATE users;",
+      ),
+    ).toEqual(['drop-column', 'alter-column-type']);
+  });
+});

@@ -1,0 +1,256 @@
+import type { Migration } from './files.ts';
+import { splitStatements } from './sql.ts';
+
+/**
+ * A built-in migration safety lint in the manner of squawk and Atlas: rule by rule, each finding
+ * with why it hurts and the safe alternative. Statements are read from our psql-faithful splitter
+ * and matched on their leading words; the lint only reads pending migrations.
+ */
+export const LINT_RULES = {
+  'add-column-volatile-default': {
+    why: 'ADD COLUMN with a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval()) rewrites the whole table under an ACCESS EXCLUSIVE lock',
+    instead:
+      'add the column without a default (or with a constant one), then fill it in batches and set the default afterwards',
+  },
+  'alter-column-type': {
+    why: 'ALTER COLUMN … TYPE rewrites the table (and its indexes) under an ACCESS EXCLUSIVE lock, and a narrower type breaks the application version still running',
+    instead:
+      'add a new column of the new type, backfill it in batches, switch the application, then drop the old column',
+  },
+  'set-not-null': {
+    why: 'SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock unless a validated CHECK (col IS NOT NULL) already proves it',
+    instead:
+      'ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT in a later migration, then SET NOT NULL (PostgreSQL 12+ uses the check) and drop the check',
+  },
+  'create-index-blocking': {
+    why: 'CREATE INDEX without CONCURRENTLY on an existing table blocks every write to it until the index is built',
+    instead: 'CREATE INDEX CONCURRENTLY in a migration of its own marked -- migrate:no-transaction',
+  },
+  'constraint-without-not-valid': {
+    why: 'ADD FOREIGN KEY / CHECK without NOT VALID checks every existing row while holding a lock that blocks writes (the referenced table too, for a foreign key)',
+    instead:
+      'ADD CONSTRAINT … NOT VALID, then ALTER TABLE … VALIDATE CONSTRAINT in a later migration (a SHARE UPDATE EXCLUSIVE lock only)',
+  },
+  'vacuum-full': {
+    why: 'VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock: no reads or writes until it finishes',
+    instead: 'plain VACUUM, or pg_repack outside the migration',
+  },
+  cluster: {
+    why: 'CLUSTER rewrites the table under an ACCESS EXCLUSIVE lock: no reads or writes until it finishes',
+    instead: 'pg_repack outside the migration, or leave the physical order alone',
+  },
+  'drop-column': {
+    why: 'dropping a column breaks the application version still running during a canary or blue-green (its queries name the column)',
+    instead: 'stop using the column in a release first, then drop it in a later one',
+  },
+  'rename-column': {
+    why: 'renaming a column breaks the application version still running during a canary or blue-green',
+    instead:
+      'add the new column, write both, backfill, switch reads, and drop the old one in a later release',
+  },
+  'drop-table': {
+    why: 'dropping a table loses its data and breaks the application version still running',
+    instead: 'stop using the table in a release first; keep a backup; drop it in a later one',
+  },
+  'rename-table': {
+    why: 'renaming a table breaks the application version still running during a canary or blue-green',
+    instead:
+      'create a view with the old name over the renamed table until every running version uses the new one',
+  },
+  'add-not-null-without-default': {
+    why: 'ADD COLUMN … NOT NULL without a default fails on a table with rows, and inserts from the application version still running (which does not set it) fail',
+    instead: 'add the column nullable or with a default, backfill, then enforce NOT NULL',
+  },
+  'drop-object': {
+    why: 'DROP of a schema, type, view, sequence or domain destroys what the application may still use',
+    instead: 'stop using it in a release first, then drop it in a later one',
+  },
+  truncate: {
+    why: 'TRUNCATE deletes every row of the table, and takes an ACCESS EXCLUSIVE lock',
+    instead: 'DELETE with a WHERE clause in batches, or keep the data',
+  },
+  'delete-without-where': {
+    why: 'DELETE without WHERE removes every row of the table',
+    instead: 'a WHERE clause naming the rows to remove',
+  },
+  'missing-lock-timeout': {
+    why: 'in production a statement that waits for a busy table queues every query behind it: without lock_timeout the outage lasts as long as the wait',
+    instead:
+      "SET lock_timeout = '5s' at the top of the migration (or the statement-lock-timeout input), and retry on failure",
+  },
+} as const;
+
+export type LintRule = keyof typeof LINT_RULES;
+export const LINT_MODES = ['error', 'warn', 'off'] as const;
+export type LintMode = (typeof LINT_MODES)[number];
+
+export interface LintFinding {
+  file: string;
+  line: number;
+  rule: LintRule;
+  statement: string;
+  why: string;
+  instead: string;
+  /** The reason given by `-- pipeline:allow <rule> <reason>` in the file, when acknowledged. */
+  acknowledged?: string;
+}
+
+export interface LintContext {
+  /** Production: also flags a missing lock_timeout (unless the run sets statement-lock-timeout). */
+  production: boolean;
+  statementLockTimeout: boolean;
+}
+
+const IDENT = String.raw`(?:"(?:[^"]|"")+"|[\w$]+)`;
+const NAME = String.raw`(${IDENT}(?:\s*\.\s*${IDENT})?)`;
+const VOLATILE =
+  /\b(?:random|gen_random_uuid|uuid_generate_v[14]|clock_timestamp|timeofday|nextval|txid_current)\s*\(/;
+const ALLOW = /--[ \t]*pipeline:allow[ \t]+([a-z-]+)[ \t]+(\S.*)$/gm;
+
+/** Comments out, whitespace collapsed, lower case: what the rules match on. */
+function plain(text: string): string {
+  return text
+    .replace(/--[^\n]*/g, ' ')
+    .replace(/\/\*[\s\S]*?\*\//g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
+}
+
+/** schema.table or table, unquoted: how "the same table" is recognised. */
+function tableKey(name: string): string {
+  const parts = name.split(/\s*\.\s*/).map((p) => p.replace(/^"|"$/g, '').replace(/""/g, '"'));
+  return parts[parts.length - 1]!;
+}
+
+/** The comma-separated actions of an ALTER TABLE, commas inside parentheses kept. */
+function actions(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      out.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(text.slice(start).trim());
+  return out.filter(Boolean);
+}
+
+const STRONG_LOCK =
+  /^(?:alter table|create (?:unique )?index (?!concurrently)|drop table|truncate|vacuum full|cluster|lock |reindex (?!.*concurrently))/;
+
+/** Findings for the up sections of the pending migrations, in order. */
+export function lintMigrations(pending: Migration[], context: LintContext): LintFinding[] {
+  const created = new Set<string>();
+  const findings: LintFinding[] = [];
+  for (const m of pending) {
+    const own: LintFinding[] = [];
+    let lockTimeoutSet = false;
+    let lockFlagged = false;
+    const flag = (rule: LintRule, line: number, statement: string) =>
+      own.push({
+        file: m.file,
+        line,
+        rule,
+        statement: statement.length > 160 ? `${statement.slice(0, 157)}...` : statement,
+        why: LINT_RULES[rule].why,
+        instead: LINT_RULES[rule].instead,
+      });
+    for (const statement of splitStatements(m.up)) {
+      const s = plain(statement.text);
+      const at = statement.line;
+      const one = statement.text.replace(/\s+/g, ' ');
+      if (/^set (?:local |session )?lock_timeout\b/.test(s) || /set_config\s*\(\s*'lock_timeout'/.test(s))
+        lockTimeoutSet = true;
+      const existing = (name: string) => !created.has(tableKey(name));
+      if (
+        context.production &&
+        !context.statementLockTimeout &&
+        !lockTimeoutSet &&
+        !lockFlagged &&
+        STRONG_LOCK.test(s)
+      ) {
+        const target = new RegExp(
+          String.raw`^(?:alter table (?:if exists )?(?:only )?|drop table (?:if exists )?|truncate (?:table )?(?:only )?|lock (?:table )?(?:only )?|create (?:unique )?index (?:if not exists )?(?:${IDENT} )?on (?:only )?)${NAME}`,
+        ).exec(s);
+        if (!target || existing(target[1]!)) {
+          flag('missing-lock-timeout', at, one);
+          lockFlagged = true;
+        }
+      }
+      let match = new RegExp(
+        String.raw`^create (?:(?:global |local )?(?:temporary |temp |unlogged ))?table (?:if not exists )?${NAME}`,
+      ).exec(s);
+      if (match) {
+        created.add(tableKey(match[1]!));
+        continue;
+      }
+      match = new RegExp(String.raw`^alter table (?:if exists )?(?:only )?${NAME} (.*)$`).exec(s);
+      if (match) {
+        const table = match[1]!;
+        const rest = match[2]!;
+        const renamed = /^rename to (.+)$/.exec(rest);
+        if (renamed) {
+          if (existing(table)) flag('rename-table', at, one);
+          else created.add(tableKey(renamed[1]!));
+          continue;
+        }
+        if (!existing(table)) continue;
+        for (const action of actions(rest)) {
+          if (
+            /^add (?:column )?(?:if not exists )?(?!constraint\b|foreign\b|check\b|primary\b|unique\b|exclude\b)/.test(
+              action,
+            )
+          ) {
+            const def = /\bdefault\b(.*)$/.exec(action);
+            if (def && VOLATILE.test(def[1]!)) flag('add-column-volatile-default', at, one);
+            if (/\bnot null\b/.test(action) && !def && !/\b(?:generated|identity)\b/.test(action))
+              flag('add-not-null-without-default', at, one);
+            if (/\breferences\b/.test(action)) flag('constraint-without-not-valid', at, one);
+          } else if (/^add (?:constraint \S+ )?(?:foreign key|check)\b/.test(action)) {
+            if (!/\bnot valid\b/.test(action)) flag('constraint-without-not-valid', at, one);
+          } else if (/^alter (?:column )?\S+ (?:set data )?type\b/.test(action)) {
+            flag('alter-column-type', at, one);
+          } else if (/^alter (?:column )?\S+ set not null\b/.test(action)) {
+            flag('set-not-null', at, one);
+          } else if (/^drop (?:column )?(?!constraint\b)/.test(action)) {
+            flag('drop-column', at, one);
+          } else if (/^rename (?:column )?(?!constraint\b|to\b)\S+ to\b/.test(action)) {
+            flag('rename-column', at, one);
+          }
+        }
+        continue;
+      }
+      match = new RegExp(
+        String.raw`^create (?:unique )?index (?!concurrently)(?:if not exists )?(?:${IDENT} )?on (?:only )?${NAME}`,
+      ).exec(s);
+      if (match) {
+        if (existing(match[1]!)) flag('create-index-blocking', at, one);
+        continue;
+      }
+      match = new RegExp(String.raw`^drop table (?:if exists )?${NAME}`).exec(s);
+      if (match) {
+        if (existing(match[1]!)) flag('drop-table', at, one);
+        continue;
+      }
+      if (/^drop (?:schema|type|view|materialized view|sequence|domain)\b/.test(s))
+        flag('drop-object', at, one);
+      else if (/^truncate\b/.test(s)) flag('truncate', at, one);
+      else if (/^delete from\b/.test(s) && !/\bwhere\b/.test(s)) flag('delete-without-where', at, one);
+      else if (/^vacuum (?:\([^)]*\bfull\b[^)]*\)|full\b)/.test(s)) flag('vacuum-full', at, one);
+      else if (/^cluster\b/.test(s)) flag('cluster', at, one);
+    }
+    const allowed = new Map<string, string>();
+    for (const a of m.up.matchAll(ALLOW)) allowed.set(a[1]!, a[2]!.trim());
+    for (const f of own) {
+      const reason = allowed.get(f.rule);
+      findings.push(reason ? { ...f, acknowledged: reason } : f);
+    }
+  }
+  return findings;
+}
