@@ -219,6 +219,29 @@ describeWithPostgres('pipeline rehearse: the scenario matrix through the real wo
   );
 
   test(
+    'superseded: a release approved after a newer merge went out changes nothing and says so',
+    async () => {
+      const r = await play('superseded', 'canary');
+      expect(r.mismatches).toEqual([]);
+      // The newer merge (built from another commit) runs in staging and production.
+      expect(production(r).image).toBe(r.images.feature);
+      const older = lastRun(r);
+      const deploy = older.jobs.find((j) => j.path === 'pipeline/production/deploy')!;
+      expect(deploy.steps.find((s) => s.id === 'newer')!.conclusion).toBe('failure');
+      for (const id of ['migrate', 'canary', 'gate', 'rollback'])
+        expect(deploy.steps.find((s) => s.id === id)!.conclusion).toBe('skipped');
+      expect(older.jobs.find((j) => j.path === 'pipeline')!.outputs).toMatchObject({
+        environment: 'production',
+        ended: 'superseded',
+      });
+      const living = livingMessage(r);
+      expect(living.text).toContain('superseded');
+      expectNoDuplicateReplies(r);
+    },
+    SCENARIO_TIMEOUT,
+  );
+
+  test(
     'crashloop: dev fails fast on CrashLoopBackOff, rolls back, and main is never released',
     async () => {
       const r = await play('crashloop', 'canary');

@@ -461,7 +461,31 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       writeFileSync(join(workspace, 'migrations', '004_add_order_priority.sql'), BAD_MIGRATION);
     const runs: { label: string; run: WorkflowRun }[] = [];
     const approve = (env: string, job: JobRecord) => options.approve(env, job);
-    if (scenario === 'config-change') {
+    if (scenario === 'superseded') {
+      // Release A waits for its approval; meanwhile release B (a later merge) goes all the way.
+      let newer: WorkflowRun | undefined;
+      const older = await runOne(
+        'main',
+        'refs/heads/main',
+        MAIN_SHA,
+        'Merge pull request #42',
+        async (env, job) => {
+          if (env === 'production' && !newer) {
+            say('while production waits for approval, a newer merge is released');
+            newer = await runOne(
+              'main-newer',
+              'refs/heads/main',
+              FEATURE_SHA,
+              'Merge pull request #43',
+              approve,
+            );
+            runs.push({ label: 'main (a newer merge) → staging → production', run: newer });
+          }
+          return approve(env, job);
+        },
+      );
+      runs.push({ label: 'main → staging → approved after the newer release', run: older });
+    } else if (scenario === 'config-change') {
       changeProductionConfig(workspace);
       runs.push({
         label: 'main → staging → production (configuration only)',

@@ -13,6 +13,7 @@ export const SCENARIOS = [
   'failed-soak',
   'failed-migration',
   'crashloop',
+  'superseded',
   'unknown-strategy',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -113,6 +114,20 @@ export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expe
         ended: 'rolled-back',
         summary:
           'the new image crashes on start: the deploy fails fast on CrashLoopBackOff and rolls back to the previous version',
+      };
+    case 'superseded':
+      return {
+        images: { dev: 'previous', staging: 'feature', production: 'feature' },
+        migrations: [
+          { environment: 'dev', version: '3', applied: false },
+          { environment: 'staging', version: '3', applied: true },
+          { environment: 'production', version: '3', applied: true },
+        ],
+        mainRun: true,
+        failingJobs: ['production/deploy'],
+        ended: 'superseded',
+        summary:
+          'while a release waits for its production approval, a newer merge passes staging and production: approving the older one afterwards changes nothing and ends it as superseded',
       };
     case 'unknown-strategy':
       return {
