@@ -168,9 +168,10 @@ spec:
   selector: { app: duo }
   ports: [{ port: 80, targetPort: 8080 }]
 `;
-  const canary = (runId: string, image: string) =>
+  const canary = (runId: string, image: string, extra: Record<string, string> = {}) =>
     runBuiltAction('canary-shift', {
       inputs: {
+        ...extra,
         kubeconfig: sim.kubeconfigPath,
         namespace: 'duo-dev',
         deployment: 'duo',
@@ -258,6 +259,25 @@ spec:
     expect(before).toContain('registry.local/duo:v5');
     expect(JSON.stringify(sim.peek('Deployment', 'duo-dev', 'duo'))).toBe(before);
     expect(sim.peek('Deployment', 'duo-dev', 'duo-canary')).toBeUndefined();
+  });
+
+  test("canary-shift's overlay may not touch kube-system or anything cluster-scoped", async () => {
+    const before = JSON.stringify(sim.peek('Deployment', 'duo-dev', 'duo'));
+    const kubeSystem = JSON.stringify(sim.peek('Namespace', undefined, 'kube-system'));
+    const step = await canary('2200', 'registry.local/duo:v6', {
+      manifests: app(
+        'duo-ns',
+        'duo',
+        'registry.local/duo:v1',
+        `${SERVICE}---\napiVersion: v1\nkind: Namespace\nmetadata: { name: kube-system, labels: { owned: "yes" } }\n`,
+      ),
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toEqual([
+      expect.stringMatching(/Namespace\/kube-system is one of the cluster's own namespaces/),
+    ]);
+    expect(JSON.stringify(sim.peek('Namespace', undefined, 'kube-system'))).toBe(kubeSystem);
+    expect(JSON.stringify(sim.peek('Deployment', 'duo-dev', 'duo'))).toBe(before);
   });
 });
 

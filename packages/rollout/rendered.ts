@@ -5,7 +5,7 @@ import type { KubeClient } from '../kube/client.ts';
 import { imageRepository, loadManifests, type SourcedObject } from '../kube/manifests.ts';
 import { ResourceCatalog } from '../kube/resources.ts';
 import type { DeploymentObject } from '../kube/rollout.ts';
-import { prepareObjects } from './deploy.ts';
+import { checkNamespaceScope, prepareObjects } from './deploy.ts';
 
 /**
  * An environment's overlay rendered for a canary or blue-green release: the app's Deployment with
@@ -102,6 +102,7 @@ export async function applySupporting(options: {
   if (options.objects.length === 0) return [];
   const copies = options.objects.map((o) => ({ ...o, object: structuredClone(o.object) }));
   const resolved = await resolveObjects(copies, new ResourceCatalog(options.client), options.namespace);
+  checkNamespaceScope(resolved, options.namespace, [], 'rollout');
   const applied = await applyObjects({
     client: options.client,
     objects: resolved,
