@@ -5,6 +5,7 @@ import type { RunContext } from '../packages/config/run-context.ts';
 import { InputError, type Logger } from '../packages/core/index.ts';
 import { checkInsideWorkspace } from '../packages/core/paths.ts';
 // types.ts holds no pg: the engine (and pg with it) is imported only once the inputs are valid.
+import { LINT_MODES, type LintMode } from '../packages/migrate/lint.ts';
 import {
   MIGRATE_COMMANDS,
   type MigrateCommand,
@@ -34,6 +35,7 @@ export const schema = defineInputs({
   backup: input.boolean(),
   'backup-path': input.string(),
   'confirm-restore': input.string(),
+  lint: input.string(),
   environment: input.string(),
   'allow-paths-outside-workspace': input.boolean({ default: 'false' }),
 });
@@ -102,6 +104,9 @@ export async function main(): Promise<void> {
       log.warning(
         'allow-drift: true allows every kind of drift; name the kinds instead (out-of-order, edited, missing), so allowing a late hotfix does not also hide an edited file',
       );
+    const lintText = inputs.lint?.trim().toLowerCase();
+    if (lintText && !(LINT_MODES as readonly string[]).includes(lintText))
+      throw new InputError('lint', `has ${JSON.stringify(inputs.lint)}`, `one of ${LINT_MODES.join(', ')}`);
     const readsBackup = inputs.command === 'restore' || inputs.command === 'verify-backup';
     if (readsBackup && !inputs.backupPath)
       throw new InputError(
@@ -132,8 +137,9 @@ export async function main(): Promise<void> {
       sslRootCert: inputs.sslrootcert,
     };
 
-    // Production gets a backup unless the workflow says otherwise; other environments only on request.
+    // Production gets a backup and a refusing lint unless the workflow says otherwise.
     const production = inputs.environment?.toLowerCase() === 'production';
+    const lint = (lintText as LintMode | undefined) || (production ? 'error' : 'warn');
     const wantsBackup = inputs.backup ?? production;
     let backupPath: string | undefined;
     if (wantsBackup && CHANGING.includes(inputs.command)) {
@@ -153,6 +159,7 @@ export async function main(): Promise<void> {
       setOutput('pending', result.pending.join(','));
       setOutput('current-version', result.currentVersion ?? '');
       setOutput('backup-path', result.backupPath ?? '');
+      setOutput('lint', JSON.stringify(result.lint ?? []));
       setOutput('result', resultJson(result));
       let summary = engine.renderMigrationSummary(result);
       if (inputs.environment) {
@@ -183,6 +190,8 @@ export async function main(): Promise<void> {
         restore: readsBackup ? { path: inputs.backupPath!, confirm: inputs.confirmRestore ?? '' } : undefined,
         appliedBy: appliedBy(run),
         runLabel: runLabel(run),
+        lint,
+        production,
         logger: log,
       });
     } catch (error) {

@@ -340,6 +340,54 @@ suite('run-migrations through the runner contract', () => {
     expect(await query(url, `SELECT datname FROM pg_database WHERE datname LIKE '%verify%'`)).toEqual([]);
   });
 
+  test('in production the safety lint refuses an unsafe migration by default and says why; elsewhere it warns', async () => {
+    const { secretUrl, url, dir, write } = await setup();
+    expect(errors(await migrateStep({ command: 'up', 'database-url': secretUrl, dir }))).toEqual([]);
+    await write({ '4_drop.sql': '-- migrate:up\nALTER TABLE users DROP COLUMN email;\n' });
+    const prod = await migrateStep({
+      command: 'up',
+      'database-url': secretUrl,
+      dir,
+      environment: 'production',
+      backup: 'false',
+    });
+    expect(prod.exitCode).toBe(1);
+    expect(errors(prod)).toEqual([
+      expect.stringContaining(
+        '4_drop.sql:2 drop-column: dropping a column breaks the application version still running',
+      ),
+    ]);
+    expect(errors(prod)[0]).toContain('4_drop.sql:2 missing-lock-timeout');
+    expect(JSON.parse(prod.outputs.lint!).map((f: { rule: string }) => f.rule)).toEqual([
+      'missing-lock-timeout',
+      'drop-column',
+    ]);
+    expect(prod.summary).toContain('#### Safety lint');
+    expect(
+      await query(
+        url,
+        `SELECT column_name FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'email'`,
+      ),
+    ).toHaveLength(1);
+
+    const bad = await migrateStep({ command: 'up', 'database-url': secretUrl, dir, lint: 'strict' });
+    expect(errors(bad)).toEqual([
+      expect.stringContaining(`Input 'lint' has "strict". Accepted: one of error, warn, off.`),
+    ]);
+
+    const staging = await migrateStep({
+      command: 'up',
+      'database-url': secretUrl,
+      dir,
+      environment: 'staging',
+    });
+    expect(errors(staging)).toEqual([]);
+    expect(staging.annotations.some((a) => a.level === 'warning' && a.message.includes('drop-column'))).toBe(
+      true,
+    );
+    expect(staging.outputs.applied).toBe('4');
+  });
+
   test('allow-drift names kinds; true still works with a deprecation warning; an unknown kind is an input error', async () => {
     const { secretUrl, url, dir, write } = await setup({
       '1_users.sql': FILES['1_users.sql'],
