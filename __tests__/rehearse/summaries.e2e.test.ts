@@ -92,7 +92,7 @@ describeWithPostgres.each(['healthy', 'bad-canary', 'failed-migration', 'crashlo
           const approval = r.slack
             .flatMap((m) => [m.text, JSON.stringify(m.blocks)])
             .find((t) => t.includes('production plan:'));
-          expect(approval?.replace(/\u200b/g, '')).toContain('migrations to run: 3; 1 object(s) changed');
+          expect(approval?.replace(/\u200b/g, '')).toContain('migrations to run: 3; objects: 1 changed');
         },
         TIMEOUT,
       );

@@ -7,7 +7,7 @@ import type { KubeObject } from '../../packages/kube/resources.ts';
 import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
 import { deploy } from '../../packages/rollout/deploy.ts';
 import { planManifests } from '../../packages/rollout/plan.ts';
-import { renderManifestPlan } from '../../packages/rollout/plan-summary.ts';
+import { manifestPlanLine, renderManifestPlan } from '../../packages/rollout/plan-summary.ts';
 import { readOnlyKubeconfig } from '../../packages/testkit/read-only-access.ts';
 
 const NS = 'shop-production';
@@ -206,6 +206,7 @@ describe('production plan: a read-only manifest diff', () => {
     expect(markdown).toContain('new generation of shop\\-settings\\-5k299btm8t: LOG\\_LEVEL: info → warn');
     expect(markdown).toContain('| ConfigMap/shop\\-worker | 🗑️ removed |');
     expect(markdown).toContain('<details><summary>Deployment/shop: ');
+    expect(manifestPlanLine(plan)).toBe('objects: 2 changed, 1 added, 2 no longer in the manifests');
   });
 
   test('an unchanged release plans no change', async () => {
@@ -219,6 +220,7 @@ describe('production plan: a read-only manifest diff', () => {
       logger: new MemoryLogger(),
     });
     expect(plan.objects.filter((p) => p.change !== 'unchanged')).toEqual([]);
+    expect(manifestPlanLine(plan)).toBe('no object changes');
   });
 
   test('the first release into an empty namespace: every object is added', async () => {

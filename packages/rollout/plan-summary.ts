@@ -78,9 +78,14 @@ export function renderManifestPlan(
   return `${out.join('\n')}\n`;
 }
 
-/** One line for Slack and the log: what the plan changes, by object. */
+/** One line for Slack and the log: what the plan changes, only the counts that are not zero. */
 export function manifestPlanLine(plan: ManifestPlan): string {
   const { counts } = plan;
-  if (counts.changed + counts.added + counts.removed + counts.unreadable === 0) return 'no object changes';
-  return `${counts.changed} object(s) changed, ${counts.added} added, ${counts.removed} no longer in the manifests${counts.unreadable ? `, ${counts.unreadable} not readable` : ''}`;
+  const parts = [
+    counts.changed ? `${counts.changed} changed` : '',
+    counts.added ? `${counts.added} added` : '',
+    counts.removed ? `${counts.removed} no longer in the manifests` : '',
+    counts.unreadable ? `${counts.unreadable} not readable` : '',
+  ].filter(Boolean);
+  return parts.length ? `objects: ${parts.join(', ')}` : 'no object changes';
 }
