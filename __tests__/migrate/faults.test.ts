@@ -191,7 +191,8 @@ suite('run-migrations under faults', () => {
     expect(
       await query(
         url,
-        `SELECT a.pid FROM pg_stat_activity a WHERE a.application_name LIKE 'pipeline-migrate%' AND a.datname = $1`,
+        // The watcher (asked who blocks a statement waiting over 2 s) only reads pg_stat_activity.
+        `SELECT a.pid FROM pg_stat_activity a WHERE a.application_name LIKE 'pipeline-migrate%' AND a.application_name <> 'pipeline-migrate watcher' AND a.datname = $1`,
         [database],
       ),
     ).toEqual([{ pid }]);
