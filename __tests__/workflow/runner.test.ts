@@ -291,4 +291,49 @@ jobs:
       await github.close();
     }
   });
+
+  test("an environment's branch policy stops a job of another branch before any approval, as GitHub does", async () => {
+    const file = write(
+      'policy.yml',
+      `on: push
+jobs:
+  prod:
+    runs-on: ubuntu-latest
+    environment: production
+    steps: [{ run: "echo deployed" }]
+`,
+    );
+    const asked: string[] = [];
+    const r = new WorkflowRunner({
+      repoRoot: REPO_ROOT,
+      workspace,
+      event: {
+        name: 'push',
+        ref: 'refs/heads/feature/x',
+        sha: 'abc',
+        repository: 'acme/shop',
+        actor: 'octocat',
+        payload: {},
+      },
+      secrets: {},
+      vars: {},
+      env: {},
+      githubApiUrl: 'http://127.0.0.1:9',
+      token: 'ghs_x',
+      allowsRef: (env, ref) => env !== 'production' || ref === 'refs/heads/main',
+      requiresApproval: () => true,
+      approve: async (env) => {
+        asked.push(env);
+        return true;
+      },
+    });
+    const run = await r.runWorkflow(file);
+    expect(run.jobs[0]).toMatchObject({
+      conclusion: 'failure',
+      reason:
+        'Branch "feature/x" is not allowed to deploy to production due to environment protection rules.',
+      steps: [],
+    });
+    expect(asked).toEqual([]);
+  });
 });

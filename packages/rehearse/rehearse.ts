@@ -149,6 +149,43 @@ async function stopServices(s: Services | undefined): Promise<void> {
   ]);
 }
 
+/** The deployment branch policies of .github/environments.yml, as GitHub matches them (`*` stops at `/`). */
+function branchPolicies(workspace: string): (environment: string, ref: string) => boolean {
+  const file = join(workspace, '.github', 'environments.yml');
+  const doc = existsSync(file)
+    ? (parseYaml(readFileSync(file, 'utf8')) as {
+        environments?: Record<string, { branches?: string[] } | null>;
+      })
+    : {};
+  const patterns = new Map<string, RegExp[]>();
+  for (const [name, spec] of Object.entries(doc.environments ?? {})) {
+    if (!spec?.branches) continue;
+    patterns.set(
+      name,
+      spec.branches.map(
+        (p) =>
+          new RegExp(
+            `^${p
+              .split('**')
+              .map((part) =>
+                part
+                  .split('*')
+                  .map((t) => t.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+                  .join('[^/]*'),
+              )
+              .join('.*')}$`,
+          ),
+      ),
+    );
+  }
+  return (environment, ref) => {
+    const rules = patterns.get(environment);
+    if (!rules) return true;
+    const branch = ref.replace(/^refs\/heads\//, '');
+    return ref.startsWith('refs/heads/') && rules.some((r) => r.test(branch));
+  };
+}
+
 function approvalEnvironments(workspace: string): Set<string> {
   const file = join(workspace, '.github', 'environments.yml');
   const out = new Set<string>();
@@ -369,6 +406,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       DATABASE_URL: s.databases['production-plan']!,
     };
     const needsApproval = approvalEnvironments(workspace);
+    const allowed = branchPolicies(workspace);
     const caller = join(workspace, '.github', 'workflows', 'release.yml');
     let runNumber = 100;
     const runOne = async (
@@ -410,6 +448,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         token: 'ghs_rehearsal',
         runId: String(runNumber),
         requiresApproval: (env) => needsApproval.has(env),
+        allowsRef: allowed,
         recordEnvironmentDeployments: true,
         approve,
         onEvent: (e) => {

@@ -93,6 +93,11 @@ export interface RunnerOptions {
   env: Record<string, string>;
   githubApiUrl: string;
   token: string;
+  /**
+   * An environment's deployment branch policy: whether a run of `ref` may use it (GitHub checks
+   * this before any approval). Absent: every branch may.
+   */
+  allowsRef?(environment: string, ref: string): boolean;
   /** Environments that pause for approval, and who decides. */
   requiresApproval(environment: string): boolean;
   approve(environment: string, job: JobRecord): Promise<boolean>;
@@ -356,6 +361,12 @@ export class WorkflowRunner {
       record.environment = environment;
       const scoped = this.options.environmentSecrets?.[environment];
       if (scoped) ctx.secrets = { ...(ctx.secrets as Record<string, string>), ...scoped };
+      const ref = this.options.event.ref;
+      if (this.options.allowsRef && !this.options.allowsRef(environment, ref)) {
+        record.conclusion = 'failure';
+        record.reason = `${ref.startsWith('refs/tags/') ? 'Tag' : 'Branch'} "${ref.replace(/^refs\/(heads|tags)\//, '')}" is not allowed to deploy to ${environment} due to environment protection rules.`;
+        return;
+      }
       if (this.options.requiresApproval(environment)) {
         const approved = await this.options.approve(environment, record);
         this.options.onEvent?.({ type: 'approval', job: record, environment, approved });
