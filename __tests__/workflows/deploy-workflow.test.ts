@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -151,5 +151,27 @@ describe('the newer-release check right before deploying', () => {
     const newer = jobs['production/deploy']!.steps.find((s) => s.id === 'newer')!;
     expect(newer.conclusion).toBe('success');
     expect(newer.log).toContain(`${IMAGE} is still the newest release in staging`);
+  });
+});
+
+describe("deploy.yml's concurrency group", () => {
+  test('production runs never share a group (none cancels another); dev and staging share one per app', async () => {
+    const { parse } = await import('yaml');
+    const { evaluateExpression } = await import('../../packages/workflow/expressions.ts');
+    const doc = parse(readFileSync(join(REPO_ROOT, '.github', 'workflows', 'deploy.yml'), 'utf8')) as {
+      jobs: { deploy: { concurrency: { group: string; 'cancel-in-progress': boolean } } };
+    };
+    const { group, 'cancel-in-progress': cancel } = doc.jobs.deploy.concurrency;
+    expect(cancel).toBe(false);
+    const expression = /^\$\{\{(.*)\}\}$/s.exec(group)![1]!;
+    const groupOf = (environment: string, promotedFrom: string, runId: string) =>
+      evaluateExpression(expression, {
+        inputs: { app: 'shop', environment, 'promoted-from': promotedFrom },
+        github: { run_id: runId },
+      });
+    expect(groupOf('production', 'staging', '7')).toBe('deploy-shop-production-7');
+    expect(groupOf('production', 'staging', '8')).toBe('deploy-shop-production-8');
+    expect(groupOf('staging', '', '7')).toBe('deploy-shop-staging');
+    expect(groupOf('staging', '', '8')).toBe('deploy-shop-staging');
   });
 });
