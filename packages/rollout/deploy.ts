@@ -545,7 +545,9 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         keep: resolved,
         dryRun: options.dryRun,
         onSkipped: (kinds) =>
-          log.info(`Not pruning ${kinds.join(', ')}: the deployer's Role does not allow listing them, so none were applied by it`),
+          log.info(
+            `Not pruning ${kinds.join(', ')}: the deployer's Role does not allow listing them, so none were applied by it`,
+          ),
       });
       for (const p of pruned)
         log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
