@@ -52,7 +52,7 @@ export const schema = defineInputs({
   'cluster-scoped-kinds': input.list({ accepted: CLUSTER_KINDS_FORM }),
   'allow-paths-outside-workspace': input.boolean({ default: 'false' }),
   lock: input.boolean({ default: 'true' }),
-  'environment-url': input.url(),
+  'environment-url': input.url({ public: true }),
   'github-token': input.secret(),
   'github-deployment': input.boolean({ default: 'true' }),
   'production-environment': input.boolean(),

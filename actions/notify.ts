@@ -18,7 +18,7 @@ export const schema = defineInputs({
   event: input.enum(NOTIFY_EVENTS, { required: true }),
   app: input.string(),
   environment: input.string(),
-  'environment-url': input.url(),
+  'environment-url': input.url({ public: true }),
   version: input.string(),
   text: input.string(),
   stages: input.map({
@@ -44,7 +44,7 @@ export const schema = defineInputs({
     accepted: 'the numeric ID of a GitHub deployment (the deployment-id output of deploy-env)',
   }),
   'deployment-state': input.enum(DEPLOYMENT_STATES),
-  'log-url': input.url(),
+  'log-url': input.url({ public: true }),
   'max-attempts': input.integer({ default: '5', min: 1, max: 10 }),
   'fail-on-error': input.boolean({ default: 'false' }),
 });

@@ -232,6 +232,40 @@ describe('notify webhooks', () => {
   });
 });
 
+describe('URLs everyone can read carry no credentials', () => {
+  test.each([
+    [
+      'notify',
+      { event: 'started', 'environment-url': 'https://qa:Publ1cPass@shop.example.com/' },
+      'environment-url',
+    ],
+    ['notify', { event: 'started', 'log-url': 'https://bot:Publ1cPass@ci.example.com/run/1' }, 'log-url'],
+    [
+      'deploy-env',
+      {
+        environment: 'dev',
+        manifests: 'k8s.yml',
+        'environment-url': 'https://qa:Publ1cPass@shop.example.com/',
+      },
+      'environment-url',
+    ],
+  ] as const)(
+    '%s %j is refused before anything is sent, and the password never shows',
+    async (action, inputs, input) => {
+      const step = await runBuiltAction(action, { inputs: { ...inputs }, cwd: work });
+      expect(step.exitCode).toBe(1);
+      expect(errors(step)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^Input '${input}' has user info \\(user:password@\\), which GitHub would show to everyone`,
+          ),
+        ),
+      ]);
+      expect(findLeaks(step, 'Publ1cPass')).toEqual([]);
+    },
+  );
+});
+
 describe('notify version in the summary table', () => {
   test('a | does not split the cell and no HTML renders from it', async () => {
     const step = await runBuiltAction('notify', {

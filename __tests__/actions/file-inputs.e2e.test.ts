@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
@@ -12,6 +12,7 @@ import {
   type StepResult,
 } from '../../packages/runner/action-runner.ts';
 import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import { actionDirs } from '../../scripts/action-docs.ts';
 
 /**
  * Every input that names a file or a directory, of every action, reads a valid one through the
@@ -20,14 +21,8 @@ import { type PostgresServer, postgresAvailable, startPostgres } from '../../pac
  * a new one without a case here fails the first test.
  */
 
-const ACTIONS = [
-  'deploy-env',
-  'run-migrations',
-  'health-gate',
-  'canary-shift',
-  'blue-green-switch',
-  'notify',
-];
+// Every action of the repository, so a new one is covered the day it lands.
+const ACTIONS = actionDirs().map((dir) => basename(dir));
 const FILE_TYPED = /file path|[Pp]ath (to|of) |[Dd]irectory|files, directories|^Kustomize overlay/;
 
 const run = promisify(execFile);

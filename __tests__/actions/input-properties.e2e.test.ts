@@ -1,6 +1,6 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import pg from 'pg';
@@ -17,6 +17,7 @@ import {
 import { LocalGitHub } from '../../packages/testkit/local-github.ts';
 import { LocalSlack } from '../../packages/testkit/local-slack.ts';
 import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import { actionDirs } from '../../scripts/action-docs.ts';
 
 /**
  * The input layer under random and adversarial text, over every input of every action as its
@@ -26,14 +27,8 @@ import { type PostgresServer, postgresAvailable, startPostgres } from '../../pac
  * leak a secret, and never change the cluster or the database when they fail on an input.
  */
 
-const ACTIONS = [
-  'deploy-env',
-  'run-migrations',
-  'health-gate',
-  'canary-shift',
-  'blue-green-switch',
-  'notify',
-];
+// Every action of the repository, so a new one is covered the day it lands.
+const ACTIONS = actionDirs().map((dir) => basename(dir));
 const SECRET_MARK = 'S3cr3tMark';
 const STACK = /\n\s+at [^\n]+:\d+:\d+\)?|\b(TypeError|RangeError|ReferenceError|SyntaxError)\b: /;
 
@@ -278,7 +273,7 @@ const haveDatabase = postgresAvailable();
         };
       case 'blue-green-switch':
         return { ...kube, app: 'shop', mode: 'switch' };
-      default:
+      case 'notify':
         return {
           event: 'started',
           'slack-token': SLACK_TOKEN,
@@ -286,6 +281,8 @@ const haveDatabase = postgresAvailable();
           'slack-api-url': slack.apiUrl,
           'github-token': GITHUB_TOKEN,
         };
+      default:
+        return {};
     }
   }
 

@@ -198,11 +198,17 @@ export const input = {
 
   /**
    * An absolute URL. Its user info (and the Basic header made from it) is masked like a secret;
-   * with `httpsExceptLoopback`, plain http is refused unless the host is this machine.
+   * with `httpsExceptLoopback`, plain http is refused unless the host is this machine; with
+   * `public`, user info is refused altogether.
    */
-  url<const O extends Options<string> & { protocols?: string[]; httpsExceptLoopback?: boolean }>(
-    options: O = {} as O,
-  ): InputField<string, Present<O>> {
+  url<
+    const O extends Options<string> & {
+      protocols?: string[];
+      httpsExceptLoopback?: boolean;
+      /** Shown to everyone who can read the repository (a deployment's URL): user info is refused. */
+      public?: boolean;
+    },
+  >(options: O = {} as O): InputField<string, Present<O>> {
     const protocols = options.protocols ?? ['http:', 'https:'];
     const accepted =
       options.accepted ??
@@ -226,6 +232,12 @@ export const input = {
           }
           if (!protocols.includes(url.protocol))
             throw new InputError(name, `has a ${url.protocol} URL`, accepted);
+          if (options.public && (url.username || url.password))
+            throw new InputError(
+              name,
+              'has user info (user:password@), which GitHub would show to everyone who can read the repository',
+              `${accepted}, without credentials`,
+            );
           if (options.httpsExceptLoopback && url.protocol === 'http:' && !isLoopbackHost(url.hostname))
             throw new InputError(
               name,
