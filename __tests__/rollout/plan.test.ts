@@ -237,6 +237,59 @@ describe('production plan: a read-only manifest diff', () => {
     expect(new Set(plan.objects.map((p) => p.change))).toEqual(new Set(['added']));
   });
 
+  test('blue-green: the rendered Deployment is compared with the live colour the Service selects', async () => {
+    const ns = 'shop-bluegreen';
+    const coloured = manifests(before).map((o) => structuredClone(o));
+    for (const { object } of coloured) {
+      const o = object as KubeObject & {
+        spec?: {
+          selector: Record<string, unknown> & { matchLabels: Record<string, string> };
+          template: { metadata: { labels: Record<string, string> } };
+        };
+      };
+      if (o.kind === 'Deployment') {
+        o.metadata.name = 'shop-blue';
+        o.spec!.selector.matchLabels.color = 'blue';
+        o.spec!.template.metadata.labels.color = 'blue';
+      }
+      if (o.kind === 'Service') o.spec!.selector['color'] = 'blue';
+    }
+    const seeded = await deploy({
+      client: admin,
+      app: 'shop',
+      environment: 'production',
+      namespace: ns,
+      createNamespace: true,
+      objects: coloured,
+      images: new Map([['ghcr.io/acme/shop', OLD]]),
+      prune: false,
+      dryRun: false,
+      forceConflicts: true,
+      timeoutMs: 60_000,
+      stuckGraceMs: 30_000,
+      rollbackOnFailure: false,
+      logger: new MemoryLogger(),
+    });
+    expect(seeded.ok).toBe(true);
+    const plan = await planManifests({
+      client: admin,
+      app: 'shop',
+      environment: 'production',
+      namespace: ns,
+      objects: manifests(after),
+      images: new Map([['ghcr.io/acme/shop', NEW]]),
+      logger: new MemoryLogger(),
+    });
+    const deployment = plan.objects.find((p) => p.kind === 'Deployment' && p.name === 'shop')!;
+    expect(deployment).toMatchObject({ change: 'changed', replaces: 'shop-blue' });
+    expect(deployment.callouts).toEqual(expect.arrayContaining(['replicas 3 → 10', 'env LEGACY removed']));
+    expect(deployment.fields.map((f) => f.path).filter((p) => /color|^metadata\./.test(p))).toEqual([]);
+    expect(plan.objects.filter((p) => p.name === 'shop-blue')).toEqual([]);
+    expect(renderManifestPlan(plan, { app: 'shop', environment: 'production' })).toContain(
+      'to the idle colour; against the live shop\\-blue: replicas 3 → 10',
+    );
+  });
+
   test('readOnlyDiff compares only the fields sent, plus owned fields no longer sent', () => {
     const live: KubeObject = {
       apiVersion: 'v1',

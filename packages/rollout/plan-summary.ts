@@ -30,7 +30,10 @@ function describe(p: ObjectPlan): string {
   if (p.change === 'unreadable') return 'not readable with the plan credentials: its change is unknown';
   if (p.change === 'added' && !p.replaces) return 'new object';
   const words = p.callouts.length > 0 ? p.callouts.join('; ') : `${p.fields.length} field(s)`;
-  return p.replaces ? `new generation of ${p.replaces}: ${words}` : words;
+  if (!p.replaces) return words;
+  return p.kind === 'Deployment'
+    ? `to the idle colour; against the live ${p.replaces}: ${words}`
+    : `new generation of ${p.replaces}: ${words}`;
 }
 
 /**

@@ -165,6 +165,23 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
     return list?.items ?? [];
   };
 
+  const colours = new Set<string>();
+  const liveColour = async (name: string): Promise<KubeObject | undefined> => {
+    const service = await readable(() =>
+      client.getJson<KubeObject & { spec?: { selector?: Record<string, string> } }>(
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}`,
+      ),
+    );
+    const selected = service === FORBIDDEN ? undefined : service?.spec?.selector?.['color'];
+    if (selected !== 'blue' && selected !== 'green') return undefined;
+    const found = await readable(() =>
+      client.getJson<KubeObject>(
+        `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(`${name}-${selected}`)}`,
+      ),
+    );
+    return found === FORBIDDEN ? undefined : found;
+  };
+
   for (const { object, type, namespace: ns, source } of resolved) {
     const name = object.metadata.name!;
     const read =
@@ -182,10 +199,29 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
       });
       continue;
     }
-    const live = read;
+    let live = read;
+    let replaces: string | undefined;
+    let colour = false;
+    if (!live && object.kind === 'Deployment') {
+      // blue-green-switch runs the rendered Deployment as <name>-blue / <name>-green; the release
+      // goes to the idle colour, so the change is what it runs against what the live colour runs.
+      const running = await liveColour(name);
+      if (running) {
+        live = running;
+        replaces = running.metadata.name;
+        colour = true;
+        colours.add(`Deployment/${running.metadata.name}`);
+        colours.add(`Deployment/${name}-${running.metadata.name!.endsWith('-blue') ? 'green' : 'blue'}`);
+      }
+    }
     stampTemplateHash(object, live);
     let fields = readOnlyDiff(live, object);
-    let replaces: string | undefined;
+    if (colour)
+      // The colour's own name, labels and selector are the strategy's, not a change of the release.
+      fields = fields.filter(
+        (f) =>
+          !/^metadata\./.test(f.path) && !/(^|\.)color$/.test(f.path) && !/^spec\.selector\./.test(f.path),
+      );
     if (!live && (object.kind === 'ConfigMap' || object.kind === 'Secret') && GENERATED_SUFFIX.test(name)) {
       // A new generation of generated configuration: what matters is how it differs from the live one.
       const base = name.replace(GENERATED_SUFFIX, '');
@@ -212,7 +248,7 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
   }
 
   // What the deploy applied earlier for this app and environment and the manifests no longer hold.
-  const keep = new Set(resolved.map((o) => `${o.object.kind}/${o.object.metadata.name}`));
+  const keep = new Set([...resolved.map((o) => `${o.object.kind}/${o.object.metadata.name}`), ...colours]);
   const replaced = new Set(plans.flatMap((p) => (p.replaces ? [`${p.kind}/${p.replaces}`] : [])));
   const selector = `${LABEL_MANAGED_BY}=pipeline,${LABEL_APP}=${options.app},${LABEL_ENVIRONMENT}=${options.environment}`;
   for (const { apiVersion, kind } of PRUNABLE) {
