@@ -61,6 +61,8 @@ export interface TeamRecord {
   slug: string;
   name: string;
   id: number;
+  /** Logins of active members, for `GET /orgs/{org}/teams/{team_slug}/memberships/{username}`. */
+  members?: string[];
 }
 
 export interface BranchPolicyRecord {
@@ -160,8 +162,8 @@ export class LocalGitHub {
   }
 
   /** A team that `GET /orgs/{org}/teams/{team_slug}` finds. */
-  seedTeam(org: string, slug: string, name = slug): TeamRecord {
-    const team = { org, slug, name, id: this.nextId++ };
+  seedTeam(org: string, slug: string, name = slug, members: string[] = []): TeamRecord {
+    const team = { org, slug, name, id: this.nextId++, members };
     this.teams.push(team);
     return team;
   }
@@ -356,6 +358,25 @@ export class LocalGitHub {
     if (parts[0] === 'users' && parts.length === 2 && method === 'GET') {
       const user = this.users.find((u) => u.login.toLowerCase() === parts[1]!.toLowerCase());
       return user ? sendJson(res, 200, this.presentUser(user)) : notFound();
+    }
+    if (
+      parts[0] === 'orgs' &&
+      parts[2] === 'teams' &&
+      parts[4] === 'memberships' &&
+      parts.length === 6 &&
+      method === 'GET'
+    ) {
+      const team = this.teams.find(
+        (t) => t.org.toLowerCase() === parts[1]!.toLowerCase() && t.slug === parts[3]!.toLowerCase(),
+      );
+      const login = parts[5]!.toLowerCase();
+      return team?.members?.some((m) => m.toLowerCase() === login)
+        ? sendJson(res, 200, {
+            url: `${this.url}/orgs/${team.org}/teams/${team.slug}/memberships/${login}`,
+            role: 'member',
+            state: 'active',
+          })
+        : notFound();
     }
     if (parts[0] === 'orgs' && parts[2] === 'teams' && parts.length === 4 && method === 'GET') {
       const team = this.teams.find(

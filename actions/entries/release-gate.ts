@@ -1,0 +1,4 @@
+import { main } from '../release-gate.ts';
+
+await main();
+process.exit();

@@ -1,0 +1,244 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { defineInputs, input } from '../packages/config/index.ts';
+import { yamlInput } from '../packages/config/yaml-input.ts';
+import { InputError } from '../packages/core/index.ts';
+import {
+  type BreakGlassDecision,
+  BreakGlassError,
+  decide,
+  decideBreakGlass,
+  FREEZE_FORM,
+  type Freeze,
+  FreezeError,
+  parseAllowed,
+  parseFreezes,
+  parseSchedule,
+  RULE_FORMS,
+  type Schedule,
+  ScheduleError,
+  type ScheduleSpec,
+} from '../packages/release/index.ts';
+import { renderGateSummary } from '../packages/release/summary.ts';
+import { runAction } from './runtime.ts';
+
+const WINDOWS_FORM = `a schedule {timezone, allow, deny, holidays} with rules like ${RULE_FORMS}, or a map of environment names to schedules`;
+const SCHEDULE_KEYS = ['timezone', 'allow', 'deny', 'holidays'];
+
+function windowsFor(doc: unknown, name: string): (environment: string) => Schedule | undefined {
+  if (doc === null || doc === undefined || doc === '') return () => undefined;
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new InputError(name, 'is not a mapping', WINDOWS_FORM);
+  const map = doc as Record<string, unknown>;
+  const single = Object.keys(map).some((k) => SCHEDULE_KEYS.includes(k));
+  const specs = single ? { '*': map } : map;
+  const parsed = new Map<string, Schedule>();
+  for (const [env, spec] of Object.entries(specs)) {
+    if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+      throw new InputError(
+        name,
+        `gives ${JSON.stringify(env)} a schedule that is not a mapping`,
+        WINDOWS_FORM,
+      );
+    const unknown = Object.keys(spec).find((k) => !SCHEDULE_KEYS.includes(k));
+    if (unknown) throw new InputError(name, `has the unknown key ${JSON.stringify(unknown)}`, WINDOWS_FORM);
+    const s = spec as Record<string, unknown>;
+    for (const key of ['allow', 'deny', 'holidays'])
+      if (s[key] !== undefined && !Array.isArray(s[key]))
+        throw new InputError(name, `has ${key} that is not a list`, WINDOWS_FORM);
+    try {
+      parsed.set(env, parseSchedule(spec as ScheduleSpec));
+    } catch (error) {
+      if (error instanceof ScheduleError) throw new InputError(name, `: ${error.message}`, WINDOWS_FORM);
+      throw error;
+    }
+  }
+  return (environment) => parsed.get(environment) ?? parsed.get('*');
+}
+
+export const schema = defineInputs({
+  environment: input.string({
+    required: true,
+    pattern: /^[\w.-]+$/,
+    accepted: 'a GitHub environment name (letters, digits, -, _ and .)',
+  }),
+  app: input.string(),
+  windows: yamlInput(windowsFor, { accepted: WINDOWS_FORM }),
+  freeze: input.string(),
+  pin: input.string(),
+  'freeze-file': input.string(),
+  'break-glass': input.string(),
+  'break-glass-allowed': input.list({ accepted: 'GitHub logins and @org/team slugs' }),
+  actor: input.string(),
+  checkpoint: input.string({ default: 'before the deploy' }),
+  'github-token': input.secret(),
+  'record-blocked': input.boolean({ default: 'true' }),
+  summary: input.boolean({ default: 'true' }),
+});
+
+function freezesFrom(text: string | undefined, name: string, source: string): Freeze[] {
+  try {
+    return parseFreezes(text ?? '', source);
+  } catch (error) {
+    if (error instanceof FreezeError) throw new InputError(name, `: ${error.message}`, FREEZE_FORM);
+    throw error;
+  }
+}
+
+export async function main(): Promise<void> {
+  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
+    const environment = inputs.environment;
+    const freezes = [
+      ...freezesFrom(inputs.freeze, 'freeze', 'vars.PIPELINE_FREEZE'),
+      ...freezesFrom(inputs.pin, 'pin', 'vars.PIPELINE_PIN'),
+    ];
+    if (inputs.freezeFile) {
+      const path = resolve(process.env.GITHUB_WORKSPACE || process.cwd(), inputs.freezeFile);
+      if (!existsSync(path) || !statSync(path).isFile())
+        throw new InputError(
+          'freeze-file',
+          `names ${inputs.freezeFile}, which is not a file`,
+          'a path in the workspace, such as platform/freezes.yml',
+        );
+      if (statSync(path).size > 1024 * 1024)
+        throw new InputError(
+          'freeze-file',
+          `names ${inputs.freezeFile}, over 1 MiB`,
+          'a freeze file under 1 MiB',
+        );
+      freezes.push(...freezesFrom(readFileSync(path, 'utf8'), 'freeze-file', inputs.freezeFile));
+    }
+    let allowed: string[] = [];
+    try {
+      allowed = parseAllowed(inputs.breakGlassAllowed ?? []);
+    } catch (error) {
+      if (error instanceof BreakGlassError)
+        throw new InputError(
+          'break-glass-allowed',
+          `has ${error.message}`,
+          'GitHub logins and @org/team slugs',
+        );
+      throw error;
+    }
+    const schedule = inputs.windows?.(environment);
+    // The local runner's controlled clock (tests and rehearsal only); GitHub never sets it.
+    const fixed = process.env.PIPELINE_NOW ? Date.parse(process.env.PIPELINE_NOW) : Number.NaN;
+    const now = Number.isFinite(fixed) ? fixed : clock.now();
+    const actor = inputs.actor || run.actor;
+
+    const gh = inputs.githubToken ? await import('../packages/github/deployments.ts') : undefined;
+    const octokit = gh?.createOctokit({ token: inputs.githubToken!, apiUrl: run.apiUrl });
+    let breakGlass: BreakGlassDecision | undefined;
+    const first = decide({ environment, now, ...(schedule ? { schedule } : {}), freezes });
+    if (inputs.breakGlass && first.state === 'blocked') {
+      if (!actor)
+        throw new InputError(
+          'actor',
+          'is empty and GITHUB_ACTOR is not set',
+          'the GitHub login breaking glass',
+        );
+      breakGlass = await decideBreakGlass(
+        { reason: inputs.breakGlass, actor, allowed },
+        async (org, team, user) => {
+          if (!gh || !octokit) {
+            log.warning(`Cannot ask GitHub whether ${user} is in @${org}/${team}: github-token is empty`);
+            return false;
+          }
+          try {
+            await gh.withGitHubRetry(`Looking up ${user} in @${org}/${team}`, () =>
+              octokit.request('GET /orgs/{org}/teams/{team_slug}/memberships/{username}', {
+                org,
+                team_slug: team,
+                username: user,
+              }),
+            );
+            return true;
+          } catch (error) {
+            // 404 is GitHub's answer for "not a member" (and for a team the token cannot see).
+            const cause = (error as { cause?: { status?: number; cause?: { status?: number } } }).cause;
+            if ((cause?.status ?? cause?.cause?.status) === 404) return false;
+            throw error;
+          }
+        },
+      );
+    } else if (inputs.breakGlass) {
+      log.info(`break-glass is set, but nothing blocks ${environment}: not needed, not recorded`);
+    }
+    const decision = breakGlass
+      ? decide({ environment, now, ...(schedule ? { schedule } : {}), freezes, breakGlass })
+      : first;
+
+    setOutput('state', decision.state);
+    setOutput('blocked', decision.state === 'blocked');
+    setOutput('blocked-by', decision.blockedBy.join(','));
+    setOutput('line', decision.line);
+    setOutput('next-window', decision.window.open ? '' : (decision.window.nextChange ?? ''));
+    setOutput('next-window-text', decision.window.open ? '' : (decision.window.nextChangeText ?? ''));
+    setOutput('freeze', decision.freeze ? JSON.stringify(decision.freeze) : '');
+    setOutput(
+      'break-glass',
+      decision.state === 'break-glass' && decision.breakGlass
+        ? JSON.stringify({
+            actor: decision.breakGlass.actor,
+            reason: decision.breakGlass.reason,
+            because: decision.breakGlass.because,
+            overrode: decision.blockedBy,
+            at: new Date(now).toISOString(),
+          })
+        : '',
+    );
+    if (decision.state === 'blocked') log.warning(decision.line);
+    else if (decision.state === 'break-glass') log.warning(decision.line);
+    else log.info(decision.line);
+
+    let deploymentId = '';
+    if (decision.state === 'blocked' && inputs.recordBlocked && gh && octokit && run.repository) {
+      // GitHub has no "blocked" state: an inactive deployment whose description and payload say why.
+      try {
+        const created = await gh.createDeployment(
+          octokit,
+          {
+            owner: run.owner,
+            repo: run.repo,
+            ref: run.sha || run.ref,
+            environment,
+            description: decision.line,
+            payload: {
+              app: inputs.app ?? run.repo,
+              blocked: {
+                by: decision.blockedBy,
+                line: decision.line,
+                checkpoint: inputs.checkpoint,
+                ...(decision.freeze ? { freeze: decision.freeze } : {}),
+                ...(decision.window.nextChange ? { nextWindow: decision.window.nextChange } : {}),
+              },
+            },
+            productionEnvironment: environment === 'production',
+            transientEnvironment: false,
+          },
+          { onRetry: (m) => log.warning(m) },
+        );
+        await gh.createDeploymentStatus(
+          octokit,
+          {
+            owner: run.owner,
+            repo: run.repo,
+            deploymentId: created.id,
+            state: 'inactive',
+            description: decision.line.slice(0, 140),
+            environment,
+            ...(run.runUrl ? { logUrl: run.runUrl } : {}),
+          },
+          { onRetry: (m) => log.warning(m) },
+        );
+        deploymentId = String(created.id);
+      } catch (error) {
+        log.warning(
+          `Could not record the blocked deploy as a GitHub deployment: ${(error as Error).message}`,
+        );
+      }
+    }
+    setOutput('deployment-id', deploymentId);
+    if (inputs.summary) await writeSummary(renderGateSummary(decision, environment, inputs.checkpoint));
+  });
+}

@@ -1,0 +1,4 @@
+export * from './break-glass.ts';
+export * from './freeze.ts';
+export * from './gate.ts';
+export * from './schedule.ts';
