@@ -1,5 +1,6 @@
 /** Defaulting and validation as the API server does them before storing. */
 import { deepEqual, isObject } from './patch.ts';
+import { defaultWorkloadSet } from './controllers/revisions.ts';
 import type { ResourceInfo } from './resources.ts';
 import { type LabelSelectorSpec, selectorPredicate } from './selectors.ts';
 import type { StatusCause } from './status.ts';
@@ -60,6 +61,12 @@ export function applyDefaults(r: ResourceInfo, o: KubeObject, previous?: KubeObj
       defaultTemplate(spec);
       return;
     }
+    case 'StatefulSet':
+    case 'DaemonSet':
+      if (!spec) return;
+      defaultWorkloadSet(r.kind, spec);
+      defaultTemplate(spec);
+      return;
     case 'ReplicaSet':
       if (!spec) return;
       spec['replicas'] ??= 1;

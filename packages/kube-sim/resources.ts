@@ -70,6 +70,19 @@ export const RESOURCES: readonly ResourceInfo[] = [
     generation: true,
     categories: ['all'],
   }),
+  res('apps', 'v1', 'StatefulSet', 'statefulsets', true, {
+    shortNames: ['sts'],
+    subresources: ['status', 'scale'],
+    generation: true,
+    categories: ['all'],
+  }),
+  res('apps', 'v1', 'DaemonSet', 'daemonsets', true, {
+    shortNames: ['ds'],
+    subresources: ['status'],
+    generation: true,
+    categories: ['all'],
+  }),
+  res('apps', 'v1', 'ControllerRevision', 'controllerrevisions', true),
   res('batch', 'v1', 'Job', 'jobs', true, {
     subresources: ['status'],
     generation: true,

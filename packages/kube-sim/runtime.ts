@@ -60,14 +60,16 @@ export class SimTime {
 
 /** Deduplicating queue: a key enqueued many times before the drain runs once. */
 export class WorkQueue {
-  private readonly pending = new Map<string, () => void>();
-  private scheduled = false;
+  private readonly pending = new Map<string, { fn: () => void; readyAt: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private immediate = false;
   private closed = false;
   onError: (key: string, error: unknown) => void = () => {};
   /**
-   * Real milliseconds between a change and the reconciles it triggers: controllers watch the API
+   * Real milliseconds between a change and the reconcile it triggers: controllers watch the API
    * server, so a GET right after a write sees the old status (observedGeneration lags) as on a
-   * real cluster.
+   * real cluster. Every item waits its own latency, also when a drain is already due.
    */
   private readonly latencyMs: number;
 
@@ -77,29 +79,47 @@ export class WorkQueue {
 
   enqueue(key: string, fn: () => void): void {
     if (this.closed) return;
-    this.pending.set(key, fn);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      if (this.latencyMs > 0) setTimeout(() => this.drain(), this.latencyMs);
-      else setImmediate(() => this.drain());
+    const readyAt = performance.now() + this.latencyMs;
+    const existing = this.pending.get(key);
+    // Like client-go's workqueue: a key already waiting keeps its place and runs the latest fn.
+    this.pending.set(key, { fn, readyAt: existing ? existing.readyAt : readyAt });
+    this.schedule(existing ? existing.readyAt : readyAt);
+  }
+
+  private schedule(at: number): void {
+    if (this.closed) return;
+    if (this.latencyMs <= 0) {
+      if (!this.immediate) {
+        this.immediate = true;
+        setImmediate(() => this.drain());
+      }
+      return;
     }
+    if (at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.drain(), Math.max(0, at - performance.now()));
   }
 
   private drain(): void {
-    this.scheduled = false;
+    this.immediate = false;
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     let rounds = 0;
-    while (this.pending.size > 0 && !this.closed && rounds++ < 10_000) {
-      const [key, fn] = this.pending.entries().next().value as [string, () => void];
+    while (!this.closed && rounds++ < 10_000) {
+      const now = performance.now();
+      const next = [...this.pending].find(([, item]) => item.readyAt <= now);
+      if (!next) break;
+      const [key, item] = next;
       this.pending.delete(key);
       try {
-        fn();
+        item.fn();
       } catch (error) {
         this.onError(key, error);
       }
     }
-    if (this.pending.size > 0 && !this.closed && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.drain());
+    if (this.pending.size > 0 && !this.closed) {
+      this.schedule(Math.min(...[...this.pending.values()].map((i) => i.readyAt)));
     }
   }
 
@@ -109,6 +129,7 @@ export class WorkQueue {
 
   close(): void {
     this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
     this.pending.clear();
   }
 }

@@ -544,6 +544,7 @@ export class DeploymentController {
     const next = clone(d);
     next['status'] = {
       ...omitZero(counts),
+      terminatingReplicas: sum('terminatingReplicas'),
       conditions,
       ...(oldStatus['collisionCount'] !== undefined ? { collisionCount: oldStatus['collisionCount'] } : {}),
     };

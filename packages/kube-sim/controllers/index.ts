@@ -3,18 +3,22 @@ import type { BehaviourTable } from '../behaviour.ts';
 import { resourceByKind } from '../resources.ts';
 import { EventRecorder, type SimTime, WorkQueue } from '../runtime.ts';
 import type { Store, StoreEvent } from '../store.ts';
+import { DaemonSetController } from './daemonset.ts';
 import { DeploymentController } from './deployment.ts';
 import { EndpointsController } from './endpoints.ts';
 import { GarbageCollector } from './gc.ts';
 import { JobController } from './job.ts';
 import { Kubelet } from './kubelet.ts';
 import { ReplicaSetController } from './replicaset.ts';
+import { StatefulSetController } from './statefulset.ts';
 
 const DEPLOYMENTS = resourceByKind('Deployment');
 const RS = resourceByKind('ReplicaSet');
 const PODS = resourceByKind('Pod');
 const JOBS = resourceByKind('Job');
 const SERVICES = resourceByKind('Service');
+const STATEFULSETS = resourceByKind('StatefulSet');
+const DAEMONSETS = resourceByKind('DaemonSet');
 
 export class Controllers {
   readonly queue: WorkQueue;
@@ -23,6 +27,8 @@ export class Controllers {
   readonly replicaSets: ReplicaSetController;
   readonly deployments: DeploymentController;
   readonly jobs: JobController;
+  readonly statefulSets: StatefulSetController;
+  readonly daemonSets: DaemonSetController;
   readonly endpoints: EndpointsController;
   readonly gc: GarbageCollector;
   readonly errors: { key: string; error: unknown }[] = [];
@@ -40,6 +46,8 @@ export class Controllers {
     this.replicaSets = new ReplicaSetController(store, time, this.events, this.kubelet, this.queue);
     this.deployments = new DeploymentController(store, time, this.events, this.queue);
     this.jobs = new JobController(store, time, this.events, this.queue);
+    this.statefulSets = new StatefulSetController(store, time, this.events, this.queue, this.replicaSets);
+    this.daemonSets = new DaemonSetController(store, time, this.events, this.queue, this.replicaSets);
     this.endpoints = new EndpointsController(store, this.queue);
     this.gc = new GarbageCollector(store, this.queue);
     this.store = store;
@@ -64,6 +72,12 @@ export class Controllers {
       case JOBS:
         if (e.type !== 'DELETED') this.jobs.enqueue(ns, name);
         break;
+      case STATEFULSETS:
+        if (e.type !== 'DELETED') this.statefulSets.enqueue(ns, name);
+        break;
+      case DAEMONSETS:
+        if (e.type !== 'DELETED') this.daemonSets.enqueue(ns, name);
+        break;
       case PODS:
         this.kubelet.onEvent(e);
         for (const o of owners(obj)) {
@@ -77,6 +91,8 @@ export class Controllers {
             }
           }
           if (o.kind === 'Job') this.jobs.enqueue(ns, o.name);
+          if (o.kind === 'StatefulSet') this.statefulSets.enqueue(ns, o.name);
+          if (o.kind === 'DaemonSet') this.daemonSets.enqueue(ns, o.name);
         }
         this.endpoints.enqueueNamespace(ns);
         break;

@@ -140,6 +140,13 @@ export class ReplicaSetController {
         availableReplicas: available,
         observedGeneration: current.metadata.generation ?? 1,
       }),
+      // Pods on their way out (DeploymentReplicaSetTerminatingReplicas, on by default since 1.35).
+      terminatingReplicas: this.store
+        .list(PODS, namespace)
+        .filter(
+          (p) =>
+            ownedBy(p, rs) && p.metadata.deletionTimestamp && !['Succeeded', 'Failed'].includes(podPhase(p)),
+        ).length,
       ...(oldStatus['conditions'] ? { conditions: oldStatus['conditions'] } : {}),
     };
     this.store.update(RS, next);
