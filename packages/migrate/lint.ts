@@ -176,7 +176,7 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         STRONG_LOCK.test(s)
       ) {
         const target = new RegExp(
-          String.raw`^(?:alter table (?:if exists )?(?:only )?|drop table (?:if exists )?|truncate (?:table )?(?:only )?|lock (?:table )?(?:only )?|create (?:unique )?index (?:if not exists )?(?:${IDENT} )?on (?:only )?)${NAME}`,
+          `^(?:alter table (?:if exists )?(?:only )?|drop table (?:if exists )?|truncate (?:table )?(?:only )?|lock (?:table )?(?:only )?|create (?:unique )?index (?:if not exists )?(?:${IDENT} )?on (?:only )?)${NAME}`,
         ).exec(s);
         if (!target || existing(target[1]!)) {
           flag('missing-lock-timeout', at, one);
@@ -184,13 +184,13 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         }
       }
       let match = new RegExp(
-        String.raw`^create (?:(?:global |local )?(?:temporary |temp |unlogged ))?table (?:if not exists )?${NAME}`,
+        `^create (?:(?:global |local )?(?:temporary |temp |unlogged ))?table (?:if not exists )?${NAME}`,
       ).exec(s);
       if (match) {
         created.add(tableKey(match[1]!));
         continue;
       }
-      match = new RegExp(String.raw`^alter table (?:if exists )?(?:only )?${NAME} (.*)$`).exec(s);
+      match = new RegExp(`^alter table (?:if exists )?(?:only )?${NAME} (.*)$`).exec(s);
       if (match) {
         const table = match[1]!;
         const rest = match[2]!;
@@ -227,13 +227,13 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         continue;
       }
       match = new RegExp(
-        String.raw`^create (?:unique )?index (?!concurrently)(?:if not exists )?(?:${IDENT} )?on (?:only )?${NAME}`,
+        `^create (?:unique )?index (?!concurrently)(?:if not exists )?(?:${IDENT} )?on (?:only )?${NAME}`,
       ).exec(s);
       if (match) {
         if (existing(match[1]!)) flag('create-index-blocking', at, one);
         continue;
       }
-      match = new RegExp(String.raw`^drop table (?:if exists )?${NAME}`).exec(s);
+      match = new RegExp(`^drop table (?:if exists )?${NAME}`).exec(s);
       if (match) {
         if (existing(match[1]!)) flag('drop-table', at, one);
         continue;

@@ -1,0 +1,221 @@
+import { errorMessage, formatDuration } from '../core/index.ts';
+import { dumpDatabase } from './backup.ts';
+import { runIntegrityChecks, validatePendingConstraints } from './checks.ts';
+import { describeTarget } from './connection.ts';
+import type { Migration } from './files.ts';
+import { checkHistoryColumns, IncompatibleHistoryError, readHistoryRows } from './history.ts';
+import { lintMigrations } from './lint.ts';
+import { judgeDrift, makePlan, type Plan } from './plan.ts';
+import { restoreCommand } from './restore.ts';
+import type { Run } from './run.ts';
+import { describeHolder } from './session.ts';
+import type { DriftFinding } from './types.ts';
+
+// The steps the commands are made of: settings, the lock, the history and its plan, the refusals
+// (drift, blocked, batch, lint), the backup and the integrity checks.
+
+/** Session settings for migration statements, in one round trip, only when there are any. */
+export async function applySettings(run: Run): Promise<void> {
+  const settings: [string, string][] = [];
+  if (run.options.statementLockTimeoutMs !== undefined)
+    settings.push(['lock_timeout', `${Math.round(run.options.statementLockTimeoutMs)}ms`]);
+  if (run.options.statementTimeoutMs !== undefined)
+    settings.push(['statement_timeout', `${Math.round(run.options.statementTimeoutMs)}ms`]);
+  if (settings.length === 0) return;
+  await run.session.query(
+    `SELECT ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(', ')}`,
+    settings.flat(),
+  );
+}
+
+function setHistory(run: Run, columns: string[]): void {
+  try {
+    run.historyExists = checkHistoryColumns(run.v.history, columns);
+  } catch (error) {
+    if (error instanceof IncompatibleHistoryError) run.fail('incompatible-table', error.message, error);
+    throw error;
+  }
+}
+
+/** The history table's columns (none: no table), with its schema and name as parameters $a and $b. */
+const columnsSql = (a: number, b: number) =>
+  `ARRAY(SELECT column_name::text FROM information_schema.columns WHERE table_schema = $${a} AND table_name = $${b})`;
+
+/**
+ * Takes the advisory lock on the run's own session (and, in the same round trip, finds the history
+ * table), waiting up to lock-timeout for another run and naming it. The history is read after.
+ */
+export async function lock(run: Run): Promise<void> {
+  const { schema, table, display } = run.v.history;
+  const tried = await run.session.query<{ ok: boolean; columns: string[] }>(
+    `SELECT pg_try_advisory_lock($1::bigint) AS ok, ${columnsSql(2, 3)} AS columns`,
+    [run.lockKey, schema, table],
+  );
+  if (tried.rows[0]?.ok) return setHistory(run, tried.rows[0].columns);
+  const holderText = async () => {
+    const h = await run.session.advisoryHolder(run.lockKey);
+    return h ? `, held by ${describeHolder(h, true)}` : '';
+  };
+  const holder = await holderText();
+  const waitMs = run.options.lockTimeoutMs;
+  if (waitMs <= 0)
+    run.fail(
+      'lock-timeout',
+      `Another run holds the migration lock for ${display}${holder}; lock-timeout is 0, so not waiting. Nothing was changed.`,
+    );
+  run.log.info(`Waiting up to ${formatDuration(waitMs)} for the migration lock${holder}`);
+  const before = await run.session.query<{ lt: string; st: string }>(
+    `SELECT current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st`,
+  );
+  try {
+    // Only lock_timeout may end this wait, not a statement_timeout the role happens to carry.
+    await run.session.query(
+      `SELECT set_config('statement_timeout', '0', false), set_config('lock_timeout', $1, false)`,
+      [`${Math.round(waitMs)}ms`],
+    );
+    await run.session.query('SELECT pg_advisory_lock($1::bigint)', [run.lockKey]);
+  } catch (error) {
+    if ((error as { code?: string }).code === '55P03')
+      run.fail(
+        'lock-timeout',
+        `Another run held the migration lock for ${display}${await holderText()} for longer than lock-timeout (${formatDuration(waitMs)}). Nothing was changed.`,
+        error,
+      );
+    throw error;
+  }
+  const { lt, st } = before.rows[0]!;
+  const found = await run.session.query<{ columns: string[] }>(
+    `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), ${columnsSql(3, 4)} AS columns`,
+    [lt, st, schema, table],
+  );
+  setHistory(run, found.rows[0]!.columns);
+  run.log.info('Acquired the migration lock');
+}
+
+/** Reads the history (after the lock, when the command takes it) and plans from it. */
+export async function readPlan(run: Run, locked: boolean): Promise<Plan> {
+  if (!locked) {
+    const { rows } = await run.session.query<{ columns: string[] }>(`SELECT ${columnsSql(1, 2)} AS columns`, [
+      run.v.history.schema,
+      run.v.history.table,
+    ]);
+    setHistory(run, rows[0]!.columns);
+  }
+  run.historyRows = run.historyExists ? await readHistoryRows(run.session.client!, run.v.history) : [];
+  const plan = makePlan(run.v.migrations, run.historyRows, run.v.targetVersion);
+  run.rows = plan.rows;
+  run.result.drift = plan.drift;
+  return plan;
+}
+
+function driftLine(d: DriftFinding): string {
+  return `  ${d.kind}: ${d.file ?? `version ${d.version} (${d.name})`}: ${d.detail}`;
+}
+
+export function failDrift(run: Run, drift: DriftFinding[]): void {
+  const { allowed, refused } = judgeDrift(drift, run.v.allowedDrift);
+  if (allowed.length > 0) run.logAllowedDrift(allowed.map(driftLine));
+  if (refused.length === 0) return;
+  const kinds = [...new Set(refused.map((d) => d.kind))].join(', ');
+  run.fail(
+    'drift',
+    `The migrations on disk do not match the history in ${run.v.history.display}:\n${refused.map(driftLine).join('\n')}\n` +
+      `Nothing was changed. Restore the files as applied (add a new migration instead of editing one), or allow this kind of drift with allow-drift: ${kinds}.`,
+  );
+}
+
+/** The safety lint of what is about to be applied: refuses (error), reports (warn) or skips (off). */
+export function lintPending(run: Run, pending: Migration[]): void {
+  const mode = run.options.lint ?? 'warn';
+  if (mode === 'off' || pending.length === 0) return;
+  const findings = lintMigrations(pending, {
+    production: run.options.production === true,
+    statementLockTimeout: run.options.statementLockTimeoutMs !== undefined,
+  });
+  run.result.lint = findings;
+  const open = findings.filter((f) => !f.acknowledged);
+  if (open.length === 0) return;
+  const lines = open.map((f) => `  ${f.file}:${f.line} ${f.rule}: ${f.why}. Instead: ${f.instead}.`);
+  if (mode === 'warn') {
+    run.log.warning(`Migration safety lint:\n${lines.join('\n')}`);
+    return;
+  }
+  run.fail(
+    'lint',
+    `The migration safety lint found ${open.length} problem(s) in the pending migrations:\n${lines.join('\n')}\n` +
+      'Nothing was changed. Fix them, acknowledge one with a line "-- pipeline:allow <rule> <reason>" in its file, or set lint: warn.',
+  );
+}
+
+export function failBlocked(run: Run, plan: Plan): void {
+  if (plan.stuck.length === 0) return;
+  const list = plan.stuck
+    .map(
+      ({ history: h, migration: m }) =>
+        `  ${m.file} failed on ${h.appliedAt.toISOString()} outside a transaction: ${h.error ?? 'no error recorded'}`,
+    )
+    .join('\n');
+  run.fail(
+    'blocked',
+    `Migrations are blocked by a non-transactional migration that failed part-way, so the database may hold part of it:\n${list}\n` +
+      'Inspect the database, then either fix the file so it can run again (e.g. DROP INDEX IF EXISTS the invalid index first, ' +
+      'CREATE INDEX CONCURRENTLY IF NOT EXISTS) and re-run up, revert it with down, or mark it applied with baseline (target = its version).',
+  );
+}
+
+export function failBatch(
+  run: Run,
+  blocker: { file: string } | undefined,
+  section: 'up' | 'down',
+  changed: boolean,
+): void {
+  if (!run.options.batch || !blocker) return;
+  run.fail(
+    'migration-failed',
+    `batch cannot include ${section === 'down' ? 'the down section of ' : ''}${blocker.file}: it is marked -- migrate:no-transaction${changed ? '' : '. Nothing was changed.'}`,
+  );
+}
+
+export async function backup(run: Run): Promise<void> {
+  const wanted = run.options.backup;
+  if (!wanted) return;
+  run.log.info(`Backing up ${describeTarget(run.v.target)} to ${wanted.path} (pg_dump -Fc)`);
+  const started = run.clock.now();
+  try {
+    const path = await dumpDatabase(
+      run.v.target,
+      wanted.path,
+      run.options.pgDumpPath ?? 'pg_dump',
+      run.options.env ?? process.env,
+    );
+    run.result.backupPath = path;
+    run.result.restoreCommand = restoreCommand(run.v.target, path);
+    run.log.info(`Backup written in ${formatDuration(run.clock.now() - started)}: ${path}`);
+  } catch (error) {
+    run.fail(
+      'backup-failed',
+      `The backup before migrating failed, so no migration was applied: ${errorMessage(error)}`,
+      error,
+    );
+  }
+}
+
+export async function integrity(run: Run, after: string): Promise<void> {
+  const client = run.session.client!;
+  if (run.v.checks.length > 0) run.result.checks = await runIntegrityChecks(client, run.v.checks, run.log);
+  if (run.options.validateConstraints !== false)
+    run.result.constraints = await validatePendingConstraints(client, run.log);
+  const failedChecks = run.result.checks.filter((c) => !c.passed);
+  const failedConstraints = run.result.constraints.filter((c) => !c.validated);
+  if (failedChecks.length === 0 && failedConstraints.length === 0) return;
+  const lines = [
+    ...failedChecks.map(
+      (c) =>
+        `  check ${c.name}: ${c.error ? `could not run: ${c.error}` : `${c.rowCount} row(s), e.g. ${c.sample[0] ?? ''}`}`,
+    ),
+    ...failedConstraints.map(
+      (c) => `  constraint ${c.constraint} on ${c.schema}.${c.table}: ${c.error ?? 'not valid'}`,
+    ),
+  ];
+  run.fail('checks-failed', `Integrity checks failed ${after}:\n${lines.join('\n')}`);
+}
