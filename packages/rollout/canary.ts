@@ -961,8 +961,15 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
       return result(false, 'aborted', 0, reason, { timings });
     }
     await router.toStable();
+    // The router restores the capacity the canary started with; the overlay may ask for another.
+    const size = options.release?.deployment.spec?.replicas ?? total;
+    if (size !== total) {
+      await scaleDeployment(client, namespace, stableName, size);
+      const resized = await waitReady(client, namespace, stableName, restoreWaits);
+      if (!resized.ok) log.warning(`${stableName} did not reach ${size} ready pod(s): ${resized.message}`);
+    }
     await removeCanaryObjects(false);
-    const reason = `${stableName} runs ${image} on all ${total} pod(s); the canary was removed`;
+    const reason = `${stableName} runs ${image} on all ${size} pod(s); the canary was removed`;
     await saveState({ phase: 'promoted', weight: '100', reason, stableReplicas: null, stableImage: null });
     log.info(reason);
     return result(true, 'promoted', 100, reason);
