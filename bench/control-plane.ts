@@ -19,11 +19,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { silentLogger } from '../packages/core/index.ts';
 import { KubeClient } from '../packages/kube/client.ts';
-import {
-  type DeploymentObject,
-  deploymentRolloutStatus,
-  waitForDeployment,
-} from '../packages/kube/rollout.ts';
+import { type DeploymentObject, waitForDeployment } from '../packages/kube/rollout.ts';
+import { deploymentRolloutStatus } from '../packages/kube/status-viewers.ts';
 import { runBuiltAction } from '../packages/runner/action-runner.ts';
 import { LocalGitHub } from '../packages/testkit/local-github.ts';
 import { type Cluster, startCluster } from '../tooling/cluster.ts';

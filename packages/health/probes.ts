@@ -1,4 +1,5 @@
 import { errorMessage, redactSecrets } from '../core/index.ts';
+import { collectionPathOf, labelQuery, pathOf } from '../kube/objects.ts';
 import {
   type Check,
   checkSecrets,
@@ -269,11 +270,10 @@ export async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext)
     throw new ProbeSetupError(
       `check '${check.name}' reads the cluster but no cluster access was given (kubeconfig)`,
     );
-  const ns = encodeURIComponent(check.namespace);
   let deployment: DeploymentView | undefined;
   try {
     deployment = (await ctx.kube.getJson(
-      `/apis/apps/v1/namespaces/${ns}/deployments/${encodeURIComponent(check.workload)}`,
+      pathOf('Deployment', check.namespace, check.workload),
       check.timeoutMs,
     )) as DeploymentView | undefined;
   } catch (error) {
@@ -291,13 +291,10 @@ export async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext)
     problems.push(`${st.updatedReplicas ?? 0} of ${desired} replicas are updated`);
   if (available < desired) problems.push(`${available} of ${desired} replicas are available`);
 
-  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
   let pods: PodView[] = [];
   try {
     const list = (await ctx.kube.getJson(
-      `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(selector)}`,
+      `${collectionPathOf('Pod', check.namespace)}${labelQuery(deployment.spec?.selector?.matchLabels)}`,
       check.timeoutMs,
     )) as { items?: PodView[] } | undefined;
     pods = list?.items ?? [];

@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import { errorMessage, formatDuration, type Logger, PipelineError } from '../core/index.ts';
 import { KubeApiError, type KubeClient } from './client.ts';
+import { collectionPathOf, pathOf } from './objects.ts';
+import type { KubeObject } from './resources.ts';
+import { watchUntil } from './watch.ts';
 
-interface LeaseObject {
+export interface LeaseObject extends KubeObject {
   apiVersion: 'coordination.k8s.io/v1';
   kind: 'Lease';
-  metadata: { name: string; namespace: string; resourceVersion?: string; labels?: Record<string, string> };
+  metadata: KubeObject['metadata'] & { name: string; namespace: string };
   spec: {
     holderIdentity?: string;
     leaseDurationSeconds?: number;
@@ -38,6 +41,55 @@ function expiresAt(lease: LeaseObject): number {
 }
 
 /**
+ * The acquisition rule, on what the Lease holds now: create it when there is none; take it when
+ * it is ours, free, or expired (a holder that died stops renewing); otherwise undefined (wait).
+ */
+export function claimLease(o: {
+  existing: LeaseObject | undefined;
+  name: string;
+  namespace: string;
+  holder: string;
+  durationSeconds: number;
+  now: number;
+  labels?: Record<string, string> | undefined;
+}): { method: 'POST' | 'PUT'; body: LeaseObject; tookOverFrom?: string } | undefined {
+  const { existing, holder, now } = o;
+  if (!existing)
+    return {
+      method: 'POST',
+      body: {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: o.name, namespace: o.namespace, ...(o.labels ? { labels: o.labels } : {}) },
+        spec: {
+          holderIdentity: holder,
+          leaseDurationSeconds: o.durationSeconds,
+          acquireTime: microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: 0,
+        },
+      },
+    };
+  const other = existing.spec.holderIdentity;
+  if (other && other !== holder && expiresAt(existing) > now) return undefined;
+  return {
+    method: 'PUT',
+    ...(other && other !== holder ? { tookOverFrom: other } : {}),
+    body: {
+      ...existing,
+      spec: {
+        ...existing.spec,
+        holderIdentity: holder,
+        leaseDurationSeconds: o.durationSeconds,
+        acquireTime: microTime(now),
+        renewTime: microTime(now),
+        leaseTransitions: (existing.spec.leaseTransitions ?? 0) + (other === holder ? 0 : 1),
+      },
+    },
+  };
+}
+
+/**
  * A mutual-exclusion lock held as a coordination.k8s.io Lease: two deploys of the same app to
  * the same environment never interleave. The second waits (watching the Lease, up to
  * `waitTimeoutMs`); a holder that died stops renewing, and its lease is taken over once expired.
@@ -55,8 +107,8 @@ export async function acquireLease(options: {
   signal?: AbortSignal;
 }): Promise<HeldLease> {
   const { client, namespace, name, holder, logger } = options;
-  const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
-  const path = `${collection}/${encodeURIComponent(name)}`;
+  const collection = collectionPathOf('Lease', namespace);
+  const path = pathOf('Lease', namespace, name);
   const durationSeconds = Math.max(1, Math.round(options.leaseDurationMs / 1000));
   const started = Date.now();
   const deadline = started + options.waitTimeoutMs;
@@ -69,50 +121,29 @@ export async function acquireLease(options: {
     const now = Date.now();
     const existing = await client.getJson<LeaseObject>(path);
     let held: LeaseObject | undefined;
+    const claim = claimLease({
+      existing,
+      name,
+      namespace,
+      holder,
+      durationSeconds,
+      now,
+      labels: options.labels,
+    });
     try {
-      if (!existing) {
+      if (claim?.tookOverFrom) {
+        tookOverFrom = claim.tookOverFrom;
+        logger.warning(
+          `The deploy lock ${namespace}/${name} was held by ${tookOverFrom}, which stopped renewing it ${formatDuration(now - expiresAt(existing!))} ago; taking it over`,
+        );
+      }
+      if (claim?.method === 'POST')
         held = await client.json<LeaseObject>('POST', collection, {
-          body: {
-            apiVersion: 'coordination.k8s.io/v1',
-            kind: 'Lease',
-            metadata: { name, namespace, ...(options.labels ? { labels: options.labels } : {}) },
-            spec: {
-              holderIdentity: holder,
-              leaseDurationSeconds: durationSeconds,
-              acquireTime: microTime(now),
-              renewTime: microTime(now),
-              leaseTransitions: 0,
-            },
-          },
+          body: claim.body,
           // A repeat after a 5xx answers 409 if the first got through; the loop then reads who holds it.
           idempotent: true,
         });
-      } else if (
-        existing.spec.holderIdentity === holder ||
-        !existing.spec.holderIdentity ||
-        expiresAt(existing) <= now
-      ) {
-        if (existing.spec.holderIdentity && existing.spec.holderIdentity !== holder) {
-          tookOverFrom = existing.spec.holderIdentity;
-          logger.warning(
-            `The deploy lock ${namespace}/${name} was held by ${tookOverFrom}, which stopped renewing it ${formatDuration(now - expiresAt(existing))} ago; taking it over`,
-          );
-        }
-        held = await client.json<LeaseObject>('PUT', path, {
-          body: {
-            ...existing,
-            spec: {
-              ...existing.spec,
-              holderIdentity: holder,
-              leaseDurationSeconds: durationSeconds,
-              acquireTime: microTime(now),
-              renewTime: microTime(now),
-              leaseTransitions:
-                (existing.spec.leaseTransitions ?? 0) + (existing.spec.holderIdentity === holder ? 0 : 1),
-            },
-          },
-        });
-      }
+      else if (claim) held = await client.json<LeaseObject>('PUT', path, { body: claim.body });
     } catch (error) {
       // Someone else created or took it between our read and write: look again.
       if (error instanceof KubeApiError && (error.status === 409 || error.status === 422)) continue;
@@ -148,24 +179,22 @@ export async function acquireLease(options: {
       announced = true;
     }
     // Sleep on the Lease itself: a release or change wakes us at once; expiry wakes us by time.
-    const until = Math.min(deadline, expiresAt(existing!) + 50) - Date.now();
-    const stop = new AbortController();
-    const timer = setTimeout(() => stop.abort(), Math.max(10, until));
-    const outer = () => stop.abort();
-    options.signal?.addEventListener('abort', outer, { once: true });
     try {
-      await client.watch(collection, {
-        resourceVersion: existing!.metadata.resourceVersion!,
+      await watchUntil<LeaseObject, true>({
+        client,
+        path: collection,
         fieldSelector: `metadata.name=${name}`,
-        signal: stop.signal,
-        onEvent: () => true,
+        deadline: Math.max(Date.now() + 10, Math.min(deadline, expiresAt(existing!) + 50)),
+        logger,
+        ...(options.signal ? { signal: options.signal } : {}),
+        condition: (leases) =>
+          leases.get(name)?.metadata.resourceVersion !== existing!.metadata.resourceVersion
+            ? true
+            : undefined,
       });
     } catch (error) {
       logger.debug(`watching the deploy lock: ${errorMessage(error)}`);
       await new Promise((r) => setTimeout(r, 500));
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', outer);
     }
   }
 }

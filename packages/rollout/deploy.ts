@@ -2,10 +2,8 @@ import {
   type Clock,
   errorMessage,
   InputError,
-  isTransientNetworkError,
   type Logger,
   PipelineError,
-  type RetryDecision,
   retry,
   systemClock,
 } from '../core/index.ts';
@@ -21,6 +19,13 @@ import {
   resolveObjects,
 } from '../kube/apply.ts';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
+import {
+  currentRevision,
+  REVISION_ANNOTATION,
+  type RollbackResult,
+  rollbackWorkload,
+  workloadHistory,
+} from '../kube/history.ts';
 import { acquireRolloutLock, type HeldLease, type LockRequest } from '../kube/lease.ts';
 import { checkObjectLimits, PROTECTED_NAMESPACES } from '../kube/limits.ts';
 import {
@@ -29,17 +34,11 @@ import {
   substituteImages,
   workloadImages,
 } from '../kube/manifests.ts';
+import { mergePatch, pathOf } from '../kube/objects.ts';
 import { ResourceCatalog } from '../kube/resources.ts';
-import {
-  type DeploymentObject,
-  type PodProblem,
-  podDiagnostics,
-  REVISION_ANNOTATION,
-  type RollbackResult,
-  type RolloutEvent,
-  rollbackDeployment,
-  waitForDeployment,
-} from '../kube/rollout.ts';
+import { type PodProblem, podDiagnostics, type RolloutEvent, waitForWorkload } from '../kube/rollout.ts';
+import { isWaitedKind, KIND_WORDS, type WorkloadKind, type WorkloadObject } from '../kube/status-viewers.ts';
+import { transientKubeFault } from '../kube/watch.ts';
 
 export interface DeployOptions {
   client: KubeClient;
@@ -71,7 +70,7 @@ export interface DeployOptions {
 }
 
 export interface WorkloadResult {
-  kind: string;
+  kind: WorkloadKind;
   name: string;
   ok: boolean;
   message: string;
@@ -84,7 +83,7 @@ export interface WorkloadResult {
   diagnostics: { pod: string; events: string[]; logs: string }[];
   /** The revision a failed release goes back to: the last one a deploy saw healthy, else the one before. */
   rollbackTarget?: string;
-  /** `failed`: the Deployment should have gone back and did not (API faults, lost lock, history gone). */
+  /** `failed`: the workload should have gone back and did not (API faults, lost lock, history gone). */
   rollback?: RollbackResult & { ok: boolean; waitMessage: string; failed?: boolean };
 }
 
@@ -288,18 +287,6 @@ export function explainAccessError(
  */
 export const LAST_GOOD_REVISION_ANNOTATION = 'pipeline.dev/last-good-revision';
 
-/** API faults worth another try of a whole rollback step: throttling, 5xx, a dropped connection. */
-function transientKubeFault(error: unknown): RetryDecision {
-  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
-    if (e instanceof KubeApiError)
-      return [429, 500, 502, 503, 504].includes(e.status)
-        ? { retry: true, reason: `HTTP ${e.status}` }
-        : { retry: false };
-    e = (e as { cause?: unknown }).cause;
-  }
-  return isTransientNetworkError(error) ? { retry: true, reason: errorMessage(error) } : { retry: false };
-}
-
 async function recordLastGood(
   client: KubeClient,
   namespace: string,
@@ -308,21 +295,38 @@ async function recordLastGood(
 ): Promise<void> {
   if (!w.revision) return;
   try {
-    await client.request(
-      'PATCH',
-      `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(w.name)}?fieldManager=pipeline-last-good`,
-      {
-        body: JSON.stringify({ metadata: { annotations: { [LAST_GOOD_REVISION_ANNOTATION]: w.revision } } }),
-        contentType: 'application/merge-patch+json',
-        // Sets an absolute value: a repeat after a 5xx does no harm.
-        idempotent: true,
-      },
+    await mergePatch(
+      client,
+      pathOf(w.kind, namespace, w.name),
+      { metadata: { annotations: { [LAST_GOOD_REVISION_ANNOTATION]: w.revision } } },
+      'pipeline-last-good',
     );
   } catch (error) {
     log.warning(
-      `Could not record revision ${w.revision} of deployment "${w.name}" as the last good one (a later rollback goes to the revision before the current one): ${errorMessage(error)}`,
+      `Could not record revision ${w.revision} of ${KIND_WORDS[w.kind]} "${w.name}" as the last good one (a later rollback goes to the revision before the current one): ${errorMessage(error)}`,
     );
   }
+}
+
+/** "deployment(s)" when all are Deployments (as the log always said), else "workload(s)". */
+function workloadWords(workloads: WorkloadResult[]): string {
+  return workloads.every((w) => w.kind === 'Deployment') ? 'deployment(s)' : 'workload(s)';
+}
+
+/** The live workload before the apply and the revision it runs (Deployment annotation, or its history). */
+async function revisionBefore(
+  client: KubeClient,
+  namespace: string,
+  kind: WorkloadKind,
+  name: string,
+): Promise<{ object: WorkloadObject; revision?: string } | undefined> {
+  const object = await client.getJson<WorkloadObject>(pathOf(kind, namespace, name));
+  if (!object) return undefined;
+  const revision =
+    kind === 'Deployment'
+      ? object.metadata.annotations?.[REVISION_ANNOTATION]
+      : currentRevision(kind, object, await workloadHistory(client, namespace, kind, object))?.revision;
+  return { object, ...(revision ? { revision: String(revision) } : {}) };
 }
 
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
@@ -366,39 +370,33 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         signal: options.signal,
       });
   try {
-    const deployments = resolved.filter((o) => o.object.kind === 'Deployment');
-    for (const other of resolved.filter(
-      (o) => o.object.kind === 'StatefulSet' || o.object.kind === 'DaemonSet',
-    )) {
-      log.warning(
-        `${other.object.kind}/${other.object.metadata.name} is applied, but only Deployments are waited for and rolled back`,
-      );
-    }
-    const previous = new Map<string, DeploymentObject | undefined>();
-    for (const d of deployments) {
+    // Deployments first, as they were the only workloads waited for: the outputs name the first.
+    const waited = [
+      ...resolved.filter((o) => o.object.kind === 'Deployment'),
+      ...resolved.filter((o) => o.object.kind !== 'Deployment' && isWaitedKind(o.object.kind)),
+    ];
+    const previous = new Map<string, { object: WorkloadObject; revision?: string } | undefined>();
+    for (const d of waited) {
+      const kind = d.object.kind as WorkloadKind;
       previous.set(
-        d.object.metadata.name!,
-        await client.getJson<DeploymentObject>(
-          `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(d.object.metadata.name!)}`,
-        ),
+        `${kind}/${d.object.metadata.name}`,
+        await revisionBefore(client, namespace, kind, d.object.metadata.name!),
       );
     }
-    const workloads: WorkloadResult[] = deployments.map((d) => {
-      const before = previous.get(d.object.metadata.name!);
-      const lastGood = before?.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION];
-      const current = before?.metadata.annotations?.[REVISION_ANNOTATION];
-      const target = lastGood || current;
+    const workloads: WorkloadResult[] = waited.map((d) => {
+      const kind = d.object.kind as WorkloadKind;
+      const before = previous.get(`${kind}/${d.object.metadata.name}`);
+      const lastGood = before?.object.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION];
+      const target = lastGood || before?.revision;
       return {
-        kind: 'Deployment',
+        kind,
         name: d.object.metadata.name!,
         ok: true,
         message: '',
-        ...(before?.metadata.annotations?.[REVISION_ANNOTATION]
-          ? { previousRevision: before.metadata.annotations[REVISION_ANNOTATION] }
-          : {}),
+        ...(before?.revision ? { previousRevision: before.revision } : {}),
         ...(target ? { rollbackTarget: target } : {}),
         images: workloadImages(d.object),
-        previousImages: before ? workloadImages(before) : [],
+        previousImages: before ? workloadImages(before.object) : [],
         timeline: [],
         problems: [],
         diagnostics: [],
@@ -420,7 +418,7 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         return false;
       }
       let any = false;
-      await log.group(`Rolling back ${changed.length} deployment(s)`, async () => {
+      await log.group(`Rolling back ${changed.length} ${workloadWords(changed)}`, async () => {
         const rollbackDeadline = clock.now() + options.timeoutMs;
         // The same patience as the apply: the client retries each request, and a step that still
         // fails on an API fault is tried again with backoff until the rollback's deadline.
@@ -441,14 +439,14 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
               rolledBack: false,
               ok: false,
               waitMessage: '',
-              message: `deployment "${w.name}" has no previous revision to roll back to (first deploy)`,
+              message: `${KIND_WORDS[w.kind]} "${w.name}" has no previous revision to roll back to (first deploy)`,
             };
             log.info(w.rollback.message);
             continue;
           }
           try {
-            const result = await again(`Rolling back deployment "${w.name}"`, () =>
-              rollbackDeployment(client, namespace, w.name, w.rollbackTarget),
+            const result = await again(`Rolling back ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
+              rollbackWorkload(client, namespace, w.kind, w.name, w.rollbackTarget),
             );
             log.info(result.message);
             if (!result.rolledBack) {
@@ -458,10 +456,11 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
               continue;
             }
             any = true;
-            const outcome = await again(`Waiting for the rollback of deployment "${w.name}"`, () =>
-              waitForDeployment({
+            const outcome = await again(`Waiting for the rollback of ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
+              waitForWorkload({
                 client,
                 namespace,
+                kind: w.kind,
                 name: w.name,
                 deadline: rollbackDeadline,
                 stuckGraceMs: options.stuckGraceMs,
@@ -478,7 +477,7 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
               ok: false,
               failed: true,
               waitMessage: '',
-              message: `rolling back deployment "${w.name}" failed: ${errorMessage(error)}`,
+              message: `rolling back ${KIND_WORDS[w.kind]} "${w.name}" failed: ${errorMessage(error)}`,
             };
             log.error(`NOT ROLLED BACK: ${w.rollback.message}`);
           }
@@ -488,7 +487,7 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
     };
     const changedBy = (applied: AppliedObject[]) =>
       workloads.filter((w) =>
-        applied.some((a) => a.kind === 'Deployment' && a.name === w.name && a.action !== 'unchanged'),
+        applied.some((a) => a.kind === w.kind && a.name === w.name && a.action !== 'unchanged'),
       );
 
     if (!options.dryRun) {
@@ -588,13 +587,14 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
     const signal = lease
       ? AbortSignal.any([lease.lost, ...(options.signal ? [options.signal] : [])])
       : options.signal;
-    await log.group(`Waiting for ${workloads.length} deployment(s) to roll out`, () =>
+    await log.group(`Waiting for ${workloads.length} ${workloadWords(workloads)} to roll out`, () =>
       Promise.all(
         workloads.map(async (w) => {
           try {
-            const outcome = await waitForDeployment({
+            const outcome = await waitForWorkload({
               client,
               namespace,
+              kind: w.kind,
               name: w.name,
               deadline,
               stuckGraceMs: options.stuckGraceMs,
@@ -611,7 +611,7 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
               w.diagnostics = await podDiagnostics(client, namespace, outcome.problems).catch(() => []);
           } catch (error) {
             w.ok = false;
-            w.message = `waiting for deployment "${w.name}" failed: ${errorMessage(error)}`;
+            w.message = `waiting for ${KIND_WORDS[w.kind]} "${w.name}" failed: ${errorMessage(error)}`;
           }
         }),
       ),
@@ -621,7 +621,8 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
       for (const w of workloads)
         if (
           w.revision &&
-          w.revision !== previous.get(w.name)?.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION]
+          w.revision !==
+            previous.get(`${w.kind}/${w.name}`)?.object.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION]
         )
           await recordLastGood(client, namespace, w, log);
       // Only now: a rollback needs what the previous release used, so nothing is pruned before success.
@@ -649,7 +650,7 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         durationMs: clock.now() - started,
       };
     }
-    // Every Deployment this run changed goes back, not only the failed ones: a release moves together.
+    // Every workload this run changed goes back, not only the failed ones: a release moves together.
     const rolledBack = await rollBack(changedBy(applied));
     return {
       ...base(),

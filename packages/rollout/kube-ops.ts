@@ -1,11 +1,25 @@
 import { type Clock, errorMessage, InputError, type Logger } from '../core/index.ts';
 import type { Check, GateResult, KubeAccess, Measurement } from '../health/index.ts';
 import { runHealthGate } from '../health/index.ts';
-import { KubeApiError, type KubeClient } from '../kube/client.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { isPodReady, ns, selectorText, selects } from '../kube/objects.ts';
 import type { KubeObject } from '../kube/resources.ts';
 import { type DeploymentObject, type RolloutOutcome, waitForDeployment } from '../kube/rollout.ts';
 
 /** What the canary and blue-green engines share: small, exact operations on plain objects. */
+
+// The primitives live in kube/objects.ts; the strategies import them from here.
+export {
+  deleteIfExists,
+  deploymentPath,
+  isPodReady,
+  mergePatch,
+  ns,
+  scaleDeployment,
+  selectorText,
+  selects,
+  servicePath,
+} from '../kube/objects.ts';
 
 export interface ServiceObject extends KubeObject {
   spec?: {
@@ -17,54 +31,6 @@ export interface ServiceObject extends KubeObject {
 
 export interface PodView extends KubeObject {
   status?: { conditions?: { type: string; status: string }[] };
-}
-
-export const ns = (namespace: string) => encodeURIComponent(namespace);
-export const deploymentPath = (namespace: string, name: string) =>
-  `/apis/apps/v1/namespaces/${ns(namespace)}/deployments/${encodeURIComponent(name)}`;
-export const servicePath = (namespace: string, name: string) =>
-  `/api/v1/namespaces/${ns(namespace)}/services/${encodeURIComponent(name)}`;
-
-export function selectorText(labels: Record<string, string>): string {
-  return Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-}
-
-/** Whether a selector (all of its pairs) matches a set of labels. */
-export function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  const pairs = Object.entries(selector);
-  return pairs.length > 0 && pairs.every(([k, v]) => labels[k] === v);
-}
-
-export async function mergePatch<T = unknown>(client: KubeClient, path: string, patch: unknown): Promise<T> {
-  return client.json<T>('PATCH', `${path}?fieldManager=pipeline-rollout`, {
-    body: JSON.stringify(patch),
-    contentType: 'application/merge-patch+json',
-    // A merge patch sets absolute values: repeating it after a 5xx does no harm.
-    idempotent: true,
-  });
-}
-
-export async function scaleDeployment(
-  client: KubeClient,
-  namespace: string,
-  name: string,
-  replicas: number,
-): Promise<void> {
-  await mergePatch(client, deploymentPath(namespace, name), { spec: { replicas } });
-}
-
-export async function deleteIfExists(client: KubeClient, path: string): Promise<boolean> {
-  try {
-    await client.request('DELETE', path, {
-      body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background' },
-    });
-    return true;
-  } catch (error) {
-    if (error instanceof KubeApiError && error.status === 404) return false;
-    throw error;
-  }
 }
 
 export interface WaitSettings {
@@ -136,10 +102,6 @@ function inputProblem(input: string, problem: string, accepted: string): InputEr
 export function containerImage(d: DeploymentObject | undefined, container: string | undefined): string {
   const containers = (d?.spec?.template?.spec?.containers ?? []) as { name: string; image: string }[];
   return (container ? containers.find((c) => c.name === container) : containers[0])?.image ?? '';
-}
-
-export function isPodReady(pod: PodView): boolean {
-  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 /** Request counters of the pods behind a selector, read from each ready pod's metrics endpoint. */
