@@ -6,6 +6,7 @@ export const OUR_ACTIONS = [
   'canary-shift',
   'blue-green-switch',
   'notify',
+  'release-gate',
 ];
 
 /** Which of our actions a `uses:` names: `./notify`, `./.github/../notify`, or `<owner>/pipeline/notify@v1`. */
