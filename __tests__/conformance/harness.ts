@@ -112,9 +112,23 @@ export interface Suite {
 
 const timings = new Map<string, number>();
 
+/**
+ * clusterKinds(), or outside CI the one kind CONFORMANCE_KINDS names (bench/conformance.ts times
+ * each kind on its own that way); CI always runs every kind.
+ */
+function kindsToRun(): ClusterKind[] {
+  const all = clusterKinds();
+  const only = process.env['CONFORMANCE_KINDS'];
+  if (!only || process.env['CI'] === 'true') return all;
+  const wanted = only.split(',').filter((k): k is ClusterKind => all.includes(k as ClusterKind));
+  if (wanted.length === 0)
+    throw new Error(`CONFORMANCE_KINDS=${only}: none of ${all.join(', ')} is available`);
+  return wanted;
+}
+
 /** Starts one cluster of every kind for the test file; prints each kind's time when done. */
 export function conformanceSuite(file: string, options: ClusterOptions = {}): Suite {
-  const kinds = clusterKinds();
+  const kinds = kindsToRun();
   const clusters = new Map<ClusterKind, Cluster>();
   let counter = 0;
   beforeAll(async () => {
