@@ -26,6 +26,18 @@ export function isActivePod(pod: KubeObject): boolean {
   return !pod.metadata.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed';
 }
 
+/** The ownerReference a controller puts on what it creates. */
+export function controllerRef(owner: KubeObject) {
+  return {
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: owner.metadata.name!,
+    uid: owner.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
 export function podFromTemplate(owner: KubeObject, template: JsonObject, generateName: string): KubeObject {
   const meta = (template['metadata'] ?? {}) as JsonObject;
   return {
@@ -36,16 +48,7 @@ export function podFromTemplate(owner: KubeObject, template: JsonObject, generat
       namespace: owner.metadata.namespace!,
       labels: clone((meta['labels'] ?? {}) as Record<string, string>),
       ...(meta['annotations'] ? { annotations: clone(meta['annotations'] as Record<string, string>) } : {}),
-      ownerReferences: [
-        {
-          apiVersion: owner.apiVersion,
-          kind: owner.kind,
-          name: owner.metadata.name!,
-          uid: owner.metadata.uid!,
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
+      ownerReferences: [controllerRef(owner)],
     },
     spec: clone(template['spec'] ?? {}),
   };
