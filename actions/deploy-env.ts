@@ -1,4 +1,5 @@
 import { defineInputs, input } from '../packages/config/index.ts';
+import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import {
   checkImageInput,
@@ -7,12 +8,29 @@ import {
   validReplicas,
 } from '../packages/kube/limits.ts';
 import { imageRepository, loadManifests } from '../packages/kube/manifests.ts';
+import { configHash } from '../packages/release/config-hash.ts';
 import type { DeployResult } from '../packages/rollout/deploy.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const NAME_FORM = 'a DNS label: lowercase letters, digits and -, starting and ending with a letter or digit';
+const DEPLOYMENT_PAYLOAD_FORM =
+  'a JSON or YAML mapping of extra facts for the GitHub deployment (strategy, migrationsVersion, breakGlass, rollback)';
+const RESERVED_PAYLOAD_KEYS = ['app', 'namespace', 'images', 'cluster', 'configHash', 'revision'];
+
+function deploymentPayload(doc: unknown, name: string): Record<string, unknown> {
+  if (doc === null || doc === undefined || doc === '') return {};
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new InputError(name, 'is not a mapping', DEPLOYMENT_PAYLOAD_FORM);
+  const reserved = Object.keys(doc).find((k) => RESERVED_PAYLOAD_KEYS.includes(k));
+  if (reserved)
+    throw new InputError(name, `sets ${reserved}, which deploy-env records itself`, DEPLOYMENT_PAYLOAD_FORM);
+  if (JSON.stringify(doc).length > 16_384)
+    throw new InputError(name, 'is over 16 KiB', `${DEPLOYMENT_PAYLOAD_FORM}, under 16 KiB`);
+  return doc as Record<string, unknown>;
+}
+
 const CLUSTER_KINDS_FORM =
   'Kubernetes kinds such as Namespace or ClusterRole, comma-separated or one per line';
 
@@ -55,6 +73,7 @@ export const schema = defineInputs({
   'environment-url': input.url({ public: true }),
   'github-token': input.secret(),
   'github-deployment': input.boolean({ default: 'true' }),
+  'deployment-payload': yamlInput(deploymentPayload, { accepted: DEPLOYMENT_PAYLOAD_FORM }),
   'production-environment': input.boolean(),
   'transient-environment': input.boolean({ default: 'false' }),
   ...clusterInputs,
@@ -126,7 +145,7 @@ export async function main(): Promise<void> {
       });
       const { prepareObjects, deploy } = await import('../packages/rollout/deploy.ts');
       // Image names that match nothing are input errors: find them before touching anything.
-      prepareObjects({
+      const prepared = prepareObjects({
         objects,
         images,
         replicas,
@@ -173,6 +192,7 @@ export async function main(): Promise<void> {
         return;
       }
 
+      const config = configHash(prepared.objects.map((o) => o.object as unknown as Record<string, unknown>));
       let github:
         | { deploymentId: number; octokit: import('../packages/github/deployments.ts').Octokit }
         | undefined;
@@ -242,7 +262,16 @@ export async function main(): Promise<void> {
                   ref: run.sha || run.ref,
                   environment: inputs.environment,
                   description: `${app} ${[...images.values()].join(', ')}`.trim(),
-                  payload: { app, namespace, images: Object.fromEntries(images), cluster: client.server },
+                  // What a rollback needs to redeploy this release exactly (rollback.yml).
+                  payload: {
+                    ...inputs.deploymentPayload,
+                    app,
+                    namespace,
+                    images: Object.fromEntries(images),
+                    cluster: client.server,
+                    configHash: config,
+                    revision: run.sha,
+                  },
                   productionEnvironment: inputs.productionEnvironment ?? inputs.environment === 'production',
                   transientEnvironment: inputs.transientEnvironment,
                 },
@@ -265,6 +294,7 @@ export async function main(): Promise<void> {
         client.close();
       }
 
+      setOutput('config-hash', config);
       const primary = result.workloads[0];
       setOutput('revision', primary?.revision ?? '');
       setOutput('previous-revision', primary?.previousRevision ?? '');

@@ -214,7 +214,7 @@ describe('deploy.yml with deploy windows and freezes', () => {
       actor: 'carol',
     });
     const deploy = jobs['production/deploy']!;
-    expect(deploy.conclusion).toBe('success');
+    expect([deploy.conclusion, deploy.steps.filter((s) => s.conclusion === 'failure').map((s) => `${s.id}: ${s.error ?? ''} ${s.log.slice(-800)}`)]).toEqual(['success', []]);
     expect(deploy.outputs.ended).toBe('succeeded');
     expect(deploy.outputs.gate).toMatch(
       /^production: BREAK GLASS by carol \(member of @acme\/sre\): payments are down, hotfix 1\.2\.4/,
@@ -222,5 +222,24 @@ describe('deploy.yml with deploy windows and freezes', () => {
     expect(liveImage()).toBe(IMAGE);
     expect(slackText()).toContain('BREAK GLASS by carol');
     expect(deploy.steps.find((s) => s.id === 'window')!.summary).toContain('granted to carol');
+    // The release and its break glass are in the GitHub deployment, for the record and for rollback.yml.
+    const release = github.deployments.find(
+      (d) => String(d.id) === deploy.steps.find((s) => s.id === 'rolling')!.outputs['deployment-id'],
+    );
+    expect(release!.payload).toMatchObject({
+      app: 'shop',
+      images: { 'ghcr.io/acme/shop': IMAGE },
+      configHash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+      revision: 'c'.repeat(40),
+      strategy: 'rolling',
+      migrationsVersion: '',
+      breakGlass: {
+        actor: 'carol',
+        reason: 'payments are down, hotfix 1.2.4',
+        because: 'member of @acme/sre',
+        overrode: ['freeze'],
+      },
+    });
+    expect(release!.statuses.at(-1)!.state).toBe('success');
   }, 180_000);
 });
