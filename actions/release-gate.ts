@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
-import { InputError } from '../packages/core/index.ts';
+import { InputError, PipelineError } from '../packages/core/index.ts';
 import {
   type BreakGlassDecision,
   BreakGlassError,
@@ -56,7 +56,10 @@ function windowsFor(doc: unknown, name: string): (environment: string) => Schedu
   return (environment) => parsed.get(environment) ?? parsed.get('*');
 }
 
+export const MODES = ['check', 'known-good', 'pin'] as const;
+
 export const schema = defineInputs({
+  mode: input.enum(MODES, { default: 'check' }),
   environment: input.string({
     required: true,
     pattern: /^[\w.-]+$/,
@@ -73,6 +76,17 @@ export const schema = defineInputs({
   checkpoint: input.string({ default: 'before the deploy' }),
   'github-token': input.secret(),
   'record-blocked': input.boolean({ default: 'true' }),
+  'deployment-id': input.integer({
+    min: 1,
+    accepted: 'the numeric ID of a successful GitHub deployment of the environment',
+  }),
+  'schema-version': input.string({
+    pattern: /^(\d+(\.\d+)*)?$/,
+    accepted:
+      "the database's current migration version (the current-version output of run-migrations status)",
+  }),
+  'down-migrations': input.boolean({ default: 'false' }),
+  reason: input.string(),
   summary: input.boolean({ default: 'true' }),
 });
 
@@ -85,8 +99,108 @@ function freezesFrom(text: string | undefined, name: string, source: string): Fr
   }
 }
 
+type Context = Parameters<Parameters<typeof runAction<typeof schema>>[1]>[0];
+
+async function githubOf(ctx: Context) {
+  if (!ctx.inputs.githubToken)
+    throw new InputError(
+      'github-token',
+      `is required with mode ${ctx.inputs.mode}`,
+      'a token with deployments: read (known-good) or environment variables: write (pin)',
+    );
+  const gh = await import('../packages/github/deployments.ts');
+  return gh.createOctokit({ token: ctx.inputs.githubToken, apiUrl: ctx.run.apiUrl });
+}
+
+/** known-good: which earlier deployment to return to, and whether the database still fits it. */
+async function knownGood(ctx: Context): Promise<void> {
+  const { inputs, run, log, setOutput, writeSummary } = ctx;
+  const app = inputs.app || run.repo;
+  if (inputs.schemaVersion === undefined)
+    throw new InputError(
+      'schema-version',
+      'is required with mode known-good (use 0 for a database without migrations)',
+      'the current-version output of run-migrations status, or 0',
+    );
+  const octokit = await githubOf(ctx);
+  const { listDeployments } = await import('../packages/release/records.ts');
+  const { checkSchema, KnownGoodError, pickKnownGood, releaseOf } = await import(
+    '../packages/release/known-good.ts'
+  );
+  const deployments = await listDeployments(
+    octokit,
+    { owner: run.owner, repo: run.repo, environment: inputs.environment },
+    { onRetry: (m) => log.warning(m) },
+  );
+  let target: ReturnType<typeof pickKnownGood>;
+  try {
+    target = pickKnownGood(deployments, app, inputs.environment, inputs.deploymentId ?? 'previous');
+  } catch (error) {
+    if (error instanceof KnownGoodError) throw new PipelineError(`Nothing was changed: ${error.message}`);
+    throw error;
+  }
+  const release = releaseOf(target);
+  const schemaCheck = checkSchema(release, inputs.schemaVersion, inputs.downMigrations);
+  const image = Object.values(release.images)[0]!;
+  const line = `${inputs.environment}: return to deployment ${target.id} (${image}, commit ${target.sha.slice(0, 12)}); ${schemaCheck.line}`;
+  setOutput('deployment-id', target.id);
+  setOutput('sha', target.sha);
+  setOutput('image', image);
+  setOutput('config-hash', release.configHash ?? '');
+  setOutput('migrations-version', release.migrationsVersion ?? '');
+  setOutput('strategy', release.strategy ?? '');
+  setOutput('down-to', schemaCheck.downTo ?? '');
+  setOutput('line', line);
+  if (!schemaCheck.ok) throw new PipelineError(`Nothing was changed: ${schemaCheck.line}`);
+  log.info(line);
+  if (inputs.summary)
+    await writeSummary(
+      `### Return to a known-good release: ${inputs.environment}\n\n| | |\n|---|---|\n| deployment | ${target.id} of ${target.createdAt} |\n| image | \`${image}\` |\n| commit | \`${target.sha}\` |\n| configuration | ${release.configHash ? `\`${release.configHash.slice(0, 19)}…\`` : 'not recorded'} |\n| schema | ${schemaCheck.line} |\n`,
+    );
+}
+
+/** pin: freeze the environment on the release a rollback returned to, until someone deletes the variable. */
+async function pin(ctx: Context, now: number): Promise<void> {
+  const { inputs, run, log, setOutput, writeSummary } = ctx;
+  if (!inputs.reason?.trim())
+    throw new InputError(
+      'reason',
+      'is required with mode pin',
+      'why the environment is pinned, shown to whoever is blocked by it',
+    );
+  const octokit = await githubOf(ctx);
+  const { freezeDocument } = await import('../packages/release/freeze.ts');
+  const { PIN_VARIABLE, setEnvironmentVariable } = await import('../packages/release/records.ts');
+  const by = inputs.actor || run.actor || 'rollback';
+  const value = freezeDocument({
+    environments: [inputs.environment],
+    by,
+    at: new Date(now).toISOString(),
+    reason: inputs.reason.trim(),
+  });
+  await setEnvironmentVariable(
+    octokit,
+    { owner: run.owner, repo: run.repo, environment: inputs.environment },
+    PIN_VARIABLE,
+    value,
+    {
+      onRetry: (m) => log.warning(m),
+    },
+  );
+  const line = `${inputs.environment}: pinned by ${by}: ${inputs.reason.trim()}; deploys are blocked until the ${PIN_VARIABLE} variable of the ${inputs.environment} environment is deleted`;
+  setOutput('freeze', value.trim());
+  setOutput('line', line);
+  log.info(line);
+  if (inputs.summary) await writeSummary(`### Pinned: ${inputs.environment}\n\n${line}\n`);
+}
+
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, clock, setOutput, writeSummary }) => {
+  await runAction(schema, async (ctx) => {
+    const { inputs, run, log, clock, setOutput, writeSummary } = ctx;
+    // The local runner's controlled clock (tests and rehearsal only); GitHub never sets it.
+    const fixedNow = process.env.PIPELINE_NOW ? Date.parse(process.env.PIPELINE_NOW) : Number.NaN;
+    if (inputs.mode === 'known-good') return knownGood(ctx);
+    if (inputs.mode === 'pin') return pin(ctx, Number.isFinite(fixedNow) ? fixedNow : clock.now());
     const environment = inputs.environment;
     const freezes = [
       ...freezesFrom(inputs.freeze, 'freeze', 'vars.PIPELINE_FREEZE'),
@@ -121,9 +235,7 @@ export async function main(): Promise<void> {
       throw error;
     }
     const schedule = inputs.windows?.(environment);
-    // The local runner's controlled clock (tests and rehearsal only); GitHub never sets it.
-    const fixed = process.env.PIPELINE_NOW ? Date.parse(process.env.PIPELINE_NOW) : Number.NaN;
-    const now = Number.isFinite(fixed) ? fixed : clock.now();
+    const now = Number.isFinite(fixedNow) ? fixedNow : clock.now();
     const actor = inputs.actor || run.actor;
 
     const gh = inputs.githubToken ? await import('../packages/github/deployments.ts') : undefined;
