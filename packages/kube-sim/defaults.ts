@@ -1,6 +1,7 @@
 /** Defaulting and validation as the API server does them before storing. */
-import { deepEqual, isObject } from './patch.ts';
+
 import { defaultWorkloadSet } from './controllers/revisions.ts';
+import { deepEqual, isObject } from './patch.ts';
 import type { ResourceInfo } from './resources.ts';
 import { type LabelSelectorSpec, selectorPredicate } from './selectors.ts';
 import type { StatusCause } from './status.ts';
