@@ -62,7 +62,9 @@ describe('KWOK stages for the image behaviours', () => {
     expect((await kubectl(kubeconfig, 'auth', 'can-i', 'list', 'deployments', '-n', 'app')).trim()).toBe(
       'yes',
     );
-    await expect(kubectl(kubeconfig, 'auth', 'can-i', 'delete', 'deployments', '-n', 'app')).rejects.toMatchObject({
+    await expect(
+      kubectl(kubeconfig, 'auth', 'can-i', 'delete', 'deployments', '-n', 'app'),
+    ).rejects.toMatchObject({
       stdout: 'no\n',
     });
     await expect(kubectl(kubeconfig, 'get', 'secrets', '-n', 'app')).rejects.toThrow(
@@ -106,8 +108,8 @@ describe('KWOK stages for the image behaviours', () => {
 });
 
 (real ? describe : describe.skip)('the control-plane CLI', () => {
-  test('prints the kubeconfig path as kube-sim’s CLI does, serves kubectl, and cleans up on Ctrl-C', async () => {
-    const child = spawn(process.execPath, ['tooling/control-plane/cli.ts', '--nodes', '1'], {
+  function startCli(args: string[]) {
+    const child = spawn(process.execPath, ['tooling/control-plane/cli.ts', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -115,23 +117,81 @@ describe('KWOK stages for the image behaviours', () => {
       out += c.toString();
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    for (let i = 0; !/^export KUBECONFIG=(.+)$/m.test(out); i++) {
-      if (i > 1200) throw new Error(`no kubeconfig line after 120 s: ${out}`);
+    const ready = (async () => {
+      for (let i = 0; !/^export KUBECONFIG=(.+)$/m.test(out); i++) {
+        if (i > 1200) throw new Error(`no kubeconfig line after 120 s: ${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return {
+        out,
+        kubeconfig: /^export KUBECONFIG=(.+)$/m.exec(out)![1]!,
+        dir: /logs in (\S+?)\)/.exec(out)![1]!,
+      };
+    })();
+    return { child, exited, ready };
+  }
+  const kubectlAt = async (kubeconfig: string, ...args: string[]) =>
+    (await run('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig } })).stdout;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  test('prints the kubeconfig path as kube-sim’s CLI does, serves kubectl with image behaviours, and cleans up on Ctrl-C', async () => {
+    const cli = startCli(['--nodes', '1', '--image', '*:crash*=crash']);
+    const { out, kubeconfig } = await cli.ready;
+    expect(out).toMatch(/^kubeconfig: .+kubeconfig$/m);
+    expect(out).toContain('(1 KWOK node, logs in');
+    expect((await kubectlAt(kubeconfig, 'get', 'nodes', '-o', 'name')).trim()).toBe('node/kwok-node-0');
+    // The server says which release it is, so kubectl's version skew checks work.
+    expect(await kubectlAt(kubeconfig, 'version')).toMatch(/Server Version: v1\.36\.3/);
+    await kubectlAt(kubeconfig, 'run', 'bad', '--image=registry.local/x:crash-1', '--restart=Always');
+    for (let i = 0; ; i++) {
+      const pod = JSON.parse(await kubectlAt(kubeconfig, 'get', 'pod', 'bad', '-o', 'json')) as {
+        status: { containerStatuses?: { state: { waiting?: { reason: string } } }[] };
+      };
+      if (pod.status.containerStatuses?.[0]?.state.waiting?.reason === 'CrashLoopBackOff') break;
+      if (i > 300)
+        throw new Error(`the crash image never reached CrashLoopBackOff: ${JSON.stringify(pod.status)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(out).toMatch(/^kubeconfig: .+kubeconfig$/m);
-    const path = /^export KUBECONFIG=(.+)$/m.exec(out)![1]!;
-    const nodes = (
-      await run('kubectl', ['get', 'nodes', '-o', 'name'], { env: { ...process.env, KUBECONFIG: path } })
-    ).stdout;
-    expect(nodes.trim()).toBe('node/kwok-node-0');
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
-    expect(existsSync(path)).toBe(false);
+    cli.child.kill('SIGINT');
+    expect(await cli.exited).toBe(0);
+    expect(existsSync(kubeconfig)).toBe(false);
   }, 150_000);
 
-  test('rejects a malformed --nodes before starting anything', async () => {
-    const child = spawn(process.execPath, ['tooling/control-plane/cli.ts', '--nodes', 'many'], {
+  test('a CLI killed with SIGKILL takes its components with it, and the next start removes its directory', async () => {
+    const cli = startCli(['--nodes', '1']);
+    const { dir } = await cli.ready;
+    const { stdout } = await run('pgrep', ['-f', dir]);
+    const components = stdout.trim().split('\n').map(Number);
+    expect(components.length).toBeGreaterThanOrEqual(5);
+    cli.child.kill('SIGKILL');
+    await cli.exited;
+    for (let i = 0; components.some(alive); i++) {
+      if (i > 100)
+        throw new Error(`components still running 10 s after the CLI died: ${components.filter(alive)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(existsSync(dir)).toBe(true);
+    const next = await startCluster({ kind: 'real' });
+    try {
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await next.close();
+    }
+  }, 180_000);
+
+  test.each([
+    [['--nodes', 'many'], '--nodes has "many", which is not a whole number from 1 to 100'],
+    [['--bogus'], "Unknown option '--bogus'"],
+    [['--image', 'x=boom'], '--image has "x=boom"; expected PATTERN=MODE with MODE one of ready, crash'],
+  ])('rejects %j before starting anything, with the usage', async (args, message) => {
+    const child = spawn(process.execPath, ['tooling/control-plane/cli.ts', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let err = '';
@@ -139,6 +199,8 @@ describe('KWOK stages for the image behaviours', () => {
       err += c.toString();
     });
     expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(2);
-    expect(err).toContain('--nodes has "many", which is not a whole number from 1 to 100');
+    expect(err).toContain(message);
+    expect(err).toContain('usage: node tooling/control-plane/cli.ts');
+    expect(err).not.toMatch(/\n\s+at /);
   });
 });

@@ -26,7 +26,13 @@ echo "control-plane: building ${binaries[*]} (go $(go env GOVERSION), key $key);
 cd "$here"
 # One go build for all five shares the compile cache and both cores; -trimpath and no debug
 # information keep the binaries small and the link fast.
-GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/" \
+# The version the binaries report (kubectl version, /version, the nodes' kubeletVersion) is the
+# one go.mod pins, stamped as the Kubernetes release build does.
+k8s_version="$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' go.mod)"
+k8s_minor="$(echo "$k8s_version" | cut -d. -f2)"
+kv=k8s.io/component-base/version
+ldflags="-s -w -X $kv.gitVersion=$k8s_version -X $kv.gitMajor=1 -X $kv.gitMinor=$k8s_minor -X $kv.gitTreeState=clean -X $kv.buildDate=1970-01-01T00:00:00Z"
+GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$tmp/" \
   go.etcd.io/etcd/server/v3 \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \

@@ -9,7 +9,15 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { type AddressInfo, createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -70,6 +78,11 @@ export function controlPlaneCacheDir(): string {
   return join(cache, key);
 }
 
+/** The Kubernetes release go.mod pins (what build.sh stamps into the binaries). */
+function pinnedVersion(): string | undefined {
+  return /^\s*k8s\.io\/kubernetes (v[\d.]+)\s*$/m.exec(readFileSync(join(HERE, 'go.mod'), 'utf8'))?.[1];
+}
+
 /** Where the built binaries are, or why there are none (with what to run). */
 export function findControlPlane(): { binDir: string } | { missing: string } {
   const binDir = process.env.PIPELINE_CONTROL_PLANE_BIN ?? controlPlaneCacheDir();
@@ -78,7 +91,7 @@ export function findControlPlane(): { binDir: string } | { missing: string } {
   return {
     missing:
       `the real control plane is not built (${absent.join(', ')} missing in ${binDir}); ` +
-      'install Go 1.26 and run tooling/control-plane/build.sh (a cold build takes 20-40 minutes)',
+      'install Go 1.26 and run tooling/control-plane/build.sh (a cold build takes about 8 minutes on 2 cores)',
   };
 }
 
@@ -204,6 +217,10 @@ interface Component {
   exited: Promise<number | null>;
 }
 
+// With setpriv (util-linux) each component gets SIGKILL when our process dies, however it dies
+// (kill -9, a dropped terminal): nothing is left listening on loopback after a crashed run.
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 function startComponent(
   bin: string,
   name: string,
@@ -211,7 +228,10 @@ function startComponent(
   dir: string,
   log?: RealClusterOptions['log'],
 ): Component {
-  const child = spawn(join(bin, name), args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, argv] = SETPRIV
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', join(bin, name), ...args]]
+    : [join(bin, name), args];
+  const child = spawn(command, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const file = createWriteStream(join(dir, `${name}.log`));
   const forward = (chunk: Buffer) => {
     file.write(chunk);
@@ -262,6 +282,25 @@ async function waitFor(
     if (Date.now() > deadline)
       throw new Error(`${what} was not ready within ${Math.round(deadlineMs / 1000)}s`);
     await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/** Removes the directories of clusters whose starter died without cleaning up (its pid is gone). */
+function removeAbandonedClusters(): void {
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith('real-cluster-')) continue;
+    const dir = join(tmpdir(), entry);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+    } catch {
+      continue;
+    }
+    try {
+      process.kill(owner, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(dir, { recursive: true, force: true });
+    }
   }
 }
 
@@ -359,7 +398,9 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     binDir = found.binDir;
   }
   const timeScale = options.timeScale ?? 1;
+  removeAbandonedClusters();
   const dir = mkdtempSync(join(tmpdir(), 'real-cluster-'));
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   const components: Component[] = [];
   let webhook: Server | undefined;
   let closed = false;
@@ -444,7 +485,10 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     const ready = async (path: string) => (await api(httpsUrl, token, caPem, 'GET', path)).status === 200;
     await waitFor('kube-apiserver', 90_000, () => ready('/readyz'), died);
 
-    writeFileSync(join(dir, 'kwok.yaml'), stagesConfig({ images: options.images ?? [], timeScale }));
+    writeFileSync(
+      join(dir, 'kwok.yaml'),
+      stagesConfig({ images: options.images ?? [], timeScale, kubeletVersion: pinnedVersion() }),
+    );
     launch('kube-controller-manager', [
       `--kubeconfig=${kubeconfigPath}`,
       '--leader-elect=false',

@@ -14,6 +14,8 @@ export interface StageOptions {
   images: ImageBehaviour[];
   /** Simulated milliseconds run this many times faster, as in kube-sim (default 1). */
   timeScale: number;
+  /** What the nodes report as their kubelet version (default: KWOK's own version). */
+  kubeletVersion?: string;
 }
 
 /** Pods whose image matches one of these are never scheduled (see the admission webhook). */
@@ -249,7 +251,7 @@ export function podStages({ images, timeScale }: StageOptions): string[] {
 }
 
 /** Nodes become Ready with room for many pods and keep their heartbeat. */
-export function nodeStages(): string[] {
+export function nodeStages(kubeletVersion?: string): string[] {
   const conditions = `conditions:
       - { type: Ready, status: "True", reason: KubeletReady, message: kubelet is posting ready status, lastHeartbeatTime: {{ $now | Quote }}, lastTransitionTime: {{ $since | Quote }} }
       - { type: MemoryPressure, status: "False", reason: KubeletHasSufficientMemory, message: kubelet has sufficient memory available, lastHeartbeatTime: {{ $now | Quote }}, lastTransitionTime: {{ $since | Quote }} }
@@ -270,7 +272,7 @@ export function nodeStages(): string[] {
       nodeInfo:
         architecture: amd64
         operatingSystem: linux
-        kubeletVersion: {{ Version | Quote }}
+        kubeletVersion: ${kubeletVersion ? JSON.stringify(kubeletVersion) : '{{ Version | Quote }}'}
         kubeProxyVersion: ""
         containerRuntimeVersion: kwok
         kernelVersion: kwok
@@ -297,5 +299,5 @@ export function nodeStages(): string[] {
 }
 
 export function stagesConfig(opts: StageOptions): string {
-  return `${[...nodeStages(), ...podStages(opts)].join('\n---\n')}\n`;
+  return `${[...nodeStages(opts.kubeletVersion), ...podStages(opts)].join('\n---\n')}\n`;
 }
