@@ -1,5 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { DAY_MS, type Logger, PipelineError, parseDuration, silentLogger } from '../core/index.ts';
+import { parseSchedule, ScheduleError } from '../release/schedule.ts';
 import { GitHubApiError, type Octokit, withGitHubRetry } from './deployments.ts';
 
 /**
@@ -75,7 +76,12 @@ const ENV_KEYS = [
   'tags',
   'protected-branches',
   'variables',
+  'windows',
 ];
+
+/** The variable deploy.yml's release gate reads an environment's deploy windows from. */
+export const WINDOWS_VARIABLE = 'PIPELINE_WINDOWS';
+const SCHEDULE_KEYS = ['timezone', 'allow', 'deny', 'holidays'];
 const REVIEWER_KEYS = ['users', 'teams'];
 const LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
 const TEAM = /^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/;
@@ -166,6 +172,7 @@ export function parseEnvironmentsConfig(text: string, source = 'the environments
       branchPolicy: parseBranchPolicy(entry, at, add),
       variables: parseVariables(entry.variables, `${at}.variables`, add),
     };
+    addWindows(spec, entry.windows, at, add);
     if (spec.reviewers.length > MAX_REVIEWERS) {
       add(
         `${at}.reviewers`,
@@ -302,6 +309,37 @@ function parseBranchPolicy(entry: Record<string, unknown>, at: string, add: Add)
   }
   if (custom) return { kind: 'custom', patterns };
   return protectedBranches ? { kind: 'protected' } : { kind: 'all' };
+}
+
+/**
+ * An environment's deploy windows become its PIPELINE_WINDOWS variable, checked here with the
+ * gate's own parser so a typo fails at `plan`, not at the next deploy.
+ */
+function addWindows(spec: EnvironmentSpec, value: unknown, at: string, add: Add): void {
+  if (value === undefined) return;
+  const path = `${at}.windows`;
+  if (!isRecord(value))
+    return add(path, `must be a schedule {timezone, allow, deny, holidays}, found ${shown(value)}`);
+  const unknown = Object.keys(value).filter((k) => !SCHEDULE_KEYS.includes(k));
+  if (unknown.length > 0)
+    return add(path, `unknown key ${unknown.join(', ')}; accepted: ${SCHEDULE_KEYS.join(', ')}`);
+  for (const key of ['allow', 'deny', 'holidays'])
+    if (value[key] !== undefined && !Array.isArray(value[key]))
+      return add(`${path}.${key}`, 'must be a list');
+  try {
+    parseSchedule(value as Parameters<typeof parseSchedule>[0]);
+  } catch (error) {
+    if (error instanceof ScheduleError) return add(path, error.message);
+    throw error;
+  }
+  if (!spec.variables)
+    return add(
+      path,
+      `needs variables: in the same environment (the windows are its ${WINDOWS_VARIABLE} variable, and this file manages its variables only when it lists them)`,
+    );
+  if (spec.variables.has(WINDOWS_VARIABLE))
+    return add(path, `clashes with variables.${WINDOWS_VARIABLE}: set one of them`);
+  spec.variables.set(WINDOWS_VARIABLE, JSON.stringify({ [spec.name]: value }));
 }
 
 function parseVariables(value: unknown, path: string, add: Add): Map<string, string> | undefined {
