@@ -171,6 +171,19 @@ spec:
       expect(names).not.toContain('shop-canary');
     }, 240_000);
 
+    test('a check on the stable Deployment, which each step scales, does not abort a healthy canary', async () => {
+      const ns = 'canary-both';
+      await cluster.createNamespace(ns);
+      await stable(ns, 'shop', 10);
+      const step = await canary(ns, {
+        image: 'registry.local/shop:v2',
+        checks:
+          '- { name: canary pods, type: kubernetes, workload: deployment/shop-canary }\n- { name: stable pods, type: kubernetes, workload: deployment/shop }',
+      });
+      expect(errors(step)).toEqual([]);
+      expect(step.outputs.phase).toBe('promoted');
+    }, 240_000);
+
     test('a crashing canary is aborted at the first step with the stable back at full capacity', async () => {
       const ns = 'canary-bad';
       await cluster.createNamespace(ns);

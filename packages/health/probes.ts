@@ -265,19 +265,32 @@ interface PodView {
   };
 }
 
+const OBSERVE_PAUSES_MS = [100, 300, 600, 1000, 0];
+
 export async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext): Promise<ProbeResult> {
   if (!ctx.kube)
     throw new ProbeSetupError(
       `check '${check.name}' reads the cluster but no cluster access was given (kubeconfig)`,
     );
   let deployment: DeploymentView | undefined;
-  try {
-    deployment = (await ctx.kube.getJson(
-      pathOf('Deployment', check.namespace, check.workload),
-      check.timeoutMs,
-    )) as DeploymentView | undefined;
-  } catch (error) {
-    return { state: 'error', message: `reading deployment/${check.workload} failed: ${errorMessage(error)}` };
+  // A spec change the controller has not observed yet (a canary step just scaled the stable, say)
+  // says nothing about health: the controller observes within moments, so read again a few times
+  // before judging. One that stays unobserved is a stuck controller, and a failure.
+  for (const pause of OBSERVE_PAUSES_MS) {
+    try {
+      deployment = (await ctx.kube.getJson(
+        pathOf('Deployment', check.namespace, check.workload),
+        check.timeoutMs,
+      )) as DeploymentView | undefined;
+    } catch (error) {
+      return {
+        state: 'error',
+        message: `reading deployment/${check.workload} failed: ${errorMessage(error)}`,
+      };
+    }
+    if (!deployment || (deployment.status?.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0))
+      break;
+    if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
   }
   if (!deployment)
     return { state: 'failure', message: `deployment/${check.workload} does not exist in ${check.namespace}` };
