@@ -292,6 +292,34 @@ describe('RBAC for the Roles our READMEs document', () => {
     60_000,
   );
 
+  test('kubectl auth can-i --list shows the same rules for the health-gate Role', async () => {
+    const lists: Record<string, string[]> = {};
+    await suite.same(
+      async (t) => {
+        const kubeconfig = await t.cluster.kubeconfigFor({
+          namespace: t.namespace,
+          name: 'lister',
+          rules: readmeRole('health-gate'),
+        });
+        const r = await t.kubectl(['auth', 'can-i', '--list', '-n', t.namespace], { kubeconfig });
+        lists[t.kind] = r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/).join(' '))
+          .sort();
+        return {
+          code: r.code,
+          granted: lists[t.kind]!.filter((l) => /^(deployments\.apps|pods|services\/proxy) /.test(l)),
+        };
+      },
+      {
+        code: 0,
+        granted: ['deployments.apps [] [] [get]', 'pods [] [] [list]', 'services/proxy [] [] [get create]'],
+      },
+    );
+    if (lists['real'] && lists['kube-sim']) expect(lists['kube-sim']).toEqual(lists['real']);
+  });
+
   test('a health-gate token deleting a Deployment gets the real 403', async () => {
     await suite.same(
       async (t) => {

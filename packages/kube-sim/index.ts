@@ -37,6 +37,7 @@ import {
   type Identity,
   identityOfUser,
   selfSubjectAccessReview,
+  selfSubjectRulesReview,
   TokenIssuer,
   tokenRequest,
 } from './rbac.ts';
@@ -460,6 +461,10 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
       if (method !== 'POST') throw methodNotAllowed();
       const sa = store.mustGet(r.resource, r.namespace, r.name!);
       return sendJson(res, 201, tokenRequest(issuer, sa, parseJsonBody(req, raw), clock.now()));
+    }
+    if (r.resource.kind === 'SelfSubjectRulesReview') {
+      if (verb !== 'create' || r.name) throw methodNotAllowed();
+      return sendJson(res, 201, selfSubjectRulesReview(store, caller, parseJsonBody(req, raw)));
     }
     if (r.resource.kind === 'SelfSubjectAccessReview' || r.resource.kind === 'SelfSubjectReview') {
       if (verb !== 'create' || r.name) throw methodNotAllowed();

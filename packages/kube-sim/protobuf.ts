@@ -93,6 +93,10 @@ const SCHEMAS: Record<string, Schema> = {
       },
     ],
   },
+  SelfSubjectRulesReview: {
+    1: ['metadata', 'msg', OBJECT_META],
+    2: ['spec', 'msg', { 1: ['namespace', 'string'] }],
+  },
   SelfSubjectAccessReview: {
     1: ['metadata', 'msg', OBJECT_META],
     2: [

@@ -398,6 +398,68 @@ export function selfSubjectAccessReview(store: Store, id: Identity, body: JsonOb
   };
 }
 
+/** POST selfsubjectrulesreviews: every rule that applies to the caller in a namespace (`kubectl auth can-i --list`). */
+export function selfSubjectRulesReview(store: Store, id: Identity, body: JsonObject): JsonObject {
+  const spec = isObject(body['spec']) ? body['spec'] : {};
+  const namespace = String(spec['namespace'] ?? '');
+  const resourceRules: PolicyRule[] = [];
+  const nonResourceRules: PolicyRule[] = [];
+  const add = (rules: PolicyRule[]) => {
+    for (const r of rules) {
+      if (r.nonResourceURLs?.length)
+        nonResourceRules.push({ verbs: r.verbs ?? [], nonResourceURLs: r.nonResourceURLs });
+      else {
+        resourceRules.push({
+          verbs: r.verbs ?? [],
+          apiGroups: r.apiGroups ?? [],
+          resources: r.resources ?? [],
+          ...(r.resourceNames?.length ? { resourceNames: r.resourceNames } : {}),
+        });
+      }
+    }
+  };
+  const rulesOf = (kind: string | undefined, name: string, ns: string) => {
+    const role =
+      kind === 'ClusterRole'
+        ? store.get(CLUSTER_ROLES, undefined, name)
+        : kind === 'Role'
+          ? store.get(ROLES, ns, name)
+          : undefined;
+    return ((role?.['rules'] ?? []) as PolicyRule[]).map((r) => ({ ...r }));
+  };
+  const byName = (x: KubeObject, y: KubeObject) => x.metadata.name!.localeCompare(y.metadata.name!);
+  const bindings = [
+    ...store
+      .list(CLUSTER_ROLE_BINDINGS)
+      .sort(byName)
+      .map((b) => ({ b, ns: '' })),
+    ...(namespace
+      ? store
+          .list(ROLE_BINDINGS, namespace)
+          .sort(byName)
+          .map((b) => ({ b, ns: namespace }))
+      : []),
+  ];
+  if (id.admin)
+    add([
+      { apiGroups: ['*'], resources: ['*'], verbs: ['*'] },
+      { nonResourceURLs: ['*'], verbs: ['*'] },
+    ]);
+  for (const { b, ns } of bindings) {
+    const subjects = (b['subjects'] ?? []) as Subject[];
+    if (!subjects.some((s) => appliesTo(id, s, ns))) continue;
+    const ref = (b['roleRef'] ?? {}) as { kind?: string; name?: string };
+    add(rulesOf(ref.kind, ref.name ?? '', ns));
+  }
+  return {
+    kind: 'SelfSubjectRulesReview',
+    apiVersion: 'authorization.k8s.io/v1',
+    metadata: { creationTimestamp: null },
+    spec,
+    status: { resourceRules, nonResourceRules, incomplete: false },
+  };
+}
+
 // ---- bootstrap policy -------------------------------------------------------------------------
 
 const READ = ['get', 'list', 'watch'];
@@ -529,6 +591,17 @@ export function bootstrapPolicy(store: Store): void {
     'system:public-info-viewer': [
       { nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'], verbs: ['get'] },
     ],
+    'system:service-account-issuer-discovery': [
+      {
+        nonResourceURLs: [
+          '/.well-known/openid-configuration',
+          '/.well-known/openid-configuration/',
+          '/openid/v1/jwks',
+          '/openid/v1/jwks/',
+        ],
+        verbs: ['get'],
+      },
+    ],
   };
   const labels = { 'kubernetes.io/bootstrapping': 'rbac-defaults' };
   const annotations = { 'rbac.authorization.kubernetes.io/autoupdate': 'true' };
@@ -546,6 +619,10 @@ export function bootstrapPolicy(store: Store): void {
     'system:basic-user': { role: 'system:basic-user', group: 'system:authenticated' },
     'system:discovery': { role: 'system:discovery', group: 'system:authenticated' },
     'system:public-info-viewer': { role: 'system:public-info-viewer', group: 'system:authenticated' },
+    'system:service-account-issuer-discovery': {
+      role: 'system:service-account-issuer-discovery',
+      group: 'system:serviceaccounts',
+    },
   };
   for (const [name, b] of Object.entries(bindings)) {
     if (store.get(CLUSTER_ROLE_BINDINGS, undefined, name)) continue;
