@@ -262,7 +262,8 @@ async function readState(s: Services): Promise<EnvironmentState[]> {
 
 /** How a run of the caller ended, from the pipeline's `ended` output. */
 export function endingOf(run: WorkflowRun): string {
-  return run.jobs.find((j) => j.path === 'pipeline')?.outputs.ended ?? '';
+  const caller = run.jobs.find((j) => j.path === 'pipeline') ?? run.jobs.find((j) => j.path === 'rollback');
+  return caller?.outputs.ended ?? '';
 }
 
 function compare(
@@ -415,19 +416,27 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       sha: string,
       message: string,
       approve: (env: string, job: JobRecord) => Promise<boolean>,
+      // A run started by hand from the Actions tab instead of a push: the workflow and its inputs.
+      dispatch?: { workflow: string; inputs: Record<string, unknown> },
     ): Promise<WorkflowRun> => {
-      say(`push to ${ref.replace('refs/heads/', '')}: ${message}`);
+      say(
+        dispatch
+          ? `run ${dispatch.workflow} by hand: ${message}`
+          : `push to ${ref.replace('refs/heads/', '')}: ${message}`,
+      );
       runNumber += 1;
       const runner = new WorkflowRunner({
         repoRoot: suite,
         workspace,
         event: {
-          name: 'push',
+          name: dispatch ? 'workflow_dispatch' : 'push',
           ref,
           sha,
           repository: 'acme/shop',
           actor: 'octocat',
-          payload: { ref, after: sha, head_commit: { id: sha, message } },
+          payload: dispatch
+            ? { ref, inputs: dispatch.inputs }
+            : { ref, after: sha, head_commit: { id: sha, message } },
         },
         secrets: { SLACK_BOT_TOKEN: 'xoxb-rehearsal' },
         environmentSecrets: {
@@ -473,7 +482,9 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
           options.onEvent?.(e);
         },
       });
-      return runner.runWorkflow(caller);
+      return runner.runWorkflow(
+        dispatch ? join(workspace, '.github', 'workflows', dispatch.workflow) : caller,
+      );
     };
 
     // The release before this one, played through the same workflows into empty environments: a
@@ -557,6 +568,30 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
             MAIN_SHA,
             'Merge pull request #42 from acme/feature/faster-checkout',
             approve,
+          ),
+        });
+      }
+      // rollback: production breaks after the release; someone returns it to the last good one
+      // from the Actions tab (examples/shop's rollback.yml), reverting the migration it did not know.
+      if (scenario === 'rollback' && runs.at(-1)?.run.conclusion === 'success') {
+        if (!s.github.environments.some((e) => e.name === 'production'))
+          s.github.seedEnvironment({ owner: 'acme', repo: 'shop', name: 'production' });
+        runs.push({
+          label: 'rollback of production to the previous release (by hand)',
+          run: await runOne(
+            'rollback',
+            'refs/heads/main',
+            MAIN_SHA,
+            'checkout errors since the release',
+            approve,
+            {
+              workflow: 'rollback.yml',
+              inputs: {
+                environment: 'production',
+                reason: 'checkout errors since the release',
+                'down-migrations': true,
+              },
+            },
           ),
         });
       }

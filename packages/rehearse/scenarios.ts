@@ -15,6 +15,7 @@ export const SCENARIOS = [
   'crashloop',
   'superseded',
   'unknown-strategy',
+  'rollback',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -114,6 +115,19 @@ export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expe
         ended: 'rolled-back',
         summary:
           'the new image crashes on start: the deploy fails fast on CrashLoopBackOff and rolls back to the previous version',
+      };
+    case 'rollback':
+      return {
+        images: { dev: 'feature', staging: 'main', production: 'previous' },
+        migrations: [
+          { environment: 'dev', version: '3', applied: true },
+          { environment: 'staging', version: '3', applied: true },
+          { environment: 'production', version: '3', applied: false },
+        ],
+        mainRun: true,
+        failingJobs: [],
+        ended: 'rolled-back',
+        summary: `the release reaches production with ${strategy}; then rollback.yml, run by hand, reverts migration 3 (which the previous release did not know), redeploys the previous release's image and configuration without canary steps, and pins production`,
       };
     case 'superseded':
       return {

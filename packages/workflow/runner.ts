@@ -232,9 +232,19 @@ export class WorkflowRunner {
       outputs?: Record<string, { value: string }>;
     };
     const inputs: Record<string, unknown> = {};
-    if (call.inputs) {
-      for (const [name, spec] of Object.entries(onCall.inputs ?? {})) {
-        const given = call.inputs[name];
+    // A run started by hand (workflow_dispatch) gets its inputs from the event, as on GitHub.
+    const dispatched =
+      !call.inputs && !call.pathPrefix && this.options.event.name === 'workflow_dispatch'
+        ? (((raw.on as Record<string, unknown> | undefined)?.workflow_dispatch ?? {}) as typeof onCall)
+        : undefined;
+    const declared = (dispatched ?? onCall).inputs;
+    const passed =
+      call.inputs ??
+      (dispatched ? ((this.options.event.payload.inputs ?? {}) as Record<string, unknown>) : undefined);
+    const trigger = dispatched ? 'workflow_dispatch' : 'workflow_call';
+    if (passed) {
+      for (const [name, spec] of Object.entries(declared ?? {})) {
+        const given = passed[name];
         if (given === undefined || given === '') {
           if (spec.required && spec.default === undefined)
             throw new WorkflowError(`${file}: the required input '${name}' was not given`);
@@ -251,10 +261,10 @@ export class WorkflowRunner {
                 : given;
         }
       }
-      for (const name of Object.keys(call.inputs)) {
-        if (!(name in (onCall.inputs ?? {})))
+      for (const name of Object.keys(passed)) {
+        if (!(name in (declared ?? {})))
           throw new WorkflowError(
-            `${file}: the input '${name}' is passed but not declared in on.workflow_call.inputs`,
+            `${file}: the input '${name}' is passed but not declared in on.${trigger}.inputs`,
           );
       }
     }
