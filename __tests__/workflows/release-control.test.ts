@@ -214,7 +214,12 @@ describe('deploy.yml with deploy windows and freezes', () => {
       actor: 'carol',
     });
     const deploy = jobs['production/deploy']!;
-    expect([deploy.conclusion, deploy.steps.filter((s) => s.conclusion === 'failure').map((s) => `${s.id}: ${s.error ?? ''} ${s.log.slice(-800)}`)]).toEqual(['success', []]);
+    expect([
+      deploy.conclusion,
+      deploy.steps
+        .filter((s) => s.conclusion === 'failure')
+        .map((s) => `${s.id}: ${s.error ?? ''} ${s.log.slice(-800)}`),
+    ]).toEqual(['success', []]);
     expect(deploy.outputs.ended).toBe('succeeded');
     expect(deploy.outputs.gate).toMatch(
       /^production: BREAK GLASS by carol \(member of @acme\/sre\): payments are down, hotfix 1\.2\.4/,
