@@ -89,11 +89,15 @@ describeWithPostgres.each(['healthy', 'bad-canary', 'failed-migration', 'crashlo
           );
           // The hash the canary stamps changes with the template: a change, never a removal.
           expect(md).toMatch(/^\+ spec\.template\.metadata\.annotations\.pipeline\.dev\/template-hash: /m);
-          const approval = r.slack
-            .flatMap((m) => [m.text, JSON.stringify(m.blocks)])
-            .find((t) => t.includes('production plan:'));
-          expect(approval?.replace(/\u200b/g, '')).toMatch(
-            /production plan: 1 migration\(s\) to run \(3\), \d+ lint finding\(s\); objects: 1 changed/,
+          // One approval per main-branch run: the first release into empty environments, then this one.
+          const approvals = r.slack
+            .map((m) => m.text.replace(/\u200b/g, ''))
+            .filter((t) => t.includes('production plan:'));
+          expect(approvals[0]).toContain(
+            'production plan: 2 migration(s) to run (1,2), 0 lint finding(s); objects: 3 added',
+          );
+          expect(approvals.at(-1)).toMatch(
+            /production plan: 1 migration\(s\) to run \(3\), \d+ lint finding\(s\); objects: 1 changed( ·|$)/,
           );
         },
         TIMEOUT,
