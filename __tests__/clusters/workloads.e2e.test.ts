@@ -15,7 +15,7 @@ import { runBuiltAction, type StepResult } from '../../packages/runner/action-ru
 import { LocalGitHub } from '../../packages/testkit/local-github.ts';
 import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
 import { readmeRole } from '../../tooling/readme-roles.ts';
-import { conformanceSuite, type Target } from '../conformance/harness.ts';
+import { conformanceSuite, statusOf, type Target } from '../conformance/harness.ts';
 
 const IMAGES = [{ pattern: '*:crash*', mode: 'crash' as const, crashAfterMs: 500 }];
 
@@ -340,6 +340,47 @@ describe('kube-sim StatefulSet and DaemonSet controllers against the real ones',
       patch: (r.data.spec.template as unknown as Record<string, unknown>)['$patch'],
       image: r.data.spec.template.spec.containers[0]!.image,
     }));
+
+  test("StatefulSets and DaemonSets are decoded by the real schemas: a wrong type is the decoder's 400, an unknown field refused under Strict", async () => {
+    const bad = (kind: string, spec: object) => ({
+      apiVersion: 'apps/v1',
+      kind,
+      metadata: { name: 'bad' },
+      spec: {
+        selector: { matchLabels: { app: 'bad' } },
+        template: {
+          metadata: { labels: { app: 'bad' } },
+          spec: { containers: [{ name: 'c', image: 'registry.example/c:v1' }] },
+        },
+        ...spec,
+      },
+    });
+    await suite.same(
+      async (t) => {
+        const replicas = await create(t, 'statefulsets', bad('StatefulSet', { replicas: 'three' }));
+        const unknown = await t.call(
+          'POST',
+          `/apis/apps/v1/namespaces/${t.namespace}/daemonsets?fieldValidation=Strict`,
+          bad('DaemonSet', { replicas: 2 }),
+        );
+        return { replicas: statusOf(replicas), unknown: statusOf(unknown) };
+      },
+      {
+        replicas: {
+          code: 400,
+          reason: 'BadRequest',
+          message: expect.stringContaining(
+            'cannot unmarshal string into Go struct field StatefulSetSpec.spec.replicas of type int32',
+          ),
+        },
+        unknown: {
+          code: 400,
+          reason: 'BadRequest',
+          message: expect.stringContaining('unknown field "spec.replicas"'),
+        },
+      } as unknown,
+    );
+  }, 120_000);
 
   test('a StatefulSet: created, updated, then a partitioned update; status and revisions as the real controller writes them', async () => {
     const sts = {
