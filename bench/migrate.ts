@@ -99,7 +99,8 @@ async function runOurs(url: string, dir: string, work: string): Promise<number> 
   await Promise.all([writeFile(join(work, 'output'), ''), writeFile(join(work, 'summary.md'), '')]);
   return timeProcess(process.execPath, [bundle], {
     INPUT_COMMAND: 'up',
-    'INPUT_DATABASE-URL': url,
+    // The same connection as dbmate's: no TLS attempt first (prefer would try it, then reconnect).
+    'INPUT_DATABASE-URL': `${url}?sslmode=disable`,
     INPUT_DIR: dir,
     'INPUT_ALLOW-PATHS-OUTSIDE-WORKSPACE': 'true',
     GITHUB_OUTPUT: join(work, 'output'),
