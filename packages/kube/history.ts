@@ -232,12 +232,3 @@ async function deleteBrokenPods(
   for (const pod of broken) await deleteIfExists(client, pathOf('Pod', namespace, pod.metadata.name!));
   return broken.map((p) => p.metadata.name!);
 }
-
-export function rollbackDeployment(
-  client: KubeClient,
-  namespace: string,
-  name: string,
-  toRevision?: string,
-): Promise<RollbackResult> {
-  return rollbackWorkload(client, namespace, 'Deployment', name, toRevision);
-}

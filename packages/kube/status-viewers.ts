@@ -81,7 +81,7 @@ export interface DaemonSetObject extends KubeObject {
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
 export type WorkloadObject = DeploymentObject | StatefulSetObject | DaemonSetObject;
 
-export const WAITED_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet'];
+const WAITED_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet'];
 
 export function isWaitedKind(kind: string): kind is WorkloadKind {
   return (WAITED_KINDS as readonly string[]).includes(kind);
