@@ -86,6 +86,11 @@ export const schema = defineInputs({
       "the database's current migration version (the current-version output of run-migrations status)",
   }),
   'down-migrations': input.boolean({ default: 'false' }),
+  wait: input.duration({ default: '0s', maxMs: 24 * 3_600_000 }),
+  'freeze-variable': input.string({
+    pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
+    accepted: 'the name of a repository variable, such as PIPELINE_FREEZE',
+  }),
   reason: input.string(),
   summary: input.boolean({ default: 'true' }),
 });
@@ -235,13 +240,50 @@ export async function main(): Promise<void> {
       throw error;
     }
     const schedule = inputs.windows?.(environment);
-    const now = Number.isFinite(fixedNow) ? fixedNow : clock.now();
+    // PIPELINE_NOW fixes where the local runner's clock starts; it still runs (scaled) from there.
+    const clockStart = clock.now();
+    const nowAt = () => (Number.isFinite(fixedNow) ? fixedNow : clockStart) + (clock.now() - clockStart);
+    let now = nowAt();
     const actor = inputs.actor || run.actor;
 
     const gh = inputs.githubToken ? await import('../packages/github/deployments.ts') : undefined;
     const octokit = gh?.createOctokit({ token: inputs.githubToken!, apiUrl: run.apiUrl });
+    if (inputs.freezeVariable && !octokit)
+      throw new InputError(
+        'freeze-variable',
+        'needs github-token to read the variable',
+        'a token that may read the repository variables',
+      );
+    // A workflow reads vars.* once, when its job starts; a wait reads the variable itself, so a
+    // freeze lifted while the deploy waits is seen at once.
+    const readVariableFreezes = async (): Promise<Freeze[]> => {
+      if (!inputs.freezeVariable || !gh || !octokit) return [];
+      try {
+        const { data } = await gh.withGitHubRetry(`Reading the variable ${inputs.freezeVariable}`, () =>
+          octokit.request('GET /repos/{owner}/{repo}/actions/variables/{name}', {
+            owner: run.owner,
+            repo: run.repo,
+            name: inputs.freezeVariable!,
+          }),
+        );
+        return freezesFrom(
+          (data as { value?: string }).value,
+          'freeze-variable',
+          `vars.${inputs.freezeVariable}`,
+        );
+      } catch (error) {
+        const cause = (error as { cause?: { status?: number; cause?: { status?: number } } }).cause;
+        if ((cause?.status ?? cause?.cause?.status) === 404) return [];
+        throw error;
+      }
+    };
+    // The variable, read now, stands for the freeze input (its value when the job started).
+    const fixedFreezes = inputs.freezeVariable
+      ? freezes.filter((f) => f.source !== 'vars.PIPELINE_FREEZE')
+      : freezes;
+    let current = inputs.freezeVariable ? [...fixedFreezes, ...(await readVariableFreezes())] : freezes;
     let breakGlass: BreakGlassDecision | undefined;
-    const first = decide({ environment, now, ...(schedule ? { schedule } : {}), freezes });
+    const first = decide({ environment, now, ...(schedule ? { schedule } : {}), freezes: current });
     if (inputs.breakGlass && first.state === 'blocked') {
       if (!actor)
         throw new InputError(
@@ -276,9 +318,32 @@ export async function main(): Promise<void> {
     } else if (inputs.breakGlass) {
       log.info(`break-glass is set, but nothing blocks ${environment}: not needed, not recorded`);
     }
-    const decision = breakGlass
-      ? decide({ environment, now, ...(schedule ? { schedule } : {}), freezes, breakGlass })
+    let decision = breakGlass
+      ? decide({ environment, now, ...(schedule ? { schedule } : {}), freezes: current, breakGlass })
       : first;
+    // wait: a deploy that may go soon waits for the window to open or the freeze to lift, checking
+    // again when the window changes and every minute, up to the wait.
+    const deadline = now + inputs.wait;
+    while (decision.state === 'blocked' && now < deadline) {
+      const opens = decision.window.open
+        ? Number.POSITIVE_INFINITY
+        : Date.parse(decision.window.nextChange ?? '') || Number.POSITIVE_INFINITY;
+      const sleepMs = Math.max(1, Math.min(60_000, opens - now, deadline - now));
+      log.info(
+        `${decision.line}; waiting (checking again in ${Math.ceil(sleepMs / 1000)}s, until ${new Date(deadline).toISOString()})`,
+      );
+      await clock.sleep(sleepMs, ctx.cancelled);
+      now = nowAt();
+      current = inputs.freezeVariable ? [...fixedFreezes, ...(await readVariableFreezes())] : freezes;
+      decision = decide({
+        environment,
+        now,
+        ...(schedule ? { schedule } : {}),
+        freezes: current,
+        ...(breakGlass ? { breakGlass } : {}),
+      });
+      if (decision.state !== 'blocked') log.info(`${environment}: no longer blocked after waiting`);
+    }
 
     setOutput('state', decision.state);
     setOutput('blocked', decision.state === 'blocked');

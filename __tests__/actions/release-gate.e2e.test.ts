@@ -159,6 +159,56 @@ describe('release-gate', () => {
     );
   });
 
+  test('waiting: the window opens while the deploy waits, and it goes ahead', async () => {
+    const step = await runBuiltAction('release-gate', {
+      inputs: { environment: 'production', windows: WINDOWS, wait: '10m', 'github-token': TOKEN },
+      github: { apiUrl: github.url, token: TOKEN },
+      // Monday 07:58 CET, two minutes before the window opens; waits run 60 times faster.
+      env: { PIPELINE_NOW: '2026-12-07T06:58:00Z', PIPELINE_TIME_SCALE: '60', GITHUB_WORKSPACE: workspace },
+    });
+    expect(step.outputs).toMatchObject({ state: 'open', blocked: 'false' });
+    expect(step.log).toContain('next window opens Mon 08:00 CET; waiting');
+    expect(step.log).toContain('production: no longer blocked after waiting');
+  });
+
+  test('waiting: a freeze lifted while the deploy waits is seen through the variable, and it goes ahead', async () => {
+    const vars = new Map([['PIPELINE_FREEZE', FREEZE]]);
+    github.repositoryVariables.set('acme/shop', vars);
+    let lifted = false;
+    const step = await runBuiltAction('release-gate', {
+      inputs: {
+        environment: 'production',
+        freeze: FREEZE,
+        'freeze-variable': 'PIPELINE_FREEZE',
+        wait: '1h',
+        'github-token': TOKEN,
+      },
+      github: { apiUrl: github.url, token: TOKEN },
+      env: { PIPELINE_NOW: THURSDAY, PIPELINE_TIME_SCALE: '60', GITHUB_WORKSPACE: workspace },
+      onStdout: (chunk) => {
+        // alice lifts the freeze once the deploy is seen waiting.
+        if (!lifted && chunk.includes('; waiting')) {
+          lifted = true;
+          vars.delete('PIPELINE_FREEZE');
+        }
+      },
+    });
+    expect(lifted).toBe(true);
+    expect(step.outputs).toMatchObject({ state: 'open', blocked: 'false', freeze: '' });
+    expect(step.log).toContain('blocked by freeze: frozen by alice');
+  });
+
+  test('waiting: a wait that runs out ends blocked', async () => {
+    const step = await runBuiltAction('release-gate', {
+      inputs: { environment: 'production', windows: WINDOWS, wait: '3m', 'record-blocked': 'false' },
+      github: { apiUrl: github.url, token: TOKEN },
+      env: { PIPELINE_NOW: FRIDAY_AFTERNOON, PIPELINE_TIME_SCALE: '60', GITHUB_WORKSPACE: workspace },
+    });
+    expect(step.exitCode).toBe(0);
+    expect(step.outputs).toMatchObject({ state: 'blocked', 'next-window-text': 'Mon 08:00 CET' });
+    expect(step.log.match(/; waiting \(/g)).toHaveLength(3);
+  });
+
   test.each([
     [{ windows: 'production: { timezone: Mars/Olympus }' }, 'windows', 'is not an IANA time zone'],
     [{ windows: 'deny: [Fri 12 - Mon 8]' }, 'windows', 'is not a rule such as'],

@@ -104,6 +104,8 @@ export class LocalGitHub {
   readonly requests: GitHubRequest[] = [];
   readonly deployments: DeploymentRecord[] = [];
   readonly environments: EnvironmentRecord[] = [];
+  /** Repository variables (`GET /repos/{owner}/{repo}/actions/variables/{name}`), by `owner/repo` then name; tests set and delete them. */
+  readonly repositoryVariables = new Map<string, Map<string, string>>();
   readonly users: UserRecord[] = [];
   readonly teams: TeamRecord[] = [];
   private readonly server: Server;
@@ -233,6 +235,20 @@ export class LocalGitHub {
 
     if (/^\/(users|orgs)\//.test(url.pathname) || /^\/repos\/[^/]+\/[^/]+\/environments/.test(url.pathname)) {
       return this.handleEnvironments(method, url, body, res);
+    }
+
+    const variable = /^\/repos\/([^/]+)\/([^/]+)\/actions\/variables\/([^/]+)$/.exec(url.pathname);
+    if (variable && method === 'GET') {
+      const name = decodeURIComponent(variable[3]!).toUpperCase();
+      const value = this.repositoryVariables.get(`${variable[1]}/${variable[2]}`)?.get(name);
+      return value === undefined
+        ? sendJson(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' })
+        : sendJson(res, 200, {
+            name,
+            value,
+            created_at: new Date(0).toISOString(),
+            updated_at: new Date().toISOString(),
+          });
     }
 
     let m = /^\/repos\/([^/]+)\/([^/]+)\/deployments$/.exec(url.pathname);
