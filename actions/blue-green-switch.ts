@@ -1,4 +1,4 @@
-import { defineInputs, input } from '../packages/config/index.ts';
+import { defineInputs, input, KUBE_NAME_MAX } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { type Check, checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
@@ -6,8 +6,6 @@ import { checkImageInput } from '../packages/kube/image-reference.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const NAME_FORM = 'a Kubernetes object name: lowercase letters, digits and -';
 const checksInput = () =>
   yamlInput((doc) => doc, {
     accepted: 'a YAML list of health-gate checks (http, prometheus or kubernetes)',
@@ -15,9 +13,13 @@ const checksInput = () =>
 
 export const schema = defineInputs({
   mode: input.enum(['deploy', 'switch', 'rollback', 'finish'] as const, { default: 'deploy' }),
-  app: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
-  namespace: input.string({ pattern: NAME, accepted: NAME_FORM }),
-  environment: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  app: input.kubeName({
+    required: true,
+    max: KUBE_NAME_MAX - '-preview'.length,
+    maxWhy: 'its preview Service is <app>-preview',
+  }),
+  namespace: input.kubeName(),
+  environment: input.kubeName(),
   kustomize: input.string(),
   manifests: input.list(),
   'keep-previous': input.boolean({ default: 'false' }),
@@ -26,9 +28,9 @@ export const schema = defineInputs({
     pattern: /^[^\s=]+$/,
     accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
   }),
-  container: input.string({ pattern: NAME, accepted: NAME_FORM }),
-  service: input.string({ pattern: NAME, accepted: NAME_FORM }),
-  'preview-service': input.string({ pattern: NAME, accepted: NAME_FORM }),
+  container: input.kubeName(),
+  service: input.kubeName(),
+  'preview-service': input.kubeName(),
   'color-label': input.string({
     default: 'color',
     pattern: /^([a-z0-9.-]+\/)?[A-Za-z0-9_.-]+$/,

@@ -1,4 +1,4 @@
-import { defineInputs, input } from '../packages/config/index.ts';
+import { defineInputs, input, KUBE_NAME_MAX } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
@@ -6,31 +6,33 @@ import { checkImageInput } from '../packages/kube/image-reference.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const NAME_FORM = 'a Kubernetes object name: lowercase letters, digits and -';
 const MODES = ['run', 'set-weight', 'promote', 'abort'] as const;
 const ROUTERS = ['replicas', 'gateway-api', 'nginx'] as const;
 
 export const schema = defineInputs({
   mode: input.enum(MODES, { default: 'run' }),
-  deployment: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
-  namespace: input.string({ pattern: NAME, accepted: NAME_FORM }),
-  environment: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  deployment: input.kubeName({
+    required: true,
+    max: KUBE_NAME_MAX - '-canary'.length,
+    maxWhy: 'its canary Service is <deployment>-canary',
+  }),
+  namespace: input.kubeName(),
+  environment: input.kubeName(),
   kustomize: input.string(),
   manifests: input.list(),
   image: input.string({
     pattern: /^[^\s=]+$/,
     accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
   }),
-  container: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  container: input.kubeName(),
   router: input.enum(ROUTERS, { default: 'replicas' }),
   steps: input.string({ default: '10,50,100' }),
   weight: input.integer({ min: 0, max: 100, accepted: 'a whole number from 0 to 100' }),
-  service: input.string({ pattern: NAME, accepted: NAME_FORM }),
-  'stable-service': input.string({ pattern: NAME, accepted: NAME_FORM }),
-  'canary-service': input.string({ pattern: NAME, accepted: NAME_FORM }),
-  'http-route': input.string({ pattern: NAME, accepted: NAME_FORM }),
-  ingress: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  service: input.kubeName(),
+  'stable-service': input.kubeName(),
+  'canary-service': input.kubeName(),
+  'http-route': input.kubeName(),
+  ingress: input.kubeName(),
   checks: yamlInput((doc) => doc, {
     accepted: 'a YAML list of health-gate checks (http, prometheus or kubernetes) against the canary',
   }),

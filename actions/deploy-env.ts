@@ -1,4 +1,4 @@
-import { defineInputs, input } from '../packages/config/index.ts';
+import { defineInputs, input, KUBE_NAME_MAX } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import {
@@ -13,8 +13,6 @@ import type { DeployResult } from '../packages/rollout/deploy.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const NAME_FORM = 'a DNS label: lowercase letters, digits and -, starting and ending with a letter or digit';
 const DEPLOYMENT_PAYLOAD_FORM =
   'a JSON or YAML mapping of extra facts for the GitHub deployment (strategy, migrationsVersion, breakGlass, rollback)';
 const RESERVED_PAYLOAD_KEYS = ['app', 'namespace', 'images', 'cluster', 'configHash', 'revision'];
@@ -35,9 +33,9 @@ const CLUSTER_KINDS_FORM =
   'Kubernetes kinds such as Namespace or ClusterRole, comma-separated or one per line';
 
 export const schema = defineInputs({
-  environment: input.string({ required: true, pattern: NAME, accepted: NAME_FORM }),
-  app: input.string({ pattern: NAME, accepted: NAME_FORM }),
-  namespace: input.string({ pattern: NAME, accepted: NAME_FORM }),
+  environment: input.kubeName({ required: true }),
+  app: input.kubeName(),
+  namespace: input.kubeName(),
   'create-namespace': input.boolean({ default: 'false' }),
   kustomize: input.string(),
   manifests: input.list(),
@@ -99,9 +97,11 @@ export async function main(): Promise<void> {
         (run.repo
           .toLowerCase()
           .replace(/[^a-z0-9-]/g, '-')
+          .slice(0, KUBE_NAME_MAX)
           .replace(/^-+|-+$/g, '') ||
           'app');
-      const namespace = inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, 63).replace(/-+$/, '');
+      const namespace =
+        inputs.namespace ?? `${app}-${inputs.environment}`.slice(0, KUBE_NAME_MAX).replace(/-+$/, '');
       for (const kind of inputs.clusterScopedKinds ?? [])
         if (!/^[A-Z][A-Za-z0-9]*$/.test(kind))
           throw new InputError(

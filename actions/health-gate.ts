@@ -37,10 +37,7 @@ export const schema = defineInputs({
   'prometheus-token': input.secret(),
   'prometheus-username': input.string(),
   'prometheus-password': input.secret(),
-  namespace: input.string({
-    pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
-    accepted: 'a Kubernetes namespace name (lowercase letters, digits and -)',
-  }),
+  namespace: input.kubeName(),
   'fail-on-inconclusive': input.boolean({ default: 'true' }),
   ...clusterInputs,
 });

@@ -75,6 +75,16 @@ export function splitList(raw: string): string[] {
     .filter((s) => s !== '' && !s.startsWith('#'));
 }
 
+/**
+ * The one rule for every input that names a Kubernetes object (namespace, app, environment,
+ * Deployment, Service, container, route): an RFC 1123 label, at most 63 characters. A longer name
+ * would pass a pattern and then fail at the API server halfway through a run, as a Service name, a
+ * namespace or a label value (every one of those is capped at 63).
+ */
+export const KUBE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const KUBE_NAME_MAX = 63;
+export const KUBE_NAME_FORM = `a Kubernetes name: lowercase letters, digits and -, starting and ending with a letter or digit, at most ${KUBE_NAME_MAX} characters`;
+
 export const input = {
   string<const O extends Options<string> & { pattern?: RegExp }>(
     options: O = {} as O,
@@ -90,6 +100,34 @@ export const input = {
             `has ${quote(raw)}, which does not match`,
             options.accepted ?? `text matching ${pattern}`,
           );
+        return raw;
+      },
+      options,
+    );
+  },
+
+  /**
+   * A Kubernetes object name, by the one rule of KUBE_NAME (see there). `max` lowers the limit for
+   * a name the action extends (`<deployment>-canary` is a Service name too); `maxWhy` says why.
+   */
+  kubeName<const O extends Options<string> & { max?: number; maxWhy?: string }>(
+    options: O = {} as O,
+  ): InputField<string, Present<O>> {
+    const max = Math.min(options.max ?? KUBE_NAME_MAX, KUBE_NAME_MAX);
+    const form =
+      max === KUBE_NAME_MAX
+        ? KUBE_NAME_FORM
+        : KUBE_NAME_FORM.replace(`at most ${KUBE_NAME_MAX}`, `at most ${max}`) +
+          (options.maxWhy ? ` (${options.maxWhy})` : '');
+    const accepted = options.accepted ?? form;
+    return field(
+      'string',
+      accepted,
+      (raw, name) => {
+        if (raw.length > max)
+          throw new InputError(name, `has ${quote(raw)}, ${raw.length} characters long`, accepted);
+        if (!KUBE_NAME.test(raw))
+          throw new InputError(name, `has ${quote(raw)}, which does not match`, accepted);
         return raw;
       },
       options,

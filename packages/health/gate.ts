@@ -118,7 +118,8 @@ export async function preflight(checks: Check[], fetchImpl: typeof fetch): Promi
 /**
  * Measures every check once per interval for the window, and decides: `failed` as soon as a
  * check crosses its failure or consecutive-error limit, `inconclusive` as soon as one crosses its
- * inconclusive limit, `passed` only when the whole window was measured without either.
+ * inconclusive limit, `passed` only when the whole window was measured without either and every
+ * check was measured at least once (errors alone end `failed`, no data alone `inconclusive`).
  */
 export async function runHealthGate(options: GateOptions): Promise<GateResult> {
   const clock = options.clock ?? systemClock;
@@ -249,6 +250,30 @@ export async function runHealthGate(options: GateOptions): Promise<GateResult> {
       const nextAt = firstRoundAt + round * options.intervalMs;
       await clock.sleep(Math.max(0, nextAt - clock.now()), options.signal);
     }
+  }
+  // A window of transient errors amid successes passes (Argo's consecutive-error rule), but a
+  // check that never produced one measurement has shown nothing: with a short window (count 1,
+  // a canary step's 3 analyses) every probe can error within the limit, and that must not pass.
+  for (const [index, check] of options.checks.entries()) {
+    const report = reports[index]!;
+    if (report.successes + report.failures > 0) continue;
+    const last = report.measurements.at(-1);
+    const tried = `${report.measurements.length} attempt(s)`;
+    if (report.errors > 0) {
+      const lastError = report.measurements.findLast((m) => m.state === 'error');
+      return finish(
+        'failed',
+        `${check.name} was never measured (${tried}, every one an error or without data); last error: ${lastError?.message ?? 'none'}`,
+        rounds,
+        check.name,
+      );
+    }
+    return finish(
+      'inconclusive',
+      `${check.name} was never measured (${tried}, none with data): ${last?.message ?? 'no measurement'}`,
+      rounds,
+      check.name,
+    );
   }
   const span = formatDuration(clock.now() - firstRoundAt);
   return finish(

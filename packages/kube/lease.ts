@@ -114,6 +114,7 @@ export async function acquireLease(options: {
   const deadline = started + options.waitTimeoutMs;
   let announced = false;
   let tookOverFrom: string | undefined;
+  let conflicts = 0;
 
   for (;;) {
     if (options.signal?.aborted)
@@ -145,9 +146,22 @@ export async function acquireLease(options: {
         });
       else if (claim) held = await client.json<LeaseObject>('PUT', path, { body: claim.body });
     } catch (error) {
-      // Someone else created or took it between our read and write: look again.
-      if (error instanceof KubeApiError && (error.status === 409 || error.status === 422)) continue;
-      throw error;
+      // A refused Lease (a label or name the API will not take) is refused again on every try.
+      if (error instanceof KubeApiError && error.status === 422)
+        throw new PipelineError(
+          `The API server refused the deploy lock ${namespace}/${name}: ${errorMessage(error)}`,
+        );
+      if (!(error instanceof KubeApiError && error.status === 409)) throw error;
+      // Someone else created or took it between our read and write: look again, after a pause
+      // that grows, so a server that keeps answering 409 is not asked thousands of times a second.
+      conflicts++;
+      if (Date.now() >= deadline)
+        throw new LockTimeoutError(
+          `The deploy lock ${namespace}/${name} kept changing under us (${conflicts} conflicts); gave up after waiting ${formatDuration(options.waitTimeoutMs)}`,
+        );
+      const pause = Math.min(2000, 50 * 2 ** Math.min(conflicts, 6)) * (0.5 + Math.random() / 2);
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pause, deadline - Date.now()))));
+      continue;
     }
     if (held) {
       logger.info(

@@ -1,0 +1,216 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
+
+// The defects an independent review of issue #13 found in the built actions, one by one.
+
+const run = promisify(execFile);
+let sim: KubeSim;
+let work: string;
+
+beforeAll(async () => {
+  sim = await startKubeSim({ timeScale: 40, namespaces: ['r-lease', 'r-conflict', 'r-canary'] });
+  work = mkdtempSync(join(tmpdir(), 'hardening-review-'));
+  mkdirSync(join(work, 'k8s'), { recursive: true });
+  writeFileSync(
+    join(work, 'k8s', 'app.yaml'),
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: shop, labels: { app: shop } }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: shop } }
+  template:
+    metadata: { labels: { app: shop } }
+    spec:
+      containers:
+        - name: web
+          image: registry.local/shop:v1
+          ports: [{ containerPort: 8080 }]
+`,
+  );
+});
+afterAll(async () => {
+  await sim?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const errors = (step: StepResult) =>
+  step.annotations.filter((a) => a.level === 'error').map((a) => a.message);
+const hasStack = (step: StepResult) => /\n\s+at .+:\d+:\d+\)?/.test(step.stdout + step.stderr);
+
+async function kubectl(...args: string[]): Promise<string> {
+  const { stdout } = await run('kubectl', args, { env: { ...process.env, KUBECONFIG: sim.kubeconfigPath } });
+  return stdout;
+}
+
+function deploy(inputs: Record<string, string>, timeoutMs = 60_000): Promise<StepResult> {
+  return runBuiltAction('deploy-env', {
+    inputs: {
+      kubeconfig: sim.kubeconfigPath,
+      manifests: 'k8s/app.yaml',
+      'github-deployment': 'false',
+      timeout: '60s',
+      ...inputs,
+    },
+    cwd: work,
+    env: { GITHUB_WORKSPACE: work },
+    timeoutMs,
+  });
+}
+
+describe('D1: Kubernetes names are at most 63 characters, and the lock never spins', () => {
+  test.each([
+    ['deploy-env', 'environment', { environment: 'e'.repeat(64), app: 'shop', namespace: 'r-lease' }],
+    ['deploy-env', 'app', { environment: 'dev', app: 'a'.repeat(64), namespace: 'r-lease' }],
+    ['deploy-env', 'namespace', { environment: 'dev', app: 'shop', namespace: 'n'.repeat(64) }],
+  ])('%s refuses a 64-character %s before touching the cluster', async (_action, input, inputs) => {
+    const step = await deploy(inputs);
+    expect(step.exitCode).not.toBe(0);
+    expect(errors(step)).toHaveLength(1);
+    expect(errors(step)[0]).toContain(`Input '${input}'`);
+    expect(errors(step)[0]).toContain('64 characters long');
+    expect(errors(step)[0]).toContain('at most 63 characters');
+    expect(hasStack(step)).toBe(false);
+    expect(sim.peek('Deployment', 'r-lease', 'shop')).toBeUndefined();
+    expect(sim.peek('Lease', 'r-lease', 'pipeline-rollout-shop')).toBeUndefined();
+  });
+
+  test('canary-shift and blue-green-switch leave room for the names they derive', async () => {
+    const canary = await runBuiltAction('canary-shift', {
+      inputs: { kubeconfig: sim.kubeconfigPath, namespace: 'r-canary', deployment: 'd'.repeat(57) },
+      cwd: work,
+    });
+    expect(errors(canary)).toEqual([expect.stringContaining("Input 'deployment'")]);
+    expect(errors(canary)[0]).toContain('at most 56 characters (its canary Service is <deployment>-canary)');
+    const blueGreen = await runBuiltAction('blue-green-switch', {
+      inputs: { kubeconfig: sim.kubeconfigPath, namespace: 'r-canary', app: 'b'.repeat(56) },
+      cwd: work,
+    });
+    expect(errors(blueGreen)).toEqual([expect.stringContaining("Input 'app'")]);
+    expect(errors(blueGreen)[0]).toContain('at most 55 characters');
+    const gate = await runBuiltAction('health-gate', {
+      inputs: { checks: '- { name: x, url: "http://127.0.0.1:1/" }', count: '1', namespace: 'n'.repeat(64) },
+    });
+    expect(errors(gate)).toEqual([expect.stringContaining("Input 'namespace'")]);
+  });
+
+  test('a Lease the API server refuses (422) fails the deploy at once, not in a loop', async () => {
+    sim.setFaults({ errorRate: 1, statuses: [422], match: { resource: 'leases', verb: 'create' } });
+    try {
+      const started = Date.now();
+      const step = await deploy({ environment: 'dev', app: 'shop', namespace: 'r-lease' }, 40_000);
+      expect(step.exitCode).not.toBe(0);
+      expect(errors(step)).toEqual([
+        expect.stringContaining('refused the deploy lock r-lease/pipeline-rollout-shop'),
+      ]);
+      // lock-timeout is 10m by default: an answer in seconds means the 422 was not retried as a conflict.
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      sim.setFaults({});
+    }
+    expect(sim.peek('Deployment', 'r-lease', 'shop')).toBeUndefined();
+  });
+
+  test('a Lease that keeps conflicting (409) is retried with backoff and gives up at lock-timeout', async () => {
+    sim.setFaults({ errorRate: 1, statuses: [409], match: { resource: 'leases', verb: 'create' } });
+    try {
+      const started = Date.now();
+      const step = await deploy(
+        { environment: 'dev', app: 'shop', namespace: 'r-conflict', 'lock-timeout': '3s' },
+        40_000,
+      );
+      const took = Date.now() - started;
+      expect(step.exitCode).not.toBe(0);
+      expect(errors(step)).toEqual([expect.stringContaining('kept changing under us')]);
+      expect(took).toBeGreaterThan(3000);
+      expect(took).toBeLessThan(20_000);
+    } finally {
+      sim.setFaults({});
+    }
+    expect(sim.peek('Deployment', 'r-conflict', 'shop')).toBeUndefined();
+  });
+});
+
+describe('D2: a check that was never measured never passes', () => {
+  test.each(['1', '3'])(
+    'health-gate with count %s and an unreachable URL fails, naming the check',
+    async (count) => {
+      const step = await runBuiltAction('health-gate', {
+        inputs: { checks: '- { name: api, url: "http://127.0.0.1:1/health" }', count, interval: '100ms' },
+      });
+      expect(step.exitCode).not.toBe(0);
+      expect(step.outputs.verdict).toBe('failed');
+      expect(step.outputs['decided-by']).toBe('api');
+      expect(errors(step)).toEqual([
+        expect.stringMatching(/api was never measured \(\d attempt\(s\).*last error: /),
+      ]);
+    },
+  );
+
+  test('an errored measurement amid successes still passes (consecutive-error limit)', async () => {
+    const { listenLoopback, closeServer } = await import('../../packages/testkit/http.ts');
+    let n = 0;
+    const { server, url } = await listenLoopback((_req, res) => {
+      n++;
+      if (n === 2) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(200);
+      res.end('ok');
+    });
+    try {
+      const step = await runBuiltAction('health-gate', {
+        inputs: { checks: `- { name: api, url: "${url}/health" }`, count: '3', interval: '100ms' },
+      });
+      expect(errors(step)).toEqual([]);
+      expect(step.outputs.verdict).toBe('passed');
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  test('a canary step whose every analysis errors is aborted, not promoted', async () => {
+    writeFileSync(
+      join(work, 'service.yaml'),
+      'apiVersion: v1\nkind: Service\nmetadata: { name: shop }\nspec:\n  selector: { app: shop }\n  ports: [{ port: 80, targetPort: 8080 }]\n',
+    );
+    await kubectl(
+      'apply',
+      '-n',
+      'r-canary',
+      '-f',
+      join(work, 'k8s', 'app.yaml'),
+      '-f',
+      join(work, 'service.yaml'),
+    );
+    await kubectl('rollout', 'status', 'deployment/shop', '-n', 'r-canary', '--timeout=60s');
+    const step = await runBuiltAction('canary-shift', {
+      inputs: {
+        kubeconfig: sim.kubeconfigPath,
+        namespace: 'r-canary',
+        deployment: 'shop',
+        image: 'registry.local/shop:v2',
+        steps: '50,100',
+        'analysis-interval': '100ms',
+        'fail-fast-after': '2s',
+        timeout: '60s',
+        checks: '- { name: unreachable, url: "http://127.0.0.1:1/health" }',
+      },
+      cwd: work,
+      timeoutMs: 120_000,
+    });
+    expect(step.exitCode).not.toBe(0);
+    expect(errors(step).join('\n')).toContain('unreachable was never measured');
+    const stable = JSON.parse(await kubectl('get', 'deployment/shop', '-n', 'r-canary', '-o', 'json')) as {
+      spec: { template: { spec: { containers: { image: string }[] } } };
+    };
+    expect(stable.spec.template.spec.containers[0]!.image).toBe('registry.local/shop:v1');
+  });
+});
