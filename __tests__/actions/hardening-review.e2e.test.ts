@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
 
 // The defects an independent review of issue #13 found in the built actions, one by one.
 
@@ -212,5 +212,53 @@ describe('D2: a check that was never measured never passes', () => {
       spec: { template: { spec: { containers: { image: string }[] } } };
     };
     expect(stable.spec.template.spec.containers[0]!.image).toBe('registry.local/shop:v1');
+  });
+});
+
+describe('D5: credentials in health-check URLs', () => {
+  test.each(['token', 'access_token', 'api_key', 'key', 'sig', 'signature', 'password'])(
+    'a %s query parameter is redacted in the log, summary and evidence',
+    async (param) => {
+      const { listenLoopback, closeServer } = await import('../../packages/testkit/http.ts');
+      const { server, url } = await listenLoopback((_req, res) => {
+        res.writeHead(200);
+        res.end('ok');
+      });
+      const secret = `q5ecr3t-${param}-value`;
+      try {
+        const step = await runBuiltAction('health-gate', {
+          inputs: {
+            checks: `- { name: api, url: "${url}/health?region=eu&${param}=${secret}" }`,
+            count: '1',
+          },
+        });
+        expect(errors(step)).toEqual([]);
+        expect(step.outputs.verdict).toBe('passed');
+        expect(step.summary.replaceAll('\\_', '_')).toContain(`${param}=***`);
+        expect(step.summary).toContain('region=eu');
+        expect(findLeaks(step, secret)).toEqual([]);
+      } finally {
+        await closeServer(server);
+      }
+    },
+  );
+
+  test.each([
+    [{ 'prometheus-token': 'pr0m-t0ken-value' }],
+    [{ 'prometheus-username': 'reader', 'prometheus-password': 'pr0m-passw0rd' }],
+  ])('a credential for plain-http Prometheus on another host is refused (%o)', async (auth) => {
+    const step = await runBuiltAction('health-gate', {
+      inputs: {
+        checks: '- { name: errors, query: "up", condition: "> 0" }',
+        'prometheus-url': 'http://prometheus.example.invalid:9090',
+        count: '1',
+        ...auth,
+      },
+    });
+    expect(step.exitCode).not.toBe(0);
+    expect(errors(step)).toEqual([
+      expect.stringContaining('is plain http to prometheus.example.invalid while a credential is given'),
+    ]);
+    expect(hasStack(step)).toBe(false);
   });
 });

@@ -64,6 +64,24 @@ export function urlUserInfoSecrets(raw: string): string[] {
   return unique([...out, ...basicSecrets(user, password)]);
 }
 
+/** Query parameters that carry a credential by convention (presigned URLs, API keys, tokens). */
+export const SENSITIVE_QUERY_PARAM =
+  /^(token|access_token|id_token|refresh_token|api_key|apikey|api-key|key|sig|signature|password|passwd|pwd|secret|client_secret|auth|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
+
+/**
+ * The values of a URL's credential-carrying query parameters (`?token=…`, `&sig=…`), as written
+ * and decoded, to mask wherever the URL is shown (a summary, an evidence output, a probe error).
+ */
+export function urlQuerySecrets(raw: string): string[] {
+  const out: string[] = [];
+  // On the text, not a parsed URL: the value must be found as the URL was written (encoded or not).
+  for (const m of raw.matchAll(/[?&]([^=&#\s]+)=([^&#\s"']+)/g)) {
+    if (!SENSITIVE_QUERY_PARAM.test(safeDecode(m[1]!))) continue;
+    out.push(m[2]!, safeDecode(m[2]!), safeDecode(m[2]!.replace(/\+/g, ' ')));
+  }
+  return unique(out);
+}
+
 /**
  * The secrets of a URL whose path is the credential (a Slack incoming webhook, most webhooks): the
  * path with its query, the path alone and its last segment, written and decoded, so an error body

@@ -4,9 +4,11 @@ import {
   DURATION_MAX,
   headerSecrets,
   InputError,
+  isLoopbackHost,
   parseDuration,
   redactUrl,
   urlCredentials,
+  urlQuerySecrets,
 } from '../core/index.ts';
 import { type Condition, parseCondition } from './condition.ts';
 import { type PathSegment, parseJsonPath } from './json-path.ts';
@@ -452,6 +454,17 @@ function readPrometheus(
     auth = { username: credentials.username, password: credentials.password };
     baseUrl = withoutUserInfo(parsed!);
   }
+  // Plain http to another machine hands the credential to anyone on the way.
+  if (
+    (auth.bearerToken || auth.username) &&
+    parsed!.protocol === 'http:' &&
+    !isLoopbackHost(parsed!.hostname)
+  )
+    r.fail(
+      'prometheus-url',
+      `is plain http to ${parsed!.hostname} while a credential is given (prometheus-token, prometheus-username/password or user info)`,
+      'an https URL when a credential is given (plain http only to localhost)',
+    );
   const metric = r.string('metric');
   let query = r.string('query');
   let conditionText = r.string('condition');
@@ -533,9 +546,11 @@ export function checkSecrets(checks: Check[]): string[] {
   const out: string[] = [];
   for (const check of checks) {
     if (check.type === 'http') {
+      if (check.target.kind === 'url') out.push(...urlQuerySecrets(check.target.url));
       for (const [name, value] of Object.entries(check.headers))
         if (SENSITIVE_HEADER.test(name)) out.push(...headerSecrets(value));
     } else if (check.type === 'prometheus') {
+      out.push(...urlQuerySecrets(check.url));
       if (check.auth.bearerToken) out.push(...headerSecrets(`Bearer ${check.auth.bearerToken}`));
       if (check.auth.username)
         out.push(...headerSecrets(basicAuthorization(check.auth.username, check.auth.password ?? '')));
