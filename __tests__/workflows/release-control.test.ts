@@ -16,6 +16,7 @@ import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../packages
  */
 
 const IMAGE = `ghcr.io/acme/shop@sha256:${'3'.repeat(64)}`;
+const NEXT = `ghcr.io/acme/shop@sha256:${'4'.repeat(64)}`;
 const WINDOWS =
   'production: { timezone: Europe/Berlin, deny: [Fri 12:00 - Mon 08:00], holidays: [2026-12-24] }';
 const THURSDAY = '2026-12-03T10:00:00Z';
@@ -37,7 +38,7 @@ beforeAll(async () => {
   sim = await startKubeSim({
     timeScale: 50,
     namespaces: ['shop-production'],
-    images: [{ pattern: IMAGE, http: { health: { status: 'healthy' } } }],
+    images: [IMAGE, NEXT].map((pattern) => ({ pattern, http: { health: { status: 'healthy' } } })),
   });
   github = await LocalGitHub.start({ tokens: ['ghs_rc'] });
   github.seedTeam('acme', 'sre', 'SRE', ['carol']);
@@ -246,5 +247,24 @@ describe('deploy.yml with deploy windows and freezes', () => {
       },
     });
     expect(release!.statuses.at(-1)!.state).toBe('success');
+  }, 180_000);
+
+  test('wait-for-window: a deploy blocked a few minutes before its window waits, then asks for the approval and deploys', async () => {
+    const { jobs, approvals } = await play({
+      // Monday 07:57 CET: the weekend's deny range ends at 08:00.
+      now: '2026-12-07T06:57:00Z',
+      inputs: { 'wait-for-window': '10m', image: NEXT },
+      // Each step's clock starts at PIPELINE_NOW: the test moves it past the wait for the deploy job.
+      whileWaiting: (env) => {
+        env.PIPELINE_NOW = '2026-12-07T07:01:00Z';
+      },
+    });
+    expect(jobs['production/gate']!.outputs.blocked).toBe('false');
+    expect(jobs['production/gate']!.steps.find((s) => s.id === 'gate')!.log).toContain(
+      'next window opens Mon 08:00 CET; waiting',
+    );
+    expect(approvals).toBe(1);
+    expect(jobs['production/deploy']!.outputs.ended).toBe('succeeded');
+    expect(liveImage()).toBe(NEXT);
   }, 180_000);
 });
