@@ -1,7 +1,7 @@
 // One esbuild build of every action entry. Code splitting puts what the actions share (the
 // toolkit, Octokit, the Kubernetes client, our engines) into chunks bundled once for the suite.
 // The output is reproducible: no timestamps, no absolute paths, stable chunk names.
-import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -56,7 +56,8 @@ const result = await build({
   // Names survive minification so an unexpected bug's stack still says where it happened.
   keepNames: true,
   legalComments: 'linked',
-  entryNames: '[name]',
+  // The bundles go to dist/main/; dist/<name>.js is the small gate below that imports one.
+  entryNames: 'main/[name]',
   chunkNames: 'chunks/[name]-[hash]',
   metafile: true,
   logLevel: 'warning',
@@ -66,6 +67,19 @@ const result = await build({
     js: "import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);",
   },
 });
+
+// Each dist/<name>.js checks the Node version before anything else loads: on an older Node a
+// bundle fails while it links (a named import such as globSync that node:fs lacks), before any
+// statement of it could run, with a SyntaxError and a minified line. The gate imports only what
+// every Node has (bin/require-node.js, copied beside it), then the bundle.
+copyFileSync(join(root, 'bin', 'require-node.js'), join(outdir, 'require-node.js'));
+for (const entry of entryPoints) {
+  const name = basename(entry, '.ts');
+  writeFileSync(
+    join(outdir, `${name}.js`),
+    `import{nodeVersionProblem}from'./require-node.js';const problem=nodeVersionProblem();if(problem){process.stdout.write(\`::error::\${problem}\\n\`);process.exit(1)}await import('./main/${name}.js');\n`,
+  );
+}
 
 // Actions run `node dist/<name>.js` from a checkout of this repository, whose package.json says
 // "type": "module"; this marker keeps dist/ ESM even when it is vendored on its own.
@@ -77,7 +91,7 @@ rmSync(olddir, { recursive: true, force: true });
 
 const outputs = Object.entries(result.metafile.outputs);
 const total = outputs.reduce((sum, [, o]) => sum + o.bytes, 0);
-for (const [file, o] of outputs.filter(([f]) => !f.includes('/chunks/') && f.endsWith('.js'))) {
+for (const [file, o] of outputs.filter(([f]) => f.includes('/main/') && f.endsWith('.js'))) {
   console.log(`${basename(file).padEnd(28)} ${(o.bytes / 1024).toFixed(1).padStart(8)} KiB (entry)`);
 }
 console.log(

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -260,5 +260,32 @@ describe('D5: credentials in health-check URLs', () => {
       expect.stringContaining('is plain http to prometheus.example.invalid while a credential is given'),
     ]);
     expect(hasStack(step)).toBe(false);
+  });
+});
+
+const OLD_NODE = '/usr/bin/node';
+(existsSync(OLD_NODE) ? describe : describe.skip)('D6: a bundle run by Node < 24 says so in one line', () => {
+  test.each([
+    'deploy-env',
+    'run-migrations',
+    'health-gate',
+    'canary-shift',
+    'blue-green-switch',
+    'notify',
+    'release-gate',
+  ])('%s', async (action) => {
+    const bundle = join(import.meta.dirname, '..', '..', 'dist', `${action}.js`);
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(OLD_NODE, [bundle], { env: { PATH: '/usr/bin:/bin' } }, (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    const { stdout } = await run(OLD_NODE, ['--version']);
+    expect(Number(stdout.trim().slice(1).split('.')[0])).toBeLessThan(24);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(
+      /^::error::pipeline needs Node 24 or newer; this is Node 2\d\.\d+\.\d+\. Install Node 24 \(nvm install 24, https:\/\/nodejs\.org, or actions\/setup-node with node-version: 24\) and run it again\.\n$/,
+    );
   });
 });
