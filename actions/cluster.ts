@@ -1,11 +1,29 @@
+import { parse as parseYaml } from 'yaml';
 import { input } from '../packages/config/index.ts';
 import type { Logger } from '../packages/core/index.ts';
 import type { KubeClient } from '../packages/kube/client.ts';
+import { kubeconfigTextSecrets, looksLikeKubeconfigContent } from '../packages/kube/kubeconfig-secrets.ts';
 import type { LockRequest } from '../packages/kube/lease.ts';
 
-/** The inputs every step that reaches a cluster reads (masked: a kubeconfig holds credentials). */
+/**
+ * The inputs every step that reaches a cluster reads. A kubeconfig given as YAML has its
+ * credentials masked before anything is parsed, value by value: masking it line by line would
+ * also mask `kind: Config` and `users:` wherever a log line says them.
+ */
 export const clusterInputs = {
-  kubeconfig: input.secret(),
+  kubeconfig: {
+    ...input.string({ accepted: 'a kubeconfig file path, or the kubeconfig YAML itself' }),
+    secretsOf: (raw: string): string[] => {
+      if (!looksLikeKubeconfigContent(raw)) return [];
+      let doc: unknown;
+      try {
+        doc = parseYaml(raw);
+      } catch {
+        doc = undefined;
+      }
+      return [raw, ...kubeconfigTextSecrets(raw, doc)];
+    },
+  },
   context: input.string(),
 };
 

@@ -14,7 +14,7 @@ let sim: KubeSim;
 let work: string;
 
 beforeAll(async () => {
-  sim = await startKubeSim({ timeScale: 40, namespaces: ['r-lease', 'r-conflict', 'r-canary'] });
+  sim = await startKubeSim({ timeScale: 40, namespaces: ['r-lease', 'r-conflict', 'r-canary', 'r-kc'] });
   work = mkdtempSync(join(tmpdir(), 'hardening-review-'));
   mkdirSync(join(work, 'k8s'), { recursive: true });
   writeFileSync(
@@ -287,5 +287,92 @@ const OLD_NODE = '/usr/bin/node';
     expect(result.stdout).toMatch(
       /^::error::pipeline needs Node 24 or newer; this is Node 2\d\.\d+\.\d+\. Install Node 24 \(nvm install 24, https:\/\/nodejs\.org, or actions\/setup-node with node-version: 24\) and run it again\.\n$/,
     );
+  });
+});
+
+describe('D3: kubeconfig credentials are masked, and a user that cannot authenticate is one clean error', () => {
+  const clusterPart = () => sim.kubeconfig.split('users:')[0]!;
+  const context =
+    'contexts:\n- name: kube-sim\n  context: { cluster: kube-sim, user: u, namespace: r-kc }\ncurrent-context: kube-sim\n';
+  const keyPem = '-----BEGIN PRIVATE KEY-----\nPRIVKEYMATERIALXYZ\n-----END PRIVATE KEY-----\n';
+  const certPem = '-----BEGIN CERTIFICATE-----\nMIIBCERTDATA\n-----END CERTIFICATE-----\n';
+  const cases: [string, () => string, string[], RegExp][] = [
+    [
+      'a failing exec plugin whose stderr echoes its env and args',
+      () =>
+        `${clusterPart()}users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: sh\n      args: ["-c", "echo leaked-arg=$0 env=$MYTOKEN >&2; exit 1", "SECRETARG123456"]\n      env: [{ name: MYTOKEN, value: SECRETENV123456 }]\n      interactiveMode: Never\n${context}`,
+      ['SECRETARG123456', 'SECRETENV123456'],
+      /^Input 'kubeconfig' has a user \(u\) that cannot authenticate: its exec plugin "sh" failed/,
+    ],
+    [
+      'an oidc auth-provider that cannot refresh',
+      () =>
+        `${clusterPart()}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n      config: { id-token: not-a-jwt-1d70k3n, client-secret: OIDCCLIENTSECRET1, refresh-token: OIDCREFRESH12345, idp-issuer-url: https://issuer.example.invalid, client-id: x }\n${context}`,
+      ['not-a-jwt-1d70k3n', 'OIDCCLIENTSECRET1', 'OIDCREFRESH12345'],
+      /^Input 'kubeconfig' has a user \(u\) that cannot authenticate: its auth-provider "oidc" failed/,
+    ],
+    [
+      'a client key that is not a key',
+      () =>
+        `${clusterPart()}users:\n- name: u\n  user:\n    client-certificate-data: ${Buffer.from(certPem).toString('base64')}\n    client-key-data: ${Buffer.from(keyPem).toString('base64')}\n${context}`,
+      ['PRIVKEYMATERIALXYZ', Buffer.from(keyPem).toString('base64')],
+      /^Input 'kubeconfig' has a client certificate or key for user u that cannot be used/,
+    ],
+  ];
+  test.each(cases)('%s', async (_label, kubeconfig, secrets, error) => {
+    const step = await deploy({
+      environment: 'dev',
+      app: 'shop',
+      namespace: 'r-kc',
+      kubeconfig: kubeconfig(),
+    });
+    expect(step.exitCode).not.toBe(0);
+    expect(errors(step)).toEqual([expect.stringMatching(error)]);
+    expect(hasStack(step)).toBe(false);
+    for (const secret of secrets) {
+      expect(findLeaks(step, secret)).toEqual([]);
+      expect(step.log).not.toContain(secret);
+    }
+    expect(sim.peek('Deployment', 'r-kc', 'shop')).toBeUndefined();
+  });
+
+  test('a succeeding exec plugin: its token is masked, and the kubeconfig structure is not', async () => {
+    const token = sim.token;
+    const kubeconfig = `${clusterPart()}users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: sh\n      args: ["-c", "cat $TOKEN_PATH"]\n      env: [{ name: TOKEN_PATH, value: ${join(work, 'exec-credential.json')} }]\n      interactiveMode: Never\n${context}`;
+    writeFileSync(
+      join(work, 'exec-credential.json'),
+      JSON.stringify({
+        apiVersion: 'client.authentication.k8s.io/v1beta1',
+        kind: 'ExecCredential',
+        status: { token },
+      }),
+    );
+    const step = await deploy({ environment: 'dev', app: 'shop', namespace: 'r-kc', kubeconfig });
+    expect(errors(step)).toEqual([]);
+    expect(step.masks).toContain(token);
+    for (const structural of ['apiVersion: v1', 'kind: Config', 'users:', 'contexts:', '- name: u', 'user:'])
+      expect(step.masks).not.toContain(structural);
+    expect(sim.peek('Deployment', 'r-kc', 'shop')).toBeDefined();
+  });
+
+  test('tokenFile is honoured (relative to the kubeconfig file) and its token masked', async () => {
+    const dir = join(work, 'kc');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'token'), `${sim.token}\n`);
+    writeFileSync(
+      join(dir, 'config'),
+      `${clusterPart()}users:\n- name: u\n  user:\n    tokenFile: token\n${context}`,
+    );
+    const step = await deploy({
+      environment: 'dev',
+      app: 'shop',
+      namespace: 'r-kc',
+      kubeconfig: join(dir, 'config'),
+      'lock-timeout': '30s',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(step.exitCode).toBe(0);
+    expect(step.masks).toContain(sim.token);
+    expect(findLeaks(step, sim.token)).toEqual([]);
   });
 });

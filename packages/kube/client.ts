@@ -1,12 +1,13 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 // The config module alone: the package index would also load every generated API client.
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { parse as parseYaml } from 'yaml';
 import {
-  basicAuthorization,
   type Clock,
   errorMessage,
   headerSecrets,
@@ -19,8 +20,8 @@ import {
   retry,
   silentLogger,
   systemClock,
-  urlUserInfoSecrets,
 } from '../core/index.ts';
+import { kubeconfigUserSecrets, looksLikeKubeconfigContent, serverSecrets } from './kubeconfig-secrets.ts';
 
 export interface RawResponse {
   status: number;
@@ -87,18 +88,23 @@ export interface RequestOptions {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
-function looksLikeKubeconfigContent(value: string): boolean {
-  return /\n/.test(value) && /(apiVersion|clusters)\s*:/.test(value);
-}
-
 /** Loads the kubeconfig the way kubectl does, with errors that say which input or file was wrong. */
 export function loadKubeConfig(options: KubeClientOptions): KubeConfig {
   const input = options.inputName ?? 'kubeconfig';
   const kc = new KubeConfig();
   const given = options.kubeconfig?.trim();
+  const sources: { text: string; dir: string }[] = [];
+  const readSource = (file: string) => {
+    try {
+      sources.push({ text: readFileSync(file, 'utf8'), dir: dirname(file) });
+    } catch {
+      // kc.load* below reports a file it cannot read.
+    }
+  };
   try {
     if (given && looksLikeKubeconfigContent(given)) {
       kc.loadFromString(given);
+      sources.push({ text: given, dir: process.cwd() });
     } else if (given) {
       if (!existsSync(given))
         throw new InputError(
@@ -107,6 +113,7 @@ export function loadKubeConfig(options: KubeClientOptions): KubeConfig {
           'a kubeconfig file path, or the kubeconfig YAML itself',
         );
       kc.loadFromFile(given);
+      readSource(given);
     } else {
       const fromEnv = (process.env.KUBECONFIG ?? '').split(delimiter).filter(Boolean);
       const home = join(homedir(), '.kube', 'config');
@@ -126,6 +133,7 @@ export function loadKubeConfig(options: KubeClientOptions): KubeConfig {
         );
       }
       kc.loadFromDefault();
+      for (const file of fromEnv.length > 0 ? fromEnv : [home]) if (existsSync(file)) readSource(file);
     }
   } catch (error) {
     if (error instanceof InputError) throw error;
@@ -157,21 +165,90 @@ export function loadKubeConfig(options: KubeClientOptions): KubeConfig {
       'has no current context with a cluster server',
       'a kubeconfig whose current context (or the context input) names a cluster with a server URL',
     );
+  honourTokenFiles(kc, sources, input);
+  checkClientCertificate(kc, input);
   return kc;
+}
+
+/**
+ * kubectl's `tokenFile` (a projected service-account token, rotated on disk), which the client
+ * library does not read: the file is read again at most every minute, as client-go does. A
+ * relative path is relative to the kubeconfig file.
+ */
+function honourTokenFiles(kc: KubeConfig, sources: { text: string; dir: string }[], input: string): void {
+  const files = new Map<string, string>();
+  for (const { text, dir } of sources) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch {
+      continue;
+    }
+    const users = (doc as { users?: unknown } | null)?.users;
+    for (const entry of Array.isArray(users) ? users : []) {
+      const { name, user } = (entry ?? {}) as { name?: unknown; user?: { tokenFile?: unknown } };
+      if (typeof name === 'string' && typeof user?.tokenFile === 'string' && !files.has(name))
+        files.set(name, isAbsolute(user.tokenFile) ? user.tokenFile : join(dir, user.tokenFile));
+    }
+  }
+  const current = kc.getCurrentUser();
+  if (!current || current.token || !files.has(current.name)) return;
+  const path = files.get(current.name)!;
+  const read = () => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (error) {
+      throw new InputError(
+        input,
+        `names the tokenFile ${JSON.stringify(path)} for user ${current.name}, which cannot be read (${(error as { code?: string }).code ?? errorMessage(error)})`,
+        'a kubeconfig whose tokenFile is a readable file holding a bearer token',
+      );
+    }
+  };
+  let token = read();
+  let readAt = Date.now();
+  kc.addAuthenticator({
+    isAuthProvider: (user) => user.name === current.name && !user.token && !user.exec && !user.authProvider,
+    applyAuthentication: async (_user, opts) => {
+      if (Date.now() - readAt > 60_000) {
+        token = read();
+        readAt = Date.now();
+      }
+      opts.headers = { ...opts.headers, Authorization: `Bearer ${token}` };
+    },
+  });
+}
+
+/** A client certificate or key that TLS cannot use fails here, not as an asn1 error mid-request. */
+function checkClientCertificate(kc: KubeConfig, input: string): void {
+  const user = kc.getCurrentUser();
+  if (!user || (!user.certData && !user.keyData && !user.certFile && !user.keyFile)) return;
+  try {
+    const cert = user.certData
+      ? Buffer.from(user.certData, 'base64')
+      : user.certFile
+        ? readFileSync(user.certFile)
+        : undefined;
+    const key = user.keyData
+      ? Buffer.from(user.keyData, 'base64')
+      : user.keyFile
+        ? readFileSync(user.keyFile)
+        : undefined;
+    createSecureContext({ ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
+  } catch (error) {
+    throw new InputError(
+      input,
+      `has a client certificate or key for user ${user.name} that cannot be used (${errorMessage(error).split('\n')[0]})`,
+      'a kubeconfig whose client-certificate-data and client-key-data are a matching base64 PEM certificate and key',
+    );
+  }
 }
 
 /** Secrets a kubeconfig may hold, to mask before anything can log them. */
 export function kubeconfigSecrets(kc: KubeConfig): string[] {
   const out: string[] = [];
-  for (const user of kc.getUsers()) {
-    for (const value of [user.token, user.password, user.keyData, (user as { certData?: string }).certData])
-      if (value) out.push(value);
-    // The Basic header the client derives from a user and password, should an error echo it.
-    if (user.username && user.password)
-      out.push(...headerSecrets(basicAuthorization(user.username, user.password)));
-  }
-  // A server URL can carry user info of its own.
-  for (const cluster of kc.getClusters()) out.push(...urlUserInfoSecrets(cluster.server));
+  for (const user of kc.getUsers()) out.push(...kubeconfigUserSecrets(user));
+  for (const cluster of kc.getClusters()) out.push(...serverSecrets(cluster.server));
   return [...new Set(out)];
 }
 
@@ -189,6 +266,8 @@ export class KubeClient {
   private readonly attempts: number;
   private readonly timeoutMs: number;
   private agent: http.Agent | undefined;
+  private maskedAuthorization: string | undefined;
+  private readonly inputName: string;
 
   constructor(kc: KubeConfig, options: KubeClientOptions = {}) {
     this.kc = kc;
@@ -199,6 +278,7 @@ export class KubeClient {
     this.clock = options.clock ?? systemClock;
     this.attempts = options.attempts ?? 6;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.inputName = options.inputName ?? 'kubeconfig';
   }
 
   /** One keep-alive agent for the client's life, with the TLS settings the kubeconfig asks for. */
@@ -240,7 +320,30 @@ export class KubeClient {
           : {}),
       },
     };
-    await this.kc.applyToHTTPSOptions(requestOptions);
+    try {
+      await this.kc.applyToHTTPSOptions(requestOptions);
+    } catch (error) {
+      // An exec plugin that failed, an auth provider that cannot refresh: the kubeconfig's user
+      // cannot authenticate, whatever the request. Its message may quote the plugin's stderr,
+      // whose secrets are masked (kubeconfigSecrets); its stack is of no use to the reader.
+      const user = this.kc.getCurrentUser();
+      const how = user?.exec
+        ? `its exec plugin ${JSON.stringify(user.exec.command ?? '')} failed`
+        : user?.authProvider
+          ? `its auth-provider ${JSON.stringify(user.authProvider.name ?? '')} failed`
+          : 'its credentials could not be applied';
+      throw new InputError(
+        this.inputName,
+        `has a user (${user?.name ?? 'none'}) that cannot authenticate: ${how} (${errorMessage(error).trim().split('\n')[0]})`,
+        'a kubeconfig whose user can get credentials here (a token, a client certificate, or an exec plugin installed on the runner)',
+      );
+    }
+    // A token an exec plugin or auth provider returned, or a tokenFile held: as secret as the kubeconfig.
+    const authorization = (requestOptions.headers as Record<string, unknown> | undefined)?.Authorization;
+    if (typeof authorization === 'string' && authorization !== this.maskedAuthorization) {
+      this.maskedAuthorization = authorization;
+      for (const secret of headerSecrets(authorization)) this.log.mask(secret);
+    }
     requestOptions.agent = this.agentFor(requestOptions);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const transport = url.protocol === 'https:' ? https : http;
@@ -425,7 +528,30 @@ export class KubeClient {
   ): Promise<'done' | 'gone' | 'ended'> {
     const url = new URL(this.server + path);
     const requestOptions: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
-    await this.kc.applyToHTTPSOptions(requestOptions);
+    try {
+      await this.kc.applyToHTTPSOptions(requestOptions);
+    } catch (error) {
+      // An exec plugin that failed, an auth provider that cannot refresh: the kubeconfig's user
+      // cannot authenticate, whatever the request. Its message may quote the plugin's stderr,
+      // whose secrets are masked (kubeconfigSecrets); its stack is of no use to the reader.
+      const user = this.kc.getCurrentUser();
+      const how = user?.exec
+        ? `its exec plugin ${JSON.stringify(user.exec.command ?? '')} failed`
+        : user?.authProvider
+          ? `its auth-provider ${JSON.stringify(user.authProvider.name ?? '')} failed`
+          : 'its credentials could not be applied';
+      throw new InputError(
+        this.inputName,
+        `has a user (${user?.name ?? 'none'}) that cannot authenticate: ${how} (${errorMessage(error).trim().split('\n')[0]})`,
+        'a kubeconfig whose user can get credentials here (a token, a client certificate, or an exec plugin installed on the runner)',
+      );
+    }
+    // A token an exec plugin or auth provider returned, or a tokenFile held: as secret as the kubeconfig.
+    const authorization = (requestOptions.headers as Record<string, unknown> | undefined)?.Authorization;
+    if (typeof authorization === 'string' && authorization !== this.maskedAuthorization) {
+      this.maskedAuthorization = authorization;
+      for (const secret of headerSecrets(authorization)) this.log.mask(secret);
+    }
     requestOptions.agent =
       url.protocol === 'https:' ? new https.Agent(pickTls(requestOptions)) : new http.Agent();
     const transport = url.protocol === 'https:' ? https : http;
