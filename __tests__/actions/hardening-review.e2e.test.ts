@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,10 @@ let sim: KubeSim;
 let work: string;
 
 beforeAll(async () => {
-  sim = await startKubeSim({ timeScale: 40, namespaces: ['r-lease', 'r-conflict', 'r-canary', 'r-kc'] });
+  sim = await startKubeSim({
+    timeScale: 40,
+    namespaces: ['r-lease', 'r-conflict', 'r-canary', 'r-kc', 'r-kustomize'],
+  });
   work = mkdtempSync(join(tmpdir(), 'hardening-review-'));
   mkdirSync(join(work, 'k8s'), { recursive: true });
   writeFileSync(
@@ -374,5 +377,85 @@ describe('D3: kubeconfig credentials are masked, and a user that cannot authenti
     expect(step.exitCode).toBe(0);
     expect(step.masks).toContain(sim.token);
     expect(findLeaks(step, sim.token)).toEqual([]);
+  });
+});
+
+describe('D4: the workspace rule covers what kustomize loads', () => {
+  const outside = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outside-base-'));
+    writeFileSync(join(dir, 'kustomization.yaml'), 'resources: [app.yaml]\n');
+    writeFileSync(
+      join(dir, 'app.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: from-outside }\ndata: { a: b }\n',
+    );
+    return dir;
+  };
+  const overlay = (name: string, kustomization: string, link?: [string, string]) => {
+    const root = join(work, name);
+    mkdirSync(join(root, 'dev'), { recursive: true });
+    writeFileSync(join(root, 'dev', 'kustomization.yaml'), kustomization);
+    if (link) symlinkSync(link[1], join(root, link[0]));
+    return `${name}/dev`;
+  };
+  const kustomizeDeploy = (kustomize: string, extra: Record<string, string> = {}) =>
+    deploy({ environment: 'dev', app: 'shop', namespace: 'r-kustomize', manifests: '', kustomize, ...extra });
+
+  test('a base that is a symlink out of the workspace is refused before kustomize runs', async () => {
+    const base = outside();
+    const dir = overlay('k-base', 'resources: [../base]\n', ['base', base]);
+    const step = await kustomizeDeploy(dir);
+    expect(step.exitCode).not.toBe(0);
+    expect(errors(step)).toEqual([
+      expect.stringMatching(
+        /^Input 'kustomize' names "k-base\/dev\/kustomization.yaml: \.\.\/base", which is a symlink that resolves outside the workspace/,
+      ),
+    ]);
+    expect(sim.peek('ConfigMap', 'r-kustomize', 'from-outside')).toBeUndefined();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  test('a patch file two kustomizations down that is a symlink out is refused too', async () => {
+    const secretDir = mkdtempSync(join(tmpdir(), 'outside-patch-'));
+    writeFileSync(
+      join(secretDir, 'patch.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: cm }\ndata: { leaked: yes }\n',
+    );
+    const root = join(work, 'k-patch');
+    mkdirSync(join(root, 'base'), { recursive: true });
+    mkdirSync(join(root, 'dev'), { recursive: true });
+    writeFileSync(
+      join(root, 'base', 'cm.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: cm }\ndata: { a: b }\n',
+    );
+    symlinkSync(join(secretDir, 'patch.yaml'), join(root, 'base', 'patch.yaml'));
+    writeFileSync(
+      join(root, 'base', 'kustomization.yaml'),
+      'resources: [cm.yaml]\npatches:\n  - path: patch.yaml\n',
+    );
+    writeFileSync(join(root, 'dev', 'kustomization.yaml'), 'resources: [../base]\n');
+    const step = await kustomizeDeploy('k-patch/dev');
+    expect(errors(step)).toEqual([expect.stringContaining('k-patch/base/kustomization.yaml: patch.yaml')]);
+    expect(sim.peek('ConfigMap', 'r-kustomize', 'cm')).toBeUndefined();
+    rmSync(secretDir, { recursive: true, force: true });
+  });
+
+  test('with allow-paths-outside-workspace the same overlay is applied', async () => {
+    const base = outside();
+    const dir = overlay('k-allowed', 'resources: [../base]\n', ['base', base]);
+    const step = await kustomizeDeploy(dir, {
+      'allow-paths-outside-workspace': 'true',
+      'create-namespace': 'true',
+    });
+    expect(errors(step)).toEqual([]);
+    expect(sim.peek('ConfigMap', 'r-kustomize', 'from-outside')).toBeDefined();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  test("kustomize's own error loses kubectl's klog prefix", async () => {
+    const dir = overlay('k-missing', 'resources: [missing.yaml]\n');
+    const step = await kustomizeDeploy(dir);
+    expect(errors(step)).toHaveLength(1);
+    expect(errors(step)[0]).toContain('kustomize could not render k-missing/dev: ');
+    expect(errors(step)[0]).not.toMatch(/[EW]\d{4} \d{2}:\d{2}|run\.go:\d+\]/);
   });
 });

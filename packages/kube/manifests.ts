@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, globSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, globSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { errorMessage, formatDuration, InputError, PipelineError } from '../core/index.ts';
 import { checkInsideWorkspace } from '../core/paths.ts';
 import type { KubeObject } from './resources.ts';
@@ -149,6 +149,83 @@ function guardPath(given: string, path: string, cwd: string, inputName: string, 
   }
 }
 
+const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+
+/** The local paths a kustomization refers to: resources, bases, components, patches, generator files. */
+function kustomizationReferences(doc: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const strings = (v: unknown) =>
+    Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  const paths = (v: unknown) =>
+    Array.isArray(v)
+      ? v.flatMap((x) =>
+          typeof x === 'string'
+            ? [x]
+            : x && typeof (x as { path?: unknown }).path === 'string'
+              ? [(x as { path: string }).path]
+              : [],
+        )
+      : [];
+  for (const key of [
+    'resources',
+    'bases',
+    'components',
+    'crds',
+    'configurations',
+    'generators',
+    'transformers',
+    'validators',
+  ])
+    out.push(...strings(doc[key]));
+  for (const key of ['patches', 'patchesStrategicMerge', 'patchesJson6902', 'replacements'])
+    out.push(...paths(doc[key]));
+  for (const key of ['configMapGenerator', 'secretGenerator'])
+    for (const gen of Array.isArray(doc[key]) ? (doc[key] as Record<string, unknown>[]) : []) {
+      // files: [key=path] or [path]; envs: [path]; env: path
+      out.push(...strings(gen?.files).map((f) => f.slice(f.indexOf('=') + 1)), ...strings(gen?.envs));
+      if (typeof gen?.env === 'string') out.push(gen.env);
+    }
+  const openapi = doc.openapi as { path?: unknown } | undefined;
+  if (typeof openapi?.path === 'string') out.push(openapi.path);
+  // A remote base (a URL, a git reference) is not a path of this runner; an inline patch is text.
+  return out.filter(
+    (ref) =>
+      !/^[a-z][a-z0-9+.-]*:\/\/|^git@|^(github\.com|gitlab\.com|bitbucket\.org)\//i.test(ref) &&
+      !ref.includes('\n'),
+  );
+}
+
+/**
+ * The workspace rule applied to everything kustomize will load, not only the overlay: a base,
+ * component or patch file that is (or is reached through) a symlink out of the workspace is
+ * refused, walking the kustomizations from the overlay down, each path resolved with realpath.
+ */
+function guardKustomization(dir: string, cwd: string, guard: PathGuard, seen = new Set<string>()): void {
+  if (guard.allowOutsideWorkspace) return;
+  const real = realpathSync(dir);
+  if (seen.has(real) || seen.size > 1000) return;
+  seen.add(real);
+  const file = KUSTOMIZATION_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
+  if (!file) return;
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch {
+    return; // kubectl kustomize reports the YAML it cannot read
+  }
+  if (!doc || typeof doc !== 'object') return;
+  for (const ref of kustomizationReferences(doc as Record<string, unknown>)) {
+    const target = resolve(dir, ref);
+    guardPath(`${relative(cwd, file) || file}: ${ref}`, target, cwd, 'kustomize', guard);
+    if (existsSync(target) && statSync(target).isDirectory()) guardKustomization(target, cwd, guard, seen);
+  }
+}
+
+/** kubectl's klog prefix (`E1201 10:42:07.123456   12345 run.go:72] `), which says nothing to a reader. */
+export function withoutKlogPrefix(text: string): string {
+  return text.replace(/^[EWIF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [\w.-]+:\d+\] /gm, '');
+}
+
 export async function renderKustomize(
   dir: string,
   cwd: string,
@@ -164,13 +241,14 @@ export async function renderKustomize(
       'a kustomize overlay directory such as k8s/staging',
     );
   }
-  if (!['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => existsSync(join(path, f)))) {
+  if (!KUSTOMIZATION_FILES.some((f) => existsSync(join(path, f)))) {
     throw new InputError(
       'kustomize',
       `names ${JSON.stringify(dir)}, which has no kustomization.yaml`,
       'a kustomize overlay directory with a kustomization.yaml',
     );
   }
+  guardKustomization(path, cwd, guard);
   let stdout: string;
   try {
     stdout = await runBounded(kubectl, ['kustomize', path], {
@@ -189,7 +267,10 @@ export async function renderKustomize(
         `an overlay that kubectl kustomize renders in under ${formatDuration(KUSTOMIZE_TIMEOUT_MS)}, within ${KUSTOMIZE_MAX_RSS_BYTES / 1024 / 1024} MiB of memory and ${KUSTOMIZE_MAX_OUTPUT_BYTES / 1024 / 1024} MiB of output`,
       );
     throw new ManifestError(
-      `kustomize could not render ${dir}: ${(e.stderr || e.message).trim().split('\n').slice(0, 5).join(' ')}`,
+      `kustomize could not render ${dir}: ${withoutKlogPrefix((e.stderr || e.message).trim())
+        .split('\n')
+        .slice(0, 5)
+        .join(' ')}`,
     );
   }
   return parseManifestText(stdout, `kustomize ${dir}`, cwd);
