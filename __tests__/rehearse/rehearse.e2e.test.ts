@@ -141,6 +141,9 @@ describeWithPostgres('pipeline rehearse: the scenario matrix through the real wo
         expect(prod.image).toBe(r.images.main);
         expect(prod.canary).toBe('none');
         expect(prod.deployment).toBe(strategy === 'blue-green' ? 'shop-green' : 'shop');
+        // The new version runs the production overlay's template, not the previous one's with a new image.
+        expect(prod.replicas).toBe(10);
+        expect(prod.config.LOG_LEVEL).toBe('warn');
         expect(pipelineOutputs(r)).toMatchObject({ environment: 'production', image: r.images.main });
         expect(pipelineOutputs(r).revision).toBe(prod.revision);
         expect(livingMessage(r).header).toBe('✅ shop deployed to production');
