@@ -92,6 +92,7 @@ export const schema = defineInputs({
     accepted: 'the name of a repository variable, such as PIPELINE_FREEZE',
   }),
   reason: input.string(),
+  stages: input.string(),
   summary: input.boolean({ default: 'true' }),
 });
 
@@ -102,6 +103,20 @@ function freezesFrom(text: string | undefined, name: string, source: string): Fr
     if (error instanceof FreezeError) throw new InputError(name, `: ${error.message}`, FREEZE_FORM);
     throw error;
   }
+}
+
+/** notify's stages with this environment's stage skipped when blocked (notify refuses a stage named twice). */
+export function stagesAfter(stages: string, environment: string, blocked: boolean): string {
+  if (!blocked) return stages;
+  const pairs = stages
+    .split(/[,\n]/)
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  const mine = `${environment}=skipped`;
+  const at = pairs.findIndex((p) => p.split('=')[0]!.trim() === environment);
+  if (at >= 0) pairs[at] = mine;
+  else pairs.push(mine);
+  return pairs.join(',');
 }
 
 type Context = Parameters<Parameters<typeof runAction<typeof schema>>[1]>[0];
@@ -346,6 +361,7 @@ export async function main(): Promise<void> {
     }
 
     setOutput('state', decision.state);
+    setOutput('stages', stagesAfter(inputs.stages ?? '', environment, decision.state === 'blocked'));
     setOutput('blocked', decision.state === 'blocked');
     setOutput('blocked-by', decision.blockedBy.join(','));
     setOutput('line', decision.line);

@@ -49,7 +49,10 @@ const errors = (s: StepResult) => s.annotations.filter((a) => a.level === 'error
 describe('release-gate', () => {
   test('a closed window blocks without failing, says when it opens, and records an inactive deployment', async () => {
     const before = github.deployments.length;
-    const step = await gate({ windows: WINDOWS, checkpoint: 'before the approval' }, FRIDAY_AFTERNOON);
+    const step = await gate(
+      { windows: WINDOWS, checkpoint: 'before the approval', stages: 'staging=succeeded,production=running' },
+      FRIDAY_AFTERNOON,
+    );
     expect(step.exitCode).toBe(0);
     expect(step.outputs).toMatchObject({
       state: 'blocked',
@@ -58,6 +61,7 @@ describe('release-gate', () => {
       'next-window': '2026-12-07T07:00:00.000Z',
       'next-window-text': 'Mon 08:00 CET',
       line: 'production: blocked by window: closed (deny Fri 12:00 - Mon 08:00); next window opens Mon 08:00 CET',
+      stages: 'staging=succeeded,production=skipped',
     });
     expect(step.summary).toContain('Release gate: production blocked (before the approval)');
     expect(step.summary).toContain('next window opens Mon 08:00 CET');

@@ -410,6 +410,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
     const allowed = branchPolicies(workspace);
     const caller = join(workspace, '.github', 'workflows', 'release.yml');
     let runNumber = 100;
+    // frozen: the repository variable PIPELINE_FREEZE, set once the previous release is out.
+    let freeze = '';
     const runOne = async (
       label: string,
       ref: string,
@@ -451,6 +453,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         vars: {
           PIPELINE_SLACK_API_URL: s.slack.apiUrl,
           STAGING_URL: s.ingress.url,
+          ...(freeze ? { PIPELINE_FREEZE: freeze } : {}),
         },
         env: { PIPELINE_TIME_SCALE: String(options.timeScale), GITHUB_API_URL: s.github.url },
         githubApiUrl: s.github.url,
@@ -507,6 +510,13 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       renameSync(aside, third);
     }
 
+    if (scenario === 'frozen')
+      freeze = JSON.stringify({
+        environments: ['production'],
+        by: 'alice',
+        at: '2026-01-01T00:00:00Z',
+        reason: 'payments provider migration tonight',
+      });
     if (scenario === 'failed-migration')
       writeFileSync(join(workspace, 'migrations', '004_add_order_priority.sql'), BAD_MIGRATION);
     const runs: { label: string; run: WorkflowRun }[] = [];

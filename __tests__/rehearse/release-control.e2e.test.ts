@@ -16,7 +16,40 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 if (!postgresAvailable() && process.env.CI === 'true') throw new Error(POSTGRES_INSTALL_HINT);
 const describeWithPostgres = postgresAvailable() ? describe : describe.skip;
 
-describeWithPostgres('pipeline rehearse --scenario rollback', () => {
+describeWithPostgres('pipeline rehearse: release control', () => {
+  test('frozen: production blocked with who/when/why, in the plan, Slack and GitHub; no approval asked, nothing changed', async () => {
+    const approvals: string[] = [];
+    const r = await rehearse({
+      scenario: 'frozen',
+      strategy: 'canary',
+      timeScale: 120,
+      reportPath: join(out, 'frozen.md'),
+      approve: async (env) => {
+        approvals.push(env);
+        return true;
+      },
+    });
+    expect(r.mismatches).toEqual([]);
+    expect(approvals).toEqual([]);
+    expect(r.state.find((s) => s.environment === 'production')!.image).toBe(r.images.previous);
+    const run = r.runs.at(-1)!.run;
+    const line =
+      'production: blocked by freeze: frozen by alice since 2026-01-01T00:00:00Z: payments provider migration tonight';
+    expect(run.jobs.find((j) => j.path === 'pipeline/production-plan')!.outputs.gate).toBe(line);
+    expect(run.jobs.find((j) => j.path === 'pipeline')!.outputs).toMatchObject({
+      ended: 'blocked',
+      environment: 'production',
+    });
+    expect(run.jobs.find((j) => j.path === 'pipeline/production/deploy')!.conclusion).toBe('skipped');
+    const living = r.slack.find((m) => !m.threadTs && m.text.includes(r.images.main))!;
+    expect(living.text).toContain(line);
+    expect(JSON.stringify(living.blocks)).toContain('⏭️ production');
+    const blocked = r.deployments.filter((d) => (d.payload as { blocked?: unknown }).blocked);
+    expect(blocked.map((d) => [d.environment, d.statuses.map((s) => s.state).join('>')])).toEqual([
+      ['production', 'inactive'],
+    ]);
+  }, 400_000);
+
   test('production returns to the previous release: its image, migration 3 reverted, recorded, told and pinned', async () => {
     const r = await rehearse({
       scenario: 'rollback',
