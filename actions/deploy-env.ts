@@ -118,6 +118,13 @@ export async function main(): Promise<void> {
       const images = new Map(inputs.images ?? []);
       const replicas = new Map<string, number>();
       if (inputs.replicas) {
+        // The rule of every number input: no leading zeros (007 may be read as octal elsewhere).
+        if (/(^|=)0\d/.test(inputs.replicas))
+          throw new InputError(
+            'replicas',
+            `has ${JSON.stringify(inputs.replicas.length > 60 ? `${inputs.replicas.slice(0, 60)}…` : inputs.replicas)}, with a count that has a leading zero`,
+            `whole numbers from 0 to ${MAX_REPLICAS}, without leading zeros`,
+          );
         if (/^\d+$/.test(inputs.replicas)) replicas.set('*', Number(inputs.replicas));
         else
           for (const pair of inputs.replicas.split(/[,\n]/)) {

@@ -118,6 +118,8 @@ describe('deploy-env rollback under API faults', () => {
     expect(stuck.outputs.failure).toMatch(
       /^NOT ROLLED BACK: rolling back deployment "rb" failed: .*HTTP 503/,
     );
+    // The request and its status are said once, not again inside the message of the last attempt.
+    expect(stuck.outputs.failure!.match(/HTTP 503/g)).toHaveLength(1);
     // The reason output is what the reusable workflow hands notify for Slack.
     expect(stuck.outputs.reason).toMatch(/^NOT ROLLED BACK: /);
     expect(stuck.summary).toContain('NOT ROLLED BACK');

@@ -459,3 +459,69 @@ describe('D4: the workspace rule covers what kustomize loads', () => {
     expect(errors(step)[0]).not.toMatch(/[EW]\d{4} \d{2}:\d{2}|run\.go:\d+\]/);
   });
 });
+
+describe('minor: one rule for numbers, durations, booleans and webhook URLs', () => {
+  const gate = (inputs: Record<string, string>) =>
+    runBuiltAction('health-gate', {
+      inputs: { checks: '- { name: api, url: "http://127.0.0.1:1/" }', count: '1', ...inputs },
+    });
+
+  test.each([
+    [
+      { interval: '1H' },
+      'Input \'interval\' has "1H", which is not a duration (units are lowercase: ms, s, m, h, d)',
+    ],
+    [{ timeout: '5M' }, 'Input \'timeout\' has "5M", which is not a duration (units are lowercase'],
+    [{ count: '007' }, 'Input \'count\' has "007", which has a leading zero'],
+    [
+      { 'fail-on-inconclusive': 'yes' },
+      'Input \'fail-on-inconclusive\' has "yes", which is not a boolean. Accepted: true or false.',
+    ],
+    [
+      { 'fail-on-inconclusive': '1' },
+      'Input \'fail-on-inconclusive\' has "1", which is not a boolean. Accepted: true or false.',
+    ],
+  ])('health-gate refuses %o', async (inputs, message) => {
+    const step = await gate(inputs);
+    expect(step.exitCode).not.toBe(0);
+    expect(errors(step)).toEqual([expect.stringContaining(message)]);
+  });
+
+  test('deploy-env refuses replicas 007 and shop=007 before touching the cluster', async () => {
+    for (const replicas of ['007', 'shop=007']) {
+      const step = await deploy({ environment: 'dev', app: 'shop', namespace: 'r-lease', replicas });
+      expect(errors(step)).toEqual([expect.stringContaining("Input 'replicas' has")]);
+      expect(errors(step)[0]).toContain('leading zero');
+    }
+    expect(sim.peek('Deployment', 'r-lease', 'shop')).toBeUndefined();
+  });
+
+  test('a webhook URL with user info is refused at validation, never posted', async () => {
+    const { listenLoopback, closeServer } = await import('../../packages/testkit/http.ts');
+    let requests = 0;
+    const { server, url } = await listenLoopback((_req, res) => {
+      requests++;
+      res.writeHead(200);
+      res.end('ok');
+    });
+    try {
+      const started = Date.now();
+      const step = await runBuiltAction('notify', {
+        inputs: {
+          event: 'custom',
+          text: 'hello',
+          'slack-webhook-url': `${url.replace('http://', 'http://hook:W3bh00kPassw0rd@')}/services/T0/B0/x`,
+        },
+      });
+      expect(step.exitCode).not.toBe(0);
+      expect(errors(step)).toEqual([
+        expect.stringContaining("Input 'slack-webhook-url' has a URL with user info"),
+      ]);
+      expect(requests).toBe(0);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(findLeaks(step, 'W3bh00kPassw0rd')).toEqual([]);
+    } finally {
+      await closeServer(server);
+    }
+  });
+});

@@ -16,7 +16,7 @@ describe('parseDuration', () => {
     ['1.5s', 1500],
     ['2d', 172_800_000],
     ['30', 30_000],
-    [' 15M ', 900_000],
+    [' 15m ', 900_000],
   ])('reads %s as %i ms', (text, ms) => {
     expect(parseDuration(text, 'duration', { maxMs: DURATION_MAX.window })).toBe(ms);
   });
@@ -28,6 +28,15 @@ describe('parseDuration', () => {
       expect(() => parseDuration(text, 'timeout')).toThrow(/Input 'timeout' .*Accepted: a duration such as/);
     },
   );
+
+  // Units are lowercase: 15M would be a minute to the parser and a month to a reader.
+  test.each(['15M', '1H', '2D', '90S', '250MS'])('rejects %j, saying units are lowercase', (text) => {
+    expect(() => parseDuration(text, 'timeout')).toThrow(
+      new RegExp(
+        `^Input 'timeout' has "${text}", which is not a duration \\(units are lowercase: ms, s, m, h, d\\)`,
+      ),
+    );
+  });
 
   test('formats back into the same syntax', () => {
     expect(formatDuration(5_400_000)).toBe('1h30m');

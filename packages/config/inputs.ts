@@ -141,21 +141,41 @@ export const input = {
   secret<const O extends Options<string> & { pathIsSecret?: boolean }>(
     options: O = {} as O,
   ): InputField<string, Present<O>> {
+    // A webhook URL is its own credential: user info in it is a mistake (fetch refuses such a URL,
+    // so every retry would fail the same way), refused here rather than found out by posting.
+    const parse = options.pathIsSecret
+      ? (raw: string, name: string) => {
+          let url: URL | undefined;
+          try {
+            url = new URL(raw);
+          } catch {
+            url = undefined;
+          }
+          if (url && (url.username || url.password))
+            throw new InputError(
+              name,
+              'has a URL with user info (user:password@)',
+              'a webhook URL without user info; its path is the credential',
+            );
+          return raw;
+        }
+      : (raw: string) => raw;
     return {
-      ...field('secret', 'a secret value', (raw) => raw, { ...options, secret: true }),
+      ...field('secret', 'a secret value', parse, { ...options, secret: true }),
       secretsOf: (raw) => [...urlUserInfoSecrets(raw), ...(options.pathIsSecret ? urlPathSecrets(raw) : [])],
     };
   },
 
   boolean<const O extends Options<boolean>>(options: O = {} as O): InputField<boolean, Present<O>> {
-    const accepted = options.accepted ?? 'true or false (also yes/no, on/off, 1/0)';
+    // The booleans GitHub's own getBooleanInput reads: yes/no, on/off and 1/0 are refused rather
+    // than guessed, so `dry-run: no` in one step and `dry-run: false` in another mean what they say.
+    const accepted = options.accepted ?? 'true or false';
     return field(
       'boolean',
       accepted,
       (raw, name) => {
-        const text = raw.toLowerCase();
-        if (['true', 'yes', 'on', '1'].includes(text)) return true;
-        if (['false', 'no', 'off', '0'].includes(text)) return false;
+        if (['true', 'True', 'TRUE'].includes(raw)) return true;
+        if (['false', 'False', 'FALSE'].includes(raw)) return false;
         throw new InputError(name, `has ${quote(raw)}, which is not a boolean`, accepted);
       },
       options,
@@ -181,6 +201,13 @@ export const input = {
       (raw, name) => {
         if (!/^-?\d+$/.test(raw))
           throw new InputError(name, `has ${quote(raw)}, which is not a whole number`, accepted);
+        // One rule for every number: plain decimal digits, no leading zeros (007 may mean octal).
+        if (/^-?0\d/.test(raw))
+          throw new InputError(
+            name,
+            `has ${quote(raw)}, which has a leading zero`,
+            `${accepted}, without leading zeros`,
+          );
         const n = Number(raw);
         if ((min !== undefined && n < min) || (max !== undefined && n > max))
           throw new InputError(name, `has ${n}, which is out of range`, accepted);

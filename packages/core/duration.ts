@@ -45,7 +45,9 @@ export function durationForm(limits: DurationLimits = {}): string {
  * always finite and within `limits` (24h unless the caller documents another maximum).
  */
 export function parseDuration(value: string, inputName = 'duration', limits: DurationLimits = {}): number {
-  const text = value.trim().toLowerCase();
+  // Units are lowercase, as in Go and Kubernetes: 1M would otherwise be a minute to us and a
+  // month to the reader, so 1H and 1M are refused rather than read.
+  const text = value.trim();
   const maxMs = limits.maxMs ?? DURATION_MAX.timeout;
   const accepted = durationForm({ ...limits, maxMs });
   const shown =
@@ -61,7 +63,11 @@ export function parseDuration(value: string, inputName = 'duration', limits: Dur
     total = Number(text) * 1000;
   } else {
     if (!DURATION.test(text))
-      throw new InputError(inputName, `has ${shown}, which is not a duration`, accepted);
+      throw new InputError(
+        inputName,
+        `has ${shown}, which is not a duration${DURATION.test(text.toLowerCase()) ? ' (units are lowercase: ms, s, m, h, d)' : ''}`,
+        accepted,
+      );
     total = 0;
     for (const [, amount, unit] of text.matchAll(PART)) total += Number(amount) * UNIT_MS[unit!]!;
   }

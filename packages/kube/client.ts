@@ -35,6 +35,8 @@ export class KubeApiError extends PipelineError {
   readonly reason: string;
   readonly causes: { field?: string; message?: string; reason?: string }[];
   readonly retryAfterMs: number | undefined;
+  /** The server's own message, without the method, path and status this error's message leads with. */
+  readonly apiMessage: string;
   constructor(method: string, path: string, status: number, body: string, retryAfterMs?: number) {
     let reason = '';
     let message = body.slice(0, 300);
@@ -56,6 +58,7 @@ export class KubeApiError extends PipelineError {
     this.reason = reason;
     this.causes = causes;
     this.retryAfterMs = retryAfterMs;
+    this.apiMessage = message;
   }
 }
 
@@ -429,7 +432,8 @@ export class KubeClient {
           cause.status,
           JSON.stringify({
             reason: cause.reason,
-            message: `${cause.message} (gave up after ${this.attempts} attempts)`,
+            // The server's message alone: the new error leads with the method, path and status again.
+            message: `${cause.apiMessage} (gave up after ${this.attempts} attempts)`,
           }),
         );
       }
