@@ -5,6 +5,8 @@ import {
   NOTIFY_EVENTS,
   type NotifyEvent,
   notify,
+  provenanceLine,
+  provenanceVerdict,
   resolveStages,
   type SlackTarget,
   STAGE_STATE_ALIASES,
@@ -13,6 +15,9 @@ import {
   type StageState,
 } from '../packages/notify/index.ts';
 import { runAction } from './runtime.ts';
+
+/** GitHub's environment names: up to 255 characters, no control characters, quotes or slashes. */
+const ENVIRONMENT_NAME = /^[^\p{Cc}"'`,;\\/]{1,255}$/u;
 
 export const schema = defineInputs({
   event: input.enum(NOTIFY_EVENTS, { required: true }),
@@ -47,6 +52,17 @@ export const schema = defineInputs({
   'log-url': input.url({ public: true }),
   'max-attempts': input.integer({ default: '5', min: 1, max: 10 }),
   'fail-on-error': input.boolean({ default: 'false' }),
+  'link-url': input.url({ public: true }),
+  'link-text': input.string({ default: 'Review the run' }),
+  provenance: input.string({
+    pattern: ENVIRONMENT_NAME,
+    accepted: 'the name of the environment that must have run the version first, such as staging',
+  }),
+  'commits-since': input.string({
+    pattern: ENVIRONMENT_NAME,
+    accepted:
+      'the name of the environment whose last successful release the commits are counted from, such as production',
+  }),
 });
 
 function parseStages(stages: Map<string, string> | undefined): Stage[] {
@@ -139,6 +155,29 @@ export async function main(): Promise<void> {
       );
     }
 
+    if ((inputs.provenance || inputs.commitsSince) && !inputs.githubToken) {
+      throw new InputError(
+        inputs.provenance ? 'provenance' : 'commits-since',
+        'needs github-token to read the GitHub deployments',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a workflow expression, shown to the user as is
+        'a token with deployments: read and contents: read, usually ${{ github.token }}',
+      );
+    }
+    if (inputs.provenance && !/@sha256:[0-9a-f]{64}$/.test(inputs.version ?? '')) {
+      throw new InputError(
+        'version',
+        'must be an image reference by digest with provenance: a tag can point at another image than the one that ran',
+        'an image reference such as ghcr.io/acme/shop@sha256:<64 hex digits>',
+      );
+    }
+    if (inputs.commitsSince && !/^[0-9a-f]{40}$/.test(run.sha)) {
+      throw new InputError(
+        'commits-since',
+        "needs the run's commit (GITHUB_SHA) to compare with, and it is not a commit SHA",
+        'a run of a push or a workflow_dispatch, where GITHUB_SHA is the commit',
+      );
+    }
+
     const environment = inputs.environment;
     const event: NotifyEvent = {
       event: inputs.event,
@@ -156,7 +195,39 @@ export async function main(): Promise<void> {
       ...(run.commitTitle ? { commitTitle: run.commitTitle } : {}),
       ...(run.runUrl ? { runUrl: run.runUrl, runLabel: `${run.workflow || 'run'} #${run.runId}` } : {}),
       at: Date.now(),
+      ...(inputs.linkUrl ? { link: { url: inputs.linkUrl, text: inputs.linkText } } : {}),
     };
+
+    if (inputs.provenance || inputs.commitsSince) {
+      const { readReleasePlan } = await import('../packages/github/release-plan.ts');
+      const plan = await readReleasePlan({
+        token: inputs.githubToken!,
+        apiUrl: run.apiUrl,
+        owner: run.owner,
+        repo: run.repo,
+        head: run.sha,
+        version: inputs.version ?? '',
+        provenance: inputs.provenance,
+        commitsSince: inputs.commitsSince,
+        attempts: inputs.maxAttempts,
+        onRetry: (m) => log.warning(m),
+      });
+      event.plan = {
+        ...plan,
+        ...(run.repository ? { repositoryUrl: `${run.serverUrl}/${run.repository}` } : {}),
+      };
+      if (plan.provenance) {
+        const line = provenanceLine(plan.provenance);
+        setOutput('provenance', line);
+        // The warning a reviewer must not miss shows in the run's annotations too.
+        if (provenanceVerdict(plan.provenance) !== 'healthy') log.warning(`${line}: ${inputs.version}`);
+      }
+      if (plan.commits)
+        setOutput(
+          'commits',
+          plan.commits.base && !plan.commits.problem ? String(plan.commits.total ?? 0) : '',
+        );
+    }
 
     let slack: SlackTarget | undefined;
     if (inputs.slackToken) {

@@ -1,3 +1,5 @@
+import type { ReleasePlanFacts } from './release-plan.ts';
+
 /** What one `notify` call is about. Engines elsewhere produce these fields; notify only renders them. */
 
 export const NOTIFY_EVENTS = [
@@ -65,6 +67,10 @@ export interface NotifyEvent {
   runLabel?: string;
   /** Epoch ms, when this state was reached. */
   at: number;
+  /** A link shown with the text (the review of an approval), its URL checked as http(s) when rendered. */
+  link?: { url: string; text: string };
+  /** Where the image ran before and the commits it brings, for the production plan's summary. */
+  plan?: ReleasePlanFacts;
 }
 
 export const EVENT_STAGE_STATE: Record<NotifyEventName, StageState | undefined> = {

@@ -27,7 +27,10 @@ export function renderSlackMessage(e: NotifyEvent): SlackMessage {
     },
   ];
 
-  const lead = [mentions, e.text ? escapeSlack(e.text) : ''].filter(Boolean).join(' ');
+  // The link is markup we write (`<url|text>`, the URL checked as http(s), the text escaped),
+  // never text a workflow passed: escaping that would break its `://`.
+  const review = e.link ? slackLink(e.link.url, e.link.text) : '';
+  const lead = [mentions, e.text ? escapeSlack(e.text) : '', review].filter(Boolean).join(' ');
   if (lead) blocks.push({ type: 'section', text: mrkdwn(truncate(lead, 3000)) });
 
   const fields: string[] = [];
@@ -78,6 +81,7 @@ export function renderSlackMessage(e: NotifyEvent): SlackMessage {
     escapeSlack(title),
     e.version ? `(${escapeSlack(e.version)})` : '',
     e.text ? `: ${escapeSlack(e.text)}` : '',
+    review,
   ]
     .filter(Boolean)
     .join(' ');
@@ -89,6 +93,7 @@ export function renderThreadReply(e: NotifyEvent): string {
   const parts = [`${EVENT_EMOJI[e.event]} ${escapeSlack(headline(e))}`];
   if (e.version) parts.push(escapeSlack(e.version));
   const mentions = wantsMentions(e) ? e.mentions.join(' ') : '';
-  const body = e.text ? `\n${escapeSlack(e.text)}` : '';
+  const review = e.link ? ` ${slackLink(e.link.url, e.link.text)}` : '';
+  const body = e.text || review ? `\n${e.text ? escapeSlack(e.text) : ''}${review}`.replace('\n ', '\n') : '';
   return truncate(`${mentions ? `${mentions} ` : ''}${parts.join(' · ')}${body}`, 3000);
 }

@@ -7,6 +7,7 @@ import {
   type Stage,
   type StageState,
 } from './model.ts';
+import { renderReleasePlan } from './release-plan.ts';
 
 const STATE_STYLE: Record<StageState, string> = {
   pending: 'fill:#f6f8fa,stroke:#8c959f,color:#57606a',
@@ -73,9 +74,11 @@ export function renderNotifySummary(e: NotifyEvent): string {
 
   const out = [`### ${EVENT_EMOJI[e.event]} ${escapeMarkdown(headline(e))}`, ''];
   if (e.text) out.push(`> ${escapeMarkdown(e.text)}`, '');
+  if (e.link) out.push(link(e.link.url, e.link.text), '');
   if (rows.length > 0) {
     out.push('| | |', '|---|---|', ...rows.map(([k, v]) => `| **${k}** | ${v} |`), '');
   }
+  if (e.plan) out.push(renderReleasePlan(e.plan));
   const diagram = renderStagesMermaid(e.stages);
   if (diagram) out.push(diagram, '');
   return `${out.join('\n')}\n`;

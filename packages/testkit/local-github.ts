@@ -94,6 +94,15 @@ export interface EnvironmentRecord {
   updated_at: string;
 }
 
+/** One commit of a repository's linear history, for `GET /repos/{owner}/{repo}/compare/{basehead}`. */
+export interface CommitRecord {
+  sha: string;
+  message: string;
+  author: { name: string; email: string; date: string };
+  /** The GitHub account the author's email belongs to; null when it belongs to none. */
+  login: string | null;
+}
+
 export interface LocalGitHubOptions {
   tokens?: string[];
   onRequest?: (request: GitHubRequest) => void;
@@ -108,6 +117,8 @@ export class LocalGitHub {
   readonly repositoryVariables = new Map<string, Map<string, string>>();
   readonly users: UserRecord[] = [];
   readonly teams: TeamRecord[] = [];
+  /** Each repository's history (`owner/repo`), oldest first; a test or the rehearsal seeds it. */
+  readonly commits = new Map<string, CommitRecord[]>();
   private readonly server: Server;
   private readonly tokens: Set<string>;
   private readonly failures = new FailurePlan();
@@ -154,6 +165,12 @@ export class LocalGitHub {
     };
     this.deployments.push(record);
     return record;
+  }
+
+  /** Appends commits (oldest first) to a repository's linear history. */
+  seedCommits(owner: string, repo: string, commits: CommitRecord[]): void {
+    const key = `${owner}/${repo}`;
+    this.commits.set(key, [...(this.commits.get(key) ?? []), ...commits]);
   }
 
   /** A GitHub user that `GET /users/{username}` finds. */
@@ -251,6 +268,10 @@ export class LocalGitHub {
           });
     }
 
+    const compare = /^\/repos\/([^/]+)\/([^/]+)\/compare\/(.+)$/.exec(url.pathname);
+    if (compare && method === 'GET')
+      return this.compare(compare[1]!, compare[2]!, decodeURIComponent(compare[3]!), res);
+
     let m = /^\/repos\/([^/]+)\/([^/]+)\/deployments$/.exec(url.pathname);
     if (m && method === 'POST')
       return this.createDeployment(m[1]!, m[2]!, body as Record<string, unknown>, res);
@@ -275,6 +296,60 @@ export class LocalGitHub {
       if (method === 'POST') return this.createStatus(d, body as Record<string, unknown>, res);
     }
     sendJson(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
+  }
+
+  /**
+   * GitHub's comparison of two commits of a linear history, in its documented shape: status
+   * (ahead, behind, identical), ahead_by/behind_by, total_commits and up to 250 commits oldest
+   * first; 404 when either end is not in the history.
+   */
+  private compare(owner: string, repo: string, basehead: string, res: ServerResponse): void {
+    const [base, head, extra] = basehead.split('...');
+    const history = this.commits.get(`${owner}/${repo}`) ?? [];
+    const at = (ref: string | undefined) =>
+      ref && ref.length >= 7 ? history.findIndex((c) => c.sha.startsWith(ref)) : -1;
+    const b = at(base);
+    const h = at(head);
+    if (extra !== undefined || b < 0 || h < 0)
+      return sendJson(res, 404, {
+        message: 'Not Found',
+        documentation_url: 'https://docs.github.com/rest/commits/commits#compare-two-commits',
+      });
+    const present = (c: CommitRecord, i: number) => ({
+      sha: c.sha,
+      node_id: `C_${c.sha.slice(0, 12)}`,
+      url: `${this.url}/repos/${owner}/${repo}/commits/${c.sha}`,
+      html_url: `https://github.com/${owner}/${repo}/commit/${c.sha}`,
+      commit: {
+        author: c.author,
+        committer: c.author,
+        message: c.message,
+        tree: { sha: c.sha, url: `${this.url}/repos/${owner}/${repo}/git/trees/${c.sha}` },
+        comment_count: 0,
+      },
+      author: c.login ? { login: c.login, id: 1, type: 'User' } : null,
+      committer: c.login ? { login: c.login, id: 1, type: 'User' } : null,
+      parents: i > 0 ? [{ sha: history[i - 1]!.sha }] : [],
+    });
+    const ahead = Math.max(0, h - b);
+    const behind = Math.max(0, b - h);
+    const commits = history.slice(b + 1, h + 1).map((c, i) => present(c, b + 1 + i));
+    const mergeBase = Math.min(b, h);
+    sendJson(res, 200, {
+      url: `${this.url}/repos/${owner}/${repo}/compare/${basehead}`,
+      html_url: `https://github.com/${owner}/${repo}/compare/${basehead}`,
+      permalink_url: `https://github.com/${owner}/${repo}/compare/${owner}:${history[b]!.sha.slice(0, 7)}...${owner}:${history[h]!.sha.slice(0, 7)}`,
+      diff_url: `https://github.com/${owner}/${repo}/compare/${basehead}.diff`,
+      patch_url: `https://github.com/${owner}/${repo}/compare/${basehead}.patch`,
+      base_commit: present(history[b]!, b),
+      merge_base_commit: present(history[mergeBase]!, mergeBase),
+      status: ahead > 0 ? 'ahead' : behind > 0 ? 'behind' : 'identical',
+      ahead_by: ahead,
+      behind_by: behind,
+      total_commits: ahead,
+      commits: commits.slice(0, 250),
+      files: [],
+    });
   }
 
   private find(owner: string, repo: string, id: number): DeploymentRecord | undefined {

@@ -1,0 +1,254 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
+import { type CommitRecord, LocalGitHub } from '../../packages/testkit/local-github.ts';
+import { LocalSlack } from '../../packages/testkit/local-slack.ts';
+import { renderSummary } from '../../packages/testkit/summary-render.ts';
+
+/**
+ * The top of the production plan through the built notify bundle: the staging deployment of the
+ * same digest and its last status read from GitHub (or a warning), the commits since production's
+ * last successful deployment from the compare API, and the approval message's clickable link.
+ */
+
+const TOKEN = 'xoxb-local-test-token';
+const IMAGE = `ghcr.io/acme/shop@sha256:${'4f'.repeat(32)}`;
+const OTHER = `ghcr.io/acme/shop@sha256:${'9c'.repeat(32)}`;
+const sha = (n: number) => n.toString(16).padStart(2, '0').repeat(20);
+const HISTORY: CommitRecord[] = [
+  {
+    sha: sha(1),
+    message: 'Release 1.4',
+    login: 'octocat',
+    author: { name: 'Mona', email: 'mona@example.com', date: '2026-11-01T10:00:00Z' },
+  },
+  {
+    sha: sha(2),
+    message: 'Faster checkout: batch the price lookups (#41)\n\nBody',
+    login: 'hubot',
+    author: { name: 'Hubot', email: 'hubot@example.com', date: '2026-11-02T10:00:00Z' },
+  },
+  {
+    sha: sha(3),
+    message: 'Fix <b>typo</b> in *docs*',
+    login: null,
+    author: { name: 'A. Contributor', email: 'a@example.org', date: '2026-11-03T10:00:00Z' },
+  },
+  {
+    sha: sha(4),
+    message: 'Merge pull request #42 from acme/feature/faster-checkout',
+    login: 'octocat',
+    author: { name: 'Mona', email: 'mona@example.com', date: '2026-11-04T10:00:00Z' },
+  },
+];
+
+let github: LocalGitHub;
+let slack: LocalSlack;
+beforeAll(async () => {
+  github = await LocalGitHub.start();
+  slack = await LocalSlack.start({ tokens: [TOKEN] });
+});
+afterAll(async () => {
+  await github.close();
+  await slack.close();
+});
+afterEach(() => {
+  github.deployments.length = 0;
+  github.commits.clear();
+  github.requests.length = 0;
+});
+
+function plan(inputs: Record<string, string> = {}): Promise<StepResult> {
+  return runBuiltAction('notify', {
+    inputs: {
+      event: 'awaiting-approval',
+      app: 'shop',
+      environment: 'production',
+      version: IMAGE,
+      stages: 'staging=succeeded,production=awaiting-approval',
+      provenance: 'staging',
+      'commits-since': 'production',
+      ...inputs,
+    },
+    github: { apiUrl: github.url, sha: sha(4) },
+  });
+}
+
+function seedRelease(): void {
+  github.seedCommits('acme', 'shop', HISTORY);
+  const production = github.seedDeployment({
+    owner: 'acme',
+    repo: 'shop',
+    environment: 'production',
+    sha: sha(1),
+    payload: { images: { 'ghcr.io/acme/shop': OTHER } },
+  });
+  production.statuses.push({
+    id: 1,
+    state: 'success',
+    description: 'Deployed',
+    environment: 'production',
+    environment_url: '',
+    log_url: '',
+    created_at: '2026-11-01T11:00:00Z',
+  });
+  const staging = github.seedDeployment({
+    owner: 'acme',
+    repo: 'shop',
+    environment: 'staging',
+    sha: sha(4),
+    payload: { images: { 'ghcr.io/acme/shop': IMAGE } },
+    created_at: '2026-11-04T11:00:00Z',
+  });
+  staging.statuses.push(
+    {
+      id: 2,
+      state: 'in_progress',
+      description: 'Deploying shop',
+      environment: 'staging',
+      environment_url: '',
+      log_url: '',
+      created_at: '2026-11-04T11:00:00Z',
+    },
+    {
+      id: 3,
+      state: 'success',
+      description: 'Deployed shop to shop-staging',
+      environment: 'staging',
+      environment_url: '',
+      log_url: 'https://github.com/acme/shop/actions/runs/7',
+      created_at: '2026-11-04T11:01:00Z',
+    },
+  );
+}
+
+describe('notify provenance and commits-since', () => {
+  test('a release staging ran healthy: its deployment and status, the commits with authors and PR links, the diagram', async () => {
+    seedRelease();
+    const step = await plan();
+    expect(step.exitCode).toBe(0);
+    // What was asked of GitHub: the deployments of both environments and one comparison, base...head.
+    const gets = github.requests.filter((r) => r.method === 'GET').map((r) => r.path);
+    expect(gets).toContain(`/repos/acme/shop/compare/${sha(1)}...${sha(4)}`);
+    expect(gets.filter((p) => p.includes('/compare/'))).toHaveLength(1);
+    expect(step.outputs.provenance).toMatch(/^staging ran it healthy \(deployment \d+\)$/);
+    expect(step.outputs.commits).toBe('3');
+    const md = step.summary;
+    expect(md).toMatch(
+      /✅ \*\*staging ran this image healthy\*\*: deployment \[\d+\]\(https:\/\/github\.com\/acme\/shop\/actions\/runs\/7\) of commit `0404040` on 2026-11-04 11:00:00 UTC, last status `success`: Deployed shop to shop\\-staging\./,
+    );
+    expect(md).toContain("**3 commits since production's last release**");
+    expect(md).toContain(
+      'Faster checkout: batch the price lookups \\(\\#41\\) — `hubot` · [#41](https://github.com/acme/shop/pull/41)',
+    );
+    expect(md).toContain('— `octocat` · [#42](https://github.com/acme/shop/pull/42)');
+    // Untrusted commit text cannot open HTML or emphasis; a name without an account is plain text.
+    expect(md).toContain('Fix &lt;b&gt;typo&lt;/b&gt; in \\*docs\\* — A\\. Contributor');
+    expect(md).not.toContain('Release 1.4');
+    // The plan sits above the stage diagram, which shows production awaiting approval.
+    expect(md.indexOf('staging ran this image')).toBeLessThan(md.indexOf('```mermaid'));
+    expect(md).toContain('⏸️ awaiting approval');
+    const rendered = await renderSummary(md);
+    expect(rendered.mermaidErrors).toEqual([]);
+    expect(rendered.text).not.toMatch(/\\[-.()_@#*]|&#\d+;/);
+  }, 60_000);
+
+  test('an image staging never ran: a warning on the page and in the annotations', async () => {
+    seedRelease();
+    const step = await plan({ version: `ghcr.io/acme/shop@sha256:${'ab'.repeat(32)}` });
+    expect(step.exitCode).toBe(0);
+    expect(step.outputs.provenance).toBe('staging never ran this image');
+    expect(step.summary).toContain('> [!WARNING]\n> **staging never ran this image.**');
+    expect(step.summary).toContain(`\`sha256:${'ab'.repeat(32)}\``);
+    expect(
+      step.annotations.some(
+        (a) => a.level === 'warning' && a.message.startsWith('staging never ran this image'),
+      ),
+    ).toBe(true);
+  }, 60_000);
+
+  test('a staging deployment that failed is a caution, not a pass', async () => {
+    seedRelease();
+    github.deployments
+      .find((d) => d.environment === 'staging')!
+      .statuses.push({
+        id: 4,
+        state: 'failure',
+        description: 'soak failed: error rate 0.4 > 0.01',
+        environment: 'staging',
+        environment_url: '',
+        log_url: '',
+        created_at: '2026-11-04T11:20:00Z',
+      });
+    const step = await plan();
+    expect(step.outputs.provenance).toMatch(
+      /^staging ran it and it FAILED there \(deployment \d+: failure\)$/,
+    );
+    expect(step.summary).toContain('> [!CAUTION]');
+    expect(step.summary).toContain('soak failed: error rate 0\\.4 &gt; 0\\.01');
+  }, 60_000);
+
+  test('a first production release compares nothing and says so', async () => {
+    seedRelease();
+    github.deployments.splice(
+      github.deployments.findIndex((d) => d.environment === 'production'),
+      1,
+    );
+    const step = await plan();
+    expect(step.exitCode).toBe(0);
+    expect(step.outputs.commits).toBe('');
+    expect(github.requests.some((r) => r.path.includes('/compare/'))).toBe(false);
+    expect(step.summary).toContain('🆕 **First release to production**');
+  }, 60_000);
+
+  test('a base GitHub no longer knows is told in the plan, not a failed step', async () => {
+    seedRelease();
+    github.deployments.find((d) => d.environment === 'production')!.sha = 'ee'.repeat(20);
+    const step = await plan();
+    expect(step.exitCode).toBe(0);
+    expect(step.outputs.commits).toBe('');
+    expect(step.summary).toContain("Commits since production's last release: not known.");
+    expect(step.summary).toContain('HTTP 404');
+  }, 60_000);
+
+  test('bad inputs: a tag with provenance is refused before any request', async () => {
+    const step = await plan({ version: 'ghcr.io/acme/shop:latest' });
+    expect(step.exitCode).toBe(1);
+    expect(step.annotations.filter((a) => a.level === 'error').map((a) => a.message)).toEqual([
+      expect.stringMatching(/^Input 'version' must be an image reference by digest/),
+    ]);
+    expect(github.requests).toEqual([]);
+  }, 60_000);
+});
+
+describe('the approval link', () => {
+  test('is a Slack link <url|text> with the text escaped; a non-http URL is refused', async () => {
+    const step = await runBuiltAction('notify', {
+      inputs: {
+        event: 'awaiting-approval',
+        app: 'shop',
+        environment: 'production',
+        'slack-api-url': slack.apiUrl,
+        'slack-token': TOKEN,
+        channel: '#deploys',
+        text: 'production plan: 3 commit(s); 1 migration(s) to run (3), 0 lint finding(s); objects: 1 changed',
+        'link-url': 'https://github.com/acme/shop/actions/runs/4242',
+        'link-text': 'Review <the> plan & approve',
+      },
+      github: { apiUrl: github.url },
+    });
+    expect(step.exitCode).toBe(0);
+    const [call] = slack.callsOf('chat.postMessage');
+    const lead = (call!.args.blocks as { type: string; text?: { text: string } }[])[1]!.text!.text;
+    expect(lead).toBe(
+      'production plan: 3 commit(s); 1 migration(s) to run (3), 0 lint finding(s); objects: 1 changed <https://github.com/acme/shop/actions/runs/4242|Review &lt;the&gt; plan &amp; approve>',
+    );
+    expect(call?.args.text).toContain('<https://github.com/acme/shop/actions/runs/4242|');
+
+    const bad = await runBuiltAction('notify', {
+      inputs: { event: 'custom', text: 'x', 'link-url': 'javascript:alert(1)' },
+      github: { apiUrl: github.url },
+    });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.annotations.find((a) => a.level === 'error')?.message).toMatch(/^Input 'link-url'/);
+  }, 60_000);
+});
