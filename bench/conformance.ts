@@ -23,6 +23,7 @@ function runSuite(label: string, env: Record<string, string>): Promise<Run> {
         '--experimental-vm-modules',
         '--disable-warning=ExperimentalWarning',
         'node_modules/jest/bin/jest.js',
+        '--verbose',
         '__tests__/conformance',
       ],
       { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
