@@ -10,6 +10,7 @@ import {
 import type { GateResult } from '../health/index.ts';
 import { LABEL_MANAGED_BY } from '../kube/apply.ts';
 import type { KubeClient } from '../kube/client.ts';
+import { waitForServiceEndpoints } from '../kube/endpoints.ts';
 import { acquireRolloutLock, type HeldLease, type LockRequest } from '../kube/lease.ts';
 import { imageRepository } from '../kube/manifests.ts';
 import type { DeploymentObject } from '../kube/rollout.ts';
@@ -341,6 +342,7 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
 
     // Pre-switch: the idle colour, through the preview Service.
     await pointPreview(idle);
+    if (options.preChecks) await endpointsFollow(previewName, idle);
     let pre: GateResult | undefined;
     if (options.preChecks) {
       await saveState({ phase: 'verifying' });
@@ -352,6 +354,7 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
       }
     }
     await switchLive(idle, 'switched', null, active);
+    if (options.postChecks) await endpointsFollow(liveName, idle);
     previousColor = active;
     return await verifyLive(idle, active, true, pre);
   } finally {
@@ -417,6 +420,22 @@ export async function runBlueGreen(options: BlueGreenOptions): Promise<BlueGreen
       spec: { selector: { [label]: to } },
     });
     log.info(`${liveName} now sends traffic to ${to}`);
+  }
+
+  /** Checks through a Service only mean something once its endpoints are the colour's pods. */
+  async function endpointsFollow(service: string, to: Color): Promise<void> {
+    const caught = await waitForServiceEndpoints({
+      client,
+      namespace,
+      service,
+      selector: { ...liveSelector, [label]: to },
+      deadlineMs: 60_000,
+      clock,
+      ...(options.signal ? { signal: options.signal } : {}),
+      logger: log,
+    });
+    if (!caught)
+      log.warning(`${service}'s endpoints did not settle on the ${to} pods within 60s; checking anyway`);
   }
 
   async function pointPreview(to: Color): Promise<void> {
