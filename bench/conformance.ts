@@ -33,9 +33,10 @@ function runSuite(label: string, env: Record<string, string>): Promise<Run> {
     child.stderr.on('data', (c: Buffer) => (out += c));
     child.on('error', reject);
     child.on('close', (code) => {
+      // The figures, and the name of any case that failed (a figure from a failing run is suspect).
       const lines = out
         .split('\n')
-        .filter((l) => /conformance \S+: /.test(l))
+        .filter((l) => /conformance \S+: |✕/.test(l))
         .map((l) => l.trim());
       const passed = /Tests:\s+(.*)/.exec(out)?.[1] ?? `exit ${code}`;
       resolve({ label, wallMs: performance.now() - started, lines, passed });
