@@ -16,7 +16,7 @@ import { formatDuration } from '../core/index.ts';
 import { KubeClient, loadKubeConfig } from '../kube/client.ts';
 import { type KubeSim, startKubeSim } from '../kube-sim/index.ts';
 import { REPO_ROOT } from '../runner/action-runner.ts';
-import { LocalGitHub } from '../testkit/local-github.ts';
+import { type CommitRecord, LocalGitHub } from '../testkit/local-github.ts';
 import { LocalSlack, type StoredMessage } from '../testkit/local-slack.ts';
 import { type PostgresServer, startPostgres } from '../testkit/postgres.ts';
 import { readOnlyKubeconfig } from '../testkit/read-only-access.ts';
@@ -93,6 +93,15 @@ interface Services {
 
 const FEATURE_SHA = '5f1c0d2e9a7b4c3d8e6f1a2b3c4d5e6f7a8b9c0d';
 const MAIN_SHA = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d';
+/** The example's history as LocalGitHub's compare answers it: the previous release, the feature, its merge. */
+const HISTORY: CommitRecord[] = [
+  { sha: PREVIOUS_SHA, message: 'Release 1.4', login: 'octocat' },
+  { sha: FEATURE_SHA, message: 'Faster checkout: batch the price lookups', login: 'hubot' },
+  { sha: MAIN_SHA, message: 'Merge pull request #42 from acme/feature/faster-checkout', login: 'octocat' },
+].map((c, i) => ({
+  ...c,
+  author: { name: c.login, email: `${c.login}@example.com`, date: `2026-11-0${i + 1}T09:00:00Z` },
+}));
 
 async function startServices(scenario: ScenarioName, newImage: string): Promise<Services> {
   // The namespaces exist (the deployer's RBAC is scoped to them) and hold nothing else.
@@ -130,6 +139,7 @@ async function startServices(scenario: ScenarioName, newImage: string): Promise<
     started.push(() => slack.close());
     const github = await LocalGitHub.start({ tokens: ['ghs_rehearsal'] });
     started.push(() => github.close());
+    github.seedCommits('acme', 'shop', HISTORY);
     const ingress = await startIngress(sim.url, sim.token, 'shop-staging', 'shop:80');
     return { sim, postgres, slack, github, databases, ingress };
   } catch (error) {
@@ -568,6 +578,19 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
           approve,
         ),
       });
+      // production-lags: production's approval is rejected once, so staging keeps 003 and
+      // production stays at 1,2; the release then runs again (below) and is approved.
+      if (scenario === 'production-lags' && runs[0]!.run.conclusion === 'success')
+        runs.push({
+          label: 'main → staging → production rejected',
+          run: await runOne(
+            'main-rejected',
+            'refs/heads/main',
+            MAIN_SHA,
+            'Merge pull request #42 from acme/feature/faster-checkout',
+            async (env, job) => (env === 'production' ? false : approve(env, job)),
+          ),
+        });
       // A release whose feature branch failed in dev is not merged: main runs only after a green dev.
       if (runs[0]!.run.conclusion === 'success') {
         runs.push({

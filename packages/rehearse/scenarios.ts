@@ -17,6 +17,7 @@ export const SCENARIOS = [
   'unknown-strategy',
   'rollback',
   'frozen',
+  'production-lags',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -116,6 +117,17 @@ export function expectationFor(scenario: ScenarioName, strategy: Strategy): Expe
         ended: 'rolled-back',
         summary:
           'the new image crashes on start: the deploy fails fast on CrashLoopBackOff and rolls back to the previous version',
+      };
+    case 'production-lags':
+      return {
+        images: { dev: 'feature', staging: 'main', production: 'main' },
+        migrations: all(true),
+        mainRun: true,
+        // The first main-branch run's production approval, rejected on purpose.
+        failingJobs: ['production/deploy'],
+        ended: 'succeeded',
+        summary:
+          "production's approval is rejected once, so staging keeps migration 3 and production stays at 1,2; the release runs again: staging's plan has nothing pending while production's own plan, before the approval, shows 003 to run",
       };
     case 'frozen':
       return {
