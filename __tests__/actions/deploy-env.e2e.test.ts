@@ -590,13 +590,13 @@ describe('deploy-env against the embedded Kubernetes API', () => {
         /Input 'images' names "registry.local\/nothing", which no container in the manifests uses\. Accepted: image names present in the manifests: registry\.local\/shop:v1\./,
       ],
       [
-        // The kubeconfig input is masked whole (it may be the YAML itself), here as on GitHub's log.
+        // A path is not a credential (a kubeconfig given as YAML has its credentials masked).
         { kubeconfig: '/nowhere/config' },
-        /Input 'kubeconfig' names the file "\*\*\*", which does not exist/,
+        /Input 'kubeconfig' names the file "\/nowhere\/config", which does not exist/,
       ],
       [
         { environment: 'Prod!' },
-        /Input 'environment' has "Prod!", which does not match\. Accepted: a DNS label/,
+        /Input 'environment' has "Prod!", which does not match\. Accepted: a Kubernetes name: .*at most 63 characters/,
       ],
       [{ manifests: '', kustomize: '' }, /Input 'manifests' and kustomize are both empty/],
       [

@@ -91,6 +91,13 @@ async function httpRequest(check: HttpCheck, ctx: ProbeContext): Promise<RawResp
   };
 }
 
+/** fetch says only "fetch failed"; why (refused, unresolvable host, TLS) is on its cause. */
+function fetchFailure(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  if (!cause) return errorMessage(error);
+  return `${errorMessage(error)} (${cause.code && !cause.message?.includes(cause.code) ? `${cause.code}: ` : ''}${cause.message ?? cause.code ?? ''})`;
+}
+
 export async function probeHttp(check: HttpCheck, ctx: ProbeContext): Promise<ProbeResult> {
   const started = performance.now();
   let response: RawResponse;
@@ -101,7 +108,7 @@ export async function probeHttp(check: HttpCheck, ctx: ProbeContext): Promise<Pr
     const timedOut = (error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError';
     return {
       state: 'error',
-      message: timedOut ? `no answer within ${check.timeoutMs} ms` : `request failed: ${errorMessage(error)}`,
+      message: timedOut ? `no answer within ${check.timeoutMs} ms` : `request failed: ${fetchFailure(error)}`,
     };
   }
   const latency = Math.round(performance.now() - started);
