@@ -130,6 +130,8 @@ describe('Deployment status and conditions', () => {
       async (t) => {
         await t.call('POST', deployments(t), deployment('web'));
         await rolledOut(t, 'web');
+        // A wide window, so a loaded machine's slow round trip cannot outlast the default 10 ms.
+        t.cluster.sim!.setControllerLatency(500);
         await t.call(
           'PATCH',
           deployments(t, '/web'),
@@ -137,6 +139,7 @@ describe('Deployment status and conditions', () => {
           { type: 'application/merge-patch+json' },
         );
         const right = await statusOfDeployment(t, 'web');
+        t.cluster.sim!.setControllerLatency(10);
         const later = await until('observed', async () => {
           const s = await statusOfDeployment(t, 'web');
           return s.status['observedGeneration'] === s.generation ? s : undefined;

@@ -103,6 +103,8 @@ export interface KubeSim {
   readonly timeScale: number;
   setImageBehaviour(pattern: string | RegExp, behaviour: Omit<ImageBehaviour, 'pattern'>): void;
   setFaults(plan: FaultPlan): void;
+  /** Real milliseconds from a change to the reconciles it triggers (see `controllerLatencyMs`). */
+  setControllerLatency(ms: number): void;
   /** Cuts every open watch connection now. */
   dropWatches(): void;
   readonly openWatches: number;
@@ -577,6 +579,9 @@ export async function startKubeSim(options: KubeSimOptions = {}): Promise<KubeSi
     },
     setFaults(plan) {
       faults.set(plan);
+    },
+    setControllerLatency(ms) {
+      controllers.queue.latencyMs = Math.max(0, ms);
     },
     dropWatches() {
       for (const w of [...watches]) w.close(true);

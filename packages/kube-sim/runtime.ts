@@ -71,7 +71,7 @@ export class WorkQueue {
    * server, so a GET right after a write sees the old status (observedGeneration lags) as on a
    * real cluster. Every item waits its own latency, also when a drain is already due.
    */
-  private readonly latencyMs: number;
+  latencyMs: number;
 
   constructor(latencyMs = 0) {
     this.latencyMs = latencyMs;
