@@ -4,7 +4,8 @@
 //   trivial    N migrations of one statement each (default 500)
 //   wide       100 migrations of 20 statements each
 //   re-run     the trivial set again, nothing pending
-// then, in-process, what the other commands cost (status, verify, down, batch, backup).
+// then, in-process, what the other commands cost (status, verify, down, batch, backup), and a
+// 20,000-statement seed file (split and applied).
 // Run: `npm run build && node bench/migrate.ts [count] [rounds]` (defaults 500, 3).
 //
 // The other tools are never project dependencies; get them with
@@ -17,7 +18,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../packages/core/index.ts';
-import { type RunMigrationsOptions, runMigrations } from '../packages/migrate/index.ts';
+import { type RunMigrationsOptions, runMigrations, splitStatements } from '../packages/migrate/index.ts';
 import { startPostgres } from '../packages/testkit/postgres.ts';
 
 const count = Math.max(1, Math.min(5000, Number(process.argv[2] ?? 500)));
@@ -258,6 +259,24 @@ try {
       psqlPath: join(server.binaries.binDir, 'psql'),
     }),
   );
+
+  // The reviewer's seed file (issue #16): splitting once took time quadratic in the file's size.
+  const seedDir = join(root, 'seed');
+  await mkdir(seedDir, { recursive: true });
+  const rows = Array.from(
+    { length: 20_000 },
+    (_, i) =>
+      `INSERT INTO seed (id, note) VALUES (${i}, 'row ${i} of the seed file, long enough to be realistic');\n`,
+  );
+  const seedSql = `CREATE TABLE seed (id int PRIMARY KEY, note text);\n${rows.join('')}`;
+  await writeFile(
+    join(seedDir, '1_seed.sql'),
+    `-- migrate:up\n${seedSql}-- migrate:down\nDROP TABLE seed;\n`,
+  );
+  console.log(`\nSeed file of 20,000 INSERTs (${(seedSql.length / 1e6).toFixed(1)} MB):`);
+  await time('splitStatements', async () => splitStatements(seedSql));
+  const seedDb = await server.createDatabase('seed');
+  await time('up (one transaction)', () => runMigrations({ ...base(seedDb), dir: seedDir, command: 'up' }));
 } finally {
   await rm(root, { recursive: true, force: true });
   await server.stop();

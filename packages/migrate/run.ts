@@ -152,7 +152,7 @@ export class Run {
       const at = (sent.statement ? sent.statement.start : -sent.offset) + Number(e.position);
       if (at >= 1 && at <= sql.length + 1) {
         position = at;
-        located ??= statementAtPosition(sql, position);
+        located ??= statementAtPosition(sql, position, statements);
       }
     }
     if (!located && error instanceof ScriptError) located = statements[error.completed - (sent.skip ?? 0)];

@@ -34,11 +34,19 @@ export function splitStatements(sql: string): SqlStatement[] {
   let leading = '';
   let i = 0;
   const n = sql.length;
+  // Lines are counted from the previous statement's start, not the file's: a seed file of
+  // thousands of statements would otherwise cost time quadratic in its size.
+  let lineOffset = 0;
+  let lineNumber = 1;
 
   const push = (end: number) => {
     if (start >= 0) {
       const text = sql.slice(start, end).trim();
-      if (text) statements.push({ text, start, end: start + text.length, line: lineAt(sql, start) });
+      if (text) {
+        for (let k = lineOffset; k < start; k++) if (sql.charCodeAt(k) === 10) lineNumber++;
+        lineOffset = start;
+        statements.push({ text, start, end: start + text.length, line: lineNumber });
+      }
     }
     start = -1;
     atomicDepth = 0;
@@ -159,13 +167,23 @@ export function lineAt(text: string, offset: number): number {
  * The statement a PostgreSQL error position (1-based, in characters of the text sent) points at.
  * A position past a statement's end but before the next one (trailing comment) maps to the former.
  */
-export function statementAtPosition(sql: string, position: number): SqlStatement | undefined {
-  const statements = splitStatements(sql);
+export function statementAtPosition(
+  sql: string,
+  position: number,
+  statements: readonly SqlStatement[] = splitStatements(sql),
+): SqlStatement | undefined {
   const offset = position - 1;
+  // Statements are in order of their start: a binary search keeps locating many errors linear.
+  let lo = 0;
+  let hi = statements.length - 1;
   let found: SqlStatement | undefined;
-  for (const statement of statements) {
-    if (statement.start <= offset) found = statement;
-    else break;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const statement = statements[mid]!;
+    if (statement.start <= offset) {
+      found = statement;
+      lo = mid + 1;
+    } else hi = mid - 1;
   }
   return found;
 }
