@@ -1,6 +1,6 @@
 import { errorMessage, formatDuration } from '../core/index.ts';
 import { describeTarget } from './connection.ts';
-import { restoreCommand, restoreDatabase, restoreInto } from './restore.ts';
+import { KEPT_EXTENSIONS_SQL, RESET_SQL, restoreCommand, restoreDatabase, restoreInto } from './restore.ts';
 import type { Run } from './run.ts';
 import { Session } from './session.ts';
 import { failBlocked, failDrift, integrity, lock, readPlan } from './steps.ts';
@@ -11,13 +11,16 @@ type Tools = { pgRestorePath: string; psqlPath: string; env: NodeJS.ProcessEnv }
 
 export async function restore(run: Run, archive: string, tools: Tools): Promise<void> {
   await lock(run);
-  run.result.restoreCommand = restoreCommand(run.v.target, archive);
+  const kept = await keptExtensions(run);
+  run.result.restoreCommand = restoreCommand(run.v.target, archive, kept);
+  if (kept.length > 0)
+    run.log.info(`Keeping the extension(s) ${kept.join(', ')}: another role (a superuser) owns them`);
   run.log.info(
     `Restoring ${describeTarget(run.v.target)} from ${archive}: every schema emptied, then the backup replayed, in one transaction`,
   );
   const started = run.clock.now();
   try {
-    await restoreDatabase(run.v.target, archive, { ...tools, env: run.options.env ?? process.env });
+    await restoreDatabase(run.v.target, archive, { ...tools, env: run.options.env ?? process.env }, kept);
   } catch (error) {
     run.fail(
       'restore-failed',
@@ -31,6 +34,32 @@ export async function restore(run: Run, archive: string, tools: Tools): Promise<
   run.result.drift = [];
   for (const row of run.rows.values()) if (row.state === 'missing') row.state = 'applied';
   run.log.info(`Restored in ${formatDuration(run.clock.now() - started)}`);
+}
+
+async function keptExtensions(run: Run): Promise<string[]> {
+  const { rows } = await run.session.query<{ name: string }>(KEPT_EXTENSIONS_SQL);
+  return rows.map((r) => r.name);
+}
+
+/**
+ * restore's reset step run on the live database and rolled back, so the drill fails where restore
+ * would (a drop the role may not make). It takes the locks a restore takes, briefly; lock_timeout
+ * keeps it from queueing behind traffic.
+ */
+async function rehearseReset(run: Run): Promise<void> {
+  await run.session.query('BEGIN');
+  try {
+    await run.session.query(`SET LOCAL lock_timeout = '5s'`);
+    await run.session.query(RESET_SQL);
+  } catch (error) {
+    run.fail(
+      'restore-failed',
+      `restore's reset step would fail on the live database (rehearsed and rolled back, nothing changed): ${errorMessage(error)}`,
+      error,
+    );
+  } finally {
+    await run.session.query('ROLLBACK');
+  }
 }
 
 /** A name for the drill's copy: the database's, a stamp, within PostgreSQL's 63 bytes. */
@@ -49,6 +78,7 @@ function scratchName(database: string, now: number): string {
 export async function verifyBackup(run: Run, archive: string, tools: Tools): Promise<void> {
   await readPlan(run, false);
   const live = [...run.historyRows].filter((h) => h.success);
+  await rehearseReset(run);
   const scratch = scratchName(run.v.target.database, run.clock.now());
   const ident = `"${scratch.replace(/"/g, '""')}"`;
   try {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
-import { access } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { errorMessage, InputError } from '../core/index.ts';
 import { type ConnectionTarget, libpqEnv } from './connection.ts';
 
@@ -10,6 +11,10 @@ import { type ConnectionTarget, libpqEnv } from './connection.ts';
  * must go, or the next `up` fails on "already exists". So before the dump is replayed (in the same
  * transaction): event triggers, publications and extensions go, every schema but public is dropped
  * with all it holds, and public (which pg_dump never recreates) is emptied object by object.
+ * Like pg_restore --clean run by a database owner who is not a superuser, a drop the role is not
+ * allowed (an extension a superuser installed, a table another role owns) is skipped with a notice
+ * instead of failing the restore: if the dump recreates such an object its CREATE then fails and
+ * the whole transaction rolls back; extensions are the exception (see keptExtensions).
  * No single quotes, so the printed command needs no escaping beyond one pair of them.
  */
 export const RESET_SQL = `DO $reset$
@@ -17,17 +22,33 @@ DECLARE
   item record;
 BEGIN
   FOR item IN SELECT evtname AS name FROM pg_event_trigger LOOP
-    EXECUTE format($q$DROP EVENT TRIGGER IF EXISTS %I CASCADE$q$, item.name);
+    BEGIN
+      EXECUTE format($q$DROP EVENT TRIGGER IF EXISTS %I CASCADE$q$, item.name);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE NOTICE $q$skipped (not the owner): %$q$, SQLERRM;
+    END;
   END LOOP;
   FOR item IN SELECT pubname AS name FROM pg_publication LOOP
-    EXECUTE format($q$DROP PUBLICATION IF EXISTS %I$q$, item.name);
+    BEGIN
+      EXECUTE format($q$DROP PUBLICATION IF EXISTS %I$q$, item.name);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE NOTICE $q$skipped (not the owner): %$q$, SQLERRM;
+    END;
   END LOOP;
   FOR item IN SELECT extname AS name FROM pg_extension WHERE extname <> $q$plpgsql$q$ LOOP
-    EXECUTE format($q$DROP EXTENSION IF EXISTS %I CASCADE$q$, item.name);
+    BEGIN
+      EXECUTE format($q$DROP EXTENSION IF EXISTS %I CASCADE$q$, item.name);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE NOTICE $q$skipped (not the owner): %$q$, SQLERRM;
+    END;
   END LOOP;
   FOR item IN SELECT nspname AS name FROM pg_namespace
       WHERE nspname !~ $q$^pg_$q$ AND nspname NOT IN ($q$information_schema$q$, $q$public$q$) LOOP
-    EXECUTE format($q$DROP SCHEMA IF EXISTS %I CASCADE$q$, item.name);
+    BEGIN
+      EXECUTE format($q$DROP SCHEMA IF EXISTS %I CASCADE$q$, item.name);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE NOTICE $q$skipped (not the owner): %$q$, SQLERRM;
+    END;
   END LOOP;
   FOR item IN SELECT unnest(ARRAY(
       SELECT $q$DROP $q$ || CASE
@@ -41,9 +62,13 @@ BEGIN
          AND d.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = $q$public$q$)
          AND NOT EXISTS (SELECT 1 FROM pg_depend e
                           WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = $q$e$q$))) AS statement LOOP
-    EXECUTE item.statement;
+    BEGIN
+      EXECUTE item.statement;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE NOTICE $q$skipped (not the owner): %$q$, SQLERRM;
+    END;
   END LOOP;
-  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;
+  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata WHERE pg_has_role(lomowner, $q$MEMBER$q$);
 END
 $reset$`;
 
@@ -67,14 +92,31 @@ function psqlArgs(target: ConnectionTarget): string[] {
 }
 
 /**
+ * Extensions the restoring role may not drop (a superuser installed them) stay in place through
+ * the reset, so the dump's own entries for them are left out: its CREATE EXTENSION IF NOT EXISTS
+ * would be a no-op, but its COMMENT ON EXTENSION fails for anyone but the owner.
+ */
+export const KEPT_EXTENSIONS_SQL = `SELECT extname AS name FROM pg_extension
+  WHERE extname <> 'plpgsql' AND NOT pg_has_role(extowner, 'MEMBER') ORDER BY 1`;
+
+/** The pg_restore --list entries of `kept` extensions (the extension and its comment). */
+function keptEntry(kept: readonly string[]): RegExp {
+  const names = kept.map((k) => k.replace(/[^A-Za-z0-9_]/g, (c) => `\\${c}`)).join('|');
+  return new RegExp(` (?:EXTENSION - |COMMENT - EXTENSION )(?:${names})(?: |$)`);
+}
+
+/**
  * The shell command that returns the database to the backup exactly, and what the restore command
  * runs: pg_restore turns the archive into SQL, psql runs the reset and that SQL in one transaction
  * (any error rolls all of it back). No password: both read PGPASSWORD like the run did.
  */
-export function restoreCommand(target: ConnectionTarget, path: string): string {
-  const restore = ['pg_restore', '--file=-', path].map(shellQuote).join(' ');
+export function restoreCommand(target: ConnectionTarget, path: string, kept: readonly string[] = []): string {
   const psql = ['psql', ...psqlArgs(target)].map(shellQuote).join(' ');
-  return `${restore} | ${psql}`;
+  if (kept.length === 0) return `${['pg_restore', '--file=-', path].map(shellQuote).join(' ')} | ${psql}`;
+  const list = ['pg_restore', '--list', path].map(shellQuote).join(' ');
+  const filter = ['grep', '-v', '-E', keptEntry(kept).source].map(shellQuote).join(' ');
+  const restore = ['pg_restore', '--use-list=/dev/stdin', '--file=-', path].map(shellQuote).join(' ');
+  return `${list} | ${filter} | ${restore} | ${psql}`;
 }
 
 export interface RestoreTools {
@@ -139,13 +181,39 @@ export async function restoreDatabase(
   target: ConnectionTarget,
   file: string,
   tools: RestoreTools,
+  kept: readonly string[] = [],
 ): Promise<void> {
   const env = libpqEnv(target, tools.env);
-  const dump = run(tools.pgRestorePath, ['--file=-', file], env, target.password);
-  const replay = run(tools.psqlPath, psqlArgs(target), env, target.password, dump.stdout);
-  const results = await Promise.allSettled([replay.done, dump.done]);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  const args = ['--file=-', file];
+  let listDir: string | undefined;
+  if (kept.length > 0) {
+    const listed = run(tools.pgRestorePath, ['--list', file], env, target.password);
+    let toc = '';
+    listed.stdout.on('data', (chunk: Buffer) => {
+      toc += chunk.toString();
+    });
+    await listed.done;
+    const skip = keptEntry(kept);
+    listDir = await mkdtemp(join(tmpdir(), 'restore-list-'));
+    const listFile = join(listDir, 'toc.list');
+    await writeFile(
+      listFile,
+      toc
+        .split('\n')
+        .filter((line) => !skip.test(line))
+        .join('\n'),
+    );
+    args.unshift(`--use-list=${listFile}`);
+  }
+  try {
+    const dump = run(tools.pgRestorePath, args, env, target.password);
+    const replay = run(tools.psqlPath, psqlArgs(target), env, target.password, dump.stdout);
+    const results = await Promise.allSettled([replay.done, dump.done]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  } finally {
+    if (listDir) await rm(listDir, { recursive: true, force: true });
+  }
 }
 
 /** Restores an archive into an empty database (the drill's scratch copy), in one transaction. */
