@@ -59,7 +59,7 @@ suite('restore by a database owner who is not a superuser', () => {
       command: 'verify-backup',
       databaseUrl: url,
       dir: d.dir,
-      restore: { path: backup },
+      restore: { path: backup, confirm: '' },
       ...tools,
     });
     expect(drill.ok).toBe(true);
