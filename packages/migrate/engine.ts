@@ -1,4 +1,4 @@
-import { InputError } from '../core/index.ts';
+import { errorMessage, InputError } from '../core/index.ts';
 import { applyBatch, applyEach, revert } from './apply.ts';
 import { resolveConnection, SSL_MODES } from './connection.ts';
 import { loadChecks, loadMigrations } from './files.ts';
@@ -109,7 +109,16 @@ async function validate(options: RunMigrationsOptions): Promise<Validated> {
       );
   }
   const [migrations, checks] = await Promise.all([
-    command === 'restore' ? Promise.resolve([]) : loadMigrations(options.dir),
+    // restore does not need the files, and a broken directory must not hold up the rollback; it
+    // reads them only to report what is pending on the restored database.
+    command === 'restore'
+      ? loadMigrations(options.dir).catch((error: unknown) => {
+          options.logger.warning(
+            `Could not read the migration files (${errorMessage(error)}); the result lists no pending migrations`,
+          );
+          return [];
+        })
+      : loadMigrations(options.dir),
     options.checksDir && command !== 'restore' ? loadChecks(options.checksDir) : Promise.resolve([]),
   ]);
 

@@ -111,8 +111,14 @@ export class Run {
     this.result.pending = rows
       .filter((r) => notApplied.has(r.state) && r.file !== undefined)
       .map((r) => r.version);
+    // A file deleted after it was applied still counts: the database is at the history's version.
+    const appliedMissing = new Set(this.historyRows.filter((h) => h.success).map((h) => h.id));
     const done = rows.filter(
-      (r) => r.state === 'applied' || r.state === 'migrated' || r.state === 'baselined',
+      (r) =>
+        r.state === 'applied' ||
+        r.state === 'migrated' ||
+        r.state === 'baselined' ||
+        (r.state === 'missing' && appliedMissing.has(r.version)),
     );
     this.result.currentVersion = done.length > 0 ? done[done.length - 1]!.version : undefined;
   }
