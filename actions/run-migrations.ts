@@ -92,7 +92,18 @@ function resultJson(result: MigrationResult): string {
 
 /** The first line of a failure, cut to what a chat message can show. */
 function oneLine(message: string): string {
-  const first = message.split('\n').find((line) => line.trim()) ?? message;
+  const lines = message.split('\n');
+  const at = lines.findIndex((line) => line.trim());
+  let first = at < 0 ? message : lines[at]!;
+  // "... do not match the history:" says nothing by itself: the indented list under it is the news.
+  if (at >= 0 && first.trimEnd().endsWith(':')) {
+    const items: string[] = [];
+    for (const line of lines.slice(at + 1)) {
+      if (!/^\s+\S/.test(line)) break;
+      items.push(line.trim());
+    }
+    if (items.length > 0) first = `${first.trimEnd()} ${items.join('; ')}`;
+  }
   return first.length > 500 ? `${first.slice(0, 499)}…` : first;
 }
 

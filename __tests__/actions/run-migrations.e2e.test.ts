@@ -218,6 +218,10 @@ suite('run-migrations through the runner contract', () => {
     expect(errors(step)).toHaveLength(1);
     expect(errors(step)[0]).toContain('edited: 1_users.sql: the up section changed after it was applied');
     expect(step.summary).toContain('#### Drift');
+    // The one-line reason (for Slack) says what drifted, not only that something did.
+    expect(step.outputs.reason).toMatch(
+      /^The migrations on disk do not match the history in public\.schema_migrations: edited: 1_users\.sql: the up section changed after it was applied/,
+    );
     expect(step.outputs.pending).toBe('2');
     expect(await publicTables(url)).toEqual(['schema_migrations', 'users']);
   });
