@@ -170,6 +170,7 @@ async function knownGood(ctx: Context): Promise<void> {
   setOutput('migrations-version', release.migrationsVersion ?? '');
   setOutput('strategy', release.strategy ?? '');
   setOutput('down-to', schemaCheck.downTo ?? '');
+  setOutput('up-to', schemaCheck.upTo ?? '');
   setOutput('line', line);
   if (!schemaCheck.ok) throw new PipelineError(`Nothing was changed: ${schemaCheck.line}`);
   log.info(line);

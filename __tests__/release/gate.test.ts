@@ -196,6 +196,35 @@ describe('known-good release', () => {
       'is not a deployment of shop to production',
     );
   });
+  test('a blocked deploy is never a release: the live one is the newest successful real deploy', () => {
+    // As the gate records a blocked deploy: inactive, payload.app and blocked, no images.
+    const blocked: RecordedDeployment = {
+      ...D(4, 'inactive', 'x'),
+      payload: { app: 'shop', blocked: { by: ['window'], line: 'production: outside its window' } },
+    };
+    const list = [D(1, 'inactive', 'a'), D(2, 'inactive', 'b'), D(3, 'success', 'c'), blocked];
+    expect(pickKnownGood(list, 'shop', 'production', 'previous').id).toBe(2);
+    // Marked blocked but carrying images (a payload written by hand): still not a release.
+    const marked = { ...D(5, 'inactive', 'e'), payload: { ...D(5, 'inactive', 'e').payload, blocked: true } };
+    expect(pickKnownGood([...list, marked], 'shop', 'production', 'previous').id).toBe(2);
+    expect(() => pickKnownGood(list, 'shop', 'production', 4)).toThrow('the release gate blocked');
+  });
+  test('a second rollback goes further back, not forward to the release just left', () => {
+    // a, b, c went out; c broke and was rolled back to b (deployment 4 records rollback.to 2).
+    const list = [
+      D(1, 'inactive', 'a'),
+      D(2, 'inactive', 'b'),
+      D(3, 'inactive', 'c'),
+      D(4, 'success', 'b', { rollback: { to: 2, reason: 'c broke', by: 'carol' } }),
+    ];
+    expect(pickKnownGood(list, 'shop', 'production', 'previous').id).toBe(1);
+    // Only b and c on record: nothing to go back to, rather than c again.
+    expect(() => pickKnownGood(list.slice(1), 'shop', 'production', 'previous')).toThrow(
+      'no successful release of shop before deployment 2',
+    );
+    // A new release after the rollback: going back returns to b, never to the abandoned c.
+    expect(pickKnownGood([...list, D(5, 'success', 'd')], 'shop', 'production', 'previous').id).toBe(2);
+  });
   test('nothing before the live release', () => {
     expect(() => pickKnownGood([D(1, 'success', 'a')], 'shop', 'production', 'previous')).toThrow(
       'no successful release of shop before deployment 1',
@@ -204,7 +233,12 @@ describe('known-good release', () => {
   test('the schema: behind or equal is fine, ahead needs down migrations asked for', () => {
     const release = releaseOf(D(1, 'success', 'a'));
     expect(checkSchema(release, '2', false)).toMatchObject({ ok: true });
-    expect(checkSchema(release, '1', false)).toMatchObject({ ok: true });
+    expect(checkSchema(release, '1', false)).toMatchObject({
+      ok: true,
+      upTo: '2',
+      line: expect.stringMatching(/migrations up to 2 are applied first/),
+    });
+    expect(checkSchema(release, '2', false).upTo).toBeUndefined();
     expect(checkSchema(release, '3', false)).toMatchObject({
       ok: false,
       line: expect.stringMatching(/past 2 that the release knew/),

@@ -53,14 +53,37 @@ export function releaseOf(d: RecordedDeployment): ReleaseRecord {
 /** A deployment that was itself a return to a known-good release. */
 const isRollback = (d: RecordedDeployment) => d.payload.rollback !== undefined && d.payload.rollback !== null;
 
+/** The deployment id a rollback returned to, when it records one. */
+const rollbackTarget = (d: RecordedDeployment): number | undefined => {
+  const to = (d.payload.rollback as { to?: unknown } | undefined)?.to;
+  const id = typeof to === 'string' ? Number(to) : to;
+  return typeof id === 'number' && Number.isInteger(id) ? id : undefined;
+};
+
+/**
+ * A deploy the release gate refused: recorded so the history shows it, but it changed nothing in
+ * the cluster and records no images, so it is never a release.
+ */
+const isBlocked = (d: RecordedDeployment) =>
+  d.payload.blocked !== undefined && d.payload.blocked !== null && d.payload.blocked !== false;
+
+/** A deploy that ran: not blocked, and it records what it deployed. */
+const isRealDeploy = (d: RecordedDeployment) =>
+  !isBlocked(d) && Object.keys((d.payload.images ?? {}) as object).length > 0;
+
 const sameRelease = (a: RecordedDeployment, b: RecordedDeployment) =>
   JSON.stringify(a.payload.images ?? {}) === JSON.stringify(b.payload.images ?? {}) &&
   (a.payload.configHash ?? '') === (b.payload.configHash ?? '');
 
+const newestFirst = (a: RecordedDeployment, b: RecordedDeployment) =>
+  b.createdAt.localeCompare(a.createdAt) || b.id - a.id;
+
 /**
- * Which deployment to return to. `target` is a deployment id, or 'previous': the newest successful
- * release before the one the environment runs now (its newest successful deployment), with a
- * different image or configuration.
+ * Which deployment to return to. `target` is a deployment id, or 'previous': the newest good
+ * release older than the one the environment runs now (its newest successful real deploy; for a
+ * rollback, the release it returned to), with a different image or configuration, that was not
+ * itself abandoned: every release a rollback went back over was rolled back from, so a second
+ * rollback goes further back instead of forward to the release just left.
  */
 export function pickKnownGood(
   deployments: RecordedDeployment[],
@@ -70,10 +93,14 @@ export function pickKnownGood(
 ): RecordedDeployment {
   const ours = deployments
     .filter((d) => d.environment === environment && d.payload.app === app)
-    .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id - a.id);
+    .sort(newestFirst);
   if (target !== 'previous') {
     const d = ours.find((x) => x.id === target);
     if (!d) throw new KnownGoodError(`deployment ${target} is not a deployment of ${app} to ${environment}`);
+    if (isBlocked(d))
+      throw new KnownGoodError(
+        `deployment ${target} is a deploy the release gate blocked: it never ran, so it is not a release`,
+      );
     if (d.state !== 'success' && d.state !== 'inactive')
       throw new KnownGoodError(
         `deployment ${target} ended ${d.state}, not success: it is not known to be good`,
@@ -82,14 +109,26 @@ export function pickKnownGood(
     return d;
   }
   // GitHub marks older successful deployments inactive when a newer one succeeds in a
-  // non-transient environment: those were good too.
-  const good = ours.filter((d) => d.state === 'success' || d.state === 'inactive');
+  // non-transient environment: those were good too. A blocked deploy is recorded inactive as
+  // well, so it is told apart by its payload.
+  const good = ours.filter((d) => (d.state === 'success' || d.state === 'inactive') && isRealDeploy(d));
   const live = good[0];
   if (!live) throw new KnownGoodError(`${environment} has no successful deployment of ${app} on record`);
-  const previous = good.find((d) => !sameRelease(d, live) && !isRollback(d));
+  // Each rollback abandoned everything deployed after the release it returned to.
+  const abandoned = new Set<number>();
+  for (const r of good.filter(isRollback)) {
+    const to = ours.find((d) => d.id === rollbackTarget(r));
+    if (!to) continue;
+    for (const d of ours) if (newestFirst(d, to) < 0 && newestFirst(d, r) > 0) abandoned.add(d.id);
+  }
+  const liveTarget = isRollback(live) ? ours.find((d) => d.id === rollbackTarget(live)) : undefined;
+  const anchor = liveTarget ?? live;
+  const previous = good.find(
+    (d) => newestFirst(d, anchor) > 0 && !sameRelease(d, live) && !isRollback(d) && !abandoned.has(d.id),
+  );
   if (!previous)
     throw new KnownGoodError(
-      `${environment} has no successful release of ${app} before deployment ${live.id} (the one it runs)`,
+      `${environment} has no successful release of ${app} before deployment ${anchor.id} (the one it runs)${abandoned.size ? `, leaving out ${[...abandoned].join(', ')} that a rollback left` : ''}`,
     );
   releaseOf(previous);
   return previous;
@@ -114,6 +153,8 @@ export interface SchemaCheck {
   ok: boolean;
   /** The version to go down to, when the database moved past the release and downs are asked for. */
   downTo?: string;
+  /** The version to go up to first, when the database is behind the release (its code expects those migrations). */
+  upTo?: string;
   line: string;
 }
 
@@ -133,13 +174,12 @@ export function checkSchema(release: ReleaseRecord, currentVersion: string, allo
   if (wanted === '') return { ok: true, line: 'the release ran no migrations' };
   const current = currentVersion || '0';
   const order = compareVersions(current, wanted);
-  if (order <= 0)
+  if (order === 0) return { ok: true, line: `the database is at ${current}, as that release left it` };
+  if (order < 0)
     return {
       ok: true,
-      line:
-        order === 0
-          ? `the database is at ${current}, as that release left it`
-          : `the database is at ${current}, behind that release's ${wanted}: up migrations run first`,
+      upTo: wanted,
+      line: `the database is at ${current}, behind that release's ${wanted}: its migrations up to ${wanted} are applied first`,
     };
   if (!allowDown)
     return {
