@@ -93,12 +93,26 @@ describeWithPostgres.each(['healthy', 'bad-canary', 'failed-migration', 'crashlo
           const approvals = r.slack
             .map((m) => m.text.replace(/\u200b/g, ''))
             .filter((t) => t.includes('production plan:'));
-          expect(approvals[0]).toContain(
-            'production plan: 2 migration(s) to run (1,2), 0 lint finding(s); objects: 3 added',
+          expect(approvals[0]).toMatch(
+            /production plan: staging ran it healthy \(deployment \d+\); first production release; 2 migration\(s\) to run \(1,2\), 0 lint finding\(s\); objects: 3 added/,
           );
+          // The previous release's commit to this one's: the feature commit and its merge.
           expect(approvals.at(-1)).toMatch(
-            /production plan: 1 migration\(s\) to run \(3\), \d+ lint finding\(s\); objects: 1 changed( ·|$)/,
+            /production plan: staging ran it healthy \(deployment \d+\); 2 commit\(s\); 1 migration\(s\) to run \(3\), \d+ lint finding\(s\); objects: 1 changed( ·|$)/,
           );
+          // The review link is Slack markup, its :// intact (no zero-width space inside it).
+          const review = r.slack.filter((m) => m.text.includes('production plan:')).at(-1)!;
+          expect(review.text).toMatch(
+            /<https:\/\/github\.com\/acme\/shop\/actions\/runs\/\d+\|Review the production plan and approve or reject>/,
+          );
+          // Its summary opens with the provenance and the commits, above the migrations and the diff.
+          expect(md).toMatch(/✅ \*\*staging ran this image healthy\*\*: deployment \[\d+\]/);
+          expect(md).toContain("**2 commits since production's last release**");
+          expect(md).toContain('[#42](https://github.com/acme/shop/pull/42)');
+          expect(md.indexOf('staging ran this image healthy')).toBeLessThan(
+            md.indexOf('### Migrations: plan'),
+          );
+          expect(md.indexOf('⏸️ awaiting approval')).toBeLessThan(md.indexOf('### Migrations: plan'));
         },
         TIMEOUT,
       );
@@ -145,3 +159,33 @@ describeWithPostgres.each(['healthy', 'bad-canary', 'failed-migration', 'crashlo
       );
   },
 );
+
+describeWithPostgres('production-lags', () => {
+  test(
+    "production's plan shows 003 to run while staging's has nothing pending, from the same release",
+    async () => {
+      const r = await play('production-lags');
+      expect(r.mismatches).toEqual([]);
+      const staging = jobSummary(job(r, 'staging/deploy')!);
+      const plan = jobSummary(job(r, 'production-plan')!);
+      // Staging ran 003 in the rejected run: its plan now has nothing to run.
+      expect(staging).toMatch(
+        /### Migrations: plan succeeded\s+Environment: \*\*staging\*\*\s+History table `[^`]+` · current version 3 · 0 planned/,
+      );
+      expect(staging).not.toContain('<b>003_index_orders_by_customer.sql</b>');
+      expect(plan).toContain('Environment: **production**');
+      expect(plan).toMatch(/current version 2 · 1 planned/);
+      expect(plan).toContain('<b>003_index_orders_by_customer.sql</b> (no transaction)');
+      // The same digest staging ran (in this run and the rejected one): healthy provenance.
+      expect(plan).toMatch(/✅ \*\*staging ran this image healthy\*\*/);
+      const approvals = r.slack
+        .map((m) => m.text.replace(/\u200b/g, ''))
+        .filter((t) => t.includes('production plan:'));
+      expect(approvals.at(-1)).toMatch(/2 commit\(s\); 1 migration\(s\) to run \(3\)/);
+      const rendered = await renderSummary(plan);
+      expect(rendered.mermaidErrors).toEqual([]);
+      expect(rendered.text.match(/\\[-.()_@#]|&#\d+;/g) ?? []).toEqual([]);
+    },
+    TIMEOUT,
+  );
+});
