@@ -290,6 +290,27 @@ suite('run-migrations commands against PostgreSQL', () => {
       ['4_index.sql', 3, 'create-index-blocking'],
     ]);
 
+    // An allow line without a reason acknowledges nothing, and the run says so rather than ignoring it.
+    await write({
+      '4_index.sql':
+        '-- migrate:up\n-- pipeline:allow create-index-blocking\nCREATE TABLE notes (id int);\nCREATE INDEX users_email ON users (email);\n',
+    });
+    const logger = new MemoryLogger();
+    const unexplained = await failure(
+      migrate({ command: 'up', databaseUrl: url, dir, lint: 'error', logger }),
+    );
+    expect(unexplained.reason).toBe('lint');
+    expect(logger.records).toContainEqual({
+      level: 'warning',
+      message: expect.stringContaining(
+        '4_index.sql:2: -- pipeline:allow allows create-index-blocking without a reason',
+      ) as unknown as string,
+    });
+    await write({
+      '4_index.sql':
+        '-- migrate:up\nCREATE TABLE notes (id int);\nCREATE INDEX users_email ON users (email);\n',
+    });
+
     const plan = await migrate({ command: 'plan', databaseUrl: url, dir });
     expect(renderMigrationSummary(plan)).toContain('#### Safety lint');
     expect(renderMigrationSummary(plan)).toContain('4\\_index\\.sql:3');
@@ -301,7 +322,11 @@ suite('run-migrations commands against PostgreSQL', () => {
     const applied = await migrate({ command: 'up', databaseUrl: url, dir, lint: 'error' });
     expect(applied.applied).toEqual(['4']);
     expect(applied.lint).toEqual([
-      expect.objectContaining({ rule: 'create-index-blocking', acknowledged: 'users holds 12 rows' }),
+      expect.objectContaining({
+        rule: 'create-index-blocking',
+        acknowledged: true,
+        reason: 'users holds 12 rows',
+      }),
     ]);
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import {
+  allowProblems,
   checksumOf,
   LINT_RULES,
   type LintRule,
@@ -131,6 +132,7 @@ describe('migration safety lint', () => {
       statement: 'ALTER TABLE users ALTER COLUMN email SET NOT NULL',
       why: LINT_RULES['set-not-null'].why,
       instead: LINT_RULES['set-not-null'].instead,
+      acknowledged: false,
     });
     const [acknowledged] = lintMigrations(
       [
@@ -141,14 +143,38 @@ describe('migration safety lint', () => {
       ],
       dev,
     );
-    expect(acknowledged?.acknowledged).toBe('users has 40 rows');
+    expect(acknowledged).toMatchObject({ acknowledged: true, reason: 'users has 40 rows' });
     // An allow needs a reason, and names one rule.
     expect(
       lintMigrations(
         [migration(4, '-- pipeline:allow set-not-null\nALTER TABLE users ALTER COLUMN email SET NOT NULL;')],
         dev,
-      )[0]?.acknowledged,
-    ).toBeUndefined();
+      )[0],
+    ).toMatchObject({ acknowledged: false });
+    expect(
+      allowProblems([migration(4, '-- pipeline:allow set-not-null users has 40 rows\nSELECT 1;')]),
+    ).toEqual([]);
+    // A malformed allow line acknowledges nothing, and says so, naming file:line.
+    expect(
+      allowProblems([
+        migration(
+          4,
+          '-- pipeline:allow set-not-null\n-- pipeline:allow set-not-nul it is small\n--pipeline:allow\nSELECT 1;',
+          '4_email.sql',
+        ),
+      ]),
+    ).toEqual([
+      expect.objectContaining({
+        file: '4_email.sql',
+        line: 1,
+        problem: expect.stringContaining('set-not-null without a reason'),
+      }),
+      expect.objectContaining({
+        line: 2,
+        problem: expect.stringContaining('"set-not-nul", which does not exist'),
+      }),
+      expect.objectContaining({ line: 3, problem: expect.stringContaining('names no rule and no reason') }),
+    ]);
   });
 
   test('several actions of one ALTER TABLE are each judged; strings and comments do not trigger rules', () => {

@@ -21,6 +21,8 @@ export {
 } from './files.ts';
 export { advisoryLockKey, historyTable } from './history.ts';
 export {
+  type AllowProblem,
+  allowProblems,
   LINT_MODES,
   LINT_RULES,
   type LintFinding,

@@ -1,5 +1,5 @@
 import type { Migration } from './files.ts';
-import { splitStatements } from './sql.ts';
+import { lineAt, splitStatements } from './sql.ts';
 
 /**
  * A built-in migration safety lint in the manner of squawk and Atlas: rule by rule, each finding
@@ -91,8 +91,17 @@ export interface LintFinding {
   statement: string;
   why: string;
   instead: string;
-  /** The reason given by `-- pipeline:allow <rule> <reason>` in the file, when acknowledged. */
-  acknowledged?: string;
+  /** Whether a `-- pipeline:allow <rule> <reason>` line in the file acknowledges it. */
+  acknowledged: boolean;
+  /** That line's reason, when acknowledged. */
+  reason?: string;
+}
+
+/** A `-- pipeline:allow` line that acknowledges nothing: no reason, or a rule that does not exist. */
+export interface AllowProblem {
+  file: string;
+  line: number;
+  problem: string;
 }
 
 export interface LintContext {
@@ -106,6 +115,42 @@ const NAME = String.raw`(${IDENT}(?:\s*\.\s*${IDENT})?)`;
 const VOLATILE =
   /\b(?:random|gen_random_uuid|uuid_generate_v[14]|clock_timestamp|timeofday|nextval|txid_current)\s*\(/;
 const ALLOW = /--[ \t]*pipeline:allow[ \t]+([a-z-]+)[ \t]+(\S.*)$/gm;
+
+const ALLOW_LINE = /--[ \t]*pipeline:allow\b(.*)$/gm;
+
+/**
+ * Every `-- pipeline:allow` line that does not have the form `<rule> <reason>` with a known rule:
+ * silently ignoring one would leave its author believing a finding is acknowledged.
+ */
+export function allowProblems(migrations: Migration[]): AllowProblem[] {
+  const problems: AllowProblem[] = [];
+  for (const m of migrations) {
+    for (const a of m.up.matchAll(ALLOW_LINE)) {
+      const [rule, ...rest] = a[1]!.trim().split(/\s+/);
+      const line = lineAt(m.up, a.index);
+      const known = Object.keys(LINT_RULES).join(', ');
+      if (!rule)
+        problems.push({
+          file: m.file,
+          line,
+          problem: `names no rule and no reason; write "-- pipeline:allow <rule> <reason>" (rules: ${known})`,
+        });
+      else if (!/^[a-z-]+$/.test(rule) || !(rule in LINT_RULES))
+        problems.push({
+          file: m.file,
+          line,
+          problem: `names the rule "${rule}", which does not exist (rules: ${known})`,
+        });
+      else if (rest.join(' ').trim() === '')
+        problems.push({
+          file: m.file,
+          line,
+          problem: `allows ${rule} without a reason, so it acknowledges nothing; say why it is safe here`,
+        });
+    }
+  }
+  return problems;
+}
 
 /** Comments out, whitespace collapsed, lower case: what the rules match on. */
 function plain(text: string): string {
@@ -160,6 +205,7 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         statement: statement.length > 160 ? `${statement.slice(0, 157)}...` : statement,
         why: LINT_RULES[rule].why,
         instead: LINT_RULES[rule].instead,
+        acknowledged: false,
       });
     for (const statement of splitStatements(m.up)) {
       const s = plain(statement.text);
@@ -249,7 +295,7 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
     for (const a of m.up.matchAll(ALLOW)) allowed.set(a[1]!, a[2]!.trim());
     for (const f of own) {
       const reason = allowed.get(f.rule);
-      findings.push(reason ? { ...f, acknowledged: reason } : f);
+      findings.push(reason ? { ...f, acknowledged: true, reason } : f);
     }
   }
   return findings;

@@ -4,7 +4,7 @@ import { runIntegrityChecks, validatePendingConstraints } from './checks.ts';
 import { describeTarget } from './connection.ts';
 import type { Migration } from './files.ts';
 import { checkHistoryColumns, IncompatibleHistoryError, readHistoryRows } from './history.ts';
-import { lintMigrations } from './lint.ts';
+import { allowProblems, lintMigrations } from './lint.ts';
 import { judgeDrift, makePlan, type Plan } from './plan.ts';
 import { restoreCommand } from './restore.ts';
 import type { Run } from './run.ts';
@@ -128,6 +128,8 @@ export function failDrift(run: Run, drift: DriftFinding[]): void {
 export function lintPending(run: Run, pending: Migration[]): void {
   const mode = run.options.lint ?? 'warn';
   if (mode === 'off' || pending.length === 0) return;
+  for (const p of allowProblems(pending))
+    run.log.warning(`${p.file}:${p.line}: -- pipeline:allow ${p.problem}`);
   const findings = lintMigrations(pending, {
     production: run.options.production === true,
     statementLockTimeout: run.options.statementLockTimeoutMs !== undefined,

@@ -164,7 +164,7 @@ function renderTail(result: MigrationResult): string {
     out.push('', '#### Safety lint', '', '| Where | Rule | Why | Instead |', '|---|---|---|---|');
     for (const f of result.lint) {
       const rule = f.acknowledged
-        ? `✅ ${escapeMarkdown(f.rule)} (acknowledged: ${escapeMarkdown(f.acknowledged)})`
+        ? `✅ ${escapeMarkdown(f.rule)} (acknowledged: ${escapeMarkdown(f.reason ?? '')})`
         : `⚠️ ${escapeMarkdown(f.rule)}`;
       out.push(
         `| ${escapeMarkdown(`${f.file}:${f.line}`)} | ${rule} | ${escapeMarkdown(f.why)} | ${escapeMarkdown(f.instead)} |`,
