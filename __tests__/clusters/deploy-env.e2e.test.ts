@@ -21,6 +21,8 @@ const IMAGES = [
   { pattern: '*:nopull*', mode: 'pull-error' as const },
   { pattern: '*:stuck*', mode: 'never-ready' as const },
   { pattern: '*:nowhere*', mode: 'unschedulable' as const },
+  // The first of two concurrent deploys must still be rolling out when the second asks for the lock.
+  { pattern: '*:slower*', startupMs: 30_000, readyMs: 1000 },
   { pattern: '*:slow*', startupMs: 3000, readyMs: 1000 },
 ];
 
@@ -303,7 +305,7 @@ ${o.extra ?? ''}`,
   }, 120_000);
 
   test('two concurrent deploys of one app never interleave: the second waits for the lock', async () => {
-    const dir = app('concurrent', { name: 'api', image: 'registry.local/api:slow-1', replicas: 2 });
+    const dir = app('concurrent', { name: 'api', image: 'registry.local/api:slower-1', replicas: 2 });
     await deployer('api-dev');
     const first = deploy('api-dev', { environment: 'dev', app: 'api', manifests: dir }, '1001');
     for (let i = 0; ; i++) {
