@@ -72,9 +72,42 @@ const CASES: [LintRule, string, string][] = [
     'ALTER TABLE users ADD COLUMN tier text NOT NULL;',
     "ALTER TABLE users ADD COLUMN tier text NOT NULL DEFAULT 'free';",
   ],
-  ['drop-object', 'DROP TYPE tier;', 'DROP FUNCTION IF EXISTS old_helper();'],
+  ['drop-object', 'DROP TYPE tier;', "CREATE TYPE tier_v2 AS ENUM ('free', 'pro');"],
   ['truncate', 'TRUNCATE audit_log;', "DELETE FROM audit_log WHERE at < now() - interval '90 days';"],
   ['delete-without-where', 'DELETE FROM audit_log;', 'DELETE FROM audit_log WHERE id < 1000;'],
+  [
+    'add-column-serial',
+    'ALTER TABLE users ADD COLUMN seq bigserial;',
+    'ALTER TABLE users ADD COLUMN seq bigint;',
+  ],
+  [
+    'add-unique-blocking',
+    'ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);',
+    'ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;',
+  ],
+  [
+    'add-unique-blocking',
+    'ALTER TABLE users ADD PRIMARY KEY (id);',
+    'ALTER TABLE users ADD PRIMARY KEY USING INDEX users_id_idx;',
+  ],
+  ['drop-index-blocking', 'DROP INDEX users_email;', 'DROP INDEX CONCURRENTLY users_email;'],
+  ['reindex-blocking', 'REINDEX TABLE users;', 'REINDEX TABLE CONCURRENTLY users;'],
+  ['lock-table', 'LOCK TABLE users IN ACCESS EXCLUSIVE MODE;', "SET lock_timeout = '5s';"],
+  [
+    'rename-enum-value',
+    "ALTER TYPE tier RENAME VALUE 'pro' TO 'premium';",
+    "ALTER TYPE tier ADD VALUE 'premium';",
+  ],
+  [
+    'drop-function',
+    'DROP FUNCTION IF EXISTS old_helper();',
+    'CREATE OR REPLACE FUNCTION old_helper() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;',
+  ],
+  [
+    'update-without-where',
+    "UPDATE users SET plan = 'free';",
+    "CREATE TABLE plans (id int, name text); UPDATE plans SET name = 'free'; UPDATE users SET plan = 'free' WHERE id < 1000;",
+  ],
 ];
 
 describe('migration safety lint', () => {

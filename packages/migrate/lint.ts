@@ -73,6 +73,42 @@ export const LINT_RULES = {
     why: 'DELETE without WHERE removes every row of the table',
     instead: 'a WHERE clause naming the rows to remove',
   },
+  'add-column-serial': {
+    why: 'ADD COLUMN of type serial / bigserial fills every existing row from a sequence: a table rewrite under an ACCESS EXCLUSIVE lock',
+    instead:
+      'add a nullable bigint column, attach the sequence as its default, backfill existing rows in batches, then set NOT NULL (or use GENERATED … AS IDENTITY on a new table)',
+  },
+  'add-unique-blocking': {
+    why: 'ADD PRIMARY KEY / ADD CONSTRAINT … UNIQUE builds its index while holding a lock that blocks every write to the table',
+    instead:
+      'CREATE UNIQUE INDEX CONCURRENTLY in a -- migrate:no-transaction migration, then ADD CONSTRAINT … PRIMARY KEY / UNIQUE USING INDEX',
+  },
+  'drop-index-blocking': {
+    why: 'DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table: reads and writes wait behind it',
+    instead: 'DROP INDEX CONCURRENTLY in a migration of its own marked -- migrate:no-transaction',
+  },
+  'reindex-blocking': {
+    why: 'REINDEX without CONCURRENTLY blocks writes to the table (and reads through the index) until every index is rebuilt',
+    instead:
+      'REINDEX … CONCURRENTLY (PostgreSQL 12+) in a migration of its own marked -- migrate:no-transaction',
+  },
+  'lock-table': {
+    why: 'LOCK TABLE holds its lock (ACCESS EXCLUSIVE by default) until the migration commits, queueing every query on the table behind it',
+    instead: 'let each statement take the lock it needs, with lock_timeout set; keep such a migration short',
+  },
+  'rename-enum-value': {
+    why: 'ALTER TYPE … RENAME VALUE breaks the application version still running: it reads and writes the old label',
+    instead:
+      'ADD VALUE the new label, move rows and the application to it, and stop using the old one (enum values cannot be dropped)',
+  },
+  'drop-function': {
+    why: 'DROP FUNCTION / PROCEDURE breaks the application version, triggers and views still calling it',
+    instead: 'stop calling it in a release first, then drop it in a later one',
+  },
+  'update-without-where': {
+    why: 'UPDATE without WHERE rewrites every row of an existing table in one transaction: every row locked, the table bloated, a long lock for writers',
+    instead: 'a WHERE clause naming the rows, in batches (by primary key ranges) for a large table',
+  },
   'missing-lock-timeout': {
     why: 'in production a statement that waits for a busy table queues every query behind it: without lock_timeout the outage lasts as long as the wait',
     instead:
@@ -258,6 +294,10 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
             if (/\bnot null\b/.test(action) && !def && !/\b(?:generated|identity)\b/.test(action))
               flag('add-not-null-without-default', at, one);
             if (/\breferences\b/.test(action)) flag('constraint-without-not-valid', at, one);
+            if (/^add (?:column )?(?:if not exists )?\S+ (?:big|small)?serial[248]?\b/.test(action))
+              flag('add-column-serial', at, one);
+          } else if (/^add (?:constraint \S+ )?(?:primary key|unique)\b/.test(action)) {
+            if (!/\busing index\b/.test(action)) flag('add-unique-blocking', at, one);
           } else if (/^add (?:constraint \S+ )?(?:foreign key|check)\b/.test(action)) {
             if (!/\bnot valid\b/.test(action)) flag('constraint-without-not-valid', at, one);
           } else if (/^alter (?:column )?\S+ (?:set data )?type\b/.test(action)) {
@@ -284,10 +324,20 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         if (existing(match[1]!)) flag('drop-table', at, one);
         continue;
       }
+      match = new RegExp(`^(?:delete from|update) (?:only )?${NAME}`).exec(s);
+      if (match) {
+        if (existing(match[1]!) && !/\bwhere\b/.test(s))
+          flag(s.startsWith('update') ? 'update-without-where' : 'delete-without-where', at, one);
+        continue;
+      }
       if (/^drop (?:schema|type|view|materialized view|sequence|domain)\b/.test(s))
         flag('drop-object', at, one);
+      else if (/^drop (?:function|procedure|routine)\b/.test(s)) flag('drop-function', at, one);
+      else if (/^drop index\b(?! concurrently)/.test(s)) flag('drop-index-blocking', at, one);
+      else if (/^reindex\b/.test(s) && !/\bconcurrently\b/.test(s)) flag('reindex-blocking', at, one);
+      else if (/^lock\b/.test(s)) flag('lock-table', at, one);
+      else if (/^alter type \S+ rename value\b/.test(s)) flag('rename-enum-value', at, one);
       else if (/^truncate\b/.test(s)) flag('truncate', at, one);
-      else if (/^delete from\b/.test(s) && !/\bwhere\b/.test(s)) flag('delete-without-where', at, one);
       else if (/^vacuum (?:\([^)]*\bfull\b[^)]*\)|full\b)/.test(s)) flag('vacuum-full', at, one);
       else if (/^cluster\b/.test(s)) flag('cluster', at, one);
     }
