@@ -63,6 +63,7 @@ export const schema = defineInputs({
   prune: input.boolean({ default: 'false' }),
   'dry-run': input.boolean({ default: 'false' }),
   plan: input.boolean({ default: 'false' }),
+  summary: input.boolean({ default: 'true' }),
   'force-conflicts': input.boolean({ default: 'true' }),
   'rollback-on-failure': input.boolean({ default: 'true' }),
   'cluster-scoped-kinds': input.list({ accepted: CLUSTER_KINDS_FORM }),
@@ -169,6 +170,7 @@ export async function main(): Promise<void> {
           'either plan (read-only) or dry-run (needs write access)',
         );
       const client = await connectCluster(inputs, log);
+      const config = configHash(prepared.objects.map((o) => o.object as unknown as Record<string, unknown>));
       if (inputs.plan) {
         // Read-only: GET and LIST only, no lock, no GitHub deployment, so a get/list Role suffices.
         const { planManifests } = await import('../packages/rollout/plan.ts');
@@ -187,19 +189,21 @@ export async function main(): Promise<void> {
         });
         setOutput('plan', JSON.stringify({ namespace, counts: plan.counts, objects: plan.objects }));
         setOutput('plan-line', manifestPlanLine(plan));
+        // What a release of this overlay records, for strategies that deploy without deploy-env.
+        setOutput('config-hash', config);
         setOutput('reason', '');
-        await writeSummary(
-          renderManifestPlan(plan, {
-            app,
-            environment: inputs.environment,
-            ...(inputs.image ? { image: inputs.image } : {}),
-          }),
-        );
+        if (inputs.summary)
+          await writeSummary(
+            renderManifestPlan(plan, {
+              app,
+              environment: inputs.environment,
+              ...(inputs.image ? { image: inputs.image } : {}),
+            }),
+          );
         log.info(`Plan: ${manifestPlanLine(plan)}; nothing was changed`);
         return;
       }
 
-      const config = configHash(prepared.objects.map((o) => o.object as unknown as Record<string, unknown>));
       let github:
         | { deploymentId: number; octokit: import('../packages/github/deployments.ts').Octokit }
         | undefined;
@@ -354,13 +358,14 @@ export async function main(): Promise<void> {
         }),
       );
       const { renderDeploySummary } = await import('../packages/rollout/deploy-summary.ts');
-      await writeSummary(
-        renderDeploySummary(result, {
-          app,
-          environment: inputs.environment,
-          ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
-        }),
-      );
+      if (inputs.summary)
+        await writeSummary(
+          renderDeploySummary(result, {
+            app,
+            environment: inputs.environment,
+            ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
+          }),
+        );
       if (result.ok) {
         await statusOf(
           'success',

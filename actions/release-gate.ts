@@ -75,6 +75,7 @@ export const schema = defineInputs({
   actor: input.string(),
   checkpoint: input.string({ default: 'before the deploy' }),
   'github-token': input.secret(),
+  'pin-token': input.secret(),
   'record-blocked': input.boolean({ default: 'true' }),
   'deployment-id': input.integer({
     min: 1,
@@ -262,8 +263,11 @@ export async function main(): Promise<void> {
     let now = nowAt();
     const actor = inputs.actor || run.actor;
 
-    const gh = inputs.githubToken ? await import('../packages/github/deployments.ts') : undefined;
-    const octokit = gh?.createOctokit({ token: inputs.githubToken!, apiUrl: run.apiUrl });
+    const gh =
+      inputs.githubToken || inputs.pinToken ? await import('../packages/github/deployments.ts') : undefined;
+    const octokit = inputs.githubToken
+      ? gh?.createOctokit({ token: inputs.githubToken, apiUrl: run.apiUrl })
+      : undefined;
     if (inputs.freezeVariable && !octokit)
       throw new InputError(
         'freeze-variable',
@@ -293,11 +297,45 @@ export async function main(): Promise<void> {
         throw error;
       }
     };
+    // A job without `environment:` (the gate before the approval, the production plan) never sees
+    // the environment's vars.PIPELINE_PIN: with a token that may read its variables, the gate
+    // reads the pin itself, so no one is asked to approve a pinned environment.
+    const pinOctokit =
+      inputs.pinToken && gh ? gh.createOctokit({ token: inputs.pinToken, apiUrl: run.apiUrl }) : undefined;
+    const readPin = async (): Promise<Freeze[]> => {
+      if (!pinOctokit || !gh) return [];
+      try {
+        const { data } = await gh.withGitHubRetry(
+          `Reading the PIPELINE_PIN variable of the ${environment} environment`,
+          () =>
+            pinOctokit.request('GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}', {
+              owner: run.owner,
+              repo: run.repo,
+              environment_name: environment,
+              name: 'PIPELINE_PIN',
+            }),
+          { onRetry: (m) => log.warning(m) },
+        );
+        return freezesFrom((data as { value?: string }).value, 'pin-token', 'vars.PIPELINE_PIN');
+      } catch (error) {
+        if (error instanceof InputError) throw error;
+        const cause = (error as { cause?: { status?: number; cause?: { status?: number } } }).cause;
+        if ((cause?.status ?? cause?.cause?.status) === 404) return [];
+        log.warning(
+          `Could not read the PIPELINE_PIN variable of ${environment} (${(error as Error).message}): a pin is not seen here; the deploy job's gate still honours it`,
+        );
+        return [];
+      }
+    };
     // The variable, read now, stands for the freeze input (its value when the job started).
-    const fixedFreezes = inputs.freezeVariable
-      ? freezes.filter((f) => f.source !== 'vars.PIPELINE_FREEZE')
-      : freezes;
-    let current = inputs.freezeVariable ? [...fixedFreezes, ...(await readVariableFreezes())] : freezes;
+    const fixedFreezes = (
+      inputs.freezeVariable ? freezes.filter((f) => f.source !== 'vars.PIPELINE_FREEZE') : freezes
+    ).filter((f) => !(pinOctokit && f.source === 'vars.PIPELINE_PIN'));
+    const readAll = async (): Promise<Freeze[]> =>
+      inputs.freezeVariable || pinOctokit
+        ? [...fixedFreezes, ...(await readVariableFreezes()), ...(await readPin())]
+        : freezes;
+    let current = await readAll();
     let breakGlass: BreakGlassDecision | undefined;
     const first = decide({ environment, now, ...(schedule ? { schedule } : {}), freezes: current });
     if (inputs.breakGlass && first.state === 'blocked') {
@@ -350,7 +388,7 @@ export async function main(): Promise<void> {
       );
       await clock.sleep(sleepMs, ctx.cancelled);
       now = nowAt();
-      current = inputs.freezeVariable ? [...fixedFreezes, ...(await readVariableFreezes())] : freezes;
+      current = await readAll();
       decision = decide({
         environment,
         now,

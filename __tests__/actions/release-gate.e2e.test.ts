@@ -202,6 +202,28 @@ describe('release-gate', () => {
     expect(step.log).toContain('blocked by freeze: frozen by alice');
   });
 
+  test('pin-token: the pin a rollback left is seen by a job without the environment, and its deletion too', async () => {
+    github.seedEnvironment({ owner: 'acme', repo: 'shop', name: 'production' });
+    const pinned = await gate(
+      { mode: 'pin', reason: 'returned to deployment 1001: c broke checkout' },
+      THURSDAY,
+      'carol',
+    );
+    expect(pinned.exitCode).toBe(0);
+    // The gate before the approval: no `environment:`, so vars.PIPELINE_PIN is empty there.
+    const before = await gate({ 'pin-token': TOKEN, 'record-blocked': 'false' }, THURSDAY);
+    expect(before.exitCode).toBe(0);
+    expect(before.outputs).toMatchObject({ state: 'blocked', blocked: 'true', 'blocked-by': 'freeze' });
+    expect(before.outputs.line).toContain('carol');
+    const env = github.environments.find((e) => e.name === 'production')!;
+    env.variables.splice(
+      env.variables.findIndex((v) => v.name === 'PIPELINE_PIN'),
+      1,
+    );
+    const cleared = await gate({ 'pin-token': TOKEN, 'record-blocked': 'false' }, THURSDAY);
+    expect(cleared.outputs).toMatchObject({ state: 'open', blocked: 'false' });
+  });
+
   test('waiting: a wait that runs out ends blocked', async () => {
     const step = await runBuiltAction('release-gate', {
       inputs: { environment: 'production', windows: WINDOWS, wait: '3m', 'record-blocked': 'false' },

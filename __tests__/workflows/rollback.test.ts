@@ -62,6 +62,7 @@ async function play(
   inputs: Record<string, string | boolean>,
   sha: string,
   vars: Record<string, string> = {},
+  secrets: Record<string, string> = {},
 ): Promise<{ run: WorkflowRun; jobs: Record<string, JobRecord> }> {
   const file = join(workspace, '.github', 'workflows', 'caller.yml');
   writeFileSync(
@@ -85,7 +86,12 @@ async function play(
     repoRoot: REPO_ROOT,
     workspace,
     event: { name: 'push', ref: 'refs/heads/main', sha, repository: 'acme/shop', actor: 'dave', payload: {} },
-    secrets: { SLACK_BOT_TOKEN: 'xoxb-rb', KUBECONFIG: sim.kubeconfig, DATABASE_URL: databaseUrl },
+    secrets: {
+      SLACK_BOT_TOKEN: 'xoxb-rb',
+      KUBECONFIG: sim.kubeconfig,
+      DATABASE_URL: databaseUrl,
+      ...secrets,
+    },
     vars: { PIPELINE_SLACK_API_URL: slack.apiUrl, ...vars },
     env: { PIPELINE_TIME_SCALE: '50', GITHUB_API_URL: github.url, PIPELINE_NOW: '2026-12-03T10:00:00Z' },
     githubApiUrl: github.url,
@@ -210,5 +216,26 @@ describe('rollback.yml: one step back to a known-good release', () => {
     const lifted = await play('deploy.yml', { image: IMAGE('c') }, SHA('c'));
     expect(lifted.jobs['production/deploy']!.outputs.ended).toBe('succeeded');
     expect(live()).toBe(IMAGE('c'));
+  }, 300_000);
+
+  test('with PIPELINE_VARIABLES_TOKEN the pin is seen before the approval, where vars.PIPELINE_PIN is empty', async () => {
+    // The pin is still on the environment: the previous test lifted it only from the deploy job's vars.
+    const env = github.environments.find((e) => e.name === 'production')!;
+    expect(env.variables.map((v) => v.name)).toContain('PIPELINE_PIN');
+    const tokens = { PIPELINE_VARIABLES_TOKEN: 'ghs_rb' };
+    const blocked = await play('deploy.yml', { image: IMAGE('d') }, SHA('d'), {}, tokens);
+    expect(blocked.jobs['production/gate']!.outputs).toMatchObject({ blocked: 'true' });
+    expect(blocked.jobs['production/gate']!.outputs.reason).toMatch(/blocked by freeze: frozen by dave/);
+    expect(blocked.jobs['production/deploy']!.conclusion).toBe('skipped');
+    expect(live()).toBe(IMAGE('c'));
+    // Deleting the variable (Settings → Environments → production) clears it.
+    env.variables.splice(
+      env.variables.findIndex((v) => v.name === 'PIPELINE_PIN'),
+      1,
+    );
+    const cleared = await play('deploy.yml', { image: IMAGE('d') }, SHA('d'), {}, tokens);
+    expect(cleared.jobs['production/gate']!.outputs.blocked).toBe('false');
+    expect(cleared.jobs['production/deploy']!.outputs.ended).toBe('succeeded');
+    expect(live()).toBe(IMAGE('d'));
   }, 300_000);
 });
