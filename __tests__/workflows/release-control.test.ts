@@ -124,6 +124,9 @@ async function play(options: {
   return { run, jobs: Object.fromEntries(run.jobs.map((j) => [j.path, j])), approvals };
 }
 
+const failures = (job: JobRecord) =>
+  job.steps.filter((s) => s.conclusion === 'failure').map((s) => `${s.id}: ${s.error ?? s.log.slice(-600)}`);
+
 const liveImage = () =>
   (
     sim.peek('Deployment', 'shop-production', 'shop') as
@@ -248,6 +251,35 @@ describe('deploy.yml with deploy windows and freezes', () => {
     });
     expect(release!.statuses.at(-1)!.state).toBe('success');
   }, 180_000);
+
+  test('a canary release records the same images key and configHash as a rolling one of the overlay', async () => {
+    const recorded = (p: Played, step: string) =>
+      github.deployments.find(
+        (d) =>
+          String(d.id) ===
+          p.jobs['production/deploy']!.steps.find((s) => s.id === step)!.outputs['deployment-id'],
+      )!;
+    const canary = await play({
+      now: THURSDAY,
+      inputs: {
+        strategy: 'canary',
+        image: NEXT,
+        'canary-steps': '50,100',
+        'canary-checks': '- { name: canary health, service: shop-canary:80, path: /health }',
+      },
+    });
+    expect(failures(canary.jobs['production/deploy']!)).toEqual([]);
+    const rolling = await play({ now: THURSDAY, inputs: { image: IMAGE } });
+    const c = recorded(canary, 'record').payload as Record<string, unknown>;
+    const r = recorded(rolling, 'rolling').payload as Record<string, unknown>;
+    expect(c).toMatchObject({ images: { 'ghcr.io/acme/shop': NEXT }, strategy: 'canary' });
+    expect(Object.keys(c.images as object)).toEqual(Object.keys(r.images as object));
+    // Images are left out of the hash: the same overlay, whichever image, hashes the same.
+    expect(c.configHash).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(c.configHash).toBe(r.configHash);
+    // The plan that computes it writes nothing to the job's summary.
+    expect(canary.jobs['production/deploy']!.steps.find((s) => s.id === 'config')!.summary ?? '').toBe('');
+  }, 240_000);
 
   test('wait-for-window: a deploy blocked a few minutes before its window waits, then asks for the approval and deploys', async () => {
     const { jobs, approvals } = await play({
