@@ -9,6 +9,7 @@ import {
   historyTable,
   type MigrationResult,
   MigrationRunError,
+  renderMigrationSummary,
 } from '../../packages/migrate/index.ts';
 import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
 import { eventually, history, migrate, migrationsDir, query, tableExists, withClient } from './helpers.ts';
@@ -278,6 +279,8 @@ suite('run-migrations under faults', () => {
     expect(hint.startsWith(`pg_restore --file=- ${path} | psql --no-psqlrc`)).toBe(true);
     expect(hint).toContain(`--host=127.0.0.1 --port=${server.port} --username=postgres --dbname=${database}`);
     expect(error.message).toContain(`run this action with command: restore, or: ${hint}`);
+    // The summary shows the long command once, in its own block.
+    expect(renderMigrationSummary(error.result).split(hint)).toHaveLength(2);
     expect(await query(url, 'SELECT * FROM users')).toEqual([{ id: 1 }]);
 
     // The printed command, pasted into a shell, puts the data back and drops what came after.

@@ -41,7 +41,7 @@ suite('restore by a database owner who is not a superuser', () => {
     const backup = join(d.dir, '..', `${database}.dump`);
     cleanups.push(() => rm(backup, { force: true }));
     await d.write({ '2_more.sql': '-- migrate:up\nCREATE TABLE more (id int);\nCREATE SCHEMA extra;\n' });
-    await migrate({
+    const backedUp = await migrate({
       command: 'up',
       databaseUrl: url,
       dir: d.dir,
@@ -74,6 +74,8 @@ suite('restore by a database owner who is not a superuser', () => {
     });
     expect(restored.ok).toBe(true);
     expect(restored.restoreCommand).toContain('--use-list=/dev/stdin');
+    // The command printed after the backup is the one restore runs.
+    expect(backedUp.restoreCommand).toBe(restored.restoreCommand);
     expect(
       await query(url, `SELECT extowner::regrole::text AS owner FROM pg_extension WHERE extname = 'pg_trgm'`),
     ).toEqual([{ owner: 'postgres' }]);

@@ -264,5 +264,6 @@ suite('restore after a failed production release', () => {
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toContain("Input 'backup-path' names");
     expect((error as Error).message).toContain('which pg_restore cannot read');
+    expect((error as Error).message).not.toContain('pg_restore: pg_restore:');
   });
 });

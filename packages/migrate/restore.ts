@@ -144,7 +144,9 @@ function run(
       if (code === 0) return ok();
       let detail = stderr.trim().split('\n').slice(-5).join(' ') || `exited with ${code}`;
       if (secret) detail = detail.split(secret).join('***');
-      fail(new Error(`${command.split('/').pop()}: ${detail}`));
+      const name = command.split('/').pop()!;
+      // pg_restore already starts its messages with its name ("pg_restore: error: ...").
+      fail(new Error(detail.startsWith(`${name}:`) ? detail : `${name}: ${detail}`));
     });
   });
   return { stdout: child.stdout!, done };

@@ -6,7 +6,7 @@ import type { Migration } from './files.ts';
 import { checkHistoryColumns, IncompatibleHistoryError, readHistoryRows } from './history.ts';
 import { allowProblems, lintMigrations } from './lint.ts';
 import { judgeDrift, makePlan, type Plan } from './plan.ts';
-import { restoreCommand } from './restore.ts';
+import { KEPT_EXTENSIONS_SQL, restoreCommand } from './restore.ts';
 import type { Run } from './run.ts';
 import { describeHolder } from './session.ts';
 import type { DriftFinding } from './types.ts';
@@ -191,7 +191,12 @@ export async function backup(run: Run): Promise<void> {
       run.options.env ?? process.env,
     );
     run.result.backupPath = path;
-    run.result.restoreCommand = restoreCommand(run.v.target, path);
+    const { rows } = await run.session.query<{ name: string }>(KEPT_EXTENSIONS_SQL);
+    run.result.restoreCommand = restoreCommand(
+      run.v.target,
+      path,
+      rows.map((r) => r.name),
+    );
     run.log.info(`Backup written in ${formatDuration(run.clock.now() - started)}: ${path}`);
   } catch (error) {
     run.fail(

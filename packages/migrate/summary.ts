@@ -79,7 +79,15 @@ export function renderMigrationSummary(
   }
 
   if (result.failure) {
-    out.push('', '#### Failure', '', fencedBlock(result.failure.message));
+    const restoreBelow = result.restoreCommand && !result.restoredFrom ? result.restoreCommand : undefined;
+    // The restore command is long: shown once, in its own block below, not inside the message too.
+    const message = restoreBelow
+      ? result.failure.message
+          .split('\n')
+          .filter((line) => !line.includes(restoreBelow))
+          .join('\n')
+      : result.failure.message;
+    out.push('', '#### Failure', '', fencedBlock(message));
     if (result.restoreCommand && !result.restoredFrom)
       out.push(
         '',
