@@ -25,8 +25,10 @@ import { runAction } from './runtime.ts';
 const WINDOWS_FORM = `a schedule {timezone, allow, deny, holidays} with rules like ${RULE_FORMS}, or a map of environment names to schedules`;
 const SCHEDULE_KEYS = ['timezone', 'allow', 'deny', 'holidays'];
 
-function windowsFor(doc: unknown, name: string): (environment: string) => Schedule | undefined {
-  if (doc === null || doc === undefined || doc === '') return () => undefined;
+type WindowsLookup = ((environment: string) => Schedule | undefined) & { names: string[] };
+
+function windowsFor(doc: unknown, name: string): WindowsLookup {
+  if (doc === null || doc === undefined || doc === '') return Object.assign(() => undefined, { names: [] });
   if (typeof doc !== 'object' || Array.isArray(doc))
     throw new InputError(name, 'is not a mapping', WINDOWS_FORM);
   const map = doc as Record<string, unknown>;
@@ -46,14 +48,20 @@ function windowsFor(doc: unknown, name: string): (environment: string) => Schedu
     for (const key of ['allow', 'deny', 'holidays'])
       if (s[key] !== undefined && !Array.isArray(s[key]))
         throw new InputError(name, `has ${key} that is not a list`, WINDOWS_FORM);
+    // GitHub treats environment names case-insensitively, so the map's keys are too.
+    const key = env.toLowerCase();
+    if (parsed.has(key))
+      throw new InputError(name, `names the environment ${JSON.stringify(env)} twice`, WINDOWS_FORM);
     try {
-      parsed.set(env, parseSchedule(spec as ScheduleSpec));
+      parsed.set(key, parseSchedule(spec as ScheduleSpec));
     } catch (error) {
       if (error instanceof ScheduleError) throw new InputError(name, `: ${error.message}`, WINDOWS_FORM);
       throw error;
     }
   }
-  return (environment) => parsed.get(environment) ?? parsed.get('*');
+  return Object.assign((environment: string) => parsed.get(environment.toLowerCase()) ?? parsed.get('*'), {
+    names: Object.keys(specs),
+  });
 }
 
 export const MODES = ['check', 'known-good', 'pin'] as const;
@@ -257,6 +265,10 @@ export async function main(): Promise<void> {
       throw error;
     }
     const schedule = inputs.windows?.(environment);
+    if (inputs.windows && !schedule && inputs.windows.names.length > 0)
+      log.warning(
+        `windows names ${inputs.windows.names.join(', ')} and no "*": nothing limits when ${environment} deploys (a typo in an environment name?)`,
+      );
     // PIPELINE_NOW fixes where the local runner's clock starts; it still runs (scaled) from there.
     const clockStart = clock.now();
     const nowAt = () => (Number.isFinite(fixedNow) ? fixedNow : clockStart) + (clock.now() - clockStart);

@@ -94,6 +94,27 @@ describe('release-gate', () => {
     expect(step.outputs.state).toBe('open');
   });
 
+  test('windows map keys match environments case-insensitively; a map that names none warns', async () => {
+    const upper = await gate(
+      { windows: WINDOWS.replace('production:', 'Production:'), 'record-blocked': 'false' },
+      FRIDAY_AFTERNOON,
+    );
+    expect(upper.outputs).toMatchObject({ state: 'blocked', 'next-window-text': 'Mon 08:00 CET' });
+    const typo = await gate(
+      { windows: 'prodution: { timezone: UTC, deny: [daily 00:00-24:00] }', 'record-blocked': 'false' },
+      FRIDAY_AFTERNOON,
+    );
+    expect(typo.outputs.state).toBe('open');
+    expect(typo.annotations.filter((a) => a.level === 'warning').map((a) => a.message)).toEqual([
+      'windows names prodution and no "*": nothing limits when production deploys (a typo in an environment name?)',
+    ]);
+    const twice = await gate(
+      { windows: 'production: { timezone: UTC }\nPRODUCTION: { timezone: UTC }' },
+      THURSDAY,
+    );
+    expect(errors(twice)).toEqual([expect.stringContaining('names the environment "PRODUCTION" twice')]);
+  });
+
   test('a freeze from the variable, a pin and a file each block, naming who, when and why', async () => {
     expect((await gate({ freeze: FREEZE }, THURSDAY)).outputs.line).toBe(
       'production: blocked by freeze: frozen by alice since 2026-12-01T09:00:00Z: end-of-year freeze',

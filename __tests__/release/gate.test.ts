@@ -34,6 +34,15 @@ describe('freezes', () => {
     expect(activeFreeze(freezes, 'production', at('2027-01-04T07:00:00Z'))?.by).toBe('bob');
     expect(activeFreeze(freezes.slice(0, 1), 'production', at('2027-01-04T07:00:00Z'))).toBeUndefined();
   });
+  test('environment names are compared as GitHub does, case-insensitively', () => {
+    const freezes = parseFreezes(
+      '{"environments":["Production"],"by":"a","at":"2026-12-01T09:00:00Z","reason":"r"}',
+      'v',
+    );
+    expect(activeFreeze(freezes, 'production', at('2026-12-02T00:00:00Z'))?.by).toBe('a');
+    expect(activeFreeze(freezes, 'PRODUCTION', at('2026-12-02T00:00:00Z'))?.by).toBe('a');
+    expect(activeFreeze(freezes, 'staging', at('2026-12-02T00:00:00Z'))).toBeUndefined();
+  });
   test('one freeze as JSON, a file with freezes:, and empty text for none', () => {
     expect(
       parseFreezes('{"environment":"production","by":"a","at":"2026-12-01T09:00:00Z","reason":"r"}', 'v'),

@@ -87,10 +87,17 @@ export function parseFreezes(text: string, source: string): Freeze[] {
 
 /** The freeze that holds `environment` at `now`: the earliest set of those in force, if any. */
 export function activeFreeze(freezes: Freeze[], environment: string, now: number): Freeze | undefined {
-  return freezes
-    .filter((f) => f.environments.includes('*') || f.environments.includes(environment))
-    .filter((f) => Date.parse(f.at) <= now && (f.until === undefined || Date.parse(f.until) > now))
-    .sort((a, b) => Date.parse(a.at) - Date.parse(b.at))[0];
+  return (
+    freezes
+      // GitHub treats environment names case-insensitively: Production is production.
+      .filter(
+        (f) =>
+          f.environments.includes('*') ||
+          f.environments.some((e) => e.toLowerCase() === environment.toLowerCase()),
+      )
+      .filter((f) => Date.parse(f.at) <= now && (f.until === undefined || Date.parse(f.until) > now))
+      .sort((a, b) => Date.parse(a.at) - Date.parse(b.at))[0]
+  );
 }
 
 /** The file content of one freeze, as the rollback writes it to pin an environment. */
