@@ -221,7 +221,10 @@ async function pin(ctx: Context, now: number): Promise<void> {
   setOutput('freeze', value.trim());
   setOutput('line', line);
   log.info(line);
-  if (inputs.summary) await writeSummary(`### Pinned: ${inputs.environment}\n\n${line}\n`);
+  // The reason is free text from a workflow_dispatch input: escaped, as the check's table is.
+  const { escapeMarkdown } = await import('../packages/notify/escape.ts');
+  if (inputs.summary)
+    await writeSummary(`### Pinned: ${escapeMarkdown(inputs.environment)}\n\n${escapeMarkdown(line)}\n`);
 }
 
 export async function main(): Promise<void> {

@@ -245,6 +245,20 @@ describe('release-gate', () => {
     expect(cleared.outputs).toMatchObject({ state: 'open', blocked: 'false' });
   });
 
+  test('pin: a free-text reason is escaped in the job summary', async () => {
+    github.seedEnvironment({ owner: 'acme', repo: 'shop', name: 'staging' });
+    const reason = '<!channel> **c broke** <img src=x onerror=alert(1)> [see](https://evil.example)';
+    const step = await gate({ mode: 'pin', environment: 'staging', reason }, THURSDAY, 'carol');
+    expect(step.exitCode).toBe(0);
+    expect(step.summary).toContain('### Pinned: staging');
+    for (const raw of ['<!channel>', '<img', '**c broke**', '](https://'])
+      expect(step.summary).not.toContain(raw);
+    expect(step.summary).toContain('&lt;img');
+    // The stored pin keeps the reason as given: it is data, escaped where it is shown.
+    const env = github.environments.find((e) => e.name === 'staging')!;
+    expect(env.variables.find((v) => v.name === 'PIPELINE_PIN')!.value).toContain(reason);
+  });
+
   test('waiting: a wait that runs out ends blocked', async () => {
     const step = await runBuiltAction('release-gate', {
       inputs: { environment: 'production', windows: WINDOWS, wait: '3m', 'record-blocked': 'false' },
