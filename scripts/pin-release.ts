@@ -1,8 +1,10 @@
 // Used by .github/workflows/release.yml: rewrites the reusable workflows' `uses:` of this suite to
 // the publishing repository at exact commits (see packages/workflow/pin.ts for why).
 //   node scripts/pin-release.ts --repository owner/name --actions-ref <sha> [--workflows-ref <sha>] [--check] files...
-// --check fails when any of our `uses:` in the files is not pinned to a full commit SHA.
-import { readFileSync, writeFileSync } from 'node:fs';
+// --check fails when any of our `uses:` in the files, or in any reusable workflow beside them, is not
+// pinned to a full commit SHA.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pinUses, unpinnedUses } from '../packages/workflow/pin.ts';
 
@@ -21,7 +23,14 @@ if (positionals.length === 0) {
   process.exit(2);
 }
 if (values.check) {
-  const left = positionals.flatMap((file) =>
+  // A reusable workflow left off the command line would ship calling @main, so every one in the
+  // named files' directories is checked too.
+  const files = new Set(positionals);
+  for (const dir of new Set(positionals.map((file) => dirname(file))))
+    for (const name of readdirSync(dir))
+      if (/\.ya?ml$/.test(name) && /^\s*workflow_call:/m.test(readFileSync(join(dir, name), 'utf8')))
+        files.add(join(dir, name));
+  const left = [...files].flatMap((file) =>
     unpinnedUses(readFileSync(file, 'utf8')).map((u) => `${file}: ${u}`),
   );
   for (const line of left) console.error(`::error::not pinned to a commit: ${line}`);
