@@ -22,7 +22,7 @@ import {
 import { renderGateSummary } from '../packages/release/summary.ts';
 import { runAction } from './runtime.ts';
 
-const WINDOWS_FORM = `a schedule {timezone, allow, deny, holidays} with rules like ${RULE_FORMS}, or a map of environment names to schedules`;
+const WINDOWS_FORM = `a schedule {timezone, allow, deny, holidays} with rules ${RULE_FORMS.replace(/^a rule /, '')}, or a map of environment names to schedules`;
 const SCHEDULE_KEYS = ['timezone', 'allow', 'deny', 'holidays'];
 
 type WindowsLookup = ((environment: string) => Schedule | undefined) & { names: string[] };
@@ -55,7 +55,8 @@ function windowsFor(doc: unknown, name: string): WindowsLookup {
     try {
       parsed.set(key, parseSchedule(spec as ScheduleSpec));
     } catch (error) {
-      if (error instanceof ScheduleError) throw new InputError(name, `: ${error.message}`, WINDOWS_FORM);
+      if (error instanceof ScheduleError)
+        throw new InputError(name, `is refused: ${error.message}`, WINDOWS_FORM);
       throw error;
     }
   }
@@ -109,7 +110,7 @@ function freezesFrom(text: string | undefined, name: string, source: string): Fr
   try {
     return parseFreezes(text ?? '', source);
   } catch (error) {
-    if (error instanceof FreezeError) throw new InputError(name, `: ${error.message}`, FREEZE_FORM);
+    if (error instanceof FreezeError) throw new InputError(name, `is refused: ${error.message}`, FREEZE_FORM);
     throw error;
   }
 }

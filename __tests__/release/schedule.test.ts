@@ -154,6 +154,11 @@ describe('parsing refuses what it cannot read, naming it', () => {
     expect(() => parseSchedule({ timezone: 'Europe/Berlin', holidays: ['2026-02-30'] })).toThrow(
       'the holiday "2026-02-30" is not a date YYYY-MM-DD',
     );
+    // Intl takes an offset, which has no DST; the docs promise IANA names only.
+    expect(() => parseSchedule({ timezone: '+01:00' })).toThrow('is an offset, not an IANA time zone');
+    expect(() => parseSchedule({ timezone: 'UTC', holidays: [20261224 as unknown as string] })).toThrow(
+      'the holiday 20261224 is not a date YYYY-MM-DD',
+    );
   });
   test('day names and lists', () => {
     const r = parseRule('Monday,Wed,Fri-Sun 10:00 to 11:30');

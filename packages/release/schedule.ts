@@ -126,11 +126,19 @@ export interface ScheduleSpec {
 /** Builds a schedule from its written form; throws ScheduleError naming the faulty part. */
 export function parseSchedule(spec: ScheduleSpec): Schedule {
   const timezone = spec.timezone ?? 'UTC';
+  // Intl also takes a fixed offset such as +01:00, which has no DST: the wall clock the rules
+  // are read on would be an hour off for half the year.
+  if (typeof timezone === 'string' && /^[+-]\d/.test(timezone))
+    throw new ScheduleError(
+      `the time zone ${JSON.stringify(timezone)} is an offset, not an IANA time zone such as Europe/Berlin (an offset has no DST)`,
+    );
   if (!isTimeZone(timezone))
     throw new ScheduleError(`the time zone ${JSON.stringify(timezone)} is not an IANA time zone`);
   const holidays = (spec.holidays ?? []).map((h) => {
     const holiday = typeof h === 'string' ? { date: h } : h;
-    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(holiday.date ?? '');
+    if (typeof holiday !== 'object' || holiday === null || typeof holiday.date !== 'string')
+      throw new ScheduleError(`the holiday ${JSON.stringify(h)} is not a date YYYY-MM-DD or {date, name}`);
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(holiday.date);
     const d = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : undefined;
     if (!d || d.toISOString().slice(0, 10) !== holiday.date)
       throw new ScheduleError(`the holiday ${JSON.stringify(holiday.date)} is not a date YYYY-MM-DD`);
