@@ -380,8 +380,20 @@ export async function main(): Promise<void> {
           } catch (error) {
             // 404 is GitHub's answer for "not a member" (and for a team the token cannot see).
             const cause = (error as { cause?: { status?: number; cause?: { status?: number } } }).cause;
-            if ((cause?.status ?? cause?.cause?.status) === 404) return false;
-            throw error;
+            if ((cause?.status ?? cause?.cause?.status) !== 404) throw error;
+            // A listed team that is not there (a typo, a renamed team) grants no one: say so.
+            try {
+              await gh.withGitHubRetry(`Looking up @${org}/${team}`, () =>
+                octokit.request('GET /orgs/{org}/teams/{team_slug}', { org, team_slug: team }),
+              );
+            } catch (lookup) {
+              const c = (lookup as { cause?: { status?: number; cause?: { status?: number } } }).cause;
+              if ((c?.status ?? c?.cause?.status) !== 404) throw lookup;
+              log.warning(
+                `break-glass-allowed lists @${org}/${team}, which does not exist or the token cannot see (PIPELINE_TEAMS_TOKEN needs members: read): no one is allowed through it`,
+              );
+            }
+            return false;
           }
         },
       );

@@ -184,6 +184,23 @@ describe('release-gate', () => {
     );
   });
 
+  test('break glass through a listed team that does not exist is refused and warned about', async () => {
+    const warnings = (st: StepResult) =>
+      st.annotations.filter((a) => a.level === 'warning').map((a) => a.message);
+    const inputs = {
+      windows: WINDOWS,
+      'break-glass': 'payments are down, hotfix 1.2.4',
+      'record-blocked': 'false',
+    };
+    const typo = await gate({ ...inputs, 'break-glass-allowed': '@acme/srre' }, FRIDAY_AFTERNOON, 'carol');
+    expect(typo.outputs).toMatchObject({ state: 'blocked', 'break-glass': '' });
+    expect(warnings(typo)).toContainEqual(expect.stringContaining('lists @acme/srre, which does not exist'));
+    // A team that exists but does not have the actor: refused, no warning about the team.
+    const other = await gate({ ...inputs, 'break-glass-allowed': '@acme/sre' }, FRIDAY_AFTERNOON, 'mallory');
+    expect(other.outputs.state).toBe('blocked');
+    expect(warnings(other).filter((w) => w.includes('does not exist'))).toEqual([]);
+  });
+
   test('waiting: the window opens while the deploy waits, and it goes ahead', async () => {
     const step = await runBuiltAction('release-gate', {
       inputs: { environment: 'production', windows: WINDOWS, wait: '10m', 'github-token': TOKEN },
