@@ -72,7 +72,11 @@ describe('deploy.yml checks its inputs in a job of its own, before any approval 
     [{ strategy: 'bluegreen' }, "strategy is 'bluegreen'; accepted: rolling, canary or blue-green"],
     [{ soak: '15 minutes' }, "soak is '15 minutes'; accepted: a duration such as 90s, 5m or 1h30m"],
     [{ 'canary-steps': '10:soon,100', strategy: 'canary' }, "canary-steps has '10:soon'"],
-    [{ soak: '80h' }, 'a GitHub job lives at most 4320'],
+    [{ soak: '80h', 'runs-on': 'self-hosted' }, 'a GitHub job lives at most 72h (at most 4320 minutes)'],
+    [
+      { soak: '5h40m' },
+      "soak is '5h40m': with the canary pauses and the rollout deadline the job would need 375 minutes, and a GitHub-hosted runner (ubuntu-latest) ends a job after 6h (at most 360 minutes)",
+    ],
   ])(
     '%j fails the plan job with one clear error, and the deploy job never starts',
     async (inputs, message) => {
@@ -82,8 +86,17 @@ describe('deploy.yml checks its inputs in a job of its own, before any approval 
       expect(plan.steps[0]!.log).toContain(`::error title=invalid input::`);
       expect(plan.steps[0]!.log).toContain(message);
       expect(jobs['production/deploy']).toMatchObject({ conclusion: 'skipped', steps: [] });
+      // Told to the caller as a failure of this environment, never as an approval not given.
+      expect(jobs.production!.outputs).toMatchObject({ environment: 'production', ended: 'failed' });
+      expect(jobs.production!.outputs.reason).toContain('The inputs of production are invalid');
     },
   );
+
+  test('a self-hosted runner may run a soak longer than a hosted job lives', async () => {
+    const { jobs } = await runDeploy({ soak: '5h40m', 'runs-on': 'self-hosted', 'promoted-from': 'nowhere' });
+    expect(jobs['production/plan']!.conclusion).toBe('success');
+    expect(jobs['production/plan']!.outputs['timeout-minutes']).toBe('375');
+  });
 
   test('the deploy job lives for the soak, the canary pauses and twice the rollout deadline, plus 15 minutes', async () => {
     const { jobs } = await runDeploy({
