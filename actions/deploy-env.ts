@@ -64,6 +64,7 @@ export const schema = defineInputs({
   'dry-run': input.boolean({ default: 'false' }),
   plan: input.boolean({ default: 'false' }),
   summary: input.boolean({ default: 'true' }),
+  'summary-header': input.boolean({ default: 'true' }),
   'force-conflicts': input.boolean({ default: 'true' }),
   'rollback-on-failure': input.boolean({ default: 'true' }),
   'cluster-scoped-kinds': input.list({ accepted: CLUSTER_KINDS_FORM }),
@@ -310,6 +311,7 @@ export async function main(): Promise<void> {
       setOutput('revision', primary?.revision ?? '');
       setOutput('previous-revision', primary?.previousRevision ?? '');
       setOutput('rollback-revision', primary?.rollbackTarget ?? '');
+      setOutput('rollback-replicas', primary?.rollbackReplicas ?? '');
       setOutput('image', primary?.images[0] ?? '');
       setOutput('previous-image', primary?.previousImages[0] ?? '');
       setOutput('rolled-back', result.rolledBack);
@@ -364,6 +366,7 @@ export async function main(): Promise<void> {
             app,
             environment: inputs.environment,
             ...(inputs.environmentUrl ? { environmentUrl: inputs.environmentUrl } : {}),
+            header: inputs.summaryHeader,
           }),
         );
       if (result.ok) {

@@ -83,6 +83,13 @@ export interface WorkloadResult {
   diagnostics: { pod: string; events: string[]; logs: string }[];
   /** The revision a failed release goes back to: the last one a deploy saw healthy, else the one before. */
   rollbackTarget?: string;
+  /** spec.replicas this run applied; undefined when the overlay leaves them to an autoscaler. */
+  appliedReplicas?: number;
+  /**
+   * spec.replicas of the release a rollback goes back to (recorded with the last good revision,
+   * else the live value before the apply): undoing the template alone would keep the new count.
+   */
+  rollbackReplicas?: number;
   /** `failed`: the workload should have gone back and did not (API faults, lost lock, history gone). */
   rollback?: RollbackResult & { ok: boolean; waitMessage: string; failed?: boolean };
 }
@@ -286,6 +293,13 @@ export function explainAccessError(
  * would name it; this annotation still names the release before it.
  */
 export const LAST_GOOD_REVISION_ANNOTATION = 'pipeline.dev/last-good-revision';
+/** spec.replicas of that revision's release, restored with its template by a rollback. */
+export const LAST_GOOD_REPLICAS_ANNOTATION = 'pipeline.dev/last-good-replicas';
+
+const replicasOf = (object: WorkloadObject | undefined): number | undefined => {
+  const n = (object?.spec as { replicas?: unknown } | undefined)?.replicas;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : undefined;
+};
 
 async function recordLastGood(
   client: KubeClient,
@@ -298,7 +312,15 @@ async function recordLastGood(
     await mergePatch(
       client,
       pathOf(w.kind, namespace, w.name),
-      { metadata: { annotations: { [LAST_GOOD_REVISION_ANNOTATION]: w.revision } } },
+      {
+        metadata: {
+          annotations: {
+            [LAST_GOOD_REVISION_ANNOTATION]: w.revision,
+            [LAST_GOOD_REPLICAS_ANNOTATION]:
+              w.appliedReplicas === undefined ? null : String(w.appliedReplicas),
+          },
+        },
+      },
       'pipeline-last-good',
     );
   } catch (error) {
@@ -388,6 +410,12 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
       const before = previous.get(`${kind}/${d.object.metadata.name}`);
       const lastGood = before?.object.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION];
       const target = lastGood || before?.revision;
+      const recorded = Number(
+        before?.object.metadata.annotations?.[LAST_GOOD_REPLICAS_ANNOTATION] ?? Number.NaN,
+      );
+      const rollbackReplicas =
+        lastGood && Number.isInteger(recorded) && recorded >= 0 ? recorded : replicasOf(before?.object);
+      const appliedReplicas = replicasOf(d.object as WorkloadObject);
       return {
         kind,
         name: d.object.metadata.name!,
@@ -395,6 +423,8 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
         message: '',
         ...(before?.revision ? { previousRevision: before.revision } : {}),
         ...(target ? { rollbackTarget: target } : {}),
+        ...(appliedReplicas !== undefined ? { appliedReplicas } : {}),
+        ...(appliedReplicas !== undefined && rollbackReplicas !== undefined ? { rollbackReplicas } : {}),
         images: workloadImages(d.object),
         previousImages: before ? workloadImages(before.object) : [],
         timeline: [],
@@ -456,6 +486,21 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
               continue;
             }
             any = true;
+            if (w.rollbackReplicas !== undefined && w.rollbackReplicas !== w.appliedReplicas) {
+              const replicas = w.rollbackReplicas;
+              await again(`Restoring the replicas of ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
+                mergePatch(
+                  client,
+                  pathOf(w.kind, namespace, w.name),
+                  { spec: { replicas } },
+                  'pipeline-rollback',
+                ),
+              );
+              log.info(
+                `restored ${KIND_WORDS[w.kind]} "${w.name}" to ${replicas} replica(s), as its previous release ran`,
+              );
+              w.appliedReplicas = replicas;
+            }
             const outcome = await again(`Waiting for the rollback of ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
               waitForWorkload({
                 client,

@@ -1,0 +1,136 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { parse } from 'yaml';
+import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { REPO_ROOT, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
+import { LocalGitHub } from '../../packages/testkit/local-github.ts';
+
+/**
+ * A rollback ends on the previous release's template AND its replicas: an overlay that raised
+ * spec.replicas must not leave the new count behind (deploy-env's own rollback, and deploy.yml's
+ * rollback step after a failed health gate, which uses deploy-env's rollback-* outputs).
+ */
+
+const run = promisify(execFile);
+let sim: KubeSim;
+let github: LocalGitHub;
+let work: string;
+
+beforeAll(async () => {
+  sim = await startKubeSim({
+    timeScale: 20,
+    images: [{ pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 }],
+  });
+  github = await LocalGitHub.start();
+  work = mkdtempSync(join(tmpdir(), 'rollback-replicas-'));
+});
+afterAll(async () => {
+  await sim?.close();
+  await github?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function live(namespace: string): Promise<{ image: string; replicas: number; revision: string }> {
+  const { stdout } = await run('kubectl', ['get', 'deployment', 'shop', '-n', namespace, '-o', 'json'], {
+    env: { ...process.env, KUBECONFIG: sim.kubeconfigPath },
+  });
+  const d = JSON.parse(stdout);
+  return {
+    image: d.spec.template.spec.containers[0].image,
+    replicas: d.spec.replicas,
+    revision: d.metadata.annotations['deployment.kubernetes.io/revision'],
+  };
+}
+
+function overlay(dir: string, replicas: number): string {
+  const path = join(work, dir);
+  mkdirSync(path, { recursive: true });
+  writeFileSync(
+    join(path, 'app.yaml'),
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: shop, labels: { app: shop } }
+spec:
+  replicas: ${replicas}
+  selector: { matchLabels: { app: shop } }
+  template:
+    metadata: { labels: { app: shop } }
+    spec:
+      containers:
+        - name: web
+          image: registry.local/shop:v1
+`,
+  );
+  return path;
+}
+
+const deploy = (namespace: string, manifests: string, image: string): Promise<StepResult> =>
+  runBuiltAction('deploy-env', {
+    inputs: {
+      kubeconfig: sim.kubeconfigPath,
+      'fail-fast-after': '2s',
+      timeout: '60s',
+      environment: 'production',
+      app: 'shop',
+      namespace,
+      manifests,
+      image,
+      'create-namespace': 'true',
+    },
+    github: { apiUrl: github.url },
+    cwd: work,
+    timeoutMs: 120_000,
+  });
+
+describe('a rolling rollback restores the previous replicas with the previous template', () => {
+  test("deploy-env's own rollback of a failed rollout", async () => {
+    const ns = 'shop-own';
+    const first = await deploy(ns, overlay('own-10', 10), 'registry.local/shop:v1');
+    expect(first.exitCode).toBe(0);
+    const step = await deploy(ns, overlay('own-12', 12), 'registry.local/shop:crash-2');
+    expect(step.exitCode).toBe(1);
+    expect(step.outputs['rolled-back']).toBe('true');
+    expect(await live(ns)).toMatchObject({ image: 'registry.local/shop:v1', replicas: 10 });
+  }, 180_000);
+
+  test("deploy.yml's rollback step after a failed health gate, from deploy-env's outputs", async () => {
+    const ns = 'shop-gate';
+    expect((await deploy(ns, overlay('gate-10', 10), 'registry.local/shop:v1')).exitCode).toBe(0);
+    const before = await live(ns);
+    const step = await deploy(ns, overlay('gate-12', 12), 'registry.local/shop:v2');
+    expect(step.exitCode).toBe(0);
+    expect(await live(ns)).toMatchObject({ image: 'registry.local/shop:v2', replicas: 12 });
+    expect(step.outputs['rollback-replicas']).toBe('10');
+
+    // The workflow's own step, as written, with the env its expressions give it on the rolling path.
+    const workflow = parse(readFileSync(join(REPO_ROOT, '.github', 'workflows', 'deploy.yml'), 'utf8'));
+    const rollback = workflow.jobs.deploy.steps.find((s: { id?: string }) => s.id === 'rollback');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, not a template
+    expect(rollback.env.REPLICAS).toBe('${{ steps.rolling.outputs.rollback-replicas }}');
+    expect(rollback.env.PREVIOUS).toMatch(/^\$\{\{ steps\.rolling\.outputs\.rollback-revision \|\|/);
+    const output = join(work, 'gate-output');
+    writeFileSync(output, '');
+    // Not spawnSync: the simulated API server answers from this very process.
+    const result = await run('bash', ['-e', '-o', 'pipefail', '-c', rollback.run], {
+      env: {
+        ...process.env,
+        KUBECONFIG_CONTENT: readFileSync(sim.kubeconfigPath, 'utf8'),
+        APP: 'shop',
+        NAMESPACE: ns,
+        TIMEOUT: '60s',
+        PREVIOUS: step.outputs['rollback-revision']!,
+        CURRENT: step.outputs.revision!,
+        REPLICAS: step.outputs['rollback-replicas']!,
+        RUNNER_TEMP: work,
+        GITHUB_OUTPUT: output,
+      },
+    });
+    expect(result.stderr).toBe('');
+    expect(await live(ns)).toMatchObject({ image: before.image, replicas: 10 });
+    expect(readFileSync(output, 'utf8')).toContain('rolled-back=true');
+  }, 180_000);
+});
