@@ -117,12 +117,41 @@ describeWithPostgres.each(['healthy', 'bad-canary', 'failed-migration', 'crashlo
         TIMEOUT,
       );
 
+    test(
+      'each page shows the approval heading once, and each job summary at most one metadata table and diagram',
+      async () => {
+        const r = await play(scenario);
+        for (const { run } of r.runs) {
+          const pages = run.jobs.map((j) => [j.path, jobSummary(j)] as const).filter(([, md]) => md);
+          const waiting = pages.filter(([, md]) => /^### ⏸️ .* waiting for approval/m.test(md));
+          expect(waiting.map(([path]) => path)).toEqual(
+            waiting.length ? [expect.stringMatching(/production-plan$/)] : [],
+          );
+          for (const [path, md] of pages) {
+            const count = (re: RegExp) => md.match(re)?.length ?? 0;
+            expect({ path, tables: Math.min(count(/^\| \*\*Environment\*\* \|/gm), 1) }).toEqual({
+              path,
+              tables: count(/^\| \*\*Environment\*\* \|/gm),
+            });
+            expect({ path, diagrams: Math.min(count(/^flowchart LR$/gm), 1) }).toEqual({
+              path,
+              diagrams: count(/^flowchart LR$/gm),
+            });
+            expect({ path, empty: md.match(/^\|(\s*\|)+\s*$/gm) ?? [] }).toEqual({ path, empty: [] });
+          }
+        }
+      },
+      TIMEOUT,
+    );
+
     if (scenario === 'healthy')
       test(
         "the staging job's summary has one metadata table and one current stage diagram",
         async () => {
           const md = jobSummary(job(await play(scenario), 'staging/deploy')!);
           expect(md.match(/\| \*\*Version\*\* \|/g)).toHaveLength(1);
+          expect(md.match(/^\| \*\*Environment\*\* \|/gm)).toHaveLength(1);
+          expect(md.match(/^### ✅ shop deployed to staging$/gm)).toHaveLength(1);
           expect(md.match(/^flowchart LR$/gm)).toHaveLength(1);
           expect(md).not.toContain('🔄 running');
         },
