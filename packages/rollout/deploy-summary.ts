@@ -13,8 +13,19 @@ export function fence(text: string, lang = ''): string {
 
 export function renderDeploySummary(
   result: DeployResult,
-  ctx: { app: string; environment: string; environmentUrl?: string },
+  ctx: {
+    app: string;
+    environment: string;
+    environmentUrl?: string;
+    /**
+     * false where a notify step ends the same job with its own headline and metadata table
+     * (deploy.yml): the facts only this deploy knows (namespace, images, revisions, duration)
+     * then stay, as one line under a sub-heading, so the summary has one headline and one table.
+     */
+    header?: boolean;
+  },
 ): string {
+  const header = ctx.header !== false || result.dryRun;
   const title = result.dryRun
     ? `🔍 Dry run: ${ctx.app} to ${ctx.environment}`
     : result.ok
@@ -24,7 +35,20 @@ export function renderDeploySummary(
         : result.rolledBack
           ? `↩️ ${ctx.app} failed in ${ctx.environment} and was rolled back`
           : `❌ ${ctx.app} failed to deploy to ${ctx.environment}`;
-  const out = [`### ${escapeMarkdown(title)}`, ''];
+  const out = header
+    ? [`### ${escapeMarkdown(title)}`, '']
+    : [
+        `#### Deploy: ${
+          result.ok
+            ? 'applied and rolled out'
+            : result.notRolledBack.length > 0
+              ? 'failed, NOT ROLLED BACK'
+              : result.rolledBack
+                ? 'failed and rolled back'
+                : 'failed'
+        }`,
+        '',
+      ];
   if (result.failure) out.push(`> ${escapeMarkdown(result.failure)}`, '');
   for (const n of result.notRolledBack) out.push(`> **NOT ROLLED BACK:** ${escapeMarkdown(n.message)}`, '');
   const rows: [string, string][] = [
@@ -54,7 +78,8 @@ export function renderDeploySummary(
       'Lock',
       `waited ${formatDuration(result.lock.waitedMs)}${result.lock.tookOverFrom ? ` (took over from ${escapeMarkdown(result.lock.tookOverFrom)})` : ''}`,
     ]);
-  out.push('| | |', '|---|---|', ...rows.map(([k, v]) => `| **${k}** | ${v} |`), '');
+  if (header) out.push('| field | value |', '|---|---|', ...rows.map(([k, v]) => `| **${k}** | ${v} |`), '');
+  else out.push(rows.map(([k, v]) => `**${k}**: ${v}`).join(' · '), '');
 
   out.push('#### Objects', '', '| object | action | from |', '|---|---|---|');
   for (const a of result.applied) {
