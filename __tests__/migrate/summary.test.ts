@@ -73,7 +73,8 @@ describe('renderMigrationSummary', () => {
     expect(md).toContain('| 1 | x\\|&lt;img src=x&gt; | ❌ failed |');
     expect(md).toContain('\\[link\\]\\(http://e\\)');
     expect(md).not.toContain('<img');
-    expect(md).toContain('````\nboom\n```\n# not a heading\n````');
+    // Quoted so it wraps; the fence and the heading in the error stay text.
+    expect(md).toContain('> boom<br>\n> \\`\\`\\`<br>\n> \\# not a heading');
   });
 
   test('plan shows each migration SQL in a fenced block', () => {

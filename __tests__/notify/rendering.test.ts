@@ -1,11 +1,20 @@
 import { describe, expect, test } from '@jest/globals';
 import { renderGateSummary } from '../../packages/health/summary.ts';
+import { renderMigrationSummary } from '../../packages/migrate/index.ts';
 import { renderNotifySummary } from '../../packages/notify/summary.ts';
 import { renderCanarySummary } from '../../packages/rollout/canary-summary.ts';
+import { renderDeploySummary } from '../../packages/rollout/deploy-summary.ts';
 import type { ManifestPlan } from '../../packages/rollout/plan.ts';
 import { renderManifestPlan } from '../../packages/rollout/plan-summary.ts';
 import { type RenderReport, renderSummary, type Theme } from '../../packages/testkit/summary-render.ts';
-import { abortedCanary, IMAGE, STABLE, soakResult } from './summary-fixtures.ts';
+import {
+  abortedCanary,
+  failedMigration,
+  IMAGE,
+  STABLE,
+  soakResult,
+  stagingDeploy,
+} from './summary-fixtures.ts';
 
 /** WCAG relative luminance and contrast ratio, for the colours the charts draw with. */
 function luminance(hex: string): number {
@@ -60,6 +69,11 @@ const summaries: Record<string, { markdown: string; diagrams: number }> = {
   'aborted canary': { markdown: renderCanarySummary(abortedCanary(), 'shop'), diagrams: 1 },
   'production plan': {
     markdown: renderManifestPlan(plan, { app: 'shop', environment: 'production', image: IMAGE }),
+    diagrams: 0,
+  },
+  'failed migration': { markdown: renderMigrationSummary(failedMigration()), diagrams: 0 },
+  'staging deploy under notify': {
+    markdown: renderDeploySummary(stagingDeploy(), { app: 'shop', environment: 'staging', header: false }),
     diagrams: 0,
   },
   'awaiting approval (notify)': {
@@ -123,6 +137,16 @@ describe('summaries as GitHub renders them (GFM + Mermaid 11, headless Chromium)
     expect(shown.text).toContain('replicas 3 → 10');
     expect(shown.text).toContain('new generation of shop-settings-5k299btm8t: LOG_LEVEL: info → warn');
     expect(shown.text).toContain('not readable with the plan credentials');
+  }, 120_000);
+
+  test('the migration failure wraps at the page width: its last sentence is on the page, not past the edge', async () => {
+    const { text, clipped } = await render('failed migration', 'light');
+    expect(text).toContain('The 1 migration(s) before it in this run stay applied.');
+    // Only the restore command may scroll sideways, in its own block.
+    expect(clipped.filter((c) => !c.startsWith('pg_restore '))).toEqual([]);
+    // The renderer sees a block too wide, so the assertion above can fail.
+    const wide = await renderSummary(`\`\`\`\n${'x'.repeat(400)}\n\`\`\`\n`);
+    expect(wide.clipped).toHaveLength(1);
   }, 120_000);
 
   test('a broken diagram is reported, so the tests above can fail', async () => {

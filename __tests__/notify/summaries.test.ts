@@ -1,10 +1,22 @@
 import { describe, expect, test } from '@jest/globals';
 import { capMarkdown, STEP_SUMMARY_LIMIT_BYTES } from '../../packages/core/summary-cap.ts';
 import { renderGateSummary } from '../../packages/health/summary.ts';
+import { renderMigrationSummary } from '../../packages/migrate/index.ts';
 import { CHART_PALETTE } from '../../packages/notify/chart.ts';
 import { codeSpan, escapeHtml } from '../../packages/notify/escape.ts';
+import { renderNotifySummary } from '../../packages/notify/summary.ts';
+import { renderGateSummary as renderReleaseGateSummary } from '../../packages/release/summary.ts';
 import { renderCanarySummary } from '../../packages/rollout/canary-summary.ts';
-import { abortedCanary, IMAGE, STABLE, soakResult } from './summary-fixtures.ts';
+import { renderDeploySummary } from '../../packages/rollout/deploy-summary.ts';
+import {
+  abortedCanary,
+  failedMigration,
+  IMAGE,
+  openGate,
+  STABLE,
+  soakResult,
+  stagingDeploy,
+} from './summary-fixtures.ts';
 
 describe('Markdown that shows what it says', () => {
   test('a code span shows the image reference exactly: no backslash, no entity inside backticks', () => {
@@ -93,5 +105,67 @@ describe('the 1 MiB step summary cap', () => {
     expect(fences % 2).toBe(0);
     expect((capped.match(/<details>/g) ?? []).length).toBe((capped.match(/<\/details>/g) ?? []).length);
     expect(capMarkdown('small')).toBe('small');
+  });
+});
+
+describe('one headline, one metadata table, a failure that wraps', () => {
+  const notify = renderNotifySummary({
+    event: 'succeeded',
+    app: 'shop',
+    environment: 'staging',
+    version: IMAGE,
+    stages: [{ name: 'staging', state: 'succeeded' }],
+    mentions: [],
+    at: Date.UTC(2026, 11, 1, 12),
+  });
+  const headlines = (md: string) => md.match(/^### .*$/gm) ?? [];
+  const metadataTables = (md: string) => md.match(/^\| \*\*Environment\*\* \|/gm)?.length ?? 0;
+  const emptyHeaders = (md: string) => md.match(/^\|(\s*\|)+\s*$/gm) ?? [];
+
+  test('deploy-env under notify (summary-header: false): one headline and one table for the job, its own facts on one line', () => {
+    const deploy = renderDeploySummary(stagingDeploy(), {
+      app: 'shop',
+      environment: 'staging',
+      header: false,
+    });
+    const job = `${deploy}\n${notify}`;
+    expect(headlines(job)).toEqual(['### ✅ shop deployed to staging']);
+    expect(metadataTables(job)).toBe(1);
+    expect(job.match(/^flowchart LR$/gm)).toHaveLength(1);
+    expect(deploy).toMatch(/^#### Deploy: applied and rolled out$/m);
+    expect(deploy).toContain(
+      `**Deployment/shop**: \`${STABLE}\` → \`${IMAGE}\` · revision 1 → 2 · **Duration**: 41.4s`,
+    );
+    expect(deploy).toContain('| Deployment/shop | ✏️ configured |');
+  });
+
+  test('deploy-env on its own keeps its headline and table, under a real header row', () => {
+    const deploy = renderDeploySummary(stagingDeploy(), { app: 'shop', environment: 'staging' });
+    expect(headlines(deploy)).toEqual(['### ✅ shop deployed to staging']);
+    expect(deploy).toContain('| field | value |\n|---|---|\n| **Environment** |');
+  });
+
+  test('no metadata or gate table starts with an empty header row', () => {
+    const gate = renderReleaseGateSummary(openGate(), 'staging', 'before the first change');
+    const deploy = renderDeploySummary(stagingDeploy(), { app: 'shop', environment: 'staging' });
+    for (const md of [notify, gate, deploy]) expect(emptyHeaders(md)).toEqual([]);
+    expect(notify).toContain('| field | value |\n|---|---|\n| **Environment** | staging |');
+    expect(gate).toContain('| check | state |\n|---|---|\n| window | no deploy window set |');
+  });
+
+  test('the migration failure is a quoted paragraph (it wraps), the restore command its own collapsed block', () => {
+    const md = renderMigrationSummary(failedMigration());
+    const failure = md.slice(md.indexOf('#### Failure'), md.indexOf('| Version |'));
+    const message = failure.slice(0, failure.indexOf('To return the database'));
+    expect(message).not.toMatch(/^```|<pre/m);
+    expect(failure).toContain(
+      '> 004\\_add\\_order\\_priority\\.sql failed: column "missing\\_column" does not exist \\(SQLSTATE 42703\\)<br>\n> Statement at line 4',
+    );
+    expect(failure).toContain('The 1 migration\\(s\\) before it in this run stay applied\\.');
+    // The command once, inside <details>, not also in the quoted message.
+    expect(md.split('pg_restore --clean').length - 1).toBe(1);
+    expect(failure).toMatch(
+      /<details><summary>restore command<\/summary>\n\n```sh\npg_restore --clean [^\n]+\n```\n\n<\/details>/,
+    );
   });
 });

@@ -1,6 +1,9 @@
 import type { CheckReport, GateResult } from '../../packages/health/gate.ts';
 import type { Measurement } from '../../packages/health/probes.ts';
+import type { MigrationResult } from '../../packages/migrate/index.ts';
+import type { GateDecision } from '../../packages/release/gate.ts';
 import type { CanaryResult } from '../../packages/rollout/canary.ts';
+import type { DeployResult } from '../../packages/rollout/deploy.ts';
 
 /** Results shaped like the rehearsal's, for the summary tests and the rendering tests. */
 export const IMAGE =
@@ -116,5 +119,108 @@ export function abortedCanary(): CanaryResult {
         gate: probes(3, 5),
       },
     ],
+  };
+}
+
+/** The rehearsal's failed-migration run: 004 fails in a transaction after 003 was applied. */
+export function failedMigration(): MigrationResult {
+  const row = { appliedAt: undefined, appliedBy: undefined, transactional: true } as const;
+  return {
+    command: 'up',
+    table: 'public.schema_migrations',
+    ok: false,
+    migrations: [
+      {
+        ...row,
+        version: '3',
+        name: 'index_orders_by_customer',
+        file: '003_index_orders_by_customer.sql',
+        state: 'migrated',
+        durationMs: 4,
+      },
+      {
+        ...row,
+        version: '4',
+        name: 'add_order_priority',
+        file: '004_add_order_priority.sql',
+        state: 'failed',
+        durationMs: undefined,
+      },
+    ],
+    applied: ['3'],
+    reverted: [],
+    baselined: [],
+    pending: ['4'],
+    currentVersion: '3',
+    backupPath: '/tmp/runner/backup-shop-dev-20261201T120000Z.dump',
+    restoreCommand: RESTORE,
+    drift: [],
+    checks: [],
+    constraints: [],
+    failure: {
+      message: [
+        '004_add_order_priority.sql failed: column "missing_column" does not exist (SQLSTATE 42703)',
+        'Statement at line 4: UPDATE orders SET priority = missing_column + 1',
+        'Position 165 (line 4, column 30)',
+        'The migration ran in a transaction and was rolled back: the database and public.schema_migrations are as before it. The 1 migration(s) before it in this run stay applied.',
+        `To restore the backup: ${RESTORE}`,
+      ].join('\n'),
+      file: '004_add_order_priority.sql',
+      code: '42703',
+    },
+    durationMs: 41,
+  };
+}
+const RESTORE =
+  "pg_restore --clean --if-exists --single-transaction --no-owner --exclude-schema=pg_catalog --dbname 'postgresql://shop@127.0.0.1:5432/shop_dev' /tmp/runner/backup-shop-dev-20261201T120000Z.dump";
+
+/** A rolling deploy to staging that rolled out. */
+export function stagingDeploy(): DeployResult {
+  return {
+    ok: true,
+    dryRun: false,
+    namespace: 'shop-staging',
+    applied: [
+      {
+        kind: 'ConfigMap',
+        name: 'shop-settings-c8t88cdk4d',
+        action: 'unchanged',
+        source: 'kustomize k8s/staging (document 1)',
+      },
+      {
+        kind: 'Deployment',
+        name: 'shop',
+        action: 'configured',
+        source: 'kustomize k8s/staging (document 3)',
+      },
+    ],
+    imageChanges: [],
+    workloads: [
+      {
+        kind: 'Deployment',
+        name: 'shop',
+        ok: true,
+        message: 'deployment "shop" successfully rolled out',
+        revision: '2',
+        previousRevision: '1',
+        images: [IMAGE],
+        previousImages: [STABLE],
+        timeline: [{ at: 17_400, message: 'deployment "shop" successfully rolled out' }],
+        problems: [],
+        diagnostics: [],
+      },
+    ],
+    rolledBack: false,
+    notRolledBack: [],
+    durationMs: 41_400,
+  };
+}
+
+export function openGate(): GateDecision {
+  return {
+    state: 'open',
+    blockedBy: [],
+    window: { open: true, restricted: false },
+    line: 'staging: no deploy window or freeze',
   };
 }

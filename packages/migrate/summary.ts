@@ -87,15 +87,26 @@ export function renderMigrationSummary(
           .filter((line) => !line.includes(restoreBelow))
           .join('\n')
       : result.failure.message;
-    out.push('', '#### Failure', '', fencedBlock(message));
+    // A quoted paragraph wraps at the page's width; a code block (fenced or <pre>) runs past it,
+    // which cut the message's last sentence off.
+    const quoted = message
+      .split(/\r?\n/)
+      .filter((line) => line.trim())
+      .map((line) => `> ${escapeMarkdown(line)}`)
+      .join('<br>\n');
+    out.push('', '#### Failure', '', quoted);
     if (result.restoreCommand && !result.restoredFrom)
       out.push(
         '',
         'To return the database to the backup taken before this run (what the migrations created since is dropped, ' +
           'in one transaction), run run-migrations with `command: restore`, `backup-path` and `confirm-restore` ' +
-          '(the database name), or run:',
+          '(the database name), or run the command below.',
+        '',
+        '<details><summary>restore command</summary>',
         '',
         fencedBlock(result.restoreCommand, 'sh'),
+        '',
+        '</details>',
       );
   }
   const tail = renderTail(result);

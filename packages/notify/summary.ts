@@ -76,7 +76,7 @@ export function renderNotifySummary(e: NotifyEvent): string {
   if (e.text) out.push(`> ${escapeMarkdown(e.text)}`, '');
   if (e.link) out.push(link(e.link.url, e.link.text), '');
   if (rows.length > 0) {
-    out.push('| | |', '|---|---|', ...rows.map(([k, v]) => `| **${k}** | ${v} |`), '');
+    out.push('| field | value |', '|---|---|', ...rows.map(([k, v]) => `| **${k}** | ${v} |`), '');
   }
   if (e.plan) out.push(renderReleasePlan(e.plan));
   const diagram = renderStagesMermaid(e.stages);

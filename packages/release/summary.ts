@@ -33,7 +33,7 @@ export function renderGateSummary(d: GateDecision, environment: string, checkpoi
   return [
     `### Release gate: ${escapeMarkdown(environment)} ${HEADINGS[d.state]} (${escapeMarkdown(checkpoint)})`,
     '',
-    '| | |',
+    '| check | state |',
     '|---|---|',
     ...rows.map(([k, v]) => `| ${k} | ${escapeMarkdown(v).replace(/\|/g, '\\|')} |`),
     '',

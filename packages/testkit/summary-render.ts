@@ -32,6 +32,11 @@ export interface RenderReport {
   plotColors: string[];
   /** The page's visible text (details opened), to assert on what a reader sees. */
   text: string;
+  /**
+   * The start of each code block wider than the page, which GitHub scrolls sideways instead of
+   * wrapping: a reader sees its lines cut at the right edge.
+   */
+  clipped: string[];
 }
 
 const PALETTE = {
@@ -120,6 +125,9 @@ export function summaryHtml(markdown: string, options: { theme: Theme; openDetai
   for (const d of document.querySelectorAll('.error-icon, [id^="ddiagram"]')) d.remove();
   report.height = Math.ceil(document.documentElement.scrollHeight);
   report.text = document.querySelector('main').innerText;
+  report.clipped = [...document.querySelectorAll('main pre')]
+    .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+    .map((pre) => pre.textContent.slice(0, 120));
   const out = document.createElement('script');
   out.type = 'application/json';
   out.id = 'render-report';
