@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { formatDuration } from '../core/index.ts';
-import { ENVIRONMENTS, rehearse } from '../rehearse/rehearse.ts';
+import { ENVIRONMENTS, endingOf, rehearse } from '../rehearse/rehearse.ts';
 import { buildOf } from '../rehearse/report.ts';
 import { SCENARIOS, type ScenarioName, STRATEGIES, type Strategy } from '../rehearse/scenarios.ts';
 import { LogMasker } from '../runner/log-masker.ts';
@@ -26,7 +26,8 @@ Options:
 
 Without --approve or --reject, a terminal asks at each approval; without a terminal, approvals
 are granted and the report says so.
-Exit code: 0 when the scenario ended as expected, 1 when it did not, 2 for bad options.`;
+Exit code: 0 when the scenario ended as expected (or as rejected, with --reject production), 1 when
+it did not, 2 for bad options.`;
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -218,6 +219,14 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
     io.stdout(`  Time: ${formatDuration(result.durationMs)}\n\n`);
     if (result.ok) {
       io.stdout(`✅ Scenario '${scenario}' ended as expected.\n`);
+      return 0;
+    }
+    // A production approval rejected on purpose ends the release there: the ending asked for.
+    const last = result.runs.at(-1)?.run;
+    if (rejected.has('production') && last && endingOf(last) === 'rejected') {
+      io.stdout(
+        `✅ Scenario '${scenario}' ended as rejected at the production approval, as asked (--reject production).\n`,
+      );
       return 0;
     }
     io.stdout(
