@@ -29,6 +29,9 @@ function variant(name: string, from: string, to: string): string {
   return dir;
 }
 
+// The caller's image line, a GitHub expression (not a template string).
+const IMAGE_LINE = ['image: $', '{{ needs.build.outputs.image }}'].join('');
+
 async function play(name: string, from: string, to: string): Promise<RehearseResult> {
   return rehearse({
     scenario: 'first-release',
@@ -74,7 +77,7 @@ describeWithPostgres('pipeline.yml checks every input of every environment befor
   }, 300_000);
 
   test('an image without a digest is refused unless allow-tag-image is set', async () => {
-    const r = await play('tag', 'image: ${{ needs.build.outputs.image }}', 'image: ghcr.io/acme/shop:latest');
+    const r = await play('tag', IMAGE_LINE, 'image: ghcr.io/acme/shop:latest');
     expectRefusedBeforeAnyChange(r, "image is 'ghcr.io/acme/shop:latest', which has no digest");
   }, 300_000);
 
@@ -84,5 +87,22 @@ describeWithPostgres('pipeline.yml checks every input of every environment befor
       r,
       "production-soak is '5h40m': with the canary pauses and the rollout deadline the production deploy job would need 382 minutes, and a GitHub-hosted runner (ubuntu-latest) ends a job after 6h (at most 360 minutes)",
     );
+  }, 300_000);
+
+  test('allow-tag-image: true lets a tag through the first job', async () => {
+    const r = await play(
+      'tag-allowed',
+      IMAGE_LINE,
+      'image: ghcr.io/acme/shop:latest\n      allow-tag-image: true',
+    );
+    for (const { run } of r.runs)
+      expect(run.jobs.find((j) => j.path === 'pipeline/plan')!.conclusion).toBe('success');
+    // The feature run gets past the check and deploys the tag to dev (the simulated app it names
+    // is not the example's, so its health gate fails afterwards: not what this test is about).
+    const dev = r.runs[0]!.run.jobs.find((j) => j.path === 'pipeline/dev/deploy')!;
+    expect(dev.steps.find((s) => s.id === 'rolling')).toMatchObject({
+      conclusion: 'success',
+      outputs: expect.objectContaining({ image: 'ghcr.io/acme/shop:latest' }),
+    });
   }, 300_000);
 });
