@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
+import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
 import { unpinnedUses } from '../../packages/workflow/pin.ts';
 
-const REPO_ROOT = join(__dirname, '..', '..');
 const WORKFLOWS = join(REPO_ROOT, '.github', 'workflows');
 
 interface Step {
