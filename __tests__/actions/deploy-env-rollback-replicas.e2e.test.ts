@@ -95,6 +95,10 @@ describe('a rolling rollback restores the previous replicas with the previous te
     expect(step.exitCode).toBe(1);
     expect(step.outputs['rolled-back']).toBe('true');
     expect(await live(ns)).toMatchObject({ image: 'registry.local/shop:v1', replicas: 10 });
+    // The restored count is no field another deploy must fight for: the next release applies its own.
+    const next = await deploy(ns, overlay('own-12b', 12), 'registry.local/shop:v3');
+    expect(next.exitCode).toBe(0);
+    expect(await live(ns)).toMatchObject({ image: 'registry.local/shop:v3', replicas: 12 });
   }, 180_000);
 
   test("deploy.yml's rollback step after a failed health gate, from deploy-env's outputs", async () => {
