@@ -284,8 +284,7 @@ describe('deploy-env against the embedded Kubernetes API', () => {
       { runId: '1001' },
     );
     // The second run starts only once the first holds the lock, however fast or slow the machine is.
-    while (!sim.peek('Lease', 'api-dev', 'pipeline-rollout-api'))
-      await new Promise((r) => setTimeout(r, 20));
+    while (!sim.peek('Lease', 'api-dev', 'pipeline-rollout-api')) await new Promise((r) => setTimeout(r, 20));
     const second = deploy(
       {
         environment: 'dev',

@@ -1,2 +1,0 @@
-import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);
-import{c as n}from"./chunk-JRGNSPXU.js";import{a as e}from"./chunk-UZMZCFOP.js";var g=["status","plan","up","down","verify","baseline"],i=class extends n{static{e(this,"MigrationRunError")}reason;result;constructor(t,r,o,s){super(r,s),this.reason=t,this.result=o}};export{g as a,i as b};

@@ -1,0 +1,1 @@
+import{nodeVersionProblem}from'./require-node.js';const problem=nodeVersionProblem();if(problem){process.stdout.write(`::error::${problem}\n`);process.exit(1)}await import('./main/release-gate.js');
