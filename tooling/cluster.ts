@@ -7,12 +7,17 @@
  * with exactly the permissions its README documents.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type KubeSim, startKubeSim } from '../packages/kube-sim/index.ts';
 import type { ImageBehaviour } from '../packages/kube-sim/types.ts';
-import { findControlPlane, kubeconfigYaml, startRealCluster } from './control-plane/index.ts';
+import {
+  type AdminApi,
+  adminApi,
+  findControlPlane,
+  kubeconfigYaml,
+  startRealCluster,
+} from './control-plane/index.ts';
 
 export type ClusterKind = 'kube-sim' | 'real';
 
@@ -43,12 +48,7 @@ export interface Cluster {
   /** The embedded server, for tests that use its extensions (faults, traffic, peek); kube-sim only. */
   readonly sim: KubeSim | undefined;
   /** GET/POST/PUT/PATCH/DELETE as the admin; JSON in and out. */
-  api(
-    method: string,
-    path: string,
-    body?: unknown,
-    contentType?: string,
-  ): Promise<{ status: number; body: unknown }>;
+  readonly api: AdminApi;
   /** Creates the namespace (if needed), waits until pods can be created in it. */
   createNamespace(name: string): Promise<void>;
   /**
@@ -79,39 +79,6 @@ export function clusterKinds(): ClusterKind[] {
   return ['kube-sim'];
 }
 let warned = false;
-
-function adminApi(httpsUrl: string, token: string, ca: string): Cluster['api'] {
-  return (method, path, body, contentType = 'application/json') =>
-    new Promise((resolve, reject) => {
-      const req = request(
-        `${httpsUrl}${path}`,
-        {
-          method,
-          ca,
-          headers: {
-            authorization: `Bearer ${token}`,
-            'content-type': contentType,
-            accept: 'application/json',
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {}
-            resolve({ status: res.statusCode ?? 0, body: parsed });
-          });
-        },
-      );
-      req.on('error', reject);
-      if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
-      req.end();
-    });
-}
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const kind = options.kind ?? 'kube-sim';

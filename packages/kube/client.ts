@@ -285,6 +285,36 @@ export class KubeClient {
   }
 
   /** One keep-alive agent for the client's life, with the TLS settings the kubeconfig asks for. */
+  /**
+   * Applies the kubeconfig's credentials to a request. An exec plugin that failed, an auth
+   * provider that cannot refresh: the kubeconfig's user cannot authenticate, whatever the request.
+   * Its message may quote the plugin's stderr, whose secrets are masked (kubeconfigSecrets); its
+   * stack is of no use to the reader.
+   */
+  private async authenticate(requestOptions: https.RequestOptions): Promise<void> {
+    try {
+      await this.kc.applyToHTTPSOptions(requestOptions);
+    } catch (error) {
+      const user = this.kc.getCurrentUser();
+      const how = user?.exec
+        ? `its exec plugin ${JSON.stringify(user.exec.command ?? '')} failed`
+        : user?.authProvider
+          ? `its auth-provider ${JSON.stringify(user.authProvider.name ?? '')} failed`
+          : 'its credentials could not be applied';
+      throw new InputError(
+        this.inputName,
+        `has a user (${user?.name ?? 'none'}) that cannot authenticate: ${how} (${errorMessage(error).trim().split('\n')[0]})`,
+        'a kubeconfig whose user can get credentials here (a token, a client certificate, or an exec plugin installed on the runner)',
+      );
+    }
+    // A token an exec plugin or auth provider returned, or a tokenFile held: as secret as the kubeconfig.
+    const authorization = (requestOptions.headers as Record<string, unknown> | undefined)?.Authorization;
+    if (typeof authorization === 'string' && authorization !== this.maskedAuthorization) {
+      this.maskedAuthorization = authorization;
+      for (const secret of headerSecrets(authorization)) this.log.mask(secret);
+    }
+  }
+
   private agentFor(applied: https.RequestOptions): http.Agent {
     this.agent ??= this.server.startsWith('https:')
       ? new https.Agent({ ...pickTls(applied), keepAlive: true })
@@ -323,30 +353,7 @@ export class KubeClient {
           : {}),
       },
     };
-    try {
-      await this.kc.applyToHTTPSOptions(requestOptions);
-    } catch (error) {
-      // An exec plugin that failed, an auth provider that cannot refresh: the kubeconfig's user
-      // cannot authenticate, whatever the request. Its message may quote the plugin's stderr,
-      // whose secrets are masked (kubeconfigSecrets); its stack is of no use to the reader.
-      const user = this.kc.getCurrentUser();
-      const how = user?.exec
-        ? `its exec plugin ${JSON.stringify(user.exec.command ?? '')} failed`
-        : user?.authProvider
-          ? `its auth-provider ${JSON.stringify(user.authProvider.name ?? '')} failed`
-          : 'its credentials could not be applied';
-      throw new InputError(
-        this.inputName,
-        `has a user (${user?.name ?? 'none'}) that cannot authenticate: ${how} (${errorMessage(error).trim().split('\n')[0]})`,
-        'a kubeconfig whose user can get credentials here (a token, a client certificate, or an exec plugin installed on the runner)',
-      );
-    }
-    // A token an exec plugin or auth provider returned, or a tokenFile held: as secret as the kubeconfig.
-    const authorization = (requestOptions.headers as Record<string, unknown> | undefined)?.Authorization;
-    if (typeof authorization === 'string' && authorization !== this.maskedAuthorization) {
-      this.maskedAuthorization = authorization;
-      for (const secret of headerSecrets(authorization)) this.log.mask(secret);
-    }
+    await this.authenticate(requestOptions);
     requestOptions.agent = this.agentFor(requestOptions);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const transport = url.protocol === 'https:' ? https : http;
@@ -532,30 +539,7 @@ export class KubeClient {
   ): Promise<'done' | 'gone' | 'ended'> {
     const url = new URL(this.server + path);
     const requestOptions: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
-    try {
-      await this.kc.applyToHTTPSOptions(requestOptions);
-    } catch (error) {
-      // An exec plugin that failed, an auth provider that cannot refresh: the kubeconfig's user
-      // cannot authenticate, whatever the request. Its message may quote the plugin's stderr,
-      // whose secrets are masked (kubeconfigSecrets); its stack is of no use to the reader.
-      const user = this.kc.getCurrentUser();
-      const how = user?.exec
-        ? `its exec plugin ${JSON.stringify(user.exec.command ?? '')} failed`
-        : user?.authProvider
-          ? `its auth-provider ${JSON.stringify(user.authProvider.name ?? '')} failed`
-          : 'its credentials could not be applied';
-      throw new InputError(
-        this.inputName,
-        `has a user (${user?.name ?? 'none'}) that cannot authenticate: ${how} (${errorMessage(error).trim().split('\n')[0]})`,
-        'a kubeconfig whose user can get credentials here (a token, a client certificate, or an exec plugin installed on the runner)',
-      );
-    }
-    // A token an exec plugin or auth provider returned, or a tokenFile held: as secret as the kubeconfig.
-    const authorization = (requestOptions.headers as Record<string, unknown> | undefined)?.Authorization;
-    if (typeof authorization === 'string' && authorization !== this.maskedAuthorization) {
-      this.maskedAuthorization = authorization;
-      for (const secret of headerSecrets(authorization)) this.log.mask(secret);
-    }
+    await this.authenticate(requestOptions);
     requestOptions.agent =
       url.protocol === 'https:' ? new https.Agent(pickTls(requestOptions)) : new http.Agent();
     const transport = url.protocol === 'https:' ? https : http;

@@ -18,7 +18,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer as createHttpsServer, type Server } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest, type Server } from 'node:https';
 import { type AddressInfo, createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -350,44 +350,45 @@ async function startUnschedulableWebhook(
   return server;
 }
 
-async function api(
-  url: string,
-  token: string,
-  ca: string,
+export type AdminApi = (
   method: string,
   path: string,
   body?: unknown,
-): Promise<{ status: number; json: unknown }> {
-  const { request } = await import('node:https');
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${url}${path}`,
-      {
-        method,
-        ca,
-        headers: {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          accept: 'application/json',
+  contentType?: string,
+) => Promise<{ status: number; body: unknown }>;
+
+/** JSON requests to the API server as the bearer of `token`, trusting only `ca`. */
+export function adminApi(httpsUrl: string, token: string, ca: string): AdminApi {
+  return (method, path, body, contentType = 'application/json') =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        `${httpsUrl}${path}`,
+        {
+          method,
+          ca,
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': contentType,
+            accept: 'application/json',
+          },
         },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let json: unknown = text;
-          try {
-            json = JSON.parse(text);
-          } catch {}
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      },
-    );
-    req.on('error', reject);
-    if (body !== undefined) req.write(JSON.stringify(body));
-    req.end();
-  });
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            let parsed: unknown = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {}
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          });
+        },
+      );
+      req.on('error', reject);
+      if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
+      req.end();
+    });
 }
 
 export async function startRealCluster(options: RealClusterOptions = {}): Promise<RealCluster> {
@@ -427,6 +428,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     writeFileSync(join(dir, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
     const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
     const httpsUrl = `https://127.0.0.1:${apiPort}`;
+    const api = adminApi(httpsUrl, token, caPem);
     const kubeconfig = kubeconfigYaml(httpsUrl, caPem, 'admin', token);
     const kubeconfigPath = join(dir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfig, { mode: 0o600 });
@@ -482,7 +484,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       '--profiling=false',
       '--v=0',
     ]);
-    const ready = async (path: string) => (await api(httpsUrl, token, caPem, 'GET', path)).status === 200;
+    const ready = async (path: string) => (await api('GET', path)).status === 200;
     await waitFor('kube-apiserver', 90_000, () => ready('/readyz'), died);
 
     writeFileSync(
@@ -524,9 +526,6 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     if (webhook) {
       const port = (webhook.address() as AddressInfo).port;
       const created = await api(
-        httpsUrl,
-        token,
-        caPem,
         'POST',
         '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
         {
@@ -551,12 +550,12 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       );
       if (created.status >= 300)
         throw new Error(
-          `could not register the unschedulable-image webhook: ${JSON.stringify(created.json)}`,
+          `could not register the unschedulable-image webhook: ${JSON.stringify(created.body)}`,
         );
     }
 
     for (let i = 0; i < (options.nodes ?? 3); i++) {
-      const made = await api(httpsUrl, token, caPem, 'POST', '/api/v1/nodes', {
+      const made = await api('POST', '/api/v1/nodes', {
         apiVersion: 'v1',
         kind: 'Node',
         metadata: {
@@ -572,10 +571,10 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
         spec: {},
       });
       if (made.status >= 300)
-        throw new Error(`could not create node kwok-node-${i}: ${JSON.stringify(made.json)}`);
+        throw new Error(`could not create node kwok-node-${i}: ${JSON.stringify(made.body)}`);
     }
     const nodesReady = async () => {
-      const { json } = await api(httpsUrl, token, caPem, 'GET', '/api/v1/nodes');
+      const { body: json } = await api('GET', '/api/v1/nodes');
       const items =
         (json as { items?: { status?: { conditions?: { type: string; status: string }[] } }[] }).items ?? [];
       return (
@@ -592,7 +591,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       died,
     );
     for (const ns of options.namespaces ?? []) {
-      await api(httpsUrl, token, caPem, 'POST', '/api/v1/namespaces', {
+      await api('POST', '/api/v1/namespaces', {
         apiVersion: 'v1',
         kind: 'Namespace',
         metadata: { name: ns },
