@@ -9,8 +9,8 @@
 import { silentLogger } from '../packages/core/index.ts';
 import { DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { KubeClient } from '../packages/kube/client.ts';
-import { startKubeSim } from '../packages/kube-sim/index.ts';
 import { parseSteps, type RouterConfig, runCanary } from '../packages/rollout/canary.ts';
+import { startKubeSim } from '../tooling/kube-sim/index.ts';
 
 const TRIALS = Number(process.env.TRIALS ?? 5);
 const REPLICAS = 10;

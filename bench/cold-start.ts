@@ -4,8 +4,8 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../packages/runner/action-runner.ts';
 import { actionDirs } from '../scripts/action-docs.ts';
+import { REPO_ROOT } from '../tooling/runners/action-runner.ts';
 
 const runs = Number(process.argv[2] ?? 15);
 

@@ -21,9 +21,9 @@ import { silentLogger } from '../packages/core/index.ts';
 import { KubeClient } from '../packages/kube/client.ts';
 import { type DeploymentObject, waitForDeployment } from '../packages/kube/rollout.ts';
 import { deploymentRolloutStatus } from '../packages/kube/status-viewers.ts';
-import { runBuiltAction } from '../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../packages/testkit/local-github.ts';
 import { type Cluster, startCluster } from '../tooling/cluster.ts';
+import { LocalGitHub } from '../tooling/local-services/local-github.ts';
+import { runBuiltAction } from '../tooling/runners/action-runner.ts';
 
 const ROLLOUTS = Math.max(1, Math.min(30, Number(process.argv[2] ?? 5)));
 const NS = 'bench';

@@ -24,8 +24,8 @@ import { KubeClient } from '../packages/kube/client.ts';
 import { loadManifests, parseManifestText } from '../packages/kube/manifests.ts';
 import { ResourceCatalog } from '../packages/kube/resources.ts';
 import { type DeploymentObject, waitForDeployment } from '../packages/kube/rollout.ts';
-import { startKubeSim } from '../packages/kube-sim/index.ts';
 import { deploy } from '../packages/rollout/deploy.ts';
+import { startKubeSim } from '../tooling/kube-sim/index.ts';
 
 const ROLLOUTS = Math.max(1, Math.min(50, Number(process.argv[2] ?? 10)));
 const REPLICAS = 5;

@@ -22,9 +22,9 @@ import {
   parseChecks,
   runHealthGate,
 } from '../packages/health/index.ts';
-import { closeServer, listenLoopback } from '../packages/testkit/http.ts';
-import { MetricsApp } from '../packages/testkit/metrics-app.ts';
-import { prometheusBinary, startPrometheus, waitForSeries } from '../packages/testkit/prometheus.ts';
+import { closeServer, listenLoopback } from '../tooling/local-services/http.ts';
+import { MetricsApp } from '../tooling/local-services/metrics-app.ts';
+import { prometheusBinary, startPrometheus, waitForSeries } from '../tooling/local-services/prometheus.ts';
 
 const LATENCY_TRIALS = 100;
 const THROUGHPUT_CHECKS = 20;

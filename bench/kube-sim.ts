@@ -5,7 +5,7 @@
  * time scale. Figures only; nothing here asserts.
  */
 import { Agent, request } from 'node:http';
-import { startKubeSim } from '../packages/kube-sim/index.ts';
+import { startKubeSim } from '../tooling/kube-sim/index.ts';
 
 const TIME_SCALE = 200;
 const sim = await startKubeSim({ timeScale: TIME_SCALE });

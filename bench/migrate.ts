@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../packages/core/index.ts';
 import { type RunMigrationsOptions, runMigrations, splitStatements } from '../packages/migrate/index.ts';
-import { startPostgres } from '../packages/testkit/postgres.ts';
+import { startPostgres } from '../tooling/local-services/postgres.ts';
 
 const count = Math.max(1, Math.min(5000, Number(process.argv[2] ?? 500)));
 const rounds = Math.max(1, Math.min(20, Number(process.argv[3] ?? 3)));

@@ -7,8 +7,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKubeSim } from '../packages/kube-sim/index.ts';
-import { runBuiltAction } from '../packages/runner/action-runner.ts';
+import { startKubeSim } from '../tooling/kube-sim/index.ts';
+import { runBuiltAction } from '../tooling/runners/action-runner.ts';
 
 const releases = Number(process.argv[2] ?? 10);
 const errorRate = Number(process.argv[3] ?? 0.2);

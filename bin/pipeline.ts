@@ -2,13 +2,13 @@
  * `pipeline <command> ...`: finds the command's module and hands it the rest of the arguments.
  * Each command loads only what it needs.
  */
-import type { CliIo } from '../packages/cli/environments.ts';
+import type { CliIo } from '../tooling/cli/environments.ts';
 
 type Command = () => Promise<(args: string[], io: CliIo) => Promise<number>>;
 
 const COMMANDS: Record<string, Command> = {
-  environments: async () => (await import('../packages/cli/environments.ts')).runEnvironmentsCommand,
-  rehearse: async () => (await import('../packages/cli/rehearse.ts')).runRehearseCommand,
+  environments: async () => (await import('../tooling/cli/environments.ts')).runEnvironmentsCommand,
+  rehearse: async () => (await import('../tooling/cli/rehearse.ts')).runRehearseCommand,
 };
 
 const USAGE = `Usage: pipeline <command> [options]

@@ -2,7 +2,7 @@
 // the two never disagree. By default it rewrites the tables; `--check` fails when one has drifted.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, readActionDefinition } from '../packages/runner/action-runner.ts';
+import { REPO_ROOT, readActionDefinition } from '../tooling/runners/action-runner.ts';
 
 const START = '<!-- action-docs:start (generated from action.yml by `npm run docs`; do not edit) -->';
 const END = '<!-- action-docs:end -->';

@@ -1,12 +1,12 @@
 // Used by .github/workflows/release.yml: rewrites the reusable workflows' `uses:` of this suite to
-// the publishing repository at exact commits (see packages/workflow/pin.ts for why).
+// the publishing repository at exact commits (see tooling/runners/pin.ts for why).
 //   node scripts/pin-release.ts --repository owner/name --actions-ref <sha> [--workflows-ref <sha>] [--check] files...
 // --check fails when any of our `uses:` in the files, or in any reusable workflow beside them, is not
 // pinned to a full commit SHA.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pinUses, unpinnedUses } from '../packages/workflow/pin.ts';
+import { pinUses, unpinnedUses } from '../tooling/runners/pin.ts';
 
 const { values, positionals } = parseArgs({
   options: {

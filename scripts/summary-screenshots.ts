@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { registerHooks } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ScenarioName } from '../packages/rehearse/scenarios.ts';
+import type { ScenarioName } from '../tooling/rehearse/scenarios.ts';
 
 // @actions/workflow-parser imports its JSON schemas without `with { type: 'json' }` (as bin/pipeline.js says).
 registerHooks({
@@ -17,10 +17,10 @@ registerHooks({
     return resolved;
   },
 });
-const { rehearse } = await import('../packages/rehearse/rehearse.ts');
-const { SCENARIOS } = await import('../packages/rehearse/scenarios.ts');
-const { runSummaryPage } = await import('../packages/rehearse/summary-page.ts');
-const { screenshotSummary } = await import('../packages/testkit/summary-render.ts');
+const { rehearse } = await import('../tooling/rehearse/rehearse.ts');
+const { SCENARIOS } = await import('../tooling/rehearse/scenarios.ts');
+const { runSummaryPage } = await import('../tooling/rehearse/summary-page.ts');
+const { screenshotSummary } = await import('../tooling/test-support/summary-render.ts');
 
 const { values, positionals } = parseArgs({
   options: { out: { type: 'string', default: '.rehearsal/screenshots' } },

@@ -9,8 +9,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type KubeSim, startKubeSim } from '../packages/kube-sim/index.ts';
-import type { ImageBehaviour } from '../packages/kube-sim/types.ts';
 import {
   type AdminApi,
   adminApi,
@@ -18,6 +16,8 @@ import {
   kubeconfigYaml,
   startRealCluster,
 } from './control-plane/index.ts';
+import { type KubeSim, startKubeSim } from './kube-sim/index.ts';
+import type { ImageBehaviour } from './kube-sim/types.ts';
 
 export type ClusterKind = 'kube-sim' | 'real';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Marked } from 'marked';
-import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { closeServer, listenLoopback, readBody } from '../../packages/testkit/http.ts';
+import { closeServer, listenLoopback, readBody } from '../../tooling/local-services/http.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 // Regression tests of issue #13 through the built bundle: checks-file in the shipped chunk layout,
 // duration maxima, everything derived from a credential, webhooks in clear, version cells.

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { REPO_ROOT, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { REPO_ROOT, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 /**
  * A rollback ends on the previous release's template AND its replicas: an overlay that raised

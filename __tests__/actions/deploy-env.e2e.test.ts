@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 const run = promisify(execFile);
 let sim: KubeSim;

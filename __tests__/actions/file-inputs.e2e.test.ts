@@ -4,15 +4,19 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { actionDirs } from '../../scripts/action-docs.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
 import {
   REPO_ROOT,
   readActionDefinition,
   runBuiltAction,
   type StepResult,
-} from '../../packages/runner/action-runner.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
-import { actionDirs } from '../../scripts/action-docs.ts';
+} from '../../tooling/runners/action-runner.ts';
 
 /**
  * Every input that names a file or a directory, of every action, reads a valid one through the

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 // The defects an independent review of issue #13 found in the built actions, one by one.
 
@@ -159,7 +159,7 @@ describe('D2: a check that was never measured never passes', () => {
   );
 
   test('an errored measurement amid successes still passes (consecutive-error limit)', async () => {
-    const { listenLoopback, closeServer } = await import('../../packages/testkit/http.ts');
+    const { listenLoopback, closeServer } = await import('../../tooling/local-services/http.ts');
     let n = 0;
     const { server, url } = await listenLoopback((_req, res) => {
       n++;
@@ -224,7 +224,7 @@ describe('D5: credentials in health-check URLs', () => {
   test.each(['token', 'access_token', 'api_key', 'key', 'sig', 'signature', 'password'])(
     'a %s query parameter is redacted in the log, summary and evidence',
     async (param) => {
-      const { listenLoopback, closeServer } = await import('../../packages/testkit/http.ts');
+      const { listenLoopback, closeServer } = await import('../../tooling/local-services/http.ts');
       const { server, url } = await listenLoopback((_req, res) => {
         res.writeHead(200);
         res.end('ok');
@@ -499,7 +499,7 @@ describe('minor: one rule for numbers, durations, booleans and webhook URLs', ()
   });
 
   test('a webhook URL with user info is refused at validation, never posted', async () => {
-    const { listenLoopback, closeServer } = await import('../../packages/testkit/http.ts');
+    const { listenLoopback, closeServer } = await import('../../tooling/local-services/http.ts');
     let requests = 0;
     const { server, url } = await listenLoopback((_req, res) => {
       requests++;

@@ -1,14 +1,14 @@
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { closeServer, listenLoopback } from '../../packages/testkit/http.ts';
-import { MetricsApp } from '../../packages/testkit/metrics-app.ts';
+import { closeServer, listenLoopback } from '../../tooling/local-services/http.ts';
+import { MetricsApp } from '../../tooling/local-services/metrics-app.ts';
 import {
   type PrometheusServer,
   requirePrometheus,
   startPrometheus,
   waitForSeries,
-} from '../../packages/testkit/prometheus.ts';
+} from '../../tooling/local-services/prometheus.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 let server: Server;
 let base: string;
@@ -168,7 +168,7 @@ const prometheusBinary = requirePrometheus();
 });
 
 describe('health-gate against the embedded Kubernetes API', () => {
-  let sim: import('../../packages/kube-sim/index.ts').KubeSim;
+  let sim: import('../../tooling/kube-sim/index.ts').KubeSim;
   const manifest = (name: string, image: string, replicas = 2) => `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: ${name}, namespace: shop }
@@ -188,7 +188,7 @@ spec:
 `;
 
   beforeAll(async () => {
-    const { startKubeSim } = await import('../../packages/kube-sim/index.ts');
+    const { startKubeSim } = await import('../../tooling/kube-sim/index.ts');
     sim = await startKubeSim({
       timeScale: 50,
       namespaces: ['shop'],

@@ -6,18 +6,22 @@ import fc from 'fast-check';
 import pg from 'pg';
 import type { InputField, Schema } from '../../packages/config/index.ts';
 import { isExpectedError } from '../../packages/core/index.ts';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { actionDirs } from '../../scripts/action-docs.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
 import {
   findLeaks,
   REPO_ROOT,
   readActionDefinition,
   runBuiltAction,
   type StepResult,
-} from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
-import { LocalSlack } from '../../packages/testkit/local-slack.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
-import { actionDirs } from '../../scripts/action-docs.ts';
+} from '../../tooling/runners/action-runner.ts';
 
 /**
  * The input layer under random and adversarial text, over every input of every action as its

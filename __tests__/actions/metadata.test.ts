@@ -3,9 +3,9 @@ import { basename, join, resolve } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import type { Schema } from '../../packages/config/index.ts';
 import { parseDuration } from '../../packages/core/index.ts';
-import { readActionDefinition } from '../../packages/runner/action-runner.ts';
-import { lintActionMetadata } from '../../packages/testkit/workflow-lint.ts';
 import { actionDirs, updatedReadme } from '../../scripts/action-docs.ts';
+import { readActionDefinition } from '../../tooling/runners/action-runner.ts';
+import { lintActionMetadata } from '../../tooling/test-support/workflow-lint.ts';
 
 const dirs = actionDirs();
 

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { type CommitRecord, LocalGitHub } from '../../packages/testkit/local-github.ts';
-import { LocalSlack } from '../../packages/testkit/local-slack.ts';
-import { renderSummary } from '../../packages/testkit/summary-render.ts';
+import { type CommitRecord, LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
+import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { renderSummary } from '../../tooling/test-support/summary-render.ts';
 
 /**
  * The top of the production plan through the built notify bundle: the staging deployment of the

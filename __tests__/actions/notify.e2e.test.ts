@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
-import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
-import { LocalSlack, validateBlocks } from '../../packages/testkit/local-slack.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { LocalSlack, validateBlocks } from '../../tooling/local-services/local-slack.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 const TOKEN = 'xoxb-local-test-token';
 let slack: LocalSlack;

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 /** release-gate through the built bundle, with the clock fixed by PIPELINE_NOW. */
 

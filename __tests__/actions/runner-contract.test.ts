@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { maskText, parseFileCommand, parseWorkflowCommands } from '../../packages/runner/action-runner.ts';
+import { maskText, parseFileCommand, parseWorkflowCommands } from '../../tooling/runners/action-runner.ts';
 
 describe('the runner contract as the harness reads it', () => {
   test('file commands: name=value and heredoc records', () => {

@@ -1,8 +1,12 @@
 import { tmpdir } from 'node:os';
 import { delimiter } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { runBuiltAction } from '../../packages/runner/action-runner.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
+import { runBuiltAction } from '../../tooling/runners/action-runner.ts';
 import { migrationsDir } from '../migrate/helpers.ts';
 
 /**

@@ -3,10 +3,10 @@ import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
-import { runEnvironmentsCommand } from '../../packages/cli/environments.ts';
 import { branchPatternProblem, parseEnvironmentsConfig } from '../../packages/github/environments.ts';
-import { parseWorkflowCommands, REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub, type TeamRecord, type UserRecord } from '../../packages/testkit/local-github.ts';
+import { runEnvironmentsCommand } from '../../tooling/cli/environments.ts';
+import { LocalGitHub, type TeamRecord, type UserRecord } from '../../tooling/local-services/local-github.ts';
+import { parseWorkflowCommands, REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 
 const TOKEN = 'ghp_environmentsSecretToken0123456789abcd';
 const OWNER = 'acme';
@@ -503,7 +503,7 @@ describe('the pipeline command as a child process', () => {
     try {
       const pkg = join(project, 'node_modules', 'pipeline');
       await mkdir(pkg, { recursive: true });
-      for (const part of ['bin', 'packages', 'package.json'])
+      for (const part of ['bin', 'packages', 'tooling', 'package.json'])
         await cp(join(REPO_ROOT, part), join(pkg, part), { recursive: true });
       await symlink(join(REPO_ROOT, 'node_modules'), join(pkg, 'node_modules'));
       await writeFile(

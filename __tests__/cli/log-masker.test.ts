@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { LogMasker } from '../../packages/runner/log-masker.ts';
+import { LogMasker } from '../../tooling/runners/log-masker.ts';
 
 // What `pipeline rehearse --verbose` prints of the steps' own output: the values of ::add-mask::
 // commands are learned and hidden, never printed, however the output is cut into chunks.

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { runRehearseCommand } from '../../packages/cli/rehearse.ts';
-import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../packages/testkit/postgres.ts';
+import { runRehearseCommand } from '../../tooling/cli/rehearse.ts';
+import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../tooling/local-services/postgres.ts';
 
 const out = mkdtempSync(join(tmpdir(), 'rehearse-reject-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

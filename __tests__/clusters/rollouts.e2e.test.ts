@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { findLeaks, runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
 import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
 import { readmeRole } from '../../tooling/readme-roles.ts';
+import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 
 const run = promisify(execFile);
 

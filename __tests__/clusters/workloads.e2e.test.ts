@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { rolloutStatus, type WorkloadKind, type WorkloadObject } from '../../packages/kube/status-viewers.ts';
-import { runBuiltAction, type StepResult } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
 import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { readmeRole } from '../../tooling/readme-roles.ts';
+import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
 import { conformanceSuite, statusOf, type Target } from '../conformance/harness.ts';
 
 const IMAGES = [{ pattern: '*:crash*', mode: 'crash' as const, crashAfterMs: 500 }];

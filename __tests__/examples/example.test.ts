@@ -8,8 +8,12 @@ import { MemoryLogger } from '../../packages/core/index.ts';
 import { parseEnvironmentsConfig } from '../../packages/github/environments.ts';
 import { loadChecks, loadMigrations } from '../../packages/migrate/files.ts';
 import { runMigrations } from '../../packages/migrate/index.ts';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 
 const SHOP = join(REPO_ROOT, 'examples', 'shop');
 

@@ -10,7 +10,7 @@ import {
   renderGateSummary,
   runHealthGate,
 } from '../../packages/health/index.ts';
-import { closeServer, listenLoopback } from '../../packages/testkit/http.ts';
+import { closeServer, listenLoopback } from '../../tooling/local-services/http.ts';
 
 /** A service whose health the test changes as time goes by. */
 let server: Server;

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { InputError, MemoryLogger } from '../../packages/core/index.ts';
 import { DEFAULT_LIMITS, parseChecks, runHealthGate } from '../../packages/health/index.ts';
-import { MetricsApp } from '../../packages/testkit/metrics-app.ts';
+import { MetricsApp } from '../../tooling/local-services/metrics-app.ts';
 import {
   type PrometheusServer,
   requirePrometheus,
   startPrometheus,
   waitForSeries,
-} from '../../packages/testkit/prometheus.ts';
+} from '../../tooling/local-services/prometheus.ts';
 
 const binary = requirePrometheus();
 const describeWithPrometheus = binary ? describe : describe.skip;

@@ -7,7 +7,7 @@ describe('kube-sim CLI', () => {
   test('prints the kubeconfig path and an export line, serves, and cleans up on Ctrl-C', async () => {
     const child = spawn(
       process.execPath,
-      ['packages/kube-sim/cli.ts', '--time-scale', '10', '--token', 'cli-token'],
+      ['tooling/kube-sim/cli.ts', '--time-scale', '10', '--token', 'cli-token'],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -30,7 +30,7 @@ describe('kube-sim CLI', () => {
   });
 
   test('rejects a malformed --time-scale before starting', async () => {
-    const child = spawn(process.execPath, ['packages/kube-sim/cli.ts', '--time-scale', 'fast'], {
+    const child = spawn(process.execPath, ['tooling/kube-sim/cli.ts', '--time-scale', 'fast'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let err = '';

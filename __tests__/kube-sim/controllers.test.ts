@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 import { clients, deployment, until } from './helpers.ts';
 
 let sim: KubeSim;

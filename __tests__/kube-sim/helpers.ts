@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import type { KubeSim } from '../../packages/kube-sim/index.ts';
+import type { KubeSim } from '../../tooling/kube-sim/index.ts';
 
 /** Polls until `check` returns a value (not undefined/false); the deadline only guards against hangs. */
 export async function until<T>(

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 import { hasKubectl, kubectl, removeKubectlCache, kubectlTest as test, until } from './helpers.ts';
 
 let sim: KubeSim;

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 import { deployment, kubectl, kubectlTest, removeKubectlCache } from './helpers.ts';
 
 let sim: KubeSim;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { SmoothWeightedRoundRobin } from '../../packages/kube-sim/routing.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { SmoothWeightedRoundRobin } from '../../tooling/kube-sim/routing.ts';
 import { clients, deployment, until } from './helpers.ts';
 
 let sim: KubeSim;

@@ -1,10 +1,10 @@
 import { describe, expect, test } from '@jest/globals';
-import { BehaviourTable } from '../../packages/kube-sim/behaviour.ts';
-import { resolveIntOrPercent, templateKey } from '../../packages/kube-sim/controllers/deployment.ts';
-import { decodeFields, encodeFields, fieldSetOf } from '../../packages/kube-sim/managed-fields.ts';
-import { applyJsonPatch, applyMergePatch, strategicMerge } from '../../packages/kube-sim/patch.ts';
-import { parseFieldSelector, parseLabelSelector } from '../../packages/kube-sim/selectors.ts';
-import type { KubeObject } from '../../packages/kube-sim/types.ts';
+import { BehaviourTable } from '../../tooling/kube-sim/behaviour.ts';
+import { resolveIntOrPercent, templateKey } from '../../tooling/kube-sim/controllers/deployment.ts';
+import { decodeFields, encodeFields, fieldSetOf } from '../../tooling/kube-sim/managed-fields.ts';
+import { applyJsonPatch, applyMergePatch, strategicMerge } from '../../tooling/kube-sim/patch.ts';
+import { parseFieldSelector, parseLabelSelector } from '../../tooling/kube-sim/selectors.ts';
+import type { KubeObject } from '../../tooling/kube-sim/types.ts';
 
 describe('selectors', () => {
   test('label selectors support =, ==, !=, in, notin, exists and !exists', () => {

@@ -7,7 +7,7 @@ import { type Logger, silentLogger } from '../../packages/core/index.ts';
 import { KubeClient, loadKubeConfig } from '../../packages/kube/client.ts';
 import type { KubeObject } from '../../packages/kube/resources.ts';
 import { watchUntil } from '../../packages/kube/watch.ts';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 
 const NS = 'watch';
 let sim: KubeSim;

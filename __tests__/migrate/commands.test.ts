@@ -6,7 +6,11 @@ import {
   MigrationRunError,
   renderMigrationSummary,
 } from '../../packages/migrate/index.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
 import { history, migrate, migrationsDir, query, tableExists } from './helpers.ts';
 
 const available = postgresAvailable();

@@ -11,7 +11,11 @@ import {
   MigrationRunError,
   renderMigrationSummary,
 } from '../../packages/migrate/index.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
 import { eventually, history, migrate, migrationsDir, query, tableExists, withClient } from './helpers.ts';
 
 const available = postgresAvailable();

@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { InputError } from '../../packages/core/index.ts';
 import { type MigrationResult, MigrationRunError } from '../../packages/migrate/index.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
 import { dataOf, history, migrate, migrationsDir, query, schemaOf, tableExists } from './helpers.ts';
 
 const available = postgresAvailable();

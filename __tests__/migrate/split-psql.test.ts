@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { splitStatements } from '../../packages/migrate/index.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
 
 const available = postgresAvailable();
 const suite = available ? describe : describe.skip;

@@ -6,7 +6,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { connectClient, resolveConnection, type SslMode } from '../../packages/migrate/connection.ts';
 import { DatabaseConnectionError } from '../../packages/migrate/index.ts';
-import { type PostgresServer, postgresAvailable, startPostgres } from '../../packages/testkit/postgres.ts';
+import {
+  type PostgresServer,
+  postgresAvailable,
+  startPostgres,
+} from '../../tooling/local-services/postgres.ts';
 
 function hasOpenssl(): boolean {
   try {

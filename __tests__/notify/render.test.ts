@@ -9,7 +9,7 @@ import {
   resolveStages,
   slackLink,
 } from '../../packages/notify/index.ts';
-import { validateBlocks } from '../../packages/testkit/local-slack.ts';
+import { validateBlocks } from '../../tooling/local-services/local-slack.ts';
 
 const base: NotifyEvent = {
   event: 'failed',

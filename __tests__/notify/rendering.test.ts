@@ -6,7 +6,7 @@ import { renderCanarySummary } from '../../packages/rollout/canary-summary.ts';
 import { renderDeploySummary } from '../../packages/rollout/deploy-summary.ts';
 import type { ManifestPlan } from '../../packages/rollout/plan.ts';
 import { renderManifestPlan } from '../../packages/rollout/plan-summary.ts';
-import { type RenderReport, renderSummary, type Theme } from '../../packages/testkit/summary-render.ts';
+import { type RenderReport, renderSummary, type Theme } from '../../tooling/test-support/summary-render.ts';
 import {
   abortedCanary,
   failedMigration,

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { postgresAvailable } from '../../packages/testkit/postgres.ts';
+import { postgresAvailable } from '../../tooling/local-services/postgres.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 // Private temporary roots, so other test runs' directories never count for or against this one.

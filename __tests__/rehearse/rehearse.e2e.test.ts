@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { CONFIG_CHANGE, endingOf, type RehearseResult, rehearse } from '../../packages/rehearse/rehearse.ts';
-import type { ScenarioName, Strategy } from '../../packages/rehearse/scenarios.ts';
-import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../packages/testkit/postgres.ts';
+import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../tooling/local-services/postgres.ts';
+import { CONFIG_CHANGE, endingOf, type RehearseResult, rehearse } from '../../tooling/rehearse/rehearse.ts';
+import type { ScenarioName, Strategy } from '../../tooling/rehearse/scenarios.ts';
 
 /**
  * The scenario matrix, each through the real workflows (examples/shop's caller → pipeline.yml →

@@ -2,9 +2,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { rehearse } from '../../packages/rehearse/rehearse.ts';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../packages/testkit/postgres.ts';
+import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../tooling/local-services/postgres.ts';
+import { rehearse } from '../../tooling/rehearse/rehearse.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 
 /**
  * Endings before production: a rejected approval closes the living message naming production, not

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { rehearse } from '../../packages/rehearse/rehearse.ts';
-import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../packages/testkit/postgres.ts';
+import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../tooling/local-services/postgres.ts';
+import { rehearse } from '../../tooling/rehearse/rehearse.ts';
 
 /**
  * The rollback scenario through the real workflows: the previous release and the new one go

@@ -2,11 +2,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { type RehearseResult, rehearse } from '../../packages/rehearse/rehearse.ts';
-import type { ScenarioName } from '../../packages/rehearse/scenarios.ts';
-import { jobSummary } from '../../packages/rehearse/summary-page.ts';
-import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../packages/testkit/postgres.ts';
-import { renderSummary } from '../../packages/testkit/summary-render.ts';
+import { POSTGRES_INSTALL_HINT, postgresAvailable } from '../../tooling/local-services/postgres.ts';
+import { type RehearseResult, rehearse } from '../../tooling/rehearse/rehearse.ts';
+import type { ScenarioName } from '../../tooling/rehearse/scenarios.ts';
+import { jobSummary } from '../../tooling/rehearse/summary-page.ts';
+import { renderSummary } from '../../tooling/test-support/summary-render.ts';
 
 /**
  * What reviewers and the on-call see, from the four rehearsal scenarios through the real

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { runRehearseCommand } from '../../packages/cli/rehearse.ts';
-import { rehearse } from '../../packages/rehearse/rehearse.ts';
-import { parseWorkflowCommands } from '../../packages/runner/action-runner.ts';
-import { postgresAvailable } from '../../packages/testkit/postgres.ts';
+import { runRehearseCommand } from '../../tooling/cli/rehearse.ts';
+import { postgresAvailable } from '../../tooling/local-services/postgres.ts';
+import { rehearse } from '../../tooling/rehearse/rehearse.ts';
+import { parseWorkflowCommands } from '../../tooling/runners/action-runner.ts';
 
 const out = mkdtempSync(join(tmpdir(), 'rehearse-verbose-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { InputError, MemoryLogger } from '../../packages/core/index.ts';
 import { DEFAULT_LIMITS, parseChecks } from '../../packages/health/checks.ts';
 import { KubeClient } from '../../packages/kube/client.ts';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
 import { renderBlueGreenSummary } from '../../packages/rollout/blue-green-summary.ts';
 import {
   CANARY_ANNOTATIONS,
@@ -18,6 +17,7 @@ import {
 } from '../../packages/rollout/canary.ts';
 import { renderCanaryChart, stepsJson } from '../../packages/rollout/canary-summary.ts';
 import { countRequests, delta } from '../../packages/rollout/kube-ops.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 
 describe('canary steps', () => {
   test('weights with optional pauses, in the one duration syntax', () => {

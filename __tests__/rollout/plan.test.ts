@@ -4,11 +4,11 @@ import { KubeClient, loadKubeConfig } from '../../packages/kube/client.ts';
 import type { SourcedObject } from '../../packages/kube/manifests.ts';
 import { readOnlyDiff } from '../../packages/kube/read-only-diff.ts';
 import type { KubeObject } from '../../packages/kube/resources.ts';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
 import { deploy } from '../../packages/rollout/deploy.ts';
 import { planManifests } from '../../packages/rollout/plan.ts';
 import { manifestPlanLine, renderManifestPlan } from '../../packages/rollout/plan-summary.ts';
-import { readOnlyKubeconfig } from '../../packages/testkit/read-only-access.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { readOnlyKubeconfig } from '../../tooling/local-services/read-only-access.ts';
 
 const NS = 'shop-production';
 const OLD = 'ghcr.io/acme/shop@sha256:1111111111111111111111111111111111111111111111111111111111111111';

@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { evaluateExpression, interpolate } from '../../packages/workflow/expressions.ts';
-import { type RunnerEvent, WorkflowRunner } from '../../packages/workflow/runner.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
+import { evaluateExpression, interpolate } from '../../tooling/runners/expressions.ts';
+import { type RunnerEvent, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
 
 let workspace: string;
 beforeAll(() => {
@@ -240,7 +240,7 @@ jobs:
   });
 
   test('a job that names an environment gets a GitHub deployment with in_progress and its final status', async () => {
-    const { LocalGitHub } = await import('../../packages/testkit/local-github.ts');
+    const { LocalGitHub } = await import('../../tooling/local-services/local-github.ts');
     const github = await LocalGitHub.start({ tokens: ['ghs_x'] });
     try {
       const file = write(

@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
-import { type JobRecord, WorkflowRunner } from '../../packages/workflow/runner.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
+import { type JobRecord, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
 
 /**
  * deploy.yml's own guards, run through the local workflow runner: the inputs checked before any
@@ -170,7 +170,7 @@ describe('the newer-release check right before deploying', () => {
 describe("deploy.yml's concurrency group", () => {
   test('production runs never share a group (none cancels another); dev and staging share one per app', async () => {
     const { parse } = await import('yaml');
-    const { evaluateExpression } = await import('../../packages/workflow/expressions.ts');
+    const { evaluateExpression } = await import('../../tooling/runners/expressions.ts');
     const doc = parse(readFileSync(join(REPO_ROOT, '.github', 'workflows', 'deploy.yml'), 'utf8')) as {
       jobs: { deploy: { concurrency: { group: string; 'cancel-in-progress': boolean } } };
     };

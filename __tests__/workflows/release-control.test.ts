@@ -2,11 +2,11 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
-import { LocalSlack } from '../../packages/testkit/local-slack.ts';
-import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../packages/workflow/runner.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
+import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
 
 /**
  * Deploy windows, freezes and break glass through deploy.yml in the local workflow runner, with a

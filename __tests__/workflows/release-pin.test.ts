@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { unpinnedUses } from '../../packages/workflow/pin.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
+import { unpinnedUses } from '../../tooling/runners/pin.ts';
 
 const WORKFLOWS = join(REPO_ROOT, '.github', 'workflows');
 
@@ -19,7 +19,7 @@ function scratchRepo(): string {
   const dir = mkdtempSync(join(tmpdir(), 'release-pin-'));
   cpSync(WORKFLOWS, join(dir, '.github', 'workflows'), { recursive: true });
   cpSync(join(REPO_ROOT, 'scripts', 'pin-release.ts'), join(dir, 'scripts', 'pin-release.ts'));
-  cpSync(join(REPO_ROOT, 'packages', 'workflow', 'pin.ts'), join(dir, 'packages', 'workflow', 'pin.ts'));
+  cpSync(join(REPO_ROOT, 'tooling', 'runners', 'pin.ts'), join(dir, 'tooling', 'runners', 'pin.ts'));
   const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, stdio: 'pipe' });
   git('init', '-q', '-b', 'main');
   git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'add', '.');

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
-import { type KubeSim, startKubeSim } from '../../packages/kube-sim/index.ts';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { LocalGitHub } from '../../packages/testkit/local-github.ts';
-import { LocalSlack } from '../../packages/testkit/local-slack.ts';
-import { type PostgresServer, startPostgres } from '../../packages/testkit/postgres.ts';
-import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../packages/workflow/runner.ts';
+import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
+import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
+import { type PostgresServer, startPostgres } from '../../tooling/local-services/postgres.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
+import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
 
 /**
  * rollback.yml through the local workflow runner: two releases go out through deploy.yml (the

@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
-import { REPO_ROOT } from '../../packages/runner/action-runner.ts';
-import { checkOurActionInputs, lintWorkflow, ourActionOf } from '../../packages/testkit/workflow-lint.ts';
-import { pinUses, unpinnedUses } from '../../packages/workflow/pin.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
+import { pinUses, unpinnedUses } from '../../tooling/runners/pin.ts';
+import { checkOurActionInputs, lintWorkflow, ourActionOf } from '../../tooling/test-support/workflow-lint.ts';
 
 function workflowFiles(): string[] {
   const out: string[] = [];

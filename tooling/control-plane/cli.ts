@@ -1,13 +1,13 @@
 /**
  * Starts the real control plane on its own; see USAGE. Builds it first when the cache is cold,
- * prints the kubeconfig path exactly as `node packages/kube-sim/cli.ts` does, then runs until
+ * prints the kubeconfig path exactly as `node tooling/kube-sim/cli.ts` does, then runs until
  * interrupted (Ctrl-C, SIGTERM, SIGHUP) and removes everything it made.
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { ImageBehaviour, PodMode } from '../../packages/kube-sim/types.ts';
+import type { ImageBehaviour, PodMode } from '../kube-sim/types.ts';
 import { findControlPlane, startRealCluster } from './index.ts';
 
 const USAGE = `usage: node tooling/control-plane/cli.ts [--nodes N] [--time-scale N] [--image PATTERN=MODE]...

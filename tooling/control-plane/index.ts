@@ -24,7 +24,7 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { ImageBehaviour } from '../../packages/kube-sim/types.ts';
+import type { ImageBehaviour } from '../kube-sim/types.ts';
 import { stagesConfig, unschedulablePatterns } from './stages.ts';
 
 const run = promisify(execFile);

@@ -7,8 +7,8 @@
  * selects on one "class" expression that maps a pod to the first behaviour whose pattern matches
  * one of its container images (kube-sim's lookup rule), or to "default".
  */
-import { DEFAULT_BEHAVIOUR, globToRegExp } from '../../packages/kube-sim/behaviour.ts';
-import type { ImageBehaviour } from '../../packages/kube-sim/types.ts';
+import { DEFAULT_BEHAVIOUR, globToRegExp } from '../kube-sim/behaviour.ts';
+import type { ImageBehaviour } from '../kube-sim/types.ts';
 
 export interface StageOptions {
   images: ImageBehaviour[];

@@ -12,16 +12,21 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
-import { formatDuration } from '../core/index.ts';
-import { KubeClient, loadKubeConfig } from '../kube/client.ts';
+import { formatDuration } from '../../packages/core/index.ts';
+import { KubeClient, loadKubeConfig } from '../../packages/kube/client.ts';
 import { type KubeSim, startKubeSim } from '../kube-sim/index.ts';
-import { REPO_ROOT } from '../runner/action-runner.ts';
-import { type CommitRecord, LocalGitHub } from '../testkit/local-github.ts';
-import { LocalSlack, type StoredMessage } from '../testkit/local-slack.ts';
-import { type PostgresServer, startPostgres } from '../testkit/postgres.ts';
-import { readOnlyKubeconfig } from '../testkit/read-only-access.ts';
-import { OUR_ACTIONS } from '../workflow/our-actions.ts';
-import { type JobRecord, type RunnerEvent, type WorkflowRun, WorkflowRunner } from '../workflow/runner.ts';
+import { type CommitRecord, LocalGitHub } from '../local-services/local-github.ts';
+import { LocalSlack, type StoredMessage } from '../local-services/local-slack.ts';
+import { type PostgresServer, startPostgres } from '../local-services/postgres.ts';
+import { readOnlyKubeconfig } from '../local-services/read-only-access.ts';
+import { REPO_ROOT } from '../runners/action-runner.ts';
+import { OUR_ACTIONS } from '../runners/our-actions.ts';
+import {
+  type JobRecord,
+  type RunnerEvent,
+  type WorkflowRun,
+  WorkflowRunner,
+} from '../runners/workflow-runner.ts';
 import { startIngress } from './ingress.ts';
 import { renderReport } from './report.ts';
 import {
@@ -371,7 +376,7 @@ const healthy = (version: string) => ({ http: { health: { status: 'healthy', ver
 
 /**
  * The rehearsal's temporary directories, removed when the process exits however it exits: Ctrl-C
- * ends the command through process.exit (packages/cli/rehearse.ts), and finally blocks do not run then.
+ * ends the command through process.exit (tooling/cli/rehearse.ts), and finally blocks do not run then.
  */
 const leftovers = new Set<string>();
 function tempDir(prefix: string): string {

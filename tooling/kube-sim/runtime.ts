@@ -4,7 +4,7 @@
  * writing the store, so reconciles never interleave.
  */
 import { setMaxListeners } from 'node:events';
-import type { Clock } from '../core/index.ts';
+import type { Clock } from '../../packages/core/index.ts';
 import { clone } from './patch.ts';
 import { resourceByKind } from './resources.ts';
 import { keyOf, randomSuffix, rfc3339, type Store } from './store.ts';

@@ -4,8 +4,8 @@
  * list types and keys). The source is either a running cluster or the OpenAPI documents that the
  * pinned k8s.io/kubernetes module publishes (api/openapi-spec/v3, what its server serves):
  *
- *   node packages/kube-sim/schemas/generate.ts                       # from tooling/control-plane's module
- *   node packages/kube-sim/schemas/generate.ts --kubeconfig <file>   # from a running cluster
+ *   node tooling/kube-sim/schemas/generate.ts                       # from tooling/control-plane's module
+ *   node tooling/kube-sim/schemas/generate.ts --kubeconfig <file>   # from a running cluster
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

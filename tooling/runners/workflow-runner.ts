@@ -15,7 +15,7 @@ import {
   runBuiltAction,
   type StepResult,
   stepEnvironment,
-} from '../runner/action-runner.ts';
+} from './action-runner.ts';
 import { asText, type Contexts, interpolate, type StatusFunctions, truthy } from './expressions.ts';
 import { ourActionOf } from './our-actions.ts';
 import { tokenValue } from './tokens.ts';

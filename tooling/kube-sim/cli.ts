@@ -1,5 +1,5 @@
 /**
- * Starts kube-sim on its own: `node packages/kube-sim/cli.ts [--port N] [--time-scale N] [--token T]`.
+ * Starts kube-sim on its own: `node tooling/kube-sim/cli.ts [--port N] [--time-scale N] [--token T]`.
  * Prints the kubeconfig path and an export line, then serves until Ctrl-C.
  */
 import { parseArgs } from 'node:util';
@@ -15,7 +15,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log('usage: node packages/kube-sim/cli.ts [--port N] [--time-scale N] [--token T]');
+  console.log('usage: node tooling/kube-sim/cli.ts [--port N] [--time-scale N] [--token T]');
   process.exit(0);
 }
 

@@ -1,11 +1,11 @@
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
-import { formatDuration } from '../core/index.ts';
+import { formatDuration } from '../../packages/core/index.ts';
 import { ENVIRONMENTS, endingOf, rehearse } from '../rehearse/rehearse.ts';
 import { buildOf } from '../rehearse/report.ts';
 import { SCENARIOS, type ScenarioName, STRATEGIES, type Strategy } from '../rehearse/scenarios.ts';
-import { LogMasker } from '../runner/log-masker.ts';
-import type { RunnerEvent } from '../workflow/runner.ts';
+import { LogMasker } from '../runners/log-masker.ts';
+import type { RunnerEvent } from '../runners/workflow-runner.ts';
 import type { CliIo } from './environments.ts';
 
 export const REHEARSE_USAGE = `Usage: pipeline rehearse [options]

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { KubeClient, loadKubeConfig } from '../kube/client.ts';
+import { KubeClient, loadKubeConfig } from '../../packages/kube/client.ts';
 import type { KubeSim } from '../kube-sim/index.ts';
 
 /**

@@ -1,4 +1,4 @@
-import type { JobRecord, WorkflowRun } from '../workflow/runner.ts';
+import type { JobRecord, WorkflowRun } from '../runners/workflow-runner.ts';
 
 /** The Markdown of one job's summary: what its steps appended to GITHUB_STEP_SUMMARY, in order. */
 export function jobSummary(job: JobRecord): string {

@@ -1,15 +1,21 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { errorMessage, isExpectedError, type Logger, redact, workflowCommand } from '../core/index.ts';
-import { createOctokit } from '../github/deployments.ts';
+import {
+  errorMessage,
+  isExpectedError,
+  type Logger,
+  redact,
+  workflowCommand,
+} from '../../packages/core/index.ts';
+import { createOctokit } from '../../packages/github/deployments.ts';
 import {
   applyEnvironmentsPlan,
   formatEnvironmentsPlan,
   parseEnvironmentsConfig,
   planEnvironments,
   planHasChanges,
-} from '../github/environments.ts';
+} from '../../packages/github/environments.ts';
 
 /** What a CLI command may touch of the process: tests pass their own. */
 export interface CliIo {

