@@ -223,7 +223,7 @@ async function pin(ctx: Context, now: number): Promise<void> {
   setOutput('line', line);
   log.info(line);
   // The reason is free text from a workflow_dispatch input: escaped, as the check's table is.
-  const { escapeMarkdown } = await import('../packages/notify/escape.ts');
+  const { escapeMarkdown } = await import('../packages/core/escape.ts');
   if (inputs.summary)
     await writeSummary(`### Pinned: ${escapeMarkdown(inputs.environment)}\n\n${escapeMarkdown(line)}\n`);
 }

@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { type Inputs, parseInputs, type Schema } from '../packages/config/index.ts';
 import { type RunContext, readRunContext } from '../packages/config/run-context.ts';
+import { escapeMarkdown } from '../packages/core/escape.ts';
 import type { Clock, Logger } from '../packages/core/index.ts';
 import {
   clockFromEnvironment,
@@ -9,7 +10,6 @@ import {
   redactSecrets,
 } from '../packages/core/index.ts';
 import { capStepSummaryFile } from '../packages/core/summary-cap.ts';
-import { escapeMarkdown } from '../packages/notify/escape.ts';
 
 /**
  * Every value masked in this step. The runner masks them in the log only; the job summary and the

@@ -1,13 +1,10 @@
 import { describe, expect, test } from '@jest/globals';
+import { escapeMarkdown, escapeMermaidLabel, escapeSlack, slackLink } from '../../packages/core/escape.ts';
 import {
-  escapeMarkdown,
-  escapeMermaidLabel,
-  escapeSlack,
   type NotifyEvent,
   renderNotifySummary,
   renderSlackMessage,
   resolveStages,
-  slackLink,
 } from '../../packages/notify/index.ts';
 import { validateBlocks } from '../../tooling/local-services/local-slack.ts';
 

@@ -1,9 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
+import { codeSpan, escapeHtml } from '../../packages/core/escape.ts';
 import { capMarkdown, STEP_SUMMARY_LIMIT_BYTES } from '../../packages/core/summary-cap.ts';
 import { renderGateSummary } from '../../packages/health/summary.ts';
 import { renderMigrationSummary } from '../../packages/migrate/index.ts';
 import { CHART_PALETTE } from '../../packages/notify/chart.ts';
-import { codeSpan, escapeHtml } from '../../packages/notify/escape.ts';
 import { renderNotifySummary } from '../../packages/notify/summary.ts';
 import { renderGateSummary as renderReleaseGateSummary } from '../../packages/release/summary.ts';
 import { renderCanarySummary } from '../../packages/rollout/canary-summary.ts';

@@ -1,6 +1,6 @@
+import { escapeHtml, escapeMarkdown } from '../core/escape.ts';
 import { formatDuration } from '../core/index.ts';
 import { niceCeiling, renderXyChart } from '../notify/chart.ts';
-import { escapeHtml, escapeMarkdown } from '../notify/escape.ts';
 import type { CheckReport, GateResult } from './gate.ts';
 import type { MeasurementState } from './probes.ts';
 

@@ -1,4 +1,4 @@
-import { escapeMermaidLabel } from './escape.ts';
+import { escapeMermaidLabel } from '../core/escape.ts';
 
 /**
  * Mermaid xycharts for job summaries. GitHub draws them with Mermaid's `default` theme in light

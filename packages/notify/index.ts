@@ -1,4 +1,3 @@
-export * from './escape.ts';
 export * from './model.ts';
 export * from './notify.ts';
 export * from './release-plan.ts';

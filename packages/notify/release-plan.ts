@@ -1,4 +1,4 @@
-import { codeSpan, escapeMarkdown } from './escape.ts';
+import { codeSpan, escapeMarkdown } from '../core/escape.ts';
 
 /**
  * The top of the production plan: where the image ran before and what it brings. Facts come from

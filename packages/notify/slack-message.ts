@@ -1,4 +1,4 @@
-import { escapeSlack, slackLink, truncate } from './escape.ts';
+import { escapeSlack, slackLink, truncate } from '../core/escape.ts';
 import { EVENT_EMOJI, headline, type NotifyEvent, STATE_EMOJI, wantsMentions } from './model.ts';
 
 /** A Block Kit block as we build it: plain objects, checked against Slack's limits by the tests. */

@@ -1,4 +1,4 @@
-import { escapeMarkdown, escapeMermaidLabel } from './escape.ts';
+import { escapeMarkdown, escapeMermaidLabel } from '../core/escape.ts';
 import {
   EVENT_EMOJI,
   headline,

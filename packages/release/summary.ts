@@ -1,4 +1,4 @@
-import { codeSpan, escapeMarkdown } from '../notify/escape.ts';
+import { codeSpan, escapeMarkdown } from '../core/escape.ts';
 import type { GateDecision } from './gate.ts';
 
 const HEADINGS: Record<GateDecision['state'], string> = {
