@@ -72,8 +72,8 @@ describeWithPostgres('pipeline.yml checks every input of every environment befor
   }, 300_000);
 
   test('a canary step with a malformed pause fails the first job', async () => {
-    const r = await play('steps', 'canary-steps: "10:2m,50:5m,100"', 'canary-steps: "10:2 min,50:5m,100"');
-    expectRefusedBeforeAnyChange(r, "canary-steps has the pause '2min'");
+    const r = await play('steps', 'canary-steps: "10:2m,50:5m,100"', 'canary-steps: "10:2mins,50:5m,100"');
+    expectRefusedBeforeAnyChange(r, "canary-steps has the pause '2mins'");
   }, 300_000);
 
   test('an image without a digest is refused unless allow-tag-image is set', async () => {

@@ -70,8 +70,27 @@ async function runDeploy(withInputs: Record<string, string>): Promise<{ jobs: Re
 describe('deploy.yml checks its inputs in a job of its own, before any approval or change', () => {
   test.each([
     [{ strategy: 'bluegreen' }, "strategy is 'bluegreen'; accepted: rolling, canary or blue-green"],
-    [{ soak: '15 minutes' }, "soak is '15 minutes'; accepted: a duration such as 90s, 5m or 1h30m"],
-    [{ 'canary-steps': '10:soon,100', strategy: 'canary' }, "canary-steps has '10:soon'"],
+    [
+      { soak: '15 minutes' },
+      "soak is '15 minutes'; accepted: a duration such as 500ms, 90s, 5m, 1h30m or 2d (a bare number is seconds), at most 7d",
+    ],
+    // The limits pipeline.yml's first job applies, for callers of deploy.yml alone.
+    [{ soak: '8d', 'runs-on': 'self-hosted' }, "soak is '8d'; accepted: a duration such as 500ms"],
+    [{ interval: '50ms' }, "interval is '50ms'; accepted: a duration such as 500ms"],
+    [{ timeout: '2d' }, "timeout is '2d'; accepted: a duration such as 500ms"],
+    [{ 'canary-steps': '10:soon,100', strategy: 'canary' }, "canary-steps has the pause 'soon'"],
+    [
+      { 'canary-steps': '50,10,100', strategy: 'canary' },
+      'canary-steps has 10 after 50; the weights are not increasing',
+    ],
+    [
+      { 'canary-steps': '10,150', strategy: 'canary' },
+      'canary-steps has the weight 150, which is not from 1 to 100',
+    ],
+    [
+      { 'canary-steps': '10:8d,100', strategy: 'canary', 'runs-on': 'self-hosted' },
+      "canary-steps has the pause '8d'",
+    ],
     [{ soak: '80h', 'runs-on': 'self-hosted' }, 'a GitHub job lives at most 72h (at most 4320 minutes)'],
     [
       { soak: '5h40m' },
