@@ -2,9 +2,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { runSummaryPage } from '../../tooling/rehearse/summary-page.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { evaluateExpression, interpolate } from '../../tooling/runners/expressions.ts';
-import { type RunnerEvent, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
+import {
+  ANNOTATION_MESSAGE_LIMIT,
+  type RunnerEvent,
+  WorkflowRunner,
+} from '../../tooling/runners/workflow-runner.ts';
+import { renderSummary } from '../../tooling/test-support/summary-render.ts';
 
 let workspace: string;
 beforeAll(() => {
@@ -336,4 +342,61 @@ jobs:
     });
     expect(asked).toEqual([]);
   });
+
+  test("annotations are kept as GitHub keeps them, and the run page puts them above every job's summary", async () => {
+    const file = write(
+      'annotations.yml',
+      `on: push
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo '### the first job finished first' >> "$GITHUB_STEP_SUMMARY"
+          for i in $(seq 1 12); do echo "::warning::warning $i"; done
+          echo '::debug::not an annotation'
+  second:
+    needs: first
+    runs-on: ubuntu-latest
+    steps:
+      - env:
+          SECRET: \${{ secrets.TOKEN }}
+        run: |
+          echo '### the second job' >> "$GITHUB_STEP_SUMMARY"
+          echo '::add-mask::hunter2'
+          long=$(head -c 5000 /dev/zero | tr '\\0' x)
+          echo "::notice title=Plan%3A shop%2C production::line one%0Athe password hunter2, the secret $SECRET%0A<b>not bold</b>"
+          echo "::error::$long"
+`,
+    );
+    const run = await runner().runWorkflow(file);
+    const [first, second] = run.jobs;
+    // At most 10 of a level per step, as actions/runner keeps them; debug is no annotation.
+    expect(first!.steps[0]!.annotations.map((a) => a.message)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `warning ${i + 1}`),
+    );
+    const [notice, error] = second!.steps[0]!.annotations;
+    expect(notice).toEqual({
+      level: 'notice',
+      message: 'line one\nthe password ***, the secret ***\n<b>not bold</b>',
+      properties: { title: 'Plan: shop, production' },
+    });
+    expect(error!.message).toHaveLength(ANNOTATION_MESSAGE_LIMIT);
+
+    const page = runSummaryPage(run);
+    const rendered = await renderSummary(page);
+    // Annotations first (the second job's notice among them), then the summaries in job order.
+    expect(rendered.text.indexOf('Annotations')).toBe(0);
+    expect(rendered.text.indexOf('Plan: shop, production')).toBeLessThan(
+      rendered.text.indexOf('the first job finished first'),
+    );
+    expect(rendered.text.indexOf('the first job finished first')).toBeLessThan(
+      rendered.text.indexOf('the second job'),
+    );
+    expect(rendered.annotations).toHaveLength(12);
+    // Plain text: the message's HTML shows as typed, its line breaks kept.
+    expect(rendered.annotations[10]!.text).toContain(
+      'line one\nthe password ***, the secret ***\n<b>not bold</b>',
+    );
+  }, 60_000);
 });

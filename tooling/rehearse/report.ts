@@ -1,8 +1,9 @@
+import { codeSpan, escapeHtml, escapeMarkdown, escapeMermaidLabel } from '../../packages/core/escape.ts';
 import { formatDuration } from '../../packages/core/index.ts';
-import { codeSpan, escapeHtml, escapeMarkdown, escapeMermaidLabel } from '../../packages/notify/escape.ts';
 import type { JobRecord } from '../runners/workflow-runner.ts';
 import type { RehearseResult } from './rehearse.ts';
 import { expectationFor } from './scenarios.ts';
+import { jobSummary, renderAnnotations, runAnnotations } from './summary-page.ts';
 
 const ICON = { success: '✅', failure: '❌', skipped: '⏭️', cancelled: '🚫' } as const;
 const STYLE = {
@@ -105,9 +106,24 @@ export function renderReport(result: RehearseResult): string {
         `| ${escapeMarkdown(job.path)} | ${ICON[job.conclusion]} ${job.conclusion} | ${formatDuration(job.durationMs)} | ${escapeMarkdown(job.reason ?? '')} |`,
       );
     out.push('');
+    // The run page as github.com orders it: the annotations (the production plan's digest among
+    // them), then each job's summary in the order the jobs finished.
+    const annotations = renderAnnotations(runAnnotations(run));
+    const summaries = run.jobs.filter((j) => jobSummary(j));
+    if (annotations || summaries.length > 0) out.push('### The run page', '');
+    if (annotations) out.push(annotations);
+    for (const job of summaries)
+      out.push(
+        `<details><summary>${escapeHtml(job.path)} summary</summary>`,
+        '',
+        jobSummary(job),
+        '',
+        '</details>',
+        '',
+      );
     for (const job of run.jobs.filter((j) => j.steps.length > 0)) {
       out.push(
-        `### ${escapeMarkdown(job.path)}`,
+        `### Steps of ${escapeMarkdown(job.path)}`,
         '',
         '| step | result | duration | error |',
         '|---|---|---|---|',
@@ -117,16 +133,6 @@ export function renderReport(result: RehearseResult): string {
           `| ${escapeMarkdown(step.name)} | ${ICON[step.conclusion]} ${step.kind === 'skipped-action' ? 'skipped (not run locally)' : step.conclusion} | ${formatDuration(step.durationMs)} | ${escapeMarkdown(step.error ?? '')} |`,
         );
       out.push('');
-      for (const step of job.steps.filter((x) => x.summary.trim())) {
-        out.push(
-          `<details><summary>${escapeHtml(step.name)}: job summary</summary>`,
-          '',
-          step.summary.trim(),
-          '',
-          '</details>',
-          '',
-        );
-      }
     }
   }
   out.push('## Slack messages', '');

@@ -10,8 +10,11 @@ import {
 } from '@actions/workflow-parser';
 import { parse as parseYaml } from 'yaml';
 import {
+  type Annotation,
   type GitHubContextOptions,
+  maskText,
   parseFileCommand,
+  parseWorkflowCommands,
   runBuiltAction,
   type StepResult,
   stepEnvironment,
@@ -42,9 +45,46 @@ export interface StepRecord {
   outcome: Conclusion;
   outputs: Record<string, string>;
   summary: string;
+  /**
+   * The error, warning and notice annotations the step made, as GitHub keeps them: masked, each
+   * message cut to 4096 characters, at most 10 of each level per step (the runner drops the rest).
+   */
+  annotations: RunAnnotation[];
   log: string;
   durationMs: number;
   error?: string;
+}
+
+export type RunAnnotation = Omit<Annotation, 'level'> & { level: 'error' | 'warning' | 'notice' };
+
+/** actions/runner's ExecutionContext: _maxIssueMessageLength and _maxCountPerIssueType. */
+export const ANNOTATION_MESSAGE_LIMIT = 4096;
+export const ANNOTATIONS_PER_LEVEL = 10;
+
+/** GitHub masks every secret a job can read, wherever it shows up. */
+function secretValues(ctx: Contexts): string[] {
+  return Object.values((ctx.secrets ?? {}) as Record<string, unknown>).filter(
+    (v): v is string => typeof v === 'string' && v.length > 0,
+  );
+}
+
+/** What GitHub records of a step's workflow commands: the annotations, masked and within its limits. */
+export function stepAnnotations(output: string, masks: string[] = []): RunAnnotation[] {
+  const parsed = parseWorkflowCommands(output);
+  const all = [...masks, ...parsed.masks];
+  const counts = { error: 0, warning: 0, notice: 0 };
+  const out: RunAnnotation[] = [];
+  for (const a of parsed.annotations) {
+    if (a.level === 'debug') continue;
+    counts[a.level] += 1;
+    if (counts[a.level] > ANNOTATIONS_PER_LEVEL) continue;
+    const message = maskText(a.message, all).slice(0, ANNOTATION_MESSAGE_LIMIT);
+    const properties = Object.fromEntries(
+      Object.entries(a.properties).map(([k, v]) => [k, maskText(v, all)]),
+    );
+    out.push({ level: a.level, message, properties });
+  }
+  return out;
 }
 
 export interface JobRecord {
@@ -494,6 +534,7 @@ export class WorkflowRunner {
       outcome: 'skipped',
       outputs: {},
       summary: '',
+      annotations: [],
       log: '',
       durationMs: 0,
     };
@@ -543,7 +584,13 @@ export class WorkflowRunner {
           ? undefined
           : (result.annotations.find((a) => a.level === 'error')?.message ?? `exit code ${result.exitCode}`);
       const rec = this.finish(
-        { ...base, outputs: result.outputs, summary: result.summary, log: result.log },
+        {
+          ...base,
+          outputs: result.outputs,
+          summary: result.summary,
+          annotations: stepAnnotations(result.stdout, [...secretValues(ctx), ...result.masks]),
+          log: result.log,
+        },
         started,
         result.exitCode === 0 ? 'success' : 'failure',
         error,
@@ -556,7 +603,13 @@ export class WorkflowRunner {
     const result = await this.runScript(script, stepEnv, job);
     for (const [k, v] of Object.entries(result.env)) jobEnv[k] = v;
     return this.finish(
-      { ...base, outputs: result.outputs, summary: result.summary, log: result.log },
+      {
+        ...base,
+        outputs: result.outputs,
+        summary: result.summary,
+        annotations: stepAnnotations(result.log, secretValues(ctx)),
+        log: result.log,
+      },
       started,
       result.exitCode === 0 ? 'success' : 'failure',
       result.exitCode === 0 ? undefined : `exit code ${result.exitCode}`,

@@ -37,6 +37,11 @@ export interface RenderReport {
    * wrapping: a reader sees its lines cut at the right edge.
    */
   clipped: string[];
+  /**
+   * The run page's annotations (tooling/rehearse/summary-page.ts draws GitHub's Annotations box),
+   * each with its text and where it sits on the page, in CSS pixels from the top.
+   */
+  annotations: { text: string; top: number; bottom: number }[];
 }
 
 const PALETTE = {
@@ -76,6 +81,11 @@ pre code { background: none; padding: 0; }
 blockquote { margin: 0 0 16px; padding: 0 1em; color: ${p.muted}; border-left: .25em solid ${p.border}; }
 details { margin: 0 0 16px; } summary { cursor: pointer; }
 .mermaid-box { margin: 0 0 16px; }
+.gh-annotations { border: 1px solid ${p.border}; border-radius: 6px; margin: 0 0 24px; }
+.gh-annotations-head { padding: 12px 16px; }
+.gh-annotation { display: flex; gap: 12px; padding: 12px 16px; border-top: 1px solid ${p.border}; }
+.gh-annotation-job { flex: 0 0 180px; font-weight: 600; }
+.gh-annotation-message { flex: 1; font-size: 13px; overflow-wrap: anywhere; }
 `;
 }
 
@@ -125,6 +135,10 @@ export function summaryHtml(markdown: string, options: { theme: Theme; openDetai
   for (const d of document.querySelectorAll('.error-icon, [id^="ddiagram"]')) d.remove();
   report.height = Math.ceil(document.documentElement.scrollHeight);
   report.text = document.querySelector('main').innerText;
+  report.annotations = [...document.querySelectorAll('.gh-annotation')].map((a) => {
+    const box = a.getBoundingClientRect();
+    return { text: a.innerText, top: Math.round(box.top + window.scrollY), bottom: Math.round(box.bottom + window.scrollY) };
+  });
   report.clipped = [...document.querySelectorAll('main pre')]
     .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
     .map((pre) => pre.textContent.slice(0, 120));
