@@ -4,6 +4,13 @@ import { defineInputs, input } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import {
+  parseSchedule,
+  RULE_FORMS,
+  type Schedule,
+  ScheduleError,
+  type ScheduleSpec,
+} from '../packages/core/schedule.ts';
+import {
   type BreakGlassDecision,
   BreakGlassError,
   decide,
@@ -13,11 +20,6 @@ import {
   FreezeError,
   parseAllowed,
   parseFreezes,
-  parseSchedule,
-  RULE_FORMS,
-  type Schedule,
-  ScheduleError,
-  type ScheduleSpec,
 } from '../packages/release/index.ts';
 import { renderGateSummary } from '../packages/release/summary.ts';
 import { runAction } from './runtime.ts';
@@ -138,7 +140,7 @@ async function githubOf(ctx: Context) {
       `is required with mode ${ctx.inputs.mode}`,
       'a token with deployments: read (known-good) or environment variables: write (pin)',
     );
-  const gh = await import('../packages/github/deployments.ts');
+  const gh = await import('../packages/github/client.ts');
   return gh.createOctokit({ token: ctx.inputs.githubToken, apiUrl: ctx.run.apiUrl });
 }
 
@@ -280,7 +282,7 @@ export async function main(): Promise<void> {
     const actor = inputs.actor || run.actor;
 
     const gh =
-      inputs.githubToken || inputs.pinToken ? await import('../packages/github/deployments.ts') : undefined;
+      inputs.githubToken || inputs.pinToken ? await import('../packages/github/client.ts') : undefined;
     const octokit = inputs.githubToken
       ? gh?.createOctokit({ token: inputs.githubToken, apiUrl: run.apiUrl })
       : undefined;
@@ -455,7 +457,8 @@ export async function main(): Promise<void> {
     if (decision.state === 'blocked' && inputs.recordBlocked && gh && octokit && run.repository) {
       // GitHub has no "blocked" state: an inactive deployment whose description and payload say why.
       try {
-        const created = await gh.createDeployment(
+        const deployments = await import('../packages/github/deployments.ts');
+        const created = await deployments.createDeployment(
           octokit,
           {
             owner: run.owner,
@@ -478,7 +481,7 @@ export async function main(): Promise<void> {
           },
           { onRetry: (m) => log.warning(m) },
         );
-        await gh.createDeploymentStatus(
+        await deployments.createDeploymentStatus(
           octokit,
           {
             owner: run.owner,

@@ -1,4 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
+import { parseSchedule } from '../../packages/core/schedule.ts';
 import { decideBreakGlass, parseAllowed } from '../../packages/release/break-glass.ts';
 import { activeFreeze, parseFreezes } from '../../packages/release/freeze.ts';
 import { decide } from '../../packages/release/gate.ts';
@@ -8,7 +9,6 @@ import {
   type RecordedDeployment,
   releaseOf,
 } from '../../packages/release/known-good.ts';
-import { parseSchedule } from '../../packages/release/schedule.ts';
 
 const at = (iso: string) => Date.parse(iso);
 const weekend = parseSchedule({ timezone: 'Europe/Berlin', deny: ['Fri 12:00 - Mon 08:00'] });

@@ -6,7 +6,7 @@ import {
   ScheduleError,
   type ScheduleSpec,
   windowState,
-} from '../../packages/release/schedule.ts';
+} from '../../packages/core/schedule.ts';
 
 const at = (iso: string) => Date.parse(iso);
 const state = (spec: ScheduleSpec, iso: string) => {

@@ -1,7 +1,7 @@
 import { parse as parseYaml } from 'yaml';
 import { DAY_MS, type Logger, PipelineError, parseDuration, silentLogger } from '../core/index.ts';
-import { parseSchedule, ScheduleError } from '../release/schedule.ts';
-import { GitHubApiError, type Octokit, withGitHubRetry } from './deployments.ts';
+import { parseSchedule, ScheduleError } from '../core/schedule.ts';
+import { GitHubApiError, type Octokit, withGitHubRetry } from './client.ts';
 
 /**
  * GitHub environments as code: a declarative file (required reviewers, wait timer, deployment

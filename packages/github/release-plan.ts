@@ -1,5 +1,5 @@
 import type { Clock } from '../core/index.ts';
-import { type Octokit, withGitHubRetry } from './deployments.ts';
+import { type Octokit, withGitHubRetry } from './client.ts';
 
 /**
  * What the production plan reads from GitHub before anyone is asked to approve: where the image
@@ -223,7 +223,7 @@ export interface ReleasePlan {
  * is told in the plan rather than failing it; other faults are retried, then thrown.
  */
 export async function readReleasePlan(request: ReleasePlanRequest): Promise<ReleasePlan> {
-  const { createOctokit } = await import('./deployments.ts');
+  const { createOctokit } = await import('./client.ts');
   const octokit = createOctokit({
     token: request.token,
     ...(request.apiUrl ? { apiUrl: request.apiUrl } : {}),

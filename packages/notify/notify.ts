@@ -117,7 +117,10 @@ export async function notify(options: NotifyOptions): Promise<NotifyResult> {
       logger.info(`No deployment status for a '${event.event}' event; set deployment-state to send one.`);
     } else {
       try {
-        const { createDeploymentStatus, createOctokit } = await import('../github/deployments.ts');
+        const [{ createOctokit }, { createDeploymentStatus }] = await Promise.all([
+          import('../github/client.ts'),
+          import('../github/deployments.ts'),
+        ]);
         const status = await createDeploymentStatus(
           createOctokit({ token: target.token, ...(target.apiUrl ? { apiUrl: target.apiUrl } : {}) }),
           {

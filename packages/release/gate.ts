@@ -4,9 +4,9 @@
  * window: deny Fri 12:00 - Mon 08:00; next window opens Mon 08:00 CET".
  */
 
+import { formatLocal, isUnrestricted, type Schedule, windowState } from '../core/schedule.ts';
 import type { BreakGlassDecision } from './break-glass.ts';
 import { activeFreeze, type Freeze } from './freeze.ts';
-import { formatLocal, isUnrestricted, type Schedule, windowState } from './schedule.ts';
 
 export type GateState = 'open' | 'blocked' | 'break-glass';
 

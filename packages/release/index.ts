@@ -1,4 +1,3 @@
 export * from './break-glass.ts';
 export * from './freeze.ts';
 export * from './gate.ts';
-export * from './schedule.ts';

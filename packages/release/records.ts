@@ -4,7 +4,7 @@
  * deploy job reads it as vars.PIPELINE_PIN and anyone with admin rights lifts it by deleting it).
  */
 
-import { type Octokit, withGitHubRetry } from '../github/deployments.ts';
+import { type Octokit, withGitHubRetry } from '../github/client.ts';
 import type { RecordedDeployment } from './known-good.ts';
 
 export const PIN_VARIABLE = 'PIPELINE_PIN';

@@ -8,7 +8,7 @@ import {
   redact,
   workflowCommand,
 } from '../../packages/core/index.ts';
-import { createOctokit } from '../../packages/github/deployments.ts';
+import { createOctokit } from '../../packages/github/client.ts';
 import {
   applyEnvironmentsPlan,
   formatEnvironmentsPlan,
