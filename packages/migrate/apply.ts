@@ -22,7 +22,7 @@ function entry(run: Run, m: Migration, success: boolean, durationMs = 0, error?:
 }
 
 function record(run: Run, m: Migration): string {
-  return recordSql(run.v.history, entry(run, m, true), (v) => run.session.escape(v));
+  return recordSql(run.v.history, entry(run, m, true), (v) => run.session.escape(v), run.recorded(m.id));
 }
 
 const watch = (run: Run) => ({ lockTimeoutMs: run.options.statementLockTimeoutMs });

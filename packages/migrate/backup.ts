@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { errorMessage } from '../core/index.ts';
@@ -13,6 +12,9 @@ export async function dumpDatabase(
 ): Promise<string> {
   const file = resolve(path);
   await mkdir(dirname(file), { recursive: true });
+  // Loaded on first use: child_process costs every run's start a few milliseconds, and only
+  // backups and restores spawn anything.
+  const { execFile } = process.getBuiltinModule('node:child_process');
   await new Promise<void>((done, fail) => {
     execFile(
       pgDumpPath,

@@ -17,7 +17,9 @@ import {
   integrity,
   lintPending,
   lock,
+  readHistory,
   readPlan,
+  tryLock,
 } from './steps.ts';
 import {
   DRIFT_KINDS,
@@ -30,8 +32,8 @@ import {
 
 export { APPLICATION_NAME };
 
-/** Every input checked, every file read, before any connection is opened. */
-async function validate(options: RunMigrationsOptions): Promise<Validated> {
+/** Every input checked before anything else happens; the files are read next (readFiles). */
+function checkInputs(options: RunMigrationsOptions): Validated {
   const { command } = options;
   if (!(MIGRATE_COMMANDS as readonly string[]).includes(command))
     throw new InputError(
@@ -108,6 +110,21 @@ async function validate(options: RunMigrationsOptions): Promise<Validated> {
         `the database's name, ${JSON.stringify(target.database)}, typed out: restore replaces everything in it with the backup`,
       );
   }
+  return {
+    history,
+    target,
+    migrations: [],
+    checks: [],
+    targetVersion,
+    steps: options.steps,
+    allowedDrift,
+  };
+}
+
+/** Reads and checks the migration and check files into `v`, before anything is changed. */
+async function readFiles(options: RunMigrationsOptions, v: Validated): Promise<void> {
+  const command = options.command;
+  const targetVersion = v.targetVersion;
   const [migrations, checks] = await Promise.all([
     // restore does not need the files, and a broken directory must not hold up the rollback; it
     // reads them only to report what is pending on the restored database.
@@ -132,7 +149,26 @@ async function validate(options: RunMigrationsOptions): Promise<Validated> {
       `has ${targetVersion}, which is not the version of a migration file`,
       'the version of a file in the migrations directory',
     );
-  return { history, target, migrations, checks, targetVersion, steps: options.steps, allowedDrift };
+  v.migrations = migrations;
+  v.checks = checks;
+}
+
+/** The commands that take the advisory lock before reading the history. */
+const LOCKING: readonly RunMigrationsOptions['command'][] = ['up', 'down', 'verify', 'baseline'];
+
+/**
+ * Opens the session while the files are read: connect, settings, one try of the lock and the
+ * history rows, so a re-run's round trips overlap reading hundreds of files. Nothing is changed
+ * here; waiting for a lock another run holds comes after the files, so a broken file is reported
+ * at once rather than after lock-timeout.
+ */
+async function open(run: Run): Promise<void> {
+  await run.session.connect();
+  await applySettings(run);
+  const locks = LOCKING.includes(run.options.command);
+  if (locks && !(await tryLock(run))) return;
+  await readHistory(run, locks);
+  run.historyReadAhead = true;
 }
 
 /**
@@ -142,26 +178,44 @@ async function validate(options: RunMigrationsOptions): Promise<Validated> {
  * partial result for the job summary.
  */
 export async function runMigrations(options: RunMigrationsOptions): Promise<MigrationResult> {
-  const v = await validate(options);
-  const tools = {
-    pgRestorePath: options.pgRestorePath ?? 'pg_restore',
-    psqlPath: options.psqlPath ?? 'psql',
-    env: options.env ?? process.env,
-  };
-  const archive =
-    options.command === 'restore' || options.command === 'verify-backup'
-      ? await checkArchive(options.restore!.path, tools)
-      : undefined;
+  const v = checkInputs(options);
+  const command = options.command;
   const session = new Session(v.target, applicationNameFor(options.runLabel), options.logger);
   const run = new Run(options, v, session);
   const started = run.clock.now();
+  if (command === 'restore' || command === 'verify-backup') {
+    const tools = {
+      pgRestorePath: options.pgRestorePath ?? 'pg_restore',
+      psqlPath: options.psqlPath ?? 'psql',
+      env: options.env ?? process.env,
+    };
+    await readFiles(options, v);
+    const archive = await checkArchive(options.restore!.path, tools);
+    try {
+      await session.connect();
+      await applySettings(run);
+      if (command === 'restore') await restore(run, archive, tools);
+      else await verifyBackup(run, archive, tools);
+      run.finish();
+      return run.result;
+    } finally {
+      run.result.durationMs = run.clock.now() - started;
+      await session.close();
+    }
+  }
+  const opening = open(run);
+  // Observed here so a failure to connect waits, unreported, for the files' verdict.
+  opening.catch(() => {});
   try {
-    await session.connect();
-    await applySettings(run);
-    const command = options.command;
-    if (command === 'restore') await restore(run, archive!, tools);
-    else if (command === 'verify-backup') await verifyBackup(run, archive!, tools);
-    else await commands[command](run);
+    await readFiles(options, v);
+  } catch (error) {
+    // A broken file is the first thing to fix: report it, not what the connection did meanwhile.
+    void opening.finally(() => session.close()).catch(() => {});
+    throw error;
+  }
+  try {
+    await opening;
+    await commands[command](run);
     run.finish();
     return run.result;
   } finally {

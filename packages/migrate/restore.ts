@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -132,6 +131,8 @@ function run(
   secret: string | undefined,
   stdin?: NodeJS.ReadableStream,
 ): { stdout: NodeJS.ReadableStream; done: Promise<void> } {
+  // Loaded on first use, as in backup.ts: only restores spawn anything.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const child = spawn(command, args, { env, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   if (stdin) stdin.pipe(child.stdin!);
   let stderr = '';

@@ -64,6 +64,10 @@ export class Run {
   rows = new Map<string, MigrationRow>();
   historyRows: HistoryRow[] = [];
   historyExists = false;
+  /** The advisory lock is held by this run's session. */
+  locked = false;
+  /** historyRows were read while the files were read, under the lock if the command takes it. */
+  historyReadAhead = false;
   readonly lockKey: string;
 
   constructor(options: RunMigrationsOptions, v: Validated, session: Session) {
@@ -218,6 +222,15 @@ export class Run {
     if (this.historyExists) return;
     await this.session.query(createHistorySql(this.v.history));
     this.historyExists = true;
+  }
+
+  private recordedIds: { rows: HistoryRow[]; ids: Set<string> } | undefined;
+
+  /** Whether the history as read by this run has a row for this version. */
+  recorded(id: string): boolean {
+    if (this.recordedIds?.rows !== this.historyRows)
+      this.recordedIds = { rows: this.historyRows, ids: new Set(this.historyRows.map((h) => h.id)) };
+    return this.recordedIds.ids.has(id);
   }
 
   async rollback(): Promise<void> {

@@ -42,16 +42,28 @@ const columnsSql = (a: number, b: number) =>
   `ARRAY(SELECT column_name::text FROM information_schema.columns WHERE table_schema = $${a} AND table_name = $${b})`;
 
 /**
- * Takes the advisory lock on the run's own session (and, in the same round trip, finds the history
- * table), waiting up to lock-timeout for another run and naming it. The history is read after.
+ * Tries the advisory lock once, without waiting, on the run's own session (in the same round trip
+ * finding the history table). Runs while the files are read; the wait, if any, comes after.
  */
-export async function lock(run: Run): Promise<void> {
-  const { schema, table, display } = run.v.history;
+export async function tryLock(run: Run): Promise<boolean> {
+  const { schema, table } = run.v.history;
   const tried = await run.session.query<{ ok: boolean; columns: string[] }>(
     `SELECT pg_try_advisory_lock($1::bigint) AS ok, ${columnsSql(2, 3)} AS columns`,
     [run.lockKey, schema, table],
   );
-  if (tried.rows[0]?.ok) return setHistory(run, tried.rows[0].columns);
+  if (!tried.rows[0]?.ok) return false;
+  run.locked = true;
+  setHistory(run, tried.rows[0].columns);
+  return true;
+}
+
+/**
+ * Takes the advisory lock on the run's own session (and, in the same round trip, finds the history
+ * table), waiting up to lock-timeout for another run and naming it. The history is read after.
+ */
+export async function lock(run: Run): Promise<void> {
+  if (run.locked || (await tryLock(run))) return;
+  const { schema, table, display } = run.v.history;
   const holderText = async () => {
     const h = await run.session.advisoryHolder(run.lockKey);
     return h ? `, held by ${describeHolder(h, true)}` : '';
@@ -88,12 +100,13 @@ export async function lock(run: Run): Promise<void> {
     `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), ${columnsSql(3, 4)} AS columns`,
     [lt, st, schema, table],
   );
+  run.locked = true;
   setHistory(run, found.rows[0]!.columns);
   run.log.info('Acquired the migration lock');
 }
 
-/** Reads the history (after the lock, when the command takes it) and plans from it. */
-export async function readPlan(run: Run, locked: boolean): Promise<Plan> {
+/** Reads the history rows (after the lock, when the command takes it). */
+export async function readHistory(run: Run, locked: boolean): Promise<void> {
   if (!locked) {
     const { rows } = await run.session.query<{ columns: string[] }>(`SELECT ${columnsSql(1, 2)} AS columns`, [
       run.v.history.schema,
@@ -102,6 +115,12 @@ export async function readPlan(run: Run, locked: boolean): Promise<Plan> {
     setHistory(run, rows[0]!.columns);
   }
   run.historyRows = run.historyExists ? await readHistoryRows(run.session.client!, run.v.history) : [];
+}
+
+/** Plans from the history: the rows read ahead while the files were read (once), else read now. */
+export async function readPlan(run: Run, locked: boolean): Promise<Plan> {
+  if (run.historyReadAhead) run.historyReadAhead = false;
+  else await readHistory(run, locked);
   const plan = makePlan(run.v.migrations, run.historyRows, run.v.targetVersion);
   run.rows = plan.rows;
   run.result.drift = plan.drift;
