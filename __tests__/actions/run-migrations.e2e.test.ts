@@ -230,6 +230,45 @@ suite('run-migrations through the runner contract', () => {
     expect(await publicTables(url)).toEqual(['schema_migrations', 'users']);
   });
 
+  test('a re-run of 120 files applies nothing, and still refuses an edited, a missing or an out-of-order file', async () => {
+    // More files than one slice of the reading (50), so the history read ahead meets a whole set.
+    const files: Record<string, string> = {};
+    for (let i = 1; i <= 120; i++)
+      if (i !== 60) files[`${i}_t${i}.sql`] = `-- migrate:up\nCREATE TABLE t${i} (id int);\n`;
+    const { secretUrl, url, dir, write } = await setup(files);
+    const first = await migrateStep({ command: 'up', 'database-url': secretUrl, dir });
+    expect(first.exitCode).toBe(0);
+    expect(first.outputs.applied!.split(',')).toHaveLength(119);
+
+    const again = await migrateStep({ command: 'up', 'database-url': secretUrl, dir });
+    expect(again.exitCode).toBe(0);
+    expect(again.log).toContain('Nothing to apply: public.schema_migrations is up to date');
+    expect(again.outputs).toMatchObject({ applied: '', pending: '', 'current-version': '120' });
+
+    const refusedFor = async (kind: string) => {
+      const step = await migrateStep({ command: 'up', 'database-url': secretUrl, dir });
+      expect([kind, step.exitCode]).toEqual([kind, 1]);
+      expect(errors(step)).toHaveLength(1);
+      return errors(step)[0]!;
+    };
+    await write({ '7_t7.sql': '-- migrate:up\nCREATE TABLE t7 (id bigint);\n' });
+    expect(await refusedFor('edited')).toContain(
+      'edited: 7_t7.sql: the up section changed after it was applied',
+    );
+    await write({ '7_t7.sql': files['7_t7.sql']! });
+
+    await rm(join(dir, '8_t8.sql'));
+    expect(await refusedFor('missing')).toContain('missing: version 8 (t8): applied on');
+    await write({ '8_t8.sql': files['8_t8.sql']! });
+
+    await write({ '60_t60.sql': '-- migrate:up\nCREATE TABLE t60 (id int);\n' });
+    expect(await refusedFor('out-of-order')).toContain(
+      'out-of-order: 60_t60.sql: pending, but version 120 is already applied',
+    );
+    expect(await tableExists(url, 'public.t60')).toBe(false);
+    expect((await history(url)).length).toBe(119);
+  });
+
   test('in production a backup is taken by default; its path is the output and pg_restore brings it back', async () => {
     const { secretUrl, url, dir } = await setup();
     await query(url, 'CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (42)');
