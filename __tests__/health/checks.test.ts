@@ -105,6 +105,14 @@ describe('parseChecks', () => {
       "Input 'checks[0] (a).failure-limit' has -1. Accepted: a whole number of at least 0.",
     ],
     [
+      '- { name: a, service: "shop-staging/-shop:http" }',
+      'Input \'checks[0] (a).service\' has "shop-staging/-shop:http". Accepted: a Service as name, namespace/name or namespace/name:port.',
+    ],
+    [
+      '- { name: a, workload: "deployment/shop..v2" }',
+      'Input \'checks[0] (a).workload\' has "deployment/shop..v2". Accepted: a Deployment as deployment/<name> or <name>.',
+    ],
+    [
       '- { name: a, url: http://x }\n- { name: a, url: http://y }',
       'Input \'checks[1] (a).name\' repeats "a".',
     ],

@@ -7,6 +7,7 @@ import {
   urlPathSecrets,
   urlUserInfoSecrets,
 } from '../core/index.ts';
+import { KUBE_NAME, KUBE_NAME_FORM, KUBE_NAME_MAX } from './kube-names.ts';
 
 /**
  * One typed schema per action. Each field knows how to read one `action.yml` input, the form it
@@ -75,16 +76,6 @@ export function splitList(raw: string): string[] {
     .filter((s) => s !== '' && !s.startsWith('#'));
 }
 
-/**
- * The one rule for every input that names a Kubernetes object (namespace, app, environment,
- * Deployment, Service, container, route): an RFC 1123 label, at most 63 characters. A longer name
- * would pass a pattern and then fail at the API server halfway through a run, as a Service name, a
- * namespace or a label value (every one of those is capped at 63).
- */
-export const KUBE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-export const KUBE_NAME_MAX = 63;
-export const KUBE_NAME_FORM = `a Kubernetes name: lowercase letters, digits and -, starting and ending with a letter or digit, at most ${KUBE_NAME_MAX} characters`;
-
 export const input = {
   string<const O extends Options<string> & { pattern?: RegExp }>(
     options: O = {} as O,
@@ -107,7 +98,7 @@ export const input = {
   },
 
   /**
-   * A Kubernetes object name, by the one rule of KUBE_NAME (see there). `max` lowers the limit for
+   * A Kubernetes object name, by the one rule of kube-names.ts. `max` lowers the limit for
    * a name the action extends (`<deployment>-canary` is a Service name too); `maxWhy` says why.
    */
   kubeName<const O extends Options<string> & { max?: number; maxWhy?: string }>(

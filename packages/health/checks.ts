@@ -1,3 +1,4 @@
+import { DNS_SUBDOMAIN_PATTERN, KUBE_NAME_PATTERN } from '../config/kube-names.ts';
 import {
   basicAuthorization,
   DURATION_FORM,
@@ -12,6 +13,11 @@ import {
 } from '../core/index.ts';
 import { type Condition, parseCondition } from './condition.ts';
 import { type PathSegment, parseJsonPath } from './json-path.ts';
+
+/** `shop`, `prod/shop`, `prod/shop:8080`: namespace and Service by Kubernetes' name rules. */
+const SERVICE_REF = new RegExp(`^(?:(${KUBE_NAME_PATTERN})/)?(${KUBE_NAME_PATTERN})(?::([\\w-]+))?$`);
+/** `shop` or `deployment/shop`; a Deployment's name is a DNS subdomain. */
+const WORKLOAD_REF = new RegExp(`^(?:(deployment|deploy|deployments)/)?(${DNS_SUBDOMAIN_PATTERN})$`);
 
 export const NO_DATA_POLICIES = ['fail', 'pass', 'inconclusive'] as const;
 export type NoDataPolicy = (typeof NO_DATA_POLICIES)[number];
@@ -268,7 +274,7 @@ function readHttp(r: CheckReader, name: string, limits: CheckLimits, defaults: C
     }
   } else if (service) {
     // `service: shop`, `service: prod/shop`, `service: prod/shop:8080`
-    const m = /^(?:([a-z0-9-]+)\/)?([a-z0-9-]+)(?::([\w-]+))?$/.exec(service);
+    const m = SERVICE_REF.exec(service);
     if (!m)
       r.fail(
         'service',
@@ -517,7 +523,7 @@ function readKubernetes(
   defaults: CheckDefaults,
 ): KubernetesCheck {
   const workload = r.string('workload', true)!;
-  const m = /^(?:(deployment|deploy|deployments)\/)?([a-z0-9][a-z0-9.-]*)$/.exec(workload);
+  const m = WORKLOAD_REF.exec(workload);
   if (!m)
     r.fail('workload', `has ${JSON.stringify(workload)}`, 'a Deployment as deployment/<name> or <name>');
   const namespace = r.string('namespace') ?? defaults.namespace;
