@@ -11,6 +11,7 @@ import {
   parseChecks,
   renderGateSummary,
   runHealthGate,
+  verdictLine,
 } from '../packages/health/index.ts';
 import type { KubeAccess } from '../packages/health/probes.ts';
 import { clusterInputs, connectCluster } from './cluster.ts';
@@ -151,6 +152,7 @@ export async function main(): Promise<void> {
       setOutput('reason', result.reason);
       setOutput('decided-by', result.decidedBy ?? '');
       setOutput('evidence', evidenceJson(result));
+      setOutput('verdict-line', verdictLine(result));
       await writeSummary(renderGateSummary(result, inputs.name));
       if (result.verdict === 'failed') throw new PipelineError(`Health gate failed: ${result.reason}`);
       if (result.verdict === 'inconclusive') {

@@ -43,6 +43,7 @@ describe('health-gate through the runner contract', () => {
     expect(step.exitCode).toBe(0);
     expect(step.outputs.verdict).toBe('passed');
     expect(step.outputs['decided-by']).toBe('');
+    expect(step.outputs['verdict-line']).toMatch(/^health gate passed: 3 rounds over \d+ms; checks: api$/);
     const evidence = JSON.parse(step.outputs.evidence!);
     expect(evidence.checks[0].measurements.map((m: { state: string }) => m.state)).toEqual([
       'success',
@@ -67,6 +68,9 @@ describe('health-gate through the runner contract', () => {
     expect(step.exitCode).toBe(1);
     expect(step.outputs.verdict).toBe('failed');
     expect(step.outputs['decided-by']).toBe('api');
+    expect(step.outputs['verdict-line']).toMatch(
+      /^health gate failed: 1 round over \d+m?s; checks: api \(failed\)$/,
+    );
     expect(errors(step)).toEqual([
       `Health gate failed: api failed 1 time(s), more than its failure limit of 0: HTTP 503 (expected 2xx): {"status":"degraded"}`,
     ]);
@@ -83,6 +87,9 @@ describe('health-gate through the runner contract', () => {
       const strict = await gate({ checks, count: '1' });
       expect(strict.exitCode).toBe(1);
       expect(strict.outputs.verdict).toBe('inconclusive');
+      expect(strict.outputs['verdict-line']).toMatch(
+        /^health gate inconclusive: 1 round over \d+m?s; checks: rate \(no data\)$/,
+      );
       const lenient = await gate({ checks, count: '1', 'fail-on-inconclusive': 'false' });
       expect(lenient.exitCode).toBe(0);
       expect(

@@ -121,20 +121,39 @@ function seedRelease(): void {
   );
 }
 
+/** The status deploy.yml records after staging's health gate: health-gate's verdict-line. */
+function seedSoak(state: 'success' | 'failure', description: string): void {
+  github.deployments
+    .find((d) => d.environment === 'staging')!
+    .statuses.push({
+      id: 10 + github.deployments.flatMap((d) => d.statuses).length,
+      state,
+      description,
+      environment: 'staging',
+      environment_url: '',
+      log_url: 'https://github.com/acme/shop/actions/runs/7',
+      created_at: '2026-11-04T11:06:00Z',
+    });
+}
+const PASSED = 'health gate passed: 10 rounds over 5m; checks: health, error rate, p99 latency';
+
 describe('notify provenance and commits-since', () => {
-  test('a release staging ran healthy: its deployment and status, the commits with authors and PR links, the diagram', async () => {
+  test("a release staging ran healthy: its deployment and its health gate's verdict, the commits with authors and PR links, the diagram", async () => {
     seedRelease();
+    seedSoak('success', PASSED);
     const step = await plan();
     expect(step.exitCode).toBe(0);
     // What was asked of GitHub: the deployments of both environments and one comparison, base...head.
     const gets = github.requests.filter((r) => r.method === 'GET').map((r) => r.path);
     expect(gets).toContain(`/repos/acme/shop/compare/${sha(1)}...${sha(4)}`);
     expect(gets.filter((p) => p.includes('/compare/'))).toHaveLength(1);
-    expect(step.outputs.provenance).toMatch(/^staging ran it healthy \(deployment \d+\)$/);
+    expect(step.outputs.provenance).toMatch(
+      /^staging ran it healthy \(deployment \d+, health gate passed: 10 rounds over 5m\)$/,
+    );
     expect(step.outputs.commits).toBe('3');
     const md = step.summary;
     expect(md).toMatch(
-      /✅ \*\*staging ran this image healthy\*\*: deployment \[\d+\]\(https:\/\/github\.com\/acme\/shop\/actions\/runs\/7\) of commit `0404040` on 2026-11-04 11:00:00 UTC, last status `success`: Deployed shop to shop\\-staging\./,
+      /✅ \*\*staging ran this image healthy\*\*: deployment \[\d+\]\(https:\/\/github\.com\/acme\/shop\/actions\/runs\/7\) of commit `0404040` on 2026-11-04 11:00:00 UTC, health gate \*\*passed\*\*: 10 rounds over 5m; checks: health, error rate, p99 latency\./,
     );
     expect(md).toContain("**3 commits since production's last release**");
     expect(md).toContain(
@@ -166,25 +185,52 @@ describe('notify provenance and commits-since', () => {
     ).toBe(true);
   }, 60_000);
 
-  test('a staging deployment that failed is a caution, not a pass', async () => {
+  test("staging's failed soak is a caution, with the gate's own words, and a warning annotation", async () => {
     seedRelease();
-    github.deployments
-      .find((d) => d.environment === 'staging')!
-      .statuses.push({
-        id: 4,
-        state: 'failure',
-        description: 'soak failed: error rate 0.4 > 0.01',
-        environment: 'staging',
-        environment_url: '',
-        log_url: '',
-        created_at: '2026-11-04T11:20:00Z',
-      });
+    seedSoak('failure', 'health gate failed: 3 rounds over 1m30s; checks: health, error rate (failed)');
+    const step = await plan();
+    expect(step.exitCode).toBe(0);
+    expect(step.outputs.provenance).toMatch(
+      /^staging ran it and it FAILED there \(deployment \d+, health gate failed: 3 rounds over 1m30s\)$/,
+    );
+    expect(step.summary).toContain('> [!CAUTION]\n> **staging ran this image and it failed there**');
+    expect(step.summary).toMatch(
+      /health gate \*\*failed\*\*: 3 rounds over 1m30s; checks: health, error rate \\\(failed\\\)\./,
+    );
+    expect(step.annotations.some((a) => a.level === 'warning' && a.message.includes('FAILED there'))).toBe(
+      true,
+    );
+  }, 60_000);
+
+  test('an inconclusive staging soak is no pass: a caution and a warning, though the rollout succeeded', async () => {
+    seedRelease();
+    seedSoak('failure', 'health gate inconclusive: 4 rounds over 2m; checks: health, error rate (no data)');
+    // A status written after the gate's (notify's failure with the job's reason) does not hide it.
+    seedSoak('failure', 'the health gate failed');
     const step = await plan();
     expect(step.outputs.provenance).toMatch(
-      /^staging ran it and it FAILED there \(deployment \d+: failure\)$/,
+      /^staging ran it but its health gate was INCONCLUSIVE \(deployment \d+, health gate inconclusive: 4 rounds over 2m\)$/,
     );
-    expect(step.summary).toContain('> [!CAUTION]');
-    expect(step.summary).toContain('soak failed: error rate 0\\.4 &gt; 0\\.01');
+    expect(step.summary).toContain("> **staging's health gate was inconclusive for this image**");
+    expect(step.summary).toContain('error rate \\(no data\\)');
+    expect(step.annotations.some((a) => a.level === 'warning' && a.message.includes('INCONCLUSIVE'))).toBe(
+      true,
+    );
+    const rendered = await renderSummary(step.summary);
+    expect(rendered.text).toContain('error rate (no data)');
+  }, 60_000);
+
+  test('a staging rollout without a health gate verdict is not called healthy', async () => {
+    seedRelease();
+    const step = await plan();
+    expect(step.outputs.provenance).toMatch(
+      /^staging ran it without a health gate verdict \(deployment \d+: success\)$/,
+    );
+    expect(step.summary).toContain(
+      '> [!WARNING]\n> **staging ran this image without a health gate verdict**',
+    );
+    expect(step.summary).toContain('last status `success`: Deployed shop to shop\\-staging');
+    expect(step.annotations.some((a) => a.level === 'warning')).toBe(true);
   }, 60_000);
 
   test('a first production release compares nothing and says so', async () => {

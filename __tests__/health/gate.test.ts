@@ -9,6 +9,7 @@ import {
   parseChecks,
   renderGateSummary,
   runHealthGate,
+  verdictLine,
 } from '../../packages/health/index.ts';
 import { closeServer, listenLoopback } from '../../tooling/local-services/http.ts';
 
@@ -193,6 +194,28 @@ describe('the health gate over time (time is injected)', () => {
       /3 measurement\\\(s\\\), \d+(–\d+)? ms( throughout)? · threshold 5000 ms, not drawn: far from every value/,
     );
     expect(summary).not.toContain('line [5000');
+  });
+
+  test('the verdict line fits a deployment status (140 characters), verdict first, the deciding check marked', async () => {
+    reset();
+    status = 500;
+    const names = Array.from({ length: 12 }, (_, i) => `check number ${i + 1} of the checkout service`);
+    const clock = new ManualClock(Date.UTC(2026, 10, 26, 12));
+    const result: GateResult = await clock.drive(
+      runHealthGate({
+        checks: checks(names.map((n) => `- { name: ${n}, url: BASE/health }`).join('\n')),
+        initialDelayMs: 0,
+        intervalMs: 10_000,
+        count: 2,
+        clock,
+        logger: new MemoryLogger(),
+      }),
+    );
+    const line = verdictLine(result);
+    expect(line).toHaveLength(140);
+    expect(line).toMatch(
+      /^health gate failed: 1 round over 0ms; checks: check number 1 of the checkout service \(failed\), check number 2 .*…$/,
+    );
   });
 });
 

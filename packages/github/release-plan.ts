@@ -29,6 +29,26 @@ export interface DeploymentVerdict {
   logUrl: string;
   /** Whether the deployment ever reached `success`. */
   succeeded: boolean;
+  /** The health gate's verdict over the soak window, when deploy.yml recorded one. */
+  soak?: SoakVerdict;
+}
+
+export interface SoakVerdict {
+  verdict: 'passed' | 'failed' | 'inconclusive';
+  /** The status's whole description: verdict, rounds, window and checks (health-gate's verdict-line). */
+  description: string;
+}
+
+/** How health-gate's verdict-line starts (packages/health/summary.ts), as deploy.yml records it. */
+const SOAK_STATUS = /^health gate (passed|failed|inconclusive)\b/;
+
+/** The newest status that records a health gate's verdict; statuses come newest first. */
+export function soakVerdictOf(statuses: { description?: string | null }[]): SoakVerdict | undefined {
+  for (const s of statuses) {
+    const m = SOAK_STATUS.exec(s.description ?? '');
+    if (m) return { verdict: m[1] as SoakVerdict['verdict'], description: s.description! };
+  }
+  return undefined;
 }
 
 /** GitHub lists at most 100 per page; older deployments than that are not the ones a release is about. */
@@ -69,6 +89,7 @@ async function verdictOf(
   );
   // Newest first, as GitHub lists them.
   const latest = statuses.data.find((s) => s.state !== 'inactive') ?? statuses.data[0];
+  const soak = soakVerdictOf(statuses.data);
   return {
     id: deployment.id,
     sha: deployment.sha,
@@ -78,6 +99,7 @@ async function verdictOf(
     description: latest?.description ?? '',
     logUrl: latest?.log_url ?? '',
     succeeded: statuses.data.some((s) => s.state === 'success'),
+    ...(soak ? { soak } : {}),
   };
 }
 
@@ -255,6 +277,7 @@ export async function readReleasePlan(request: ReleasePlanRequest): Promise<Rele
               state: found.state,
               description: found.description,
               logUrl: found.logUrl,
+              ...(found.soak ? { soak: found.soak } : {}),
             },
           }
         : {}),

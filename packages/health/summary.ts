@@ -116,6 +116,25 @@ export function renderGateSummary(result: GateResult, title = 'Health gate'): st
   return `${out.join('\n')}\n`;
 }
 
+/** GitHub refuses a deployment status description longer than this. */
+const STATUS_DESCRIPTION_MAX = 140;
+
+/**
+ * The `verdict-line` output: the verdict first, then the window and the checks, in at most 140
+ * characters, so deploy.yml can record it as a GitHub deployment status and the production plan
+ * reads it back (packages/github/release-plan.ts recognises the `health gate <verdict>` start).
+ */
+export function verdictLine(result: GateResult): string {
+  const marked = result.checks.map((c) =>
+    c.name === result.decidedBy
+      ? `${c.name} (${result.verdict === 'inconclusive' ? 'no data' : 'failed'})`
+      : c.name,
+  );
+  const rounds = `${result.rounds} round${result.rounds === 1 ? '' : 's'}`;
+  const line = `health gate ${result.verdict}: ${rounds} over ${formatDuration(result.endedAt - result.startedAt)}; checks: ${marked.join(', ')}`;
+  return line.length > STATUS_DESCRIPTION_MAX ? `${line.slice(0, STATUS_DESCRIPTION_MAX - 1)}…` : line;
+}
+
 /** The `evidence` output: every measurement, compact enough for a step output. */
 export function evidenceJson(result: GateResult): string {
   return JSON.stringify({

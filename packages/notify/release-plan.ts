@@ -17,6 +17,8 @@ export interface ProvenanceFacts {
     state: string;
     description: string;
     logUrl: string;
+    /** The health gate's verdict over the soak window (deploy.yml records it as a status). */
+    soak?: { verdict: 'passed' | 'failed' | 'inconclusive'; description: string };
   };
 }
 
@@ -58,25 +60,47 @@ function link(url: string | undefined, label: string): string {
   return url && /^https?:\/\/[^\s()<>]+$/.test(url) ? `[${label}](${url})` : label;
 }
 
-/** A verdict a reviewer can act on: only a deployment whose last status is success ran healthy. */
-export function provenanceVerdict(p: ProvenanceFacts): 'healthy' | 'unhealthy' | 'unfinished' | 'never' {
+export type ProvenanceVerdict =
+  | 'healthy'
+  | 'unhealthy'
+  | 'inconclusive'
+  | 'unsoaked'
+  | 'unfinished'
+  | 'never';
+
+/**
+ * A verdict a reviewer can act on. A finished rollout alone is not a healthy release: only a
+ * health gate that passed over the soak window is. A failed or inconclusive gate, or none, warns.
+ */
+export function provenanceVerdict(p: ProvenanceFacts): ProvenanceVerdict {
   const d = p.deployment;
   if (!d) return 'never';
-  if (d.state === 'success') return 'healthy';
+  // The gate's verdict first: the job's own failure status after it says less.
+  if (d.soak?.verdict === 'failed') return 'unhealthy';
+  if (d.soak?.verdict === 'inconclusive') return 'inconclusive';
   if (d.state === 'failure' || d.state === 'error') return 'unhealthy';
-  return 'unfinished';
+  if (d.state !== 'success') return 'unfinished';
+  return d.soak ? 'healthy' : 'unsoaked';
 }
+
+/** The soak's verdict, rounds and window without the checks: what a one-line message has room for. */
+const soakHead = (soak: { description: string }) => soak.description.split(';')[0]!;
 
 /** One line for the approval message and the step's output. */
 export function provenanceLine(p: ProvenanceFacts): string {
   const d = p.deployment;
+  const soak = d?.soak ? `, ${soakHead(d.soak)}` : '';
   switch (provenanceVerdict(p)) {
     case 'never':
       return `${p.environment} never ran this image`;
     case 'healthy':
-      return `${p.environment} ran it healthy (deployment ${d!.id})`;
+      return `${p.environment} ran it healthy (deployment ${d!.id}${soak})`;
     case 'unhealthy':
-      return `${p.environment} ran it and it FAILED there (deployment ${d!.id}: ${d!.state})`;
+      return `${p.environment} ran it and it FAILED there (deployment ${d!.id}${soak || `: ${d!.state}`})`;
+    case 'inconclusive':
+      return `${p.environment} ran it but its health gate was INCONCLUSIVE (deployment ${d!.id}${soak})`;
+    case 'unsoaked':
+      return `${p.environment} ran it without a health gate verdict (deployment ${d!.id}: ${d!.state})`;
     default:
       return `${p.environment} has not finished with it (deployment ${d!.id}: ${d!.state})`;
   }
@@ -94,15 +118,33 @@ function renderProvenance(p: ProvenanceFacts): string[] {
   const day = d.createdAt.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
   // Our own ISO rendering needs no escapes (they would only add backslashes to read past).
   const when = d.createdAt ? ` on ${/^[\d: -]+UTC$/.test(day) ? day : escapeMarkdown(day)}` : '';
-  const status = `last status ${codeSpan(d.state)}${d.description ? `: ${escapeMarkdown(d.description)}` : ''}`;
-  const facts = `deployment ${link(d.logUrl, String(d.id))} of commit ${codeSpan(short(d.sha))}${when}, ${status}`;
-  if (verdict === 'healthy') return [`✅ **${env} ran this image healthy**: ${facts}.`];
-  return [
-    '> [!CAUTION]',
-    verdict === 'unhealthy'
-      ? `> **${env} ran this image and it failed there**: ${facts}.`
-      : `> **${env} has not finished with this image** (no verdict yet): ${facts}.`,
-  ];
+  // The gate's own words when it recorded them; the deployment's last status otherwise.
+  const evidence = d.soak
+    ? escapeMarkdown(d.soak.description.replace(/^health gate \w+(: )?/, ''))
+    : `last status ${codeSpan(d.state)}${d.description ? `: ${escapeMarkdown(d.description)}` : ''}`;
+  const facts = `deployment ${link(d.logUrl, String(d.id))} of commit ${codeSpan(short(d.sha))}${when}`;
+  const gate = d.soak ? `, health gate **${d.soak.verdict}**: ${evidence}` : `, ${evidence}`;
+  switch (verdict) {
+    case 'healthy':
+      return [`✅ **${env} ran this image healthy**: ${facts}${gate}.`];
+    case 'unsoaked':
+      return [
+        '> [!WARNING]',
+        `> **${env} ran this image without a health gate verdict**: ${facts}${gate}. The rollout finished, but no soak checks judged it.`,
+      ];
+    case 'unhealthy':
+      return ['> [!CAUTION]', `> **${env} ran this image and it failed there**: ${facts}${gate}.`];
+    case 'inconclusive':
+      return [
+        '> [!CAUTION]',
+        `> **${env}'s health gate was inconclusive for this image** (no evidence it is healthy): ${facts}${gate}.`,
+      ];
+    default:
+      return [
+        '> [!CAUTION]',
+        `> **${env} has not finished with this image** (no verdict yet): ${facts}${gate}.`,
+      ];
+  }
 }
 
 function authorOf(c: CommitFacts): string {
