@@ -1,8 +1,19 @@
 import { defineInputs, input, KUBE_NAME_MAX } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
-import { InputError, PipelineError } from '../packages/core/index.ts';
+import { PipelineError } from '../packages/core/index.ts';
 import { type Check, checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { checkImageInput } from '../packages/kube/image-reference.ts';
+import {
+  BG_MODES,
+  checkRenderingInputs,
+  DEFAULT_COLOR_LABEL,
+  IMAGE_INPUT,
+  imageRequired,
+  LABEL_KEY,
+  labelKeyForm,
+  PREVIEW_SUFFIX,
+  previewNameOf,
+} from '../packages/rollout/options.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
@@ -12,10 +23,10 @@ const checksInput = () =>
   });
 
 export const schema = defineInputs({
-  mode: input.enum(['deploy', 'switch', 'rollback', 'finish'] as const, { default: 'deploy' }),
+  mode: input.enum(BG_MODES, { default: 'deploy' }),
   app: input.kubeName({
     required: true,
-    max: KUBE_NAME_MAX - '-preview'.length,
+    max: KUBE_NAME_MAX - PREVIEW_SUFFIX.length,
     maxWhy: 'its preview Service is <app>-preview',
   }),
   namespace: input.kubeName(),
@@ -24,17 +35,14 @@ export const schema = defineInputs({
   manifests: input.list(),
   'keep-previous': input.boolean({ default: 'false' }),
   reason: input.string(),
-  image: input.string({
-    pattern: /^[^\s=]+$/,
-    accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
-  }),
+  image: input.string(IMAGE_INPUT),
   container: input.kubeName(),
   service: input.kubeName(),
   'preview-service': input.kubeName(),
   'color-label': input.string({
-    default: 'color',
-    pattern: /^([a-z0-9.-]+\/)?[A-Za-z0-9_.-]+$/,
-    accepted: 'a label key such as color or pipeline.dev/color',
+    default: DEFAULT_COLOR_LABEL,
+    pattern: LABEL_KEY,
+    accepted: labelKeyForm('color or pipeline.dev/color'),
   }),
   'pre-checks': checksInput(),
   'post-checks': checksInput(),
@@ -49,22 +57,9 @@ export const schema = defineInputs({
 
 export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary, cancelled, lockHolder }) => {
-    if (inputs.mode === 'deploy' && !inputs.image)
-      throw new InputError(
-        'image',
-        'is required with mode deploy',
-        'the new image reference, such as ghcr.io/acme/shop:1.4.2',
-      );
+    if (inputs.mode === 'deploy' && !inputs.image) throw imageRequired('with mode deploy');
     if (inputs.image) checkImageInput(inputs.image, 'image');
-    const rendering = Boolean(inputs.kustomize || inputs.manifests?.length);
-    if (inputs.kustomize && inputs.manifests?.length)
-      throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');
-    if (rendering && inputs.mode !== 'deploy')
-      throw new InputError(
-        inputs.kustomize ? 'kustomize' : 'manifests',
-        `is set with mode ${inputs.mode}, which deploys nothing new`,
-        'kustomize or manifests with mode deploy',
-      );
+    const rendering = checkRenderingInputs(inputs, inputs.mode, ['deploy'], 'deploys nothing new');
     const client = await connectCluster(inputs, log);
     const namespace = inputs.namespace ?? client.defaultNamespace;
     const readChecks = (doc: unknown, name: string): Check[] | undefined =>
@@ -92,7 +87,7 @@ export async function main(): Promise<void> {
 
     const { runBlueGreen } = await import('../packages/rollout/blue-green.ts');
     const service = inputs.service ?? inputs.app;
-    const preview = inputs.previewService ?? `${inputs.app}-preview`;
+    const preview = inputs.previewService ?? previewNameOf(inputs.app);
     const { deploymentPath } = await import('../packages/rollout/kube-ops.ts');
     const { REVISION_ANNOTATION } = await import('../packages/kube/rollout.ts');
     try {
@@ -154,6 +149,7 @@ export async function main(): Promise<void> {
         keepPrevious: inputs.keepPrevious,
         ...(inputs.reason ? { reason: inputs.reason } : {}),
         ...(release ? { release } : {}),
+        generations: { app: inputs.app, environment: inputs.environment ?? namespace },
         timeoutMs: inputs.timeout,
         stuckGraceMs: inputs.failFastAfter,
         lock: lockRequest(inputs, lockHolder),

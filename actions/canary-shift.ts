@@ -3,27 +3,36 @@ import { yamlInput } from '../packages/config/yaml-input.ts';
 import { InputError, PipelineError } from '../packages/core/index.ts';
 import { checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { checkImageInput } from '../packages/kube/image-reference.ts';
+import {
+  ABORT_ACTIONS,
+  CANARY_MODES,
+  CANARY_SUFFIX,
+  canaryAnalyses,
+  checkRenderingInputs,
+  checksRequired,
+  DEFAULT_TRACK_LABEL,
+  IMAGE_INPUT,
+  imageRequired,
+  LABEL_KEY,
+  labelKeyForm,
+  ROUTERS,
+  routerConfig,
+} from '../packages/rollout/options.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
 
-const MODES = ['run', 'set-weight', 'promote', 'abort'] as const;
-const ROUTERS = ['replicas', 'gateway-api', 'nginx'] as const;
-
 export const schema = defineInputs({
-  mode: input.enum(MODES, { default: 'run' }),
+  mode: input.enum(CANARY_MODES, { default: 'run' }),
   deployment: input.kubeName({
     required: true,
-    max: KUBE_NAME_MAX - '-canary'.length,
+    max: KUBE_NAME_MAX - CANARY_SUFFIX.length,
     maxWhy: 'its canary Service is <deployment>-canary',
   }),
   namespace: input.kubeName(),
   environment: input.kubeName(),
   kustomize: input.string(),
   manifests: input.list(),
-  image: input.string({
-    pattern: /^[^\s=]+$/,
-    accepted: 'an image reference such as ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:…',
-  }),
+  image: input.string(IMAGE_INPUT),
   container: input.kubeName(),
   router: input.enum(ROUTERS, { default: 'replicas' }),
   steps: input.string({ default: '10,50,100' }),
@@ -44,11 +53,11 @@ export const schema = defineInputs({
     accepted: 'a path such as /metrics, optionally after a port: :9090/metrics',
   }),
   'track-label': input.string({
-    default: 'pipeline.dev/track',
-    pattern: /^([a-z0-9.-]+\/)?[A-Za-z0-9_.-]+$/,
-    accepted: 'a label key such as pipeline.dev/track',
+    default: DEFAULT_TRACK_LABEL,
+    pattern: LABEL_KEY,
+    accepted: labelKeyForm(DEFAULT_TRACK_LABEL),
   }),
-  'abort-action': input.enum(['scale-to-zero', 'delete'] as const, { default: 'scale-to-zero' }),
+  'abort-action': input.enum(ABORT_ACTIONS, { default: 'scale-to-zero' }),
   reason: input.string(),
   'prometheus-url': input.url(),
   'prometheus-token': input.secret(),
@@ -58,48 +67,25 @@ export const schema = defineInputs({
 
 export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary, cancelled, lockHolder }) => {
-    const { parseSteps } = await import('../packages/rollout/canary.ts');
+    const { parseSteps } = await import('../packages/rollout/canary-plan.ts');
     const steps = parseSteps(inputs.steps, 'steps');
     if (inputs.weight !== undefined && inputs.mode !== 'set-weight')
       throw new InputError('weight', `is set with mode ${inputs.mode}`, 'weight only with mode: set-weight');
-    if (inputs.router === 'replicas' && (inputs.httpRoute || inputs.ingress || inputs.stableService))
-      throw new InputError(
-        inputs.httpRoute ? 'http-route' : inputs.ingress ? 'ingress' : 'stable-service',
-        'is set with router replicas',
-        'http-route with router gateway-api, ingress with router nginx',
-      );
-    if (inputs.router === 'gateway-api' && inputs.ingress)
-      throw new InputError('ingress', 'is set with router gateway-api', 'http-route with router gateway-api');
-    if (inputs.router === 'nginx' && inputs.httpRoute)
-      throw new InputError('http-route', 'is set with router nginx', 'ingress with router nginx');
-    if (inputs.router !== 'replicas' && inputs.service)
-      throw new InputError(
-        'service',
-        `is set with router ${inputs.router}`,
-        'stable-service (and canary-service)',
-      );
-
-    const rendering = Boolean(inputs.kustomize || inputs.manifests?.length);
-    if (inputs.kustomize && inputs.manifests?.length)
-      throw new InputError('manifests', 'is set together with kustomize', 'either kustomize or manifests');
-    if (rendering && inputs.mode !== 'run' && inputs.mode !== 'set-weight')
-      throw new InputError(
-        inputs.kustomize ? 'kustomize' : 'manifests',
-        `is set with mode ${inputs.mode}, which starts nothing new`,
-        'kustomize or manifests with mode run or set-weight',
-      );
+    const router = routerConfig(inputs.router, inputs.deployment, inputs);
+    const rendering = checkRenderingInputs(
+      inputs,
+      inputs.mode,
+      CANARY_MODES.filter(canaryAnalyses),
+      'starts nothing new',
+    );
     if (rendering && !inputs.image)
-      throw new InputError(
-        'image',
-        `is required with ${inputs.kustomize ? 'kustomize' : 'manifests'}`,
-        'the new image reference, such as ghcr.io/acme/shop@sha256:…',
-      );
+      throw imageRequired(`with ${inputs.kustomize ? 'kustomize' : 'manifests'}`);
     if (inputs.image) checkImageInput(inputs.image, 'image');
 
     const client = await connectCluster(inputs, log);
     const namespace = inputs.namespace ?? client.defaultNamespace;
 
-    const analysing = inputs.mode === 'run' || inputs.mode === 'set-weight';
+    const analysing = canaryAnalyses(inputs.mode);
     const checks =
       inputs.checks !== undefined
         ? parseChecks(inputs.checks, {
@@ -111,12 +97,7 @@ export async function main(): Promise<void> {
           })
         : undefined;
     for (const secret of checkSecrets(checks ?? [])) log.mask(secret);
-    if (analysing && !checks)
-      throw new InputError(
-        'checks',
-        `is required with mode ${inputs.mode}: the health analysis decides every step`,
-        'a YAML list of health-gate checks against the canary, such as a service check on <deployment>-canary',
-      );
+    if (analysing && !checks) throw checksRequired(inputs.mode);
     const { parseMetricsEndpoint } = await import('../packages/rollout/kube-ops.ts');
     const metrics = inputs.metricsPath ? parseMetricsEndpoint(inputs.metricsPath) : undefined;
 
@@ -161,6 +142,8 @@ export async function main(): Promise<void> {
           createNamespace: false,
           objects: rendered.all,
           images: new Map(),
+          // renderRelease prepared them already (images set, checksums, labels).
+          prepared: { objects: rendered.all, imageChanges: [] },
           prune: false,
           dryRun: false,
           forceConflicts: true,
@@ -217,20 +200,7 @@ export async function main(): Promise<void> {
         mode: inputs.mode,
         ...(inputs.image ? { image: inputs.image } : {}),
         ...(inputs.container ? { container: inputs.container } : {}),
-        router:
-          inputs.router === 'replicas'
-            ? { kind: 'replicas', service: inputs.service ?? inputs.deployment }
-            : inputs.router === 'gateway-api'
-              ? {
-                  kind: 'gateway-api',
-                  httpRoute: inputs.httpRoute ?? inputs.deployment,
-                  stableService: inputs.stableService ?? inputs.deployment,
-                }
-              : {
-                  kind: 'nginx',
-                  ingress: inputs.ingress ?? inputs.deployment,
-                  stableService: inputs.stableService ?? inputs.deployment,
-                },
+        router,
         ...(inputs.canaryService ? { canaryService: inputs.canaryService } : {}),
         steps,
         ...(inputs.weight !== undefined ? { weight: inputs.weight } : {}),
@@ -247,6 +217,7 @@ export async function main(): Promise<void> {
         ...(metrics ? { metrics } : {}),
         trackLabel: inputs.trackLabel,
         ...(release ? { release } : {}),
+        generations: { app: inputs.deployment, environment: inputs.environment ?? namespace },
         abortAction: inputs.abortAction,
         ...(inputs.reason ? { abortReason: inputs.reason } : {}),
         timeoutMs: inputs.timeout,

@@ -186,6 +186,7 @@ export async function main(): Promise<void> {
           replicas,
           ...(inputs.config ? { config: inputs.config } : {}),
           ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
+          prepared,
           logger: log,
         });
         setOutput('plan', JSON.stringify({ namespace, counts: plan.counts, objects: plan.objects }));
@@ -247,6 +248,7 @@ export async function main(): Promise<void> {
           replicas,
           ...(inputs.config ? { config: inputs.config } : {}),
           ...(inputs.secrets ? { secrets: inputs.secrets } : {}),
+          prepared,
           prune: inputs.prune,
           dryRun: inputs.dryRun,
           forceConflicts: inputs.forceConflicts,

@@ -262,16 +262,22 @@ export async function pruneObjects(options: {
   namespace: string;
   app: string;
   environment: string;
-  keep: ResolvedObject[];
+  keep: Pick<ResolvedObject, 'object'>[];
   dryRun: boolean;
   /** Kinds not looked at because the deployer may not list them (and the manifests hold none). */
   onSkipped?: (kinds: string[]) => void;
+  /** Only these of the PRUNABLE kinds, and of their objects only those `candidate` accepts. */
+  kinds?: string[];
+  candidate?: (kind: string, object: KubeObject) => boolean;
+  /** Why they go, for the result: by default, they are no longer in the manifests. */
+  source?: string;
 }): Promise<AppliedObject[]> {
   const keep = new Set(options.keep.map((o) => `${o.object.kind}/${o.object.metadata.name}`));
   const selector = `${LABEL_MANAGED_BY}=pipeline,${LABEL_APP}=${options.app},${LABEL_ENVIRONMENT}=${options.environment}`;
   const pruned: AppliedObject[] = [];
   const skipped: string[] = [];
   for (const { apiVersion, kind } of PRUNABLE) {
+    if (options.kinds && !options.kinds.includes(kind)) continue;
     const type = await options.catalog.lookup(apiVersion, kind);
     if (!type?.verbs.includes('list')) continue;
     let list: { items?: KubeObject[] } | undefined;
@@ -292,6 +298,7 @@ export async function pruneObjects(options: {
     for (const item of list?.items ?? []) {
       const name = item.metadata.name!;
       if (keep.has(`${kind}/${name}`)) continue;
+      if (options.candidate && !options.candidate(kind, item)) continue;
       // Objects owned by another (a ReplicaSet's pods, a CronJob's Jobs) go with their owner.
       if (item.metadata.ownerReferences?.some((r) => r.controller)) continue;
       const query = new URLSearchParams({ propagationPolicy: 'Foreground' });
@@ -306,7 +313,7 @@ export async function pruneObjects(options: {
         name,
         namespace: options.namespace,
         action: 'pruned',
-        source: 'cluster (no longer in the manifests)',
+        source: options.source ?? 'cluster (no longer in the manifests)',
       });
     }
   }

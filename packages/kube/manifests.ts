@@ -540,21 +540,28 @@ export function stampConfigChecksums(objects: SourcedObject[]): void {
 
 /** Whether a pod spec uses the ConfigMap or Secret: volumes, projected sources, envFrom or env valueFrom. */
 function referencesConfig(spec: Record<string, unknown>, kind: string, name: string): boolean {
-  let found = false;
+  return configReferences(spec).has(`${kind}/${name}`);
+}
+
+/** The ConfigMaps and Secrets a pod spec uses (volumes, projected sources, envFrom, env valueFrom), as `Kind/name`. */
+export function configReferences(spec: Record<string, unknown>): Set<string> {
+  const found = new Set<string>();
   const visit = (node: unknown) => {
-    if (found || node === null || typeof node !== 'object') return;
+    if (node === null || typeof node !== 'object') return;
     if (Array.isArray(node)) {
       for (const item of node) visit(item);
       return;
     }
     const o = node as Record<string, unknown>;
-    if (kind === 'ConfigMap') {
-      for (const k of ['configMap', 'configMapRef', 'configMapKeyRef'])
-        if ((o[k] as { name?: string } | undefined)?.name === name) found = true;
-    } else {
-      if ((o.secret as { secretName?: string } | undefined)?.secretName === name) found = true;
-      for (const k of ['secretRef', 'secretKeyRef'])
-        if ((o[k] as { name?: string } | undefined)?.name === name) found = true;
+    for (const k of ['configMap', 'configMapRef', 'configMapKeyRef']) {
+      const name = (o[k] as { name?: unknown } | undefined)?.name;
+      if (typeof name === 'string') found.add(`ConfigMap/${name}`);
+    }
+    const secretName = (o.secret as { secretName?: unknown } | undefined)?.secretName;
+    if (typeof secretName === 'string') found.add(`Secret/${secretName}`);
+    for (const k of ['secretRef', 'secretKeyRef']) {
+      const name = (o[k] as { name?: unknown } | undefined)?.name;
+      if (typeof name === 'string') found.add(`Secret/${name}`);
     }
     for (const v of Object.values(o)) visit(v);
   };

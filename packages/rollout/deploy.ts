@@ -26,7 +26,7 @@ import {
   rollbackWorkload,
   workloadHistory,
 } from '../kube/history.ts';
-import { acquireRolloutLock, type HeldLease, type LockRequest } from '../kube/lease.ts';
+import type { HeldLease, LockRequest } from '../kube/lease.ts';
 import { checkObjectLimits, PROTECTED_NAMESPACES } from '../kube/limits.ts';
 import {
   type SourcedObject,
@@ -39,6 +39,7 @@ import { ResourceCatalog } from '../kube/resources.ts';
 import { type PodProblem, podDiagnostics, type RolloutEvent, waitForWorkload } from '../kube/rollout.ts';
 import { isWaitedKind, KIND_WORDS, type WorkloadKind, type WorkloadObject } from '../kube/status-viewers.ts';
 import { transientKubeFault } from '../kube/watch.ts';
+import { underRolloutLock } from './strategy.ts';
 
 export interface DeployOptions {
   client: KubeClient;
@@ -67,6 +68,8 @@ export interface DeployOptions {
   signal?: AbortSignal;
   /** Called once the cluster accepted the plan and before the first change (GitHub Deployment goes here). */
   beforeApply?: () => Promise<void>;
+  /** The objects as prepareObjects already returned them (the caller checked them first): not prepared again. */
+  prepared?: PreparedObjects;
 }
 
 export interface WorkloadResult {
@@ -115,16 +118,18 @@ function notRolledBack(workloads: WorkloadResult[]): DeployResult['notRolledBack
     .map((w) => ({ name: w.name, message: w.rollback!.message }));
 }
 
+export interface PreparedObjects {
+  objects: SourcedObject[];
+  imageChanges: DeployResult['imageChanges'];
+}
+
 /** Checks what can be checked without a cluster: images exist in the manifests, config objects. */
 export function prepareObjects(
   options: Pick<
     DeployOptions,
     'objects' | 'images' | 'replicas' | 'config' | 'secrets' | 'app' | 'environment'
   >,
-): {
-  objects: SourcedObject[];
-  imageChanges: DeployResult['imageChanges'];
-} {
+): PreparedObjects {
   const objects = options.objects.map((o) => ({ ...o, object: structuredClone(o.object) }));
   const imageChanges = options.images.size > 0 ? substituteImages(objects, options.images) : [];
   if (options.replicas && options.replicas.size > 0) overrideReplicas(objects, options.replicas);
@@ -359,11 +364,21 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
 }
 
+/** What the steps of one deploy share once the objects are resolved and the lock is held. */
+interface DeployRun {
+  options: DeployOptions;
+  clock: Clock;
+  lease: HeldLease | undefined;
+  catalog: ResourceCatalog;
+  resolved: ResolvedObject[];
+  workloads: WorkloadResult[];
+}
+
 async function deployOnce(options: DeployOptions): Promise<DeployResult> {
   const { client, logger: log, namespace } = options;
   const clock = options.clock ?? systemClock;
   const started = clock.now();
-  const { objects, imageChanges } = prepareObjects(options);
+  const { objects, imageChanges } = options.prepared ?? prepareObjects(options);
 
   const catalog = new ResourceCatalog(client);
   await client.json('GET', '/version');
@@ -376,337 +391,330 @@ async function deployOnce(options: DeployOptions): Promise<DeployResult> {
   const lockedDeployments = resolved
     .filter((o) => o.object.kind === 'Deployment')
     .map((o) => o.object.metadata.name!);
-  const lease: HeldLease | undefined = options.dryRun
-    ? undefined
-    : await acquireRolloutLock({
-        client,
-        namespace,
-        deployments: lockedDeployments.length > 0 ? lockedDeployments : [options.app],
-        lock: options.lock,
-        logger: log,
-        labels: {
-          [LABEL_MANAGED_BY]: 'pipeline',
-          [LABEL_APP]: options.app,
-          [LABEL_ENVIRONMENT]: options.environment,
-        },
-        signal: options.signal,
-      });
-  try {
-    // Deployments first, as they were the only workloads waited for: the outputs name the first.
-    const waited = [
-      ...resolved.filter((o) => o.object.kind === 'Deployment'),
-      ...resolved.filter((o) => o.object.kind !== 'Deployment' && isWaitedKind(o.object.kind)),
-    ];
-    const previous = new Map<string, { object: WorkloadObject; revision?: string } | undefined>();
-    for (const d of waited) {
-      const kind = d.object.kind as WorkloadKind;
-      previous.set(
-        `${kind}/${d.object.metadata.name}`,
-        await revisionBefore(client, namespace, kind, d.object.metadata.name!),
-      );
-    }
-    const workloads: WorkloadResult[] = waited.map((d) => {
-      const kind = d.object.kind as WorkloadKind;
-      const before = previous.get(`${kind}/${d.object.metadata.name}`);
-      const lastGood = before?.object.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION];
-      const target = lastGood || before?.revision;
-      const recorded = Number(
-        before?.object.metadata.annotations?.[LAST_GOOD_REPLICAS_ANNOTATION] ?? Number.NaN,
-      );
-      const rollbackReplicas =
-        lastGood && Number.isInteger(recorded) && recorded >= 0 ? recorded : replicasOf(before?.object);
-      const appliedReplicas = replicasOf(d.object as WorkloadObject);
-      return {
-        kind,
-        name: d.object.metadata.name!,
-        ok: true,
-        message: '',
-        ...(before?.revision ? { previousRevision: before.revision } : {}),
-        ...(target ? { rollbackTarget: target } : {}),
-        ...(appliedReplicas !== undefined ? { appliedReplicas } : {}),
-        ...(appliedReplicas !== undefined && rollbackReplicas !== undefined ? { rollbackReplicas } : {}),
-        images: workloadImages(d.object),
-        previousImages: before ? workloadImages(before.object) : [],
-        timeline: [],
-        problems: [],
-        diagnostics: [],
-      };
-    });
-
-    // Puts back what this run changed, Deployment by Deployment; a failure of one does not stop
-    // the others. Never after the lock was lost: the cluster may already hold another run's release.
-    const rollBack = async (changed: WorkloadResult[]): Promise<boolean> => {
-      if (lease?.lost.aborted) {
-        for (const w of changed)
-          w.rollback = {
-            rolledBack: false,
-            ok: false,
-            failed: true,
-            waitMessage: '',
-            message: 'the deploy lock was lost to another run, so nothing was rolled back',
-          };
-        return false;
-      }
-      let any = false;
-      await log.group(`Rolling back ${changed.length} ${workloadWords(changed)}`, async () => {
-        const rollbackDeadline = clock.now() + options.timeoutMs;
-        // The same patience as the apply: the client retries each request, and a step that still
-        // fails on an API fault is tried again with backoff until the rollback's deadline.
-        const again = <T>(what: string, step: () => Promise<T>) =>
-          retry(step, {
-            attempts: 5,
-            baseDelayMs: 500,
-            maxDelayMs: 8000,
-            deadline: rollbackDeadline,
-            clock,
-            classify: transientKubeFault,
-            onRetry: ({ attempt, delayMs, reason }) =>
-              log.warning(`${what}: ${reason}; trying again (${attempt} of 4) in ${delayMs} ms`),
-          });
-        for (const w of changed) {
-          if (!w.rollbackTarget) {
-            w.rollback = {
-              rolledBack: false,
-              ok: false,
-              waitMessage: '',
-              message: `${KIND_WORDS[w.kind]} "${w.name}" has no previous revision to roll back to (first deploy)`,
-            };
-            log.info(w.rollback.message);
-            continue;
-          }
-          try {
-            const result = await again(`Rolling back ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
-              rollbackWorkload(client, namespace, w.kind, w.name, w.rollbackTarget),
-            );
-            log.info(result.message);
-            if (!result.rolledBack) {
-              // Template already the target: nothing to undo. Target's ReplicaSet gone: the release stays.
-              const stays = result.toRevision === undefined;
-              w.rollback = { ...result, ok: false, waitMessage: '', ...(stays ? { failed: true } : {}) };
-              continue;
-            }
-            any = true;
-            if (w.rollbackReplicas !== undefined && w.rollbackReplicas !== w.appliedReplicas) {
-              const replicas = w.rollbackReplicas;
-              await again(`Restoring the replicas of ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
-                mergePatch(
-                  client,
-                  pathOf(w.kind, namespace, w.name),
-                  { spec: { replicas } },
-                  'pipeline-rollback',
-                ),
-              );
-              log.info(
-                `restored ${KIND_WORDS[w.kind]} "${w.name}" to ${replicas} replica(s), as its previous release ran`,
-              );
-              w.appliedReplicas = replicas;
-            }
-            const outcome = await again(`Waiting for the rollback of ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
-              waitForWorkload({
-                client,
-                namespace,
-                kind: w.kind,
-                name: w.name,
-                deadline: rollbackDeadline,
-                stuckGraceMs: options.stuckGraceMs,
-                clock,
-                logger: log,
-              }),
-            );
-            w.rollback = { ...result, ok: outcome.ok, waitMessage: outcome.message };
-            if (outcome.revision) w.revision = outcome.revision;
-            if (outcome.ok) await recordLastGood(client, namespace, w, log);
-          } catch (error) {
-            w.rollback = {
-              rolledBack: false,
-              ok: false,
-              failed: true,
-              waitMessage: '',
-              message: `rolling back ${KIND_WORDS[w.kind]} "${w.name}" failed: ${errorMessage(error)}`,
-            };
-            log.error(`NOT ROLLED BACK: ${w.rollback.message}`);
-          }
-        }
-      });
-      return any;
-    };
-    const changedBy = (applied: AppliedObject[]) =>
-      workloads.filter((w) =>
-        applied.some((a) => a.kind === w.kind && a.name === w.name && a.action !== 'unchanged'),
-      );
-
-    if (!options.dryRun) {
-      // The API server checks every object (validation, admission, field conflicts) before the
-      // first real change, so an object late in the apply order cannot fail after earlier ones
-      // were changed.
-      await log.group(`Validating ${resolved.length} object(s) with a server-side dry run`, () =>
-        applyObjects({ client, objects: resolved, dryRun: true, forceConflicts: options.forceConflicts }),
-      );
-      await options.beforeApply?.();
-    }
-
-    let applied: AppliedObject[];
-    try {
-      applied = await log.group(
-        `${options.dryRun ? 'Dry run: applying' : 'Applying'} ${resolved.length} object(s) to ${namespace}`,
-        () =>
-          applyObjects({
-            client,
-            objects: resolved,
-            dryRun: options.dryRun,
-            forceConflicts: options.forceConflicts,
-            onApplied: (a) =>
-              log.info(
-                `${a.kind}/${a.name} ${options.dryRun && a.action !== 'unchanged' ? `would be ${a.action}` : a.action}`,
-              ),
-          }),
-      );
-    } catch (error) {
-      // Failed part-way (the server changed its mind after the dry run): undo the Deployments already changed.
-      const touched = changedBy((error as { applied?: AppliedObject[] }).applied ?? []);
-      if (options.dryRun || touched.length === 0 || !options.rollbackOnFailure) throw error;
-      await rollBack(touched);
-      const missed = notRolledBack(touched);
-      if (missed.length > 0)
-        throw new PipelineError(
-          `${errorMessage(error)}. The apply stopped part-way and was NOT ROLLED BACK: ${missed.map((m) => m.message).join('; ')}`,
-          { cause: error },
-        );
-      const undone = touched.map((w) => `${w.name}: ${w.rollback?.message ?? ''}`).join('; ');
-      throw new PipelineError(`${errorMessage(error)}. The apply stopped part-way; ${undone}`, {
-        cause: error,
-      });
-    }
-
-    const prune = async () => {
-      if (!options.prune) return;
-      const pruned = await pruneObjects({
-        client,
-        catalog,
-        namespace,
-        app: options.app,
-        environment: options.environment,
-        keep: resolved,
+  return underRolloutLock(
+    { ...options, lock: options.dryRun ? undefined : options.lock },
+    lockedDeployments.length > 0 ? lockedDeployments : [options.app],
+    async (lease) => {
+      const { workloads, lastGoodBefore } = await workloadsBefore(options, resolved);
+      const run: DeployRun = { options, clock, lease, catalog, resolved, workloads };
+      const applied = await validateAndApply(run);
+      const base = (): Omit<
+        DeployResult,
+        'ok' | 'workloads' | 'rolledBack' | 'notRolledBack' | 'durationMs'
+      > => ({
         dryRun: options.dryRun,
-        onSkipped: (kinds) =>
-          log.info(
-            `Not pruning ${kinds.join(', ')}: the deployer's Role does not allow listing them, so none were applied by it`,
-          ),
+        namespace,
+        applied,
+        imageChanges,
+        ...(lease
+          ? {
+              lock: {
+                waitedMs: lease.waitedMs,
+                ...(lease.tookOverFrom ? { tookOverFrom: lease.tookOverFrom } : {}),
+              },
+            }
+          : {}),
       });
-      for (const p of pruned)
-        log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
-      applied.push(...pruned);
-    };
-    const base = (): Omit<
-      DeployResult,
-      'ok' | 'workloads' | 'rolledBack' | 'notRolledBack' | 'durationMs'
-    > => ({
-      dryRun: options.dryRun,
-      namespace,
-      applied,
-      imageChanges,
-      ...(lease
-        ? {
-            lock: {
-              waitedMs: lease.waitedMs,
-              ...(lease.tookOverFrom ? { tookOverFrom: lease.tookOverFrom } : {}),
-            },
-          }
-        : {}),
-    });
-
-    if (options.dryRun) {
-      await prune();
-      for (const w of workloads) w.message = 'dry run: nothing was changed';
-      return {
+      const done = (
+        result: Pick<DeployResult, 'ok' | 'rolledBack' | 'notRolledBack' | 'failure'>,
+      ): DeployResult => ({
         ...base(),
-        ok: true,
+        ...result,
         workloads,
-        rolledBack: false,
-        notRolledBack: [],
         durationMs: clock.now() - started,
-      };
-    }
+      });
 
-    const deadline = clock.now() + options.timeoutMs;
-    const signal = lease
-      ? AbortSignal.any([lease.lost, ...(options.signal ? [options.signal] : [])])
-      : options.signal;
-    await log.group(`Waiting for ${workloads.length} ${workloadWords(workloads)} to roll out`, () =>
-      Promise.all(
-        workloads.map(async (w) => {
-          try {
-            const outcome = await waitForWorkload({
-              client,
-              namespace,
-              kind: w.kind,
-              name: w.name,
-              deadline,
-              stuckGraceMs: options.stuckGraceMs,
-              clock,
-              logger: log,
-              ...(signal ? { signal } : {}),
-            });
-            w.ok = outcome.ok;
-            w.message = outcome.message;
-            w.timeline = outcome.timeline;
-            w.problems = outcome.problems;
-            if (outcome.revision) w.revision = outcome.revision;
-            if (!outcome.ok)
-              w.diagnostics = await podDiagnostics(client, namespace, outcome.problems).catch(() => []);
-          } catch (error) {
-            w.ok = false;
-            w.message = `waiting for ${KIND_WORDS[w.kind]} "${w.name}" failed: ${errorMessage(error)}`;
-          }
-        }),
-      ),
+      if (options.dryRun) {
+        applied.push(...(await prune(run)));
+        for (const w of workloads) w.message = 'dry run: nothing was changed';
+        return done({ ok: true, rolledBack: false, notRolledBack: [] });
+      }
+      await waitForAll(run);
+      const failed = workloads.filter((w) => !w.ok);
+      if (failed.length === 0) {
+        for (const w of workloads)
+          if (w.revision && w.revision !== lastGoodBefore.get(w))
+            await recordLastGood(client, namespace, w, log);
+        // Only now: a rollback needs what the previous release used, so nothing is pruned before success.
+        applied.push(...(await prune(run)));
+        return done({ ok: true, rolledBack: false, notRolledBack: [] });
+      }
+      let failure = failed.map((w) => w.message).join('; ');
+      if (lease?.lost.aborted) failure = `the deploy lock was lost to another run (${failure})`;
+      log.warning(`Rollout failed: ${failure}`);
+      if (!options.rollbackOnFailure)
+        return done({ ok: false, failure, rolledBack: false, notRolledBack: [] });
+      // Every workload this run changed goes back, not only the failed ones: a release moves together.
+      const rolledBack = await rollBack(run, changedBy(workloads, applied));
+      return done({ ok: false, failure, rolledBack, notRolledBack: notRolledBack(workloads) });
+    },
+    { [LABEL_APP]: options.app, [LABEL_ENVIRONMENT]: options.environment },
+  );
+}
+
+/** The workloads to wait for, each with what ran before: its revision, the rollback target and replicas. */
+async function workloadsBefore(
+  options: DeployOptions,
+  resolved: ResolvedObject[],
+): Promise<{ workloads: WorkloadResult[]; lastGoodBefore: Map<WorkloadResult, string | undefined> }> {
+  const { client, namespace } = options;
+  // Deployments first, as they were the only workloads waited for: the outputs name the first.
+  const waited = [
+    ...resolved.filter((o) => o.object.kind === 'Deployment'),
+    ...resolved.filter((o) => o.object.kind !== 'Deployment' && isWaitedKind(o.object.kind)),
+  ];
+  const workloads: WorkloadResult[] = [];
+  const lastGoodBefore = new Map<WorkloadResult, string | undefined>();
+  for (const d of waited) {
+    const kind = d.object.kind as WorkloadKind;
+    const before = await revisionBefore(client, namespace, kind, d.object.metadata.name!);
+    const lastGood = before?.object.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION];
+    const target = lastGood || before?.revision;
+    const recorded = Number(
+      before?.object.metadata.annotations?.[LAST_GOOD_REPLICAS_ANNOTATION] ?? Number.NaN,
     );
-    const failed = workloads.filter((w) => !w.ok);
-    if (failed.length === 0) {
-      for (const w of workloads)
-        if (
-          w.revision &&
-          w.revision !==
-            previous.get(`${w.kind}/${w.name}`)?.object.metadata.annotations?.[LAST_GOOD_REVISION_ANNOTATION]
-        )
-          await recordLastGood(client, namespace, w, log);
-      // Only now: a rollback needs what the previous release used, so nothing is pruned before success.
-      await prune();
-      return {
-        ...base(),
-        ok: true,
-        workloads,
-        rolledBack: false,
-        notRolledBack: [],
-        durationMs: clock.now() - started,
-      };
-    }
-    let failure = failed.map((w) => w.message).join('; ');
-    if (lease?.lost.aborted) failure = `the deploy lock was lost to another run (${failure})`;
-    log.warning(`Rollout failed: ${failure}`);
-    if (!options.rollbackOnFailure) {
-      return {
-        ...base(),
-        ok: false,
-        failure,
-        workloads,
-        rolledBack: false,
-        notRolledBack: [],
-        durationMs: clock.now() - started,
-      };
-    }
-    // Every workload this run changed goes back, not only the failed ones: a release moves together.
-    const rolledBack = await rollBack(changedBy(applied));
-    return {
-      ...base(),
-      ok: false,
-      failure,
-      workloads,
-      rolledBack,
-      notRolledBack: notRolledBack(workloads),
-      durationMs: clock.now() - started,
+    const rollbackReplicas =
+      lastGood && Number.isInteger(recorded) && recorded >= 0 ? recorded : replicasOf(before?.object);
+    const appliedReplicas = replicasOf(d.object as WorkloadObject);
+    const workload: WorkloadResult = {
+      kind,
+      name: d.object.metadata.name!,
+      ok: true,
+      message: '',
+      ...(before?.revision ? { previousRevision: before.revision } : {}),
+      ...(target ? { rollbackTarget: target } : {}),
+      ...(appliedReplicas !== undefined ? { appliedReplicas } : {}),
+      ...(appliedReplicas !== undefined && rollbackReplicas !== undefined ? { rollbackReplicas } : {}),
+      images: workloadImages(d.object),
+      previousImages: before ? workloadImages(before.object) : [],
+      timeline: [],
+      problems: [],
+      diagnostics: [],
     };
-  } finally {
-    await lease?.release();
+    workloads.push(workload);
+    lastGoodBefore.set(workload, lastGood);
   }
+  return { workloads, lastGoodBefore };
+}
+
+const changedBy = (workloads: WorkloadResult[], applied: AppliedObject[]) =>
+  workloads.filter((w) =>
+    applied.some((a) => a.kind === w.kind && a.name === w.name && a.action !== 'unchanged'),
+  );
+
+/**
+ * The API server checks every object (validation, admission, field conflicts) before the first
+ * real change, so an object late in the apply order cannot fail after earlier ones were changed;
+ * an apply that still fails part-way has the Deployments it changed undone.
+ */
+async function validateAndApply(run: DeployRun): Promise<AppliedObject[]> {
+  const { options, resolved } = run;
+  const { client, logger: log, namespace } = options;
+  if (!options.dryRun) {
+    await log.group(`Validating ${resolved.length} object(s) with a server-side dry run`, () =>
+      applyObjects({ client, objects: resolved, dryRun: true, forceConflicts: options.forceConflicts }),
+    );
+    await options.beforeApply?.();
+  }
+  try {
+    return await log.group(
+      `${options.dryRun ? 'Dry run: applying' : 'Applying'} ${resolved.length} object(s) to ${namespace}`,
+      () =>
+        applyObjects({
+          client,
+          objects: resolved,
+          dryRun: options.dryRun,
+          forceConflicts: options.forceConflicts,
+          onApplied: (a) =>
+            log.info(
+              `${a.kind}/${a.name} ${options.dryRun && a.action !== 'unchanged' ? `would be ${a.action}` : a.action}`,
+            ),
+        }),
+    );
+  } catch (error) {
+    // Failed part-way (the server changed its mind after the dry run): undo the Deployments already changed.
+    const touched = changedBy(run.workloads, (error as { applied?: AppliedObject[] }).applied ?? []);
+    if (options.dryRun || touched.length === 0 || !options.rollbackOnFailure) throw error;
+    await rollBack(run, touched);
+    const missed = notRolledBack(touched);
+    if (missed.length > 0)
+      throw new PipelineError(
+        `${errorMessage(error)}. The apply stopped part-way and was NOT ROLLED BACK: ${missed.map((m) => m.message).join('; ')}`,
+        { cause: error },
+      );
+    const undone = touched.map((w) => `${w.name}: ${w.rollback?.message ?? ''}`).join('; ');
+    throw new PipelineError(`${errorMessage(error)}. The apply stopped part-way; ${undone}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Objects of this app and environment that the manifests no longer hold, when the prune input asks. */
+async function prune(run: DeployRun): Promise<AppliedObject[]> {
+  const { options } = run;
+  if (!options.prune) return [];
+  const log = options.logger;
+  const pruned = await pruneObjects({
+    client: options.client,
+    catalog: run.catalog,
+    namespace: options.namespace,
+    app: options.app,
+    environment: options.environment,
+    keep: run.resolved,
+    dryRun: options.dryRun,
+    onSkipped: (kinds) =>
+      log.info(
+        `Not pruning ${kinds.join(', ')}: the deployer's Role does not allow listing them, so none were applied by it`,
+      ),
+  });
+  for (const p of pruned) log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
+  return pruned;
+}
+
+/** Every workload's rollout, waited for together; a lost lock ends the waits. */
+async function waitForAll(run: DeployRun): Promise<void> {
+  const { options, clock, lease, workloads } = run;
+  const { client, logger: log, namespace } = options;
+  const deadline = clock.now() + options.timeoutMs;
+  const signal = lease
+    ? AbortSignal.any([lease.lost, ...(options.signal ? [options.signal] : [])])
+    : options.signal;
+  await log.group(`Waiting for ${workloads.length} ${workloadWords(workloads)} to roll out`, () =>
+    Promise.all(
+      workloads.map(async (w) => {
+        try {
+          const outcome = await waitForWorkload({
+            client,
+            namespace,
+            kind: w.kind,
+            name: w.name,
+            deadline,
+            stuckGraceMs: options.stuckGraceMs,
+            clock,
+            logger: log,
+            ...(signal ? { signal } : {}),
+          });
+          w.ok = outcome.ok;
+          w.message = outcome.message;
+          w.timeline = outcome.timeline;
+          w.problems = outcome.problems;
+          if (outcome.revision) w.revision = outcome.revision;
+          if (!outcome.ok)
+            w.diagnostics = await podDiagnostics(client, namespace, outcome.problems).catch(() => []);
+        } catch (error) {
+          w.ok = false;
+          w.message = `waiting for ${KIND_WORDS[w.kind]} "${w.name}" failed: ${errorMessage(error)}`;
+        }
+      }),
+    ),
+  );
+}
+
+/**
+ * Puts back what this run changed, workload by workload; a failure of one does not stop the
+ * others. Never after the lock was lost: the cluster may already hold another run's release.
+ */
+async function rollBack(run: DeployRun, changed: WorkloadResult[]): Promise<boolean> {
+  const { options, clock, lease } = run;
+  const log = options.logger;
+  if (lease?.lost.aborted) {
+    for (const w of changed)
+      w.rollback = {
+        rolledBack: false,
+        ok: false,
+        failed: true,
+        waitMessage: '',
+        message: 'the deploy lock was lost to another run, so nothing was rolled back',
+      };
+    return false;
+  }
+  let any = false;
+  await log.group(`Rolling back ${changed.length} ${workloadWords(changed)}`, async () => {
+    const rollbackDeadline = clock.now() + options.timeoutMs;
+    // The same patience as the apply: the client retries each request, and a step that still
+    // fails on an API fault is tried again with backoff until the rollback's deadline.
+    const again = <T>(what: string, step: () => Promise<T>) =>
+      retry(step, {
+        attempts: 5,
+        baseDelayMs: 500,
+        maxDelayMs: 8000,
+        deadline: rollbackDeadline,
+        clock,
+        classify: transientKubeFault,
+        onRetry: ({ attempt, delayMs, reason }) =>
+          log.warning(`${what}: ${reason}; trying again (${attempt} of 4) in ${delayMs} ms`),
+      });
+    for (const w of changed) {
+      try {
+        if (await rollBackOne(run, w, again, rollbackDeadline)) any = true;
+      } catch (error) {
+        w.rollback = {
+          rolledBack: false,
+          ok: false,
+          failed: true,
+          waitMessage: '',
+          message: `rolling back ${KIND_WORDS[w.kind]} "${w.name}" failed: ${errorMessage(error)}`,
+        };
+        log.error(`NOT ROLLED BACK: ${w.rollback.message}`);
+      }
+    }
+  });
+  return any;
+}
+
+/** One workload back to its rollback target, with the replicas that release ran; true when it went back. */
+async function rollBackOne(
+  run: DeployRun,
+  w: WorkloadResult,
+  again: <T>(what: string, step: () => Promise<T>) => Promise<T>,
+  rollbackDeadline: number,
+): Promise<boolean> {
+  const { options, clock } = run;
+  const { client, logger: log, namespace } = options;
+  if (!w.rollbackTarget) {
+    w.rollback = {
+      rolledBack: false,
+      ok: false,
+      waitMessage: '',
+      message: `${KIND_WORDS[w.kind]} "${w.name}" has no previous revision to roll back to (first deploy)`,
+    };
+    log.info(w.rollback.message);
+    return false;
+  }
+  const result = await again(`Rolling back ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
+    rollbackWorkload(client, namespace, w.kind, w.name, w.rollbackTarget),
+  );
+  log.info(result.message);
+  if (!result.rolledBack) {
+    // Template already the target: nothing to undo. Target's ReplicaSet gone: the release stays.
+    const stays = result.toRevision === undefined;
+    w.rollback = { ...result, ok: false, waitMessage: '', ...(stays ? { failed: true } : {}) };
+    return false;
+  }
+  if (w.rollbackReplicas !== undefined && w.rollbackReplicas !== w.appliedReplicas) {
+    const replicas = w.rollbackReplicas;
+    await again(`Restoring the replicas of ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
+      mergePatch(client, pathOf(w.kind, namespace, w.name), { spec: { replicas } }, 'pipeline-rollback'),
+    );
+    log.info(
+      `restored ${KIND_WORDS[w.kind]} "${w.name}" to ${replicas} replica(s), as its previous release ran`,
+    );
+    w.appliedReplicas = replicas;
+  }
+  const outcome = await again(`Waiting for the rollback of ${KIND_WORDS[w.kind]} "${w.name}"`, () =>
+    waitForWorkload({
+      client,
+      namespace,
+      kind: w.kind,
+      name: w.name,
+      deadline: rollbackDeadline,
+      stuckGraceMs: options.stuckGraceMs,
+      clock,
+      logger: log,
+    }),
+  );
+  w.rollback = { ...result, ok: outcome.ok, waitMessage: outcome.message };
+  if (outcome.revision) w.revision = outcome.revision;
+  if (outcome.ok) await recordLastGood(client, namespace, w, log);
+  return true;
 }

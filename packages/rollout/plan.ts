@@ -5,6 +5,7 @@ import type { SourcedObject } from '../kube/manifests.ts';
 import { type FieldChange, normaliseSecret, readOnlyDiff } from '../kube/read-only-diff.ts';
 import { collectionPath, type KubeObject, objectPath, ResourceCatalog } from '../kube/resources.ts';
 import { type DeployOptions, prepareObjects } from './deploy.ts';
+import { GENERATED_SUFFIX } from './generations.ts';
 import { hashTemplate, TEMPLATE_HASH_ANNOTATION } from './rendered.ts';
 
 /**
@@ -37,11 +38,17 @@ export interface ManifestPlan {
 
 export type PlanOptions = Pick<
   DeployOptions,
-  'client' | 'app' | 'environment' | 'namespace' | 'objects' | 'images' | 'replicas' | 'config' | 'secrets'
+  | 'client'
+  | 'app'
+  | 'environment'
+  | 'namespace'
+  | 'objects'
+  | 'images'
+  | 'replicas'
+  | 'config'
+  | 'secrets'
+  | 'prepared'
 > & { logger: Logger; client: KubeClient };
-
-/** kustomize's generator suffix: a dash and ten characters of its hash alphabet. */
-const GENERATED_SUFFIX = /-[bcdfghkmt2-9]{10}$/;
 
 const show = (v: string | undefined) => (v === undefined ? 'none' : v.replace(/^"(.*)"$/, '$1'));
 /** An image by digest cut to 12 hex digits for a call-out; the field diff keeps the whole reference. */
@@ -139,7 +146,7 @@ function configDiff(before: KubeObject, after: KubeObject): FieldChange[] {
 
 export async function planManifests(options: PlanOptions): Promise<ManifestPlan> {
   const { client, namespace } = options;
-  const { objects } = prepareObjects({ ...options, images: options.images ?? new Map() });
+  const { objects } = options.prepared ?? prepareObjects({ ...options, images: options.images ?? new Map() });
   const catalog = new ResourceCatalog(client);
   const resolved = await resolveObjects(objects as SourcedObject[], catalog, namespace);
   // A namespaced Role cannot read the Namespace object itself: then the objects' reads tell.
