@@ -1,0 +1,159 @@
+/**
+ * Content-addressed configuration across releases on every kind of cluster, with the README
+ * Roles: once a canary promotion or a blue-green switch is final, the older generations of the
+ * overlay's generated ConfigMaps are pruned, the live one and the previous one (what a rollback
+ * or a switch back needs) kept. Several releases are played through the built actions, each
+ * changing the overlay's configMapGenerator, and the ConfigMaps left in the cluster are read back
+ * with kubectl.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
+import { readmeRole } from '../../tooling/readme-roles.ts';
+import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+
+const run = promisify(execFile);
+const errors = (s: StepResult) => s.annotations.filter((a) => a.level === 'error').map((a) => a.message);
+
+type Deployment = {
+  spec: {
+    template: { spec: { containers: { image: string; envFrom?: { configMapRef?: { name: string } }[] }[] } };
+  };
+};
+
+describe.each(clusterKinds())('older configuration generations on %s', (kind) => {
+  let cluster: Cluster;
+  let work: string;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ kind, timeScale: 4 });
+    work = mkdtempSync(join(tmpdir(), `generations-${kind}-`));
+  }, 180_000);
+  afterAll(async () => {
+    await cluster?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const kubectl = async (...args: string[]) =>
+    (await run('kubectl', args, { env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath } })).stdout;
+  const get = async <T>(...args: string[]) => JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
+  const configMaps = async (ns: string) =>
+    (
+      await get<{ items: { metadata: { name: string } }[] }>(
+        'configmaps',
+        '-n',
+        ns,
+        '-l',
+        'pipeline.dev/app=shop',
+      )
+    ).items
+      .map((i) => i.metadata.name)
+      .sort();
+  const liveGeneration = async (ns: string, deployment: string) =>
+    (await get<Deployment>(`deployment/${deployment}`, '-n', ns)).spec.template.spec.containers[0]!
+      .envFrom![0]!.configMapRef!.name;
+
+  /** The overlay of release `n`: its image and a configuration that differs from every other release's. */
+  function overlay(ns: string, n: number): string {
+    const dir = join(work, ns, `release-${n}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      `resources: [app.yaml]\nconfigMapGenerator:\n  - name: shop-settings\n    literals: [RELEASE=${n}, LOG_LEVEL=info]\n`,
+    );
+    writeFileSync(
+      join(dir, 'app.yaml'),
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: shop }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: shop } }
+  template:
+    metadata: { labels: { app: shop } }
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: web
+          image: registry.local/shop:v${n}
+          envFrom: [{ configMapRef: { name: shop-settings } }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: shop }
+spec:
+  selector: { app: shop }
+  ports: [{ port: 80, targetPort: 8080 }]
+`,
+    );
+    return dir;
+  }
+
+  const release = async (action: 'canary-shift' | 'blue-green-switch', ns: string, n: number) => {
+    const kubeconfig = await cluster.kubeconfigFor({
+      namespace: ns,
+      name: `pipeline-${action}`,
+      rules: readmeRole(action),
+    });
+    const common = {
+      kubeconfig,
+      namespace: ns,
+      environment: 'production',
+      kustomize: overlay(ns, n),
+      image: `registry.local/shop:v${n}`,
+      'analysis-interval': '200ms',
+      'analysis-count': '2',
+      'fail-fast-after': '2s',
+      timeout: '90s',
+    };
+    const step = await runBuiltAction(action, {
+      inputs:
+        action === 'canary-shift'
+          ? {
+              ...common,
+              deployment: 'shop',
+              steps: '50,100',
+              checks: '- { name: canary pods, type: kubernetes, workload: deployment/shop-canary }',
+            }
+          : { ...common, app: 'shop', 'scale-down-delay': '200ms' },
+      cwd: work,
+      timeoutMs: 180_000,
+    });
+    expect(errors(step)).toEqual([]);
+    return step;
+  };
+
+  test('canary-shift: after each promotion the live and the previous generation remain', async () => {
+    const ns = 'gen-canary';
+    await cluster.createNamespace(ns);
+    const generations: string[] = [];
+    for (const n of [1, 2, 3, 4]) {
+      const step = await release('canary-shift', ns, n);
+      expect(step.outputs.phase).toBe('promoted');
+      generations.push(await liveGeneration(ns, 'shop'));
+      // The first release is deployed directly: there is nothing older to prune yet.
+      expect(await configMaps(ns)).toEqual(generations.slice(-2).sort());
+    }
+    expect(new Set(generations).size).toBe(4);
+  }, 600_000);
+
+  test('blue-green-switch: after each final switch the two colours keep their generations, older ones go', async () => {
+    const ns = 'gen-bg';
+    await cluster.createNamespace(ns);
+    const generations: string[] = [];
+    for (const n of [1, 2, 3, 4]) {
+      const step = await release('blue-green-switch', ns, n);
+      const live = step.outputs['active-color']!;
+      expect(live).toBe(n % 2 === 1 ? 'blue' : 'green');
+      generations.push(await liveGeneration(ns, `shop-${live}`));
+      expect(await configMaps(ns)).toEqual(generations.slice(-2).sort());
+    }
+    // The colour switched away from still points at a ConfigMap that exists: a switch back finds it.
+    expect(await configMaps(ns)).toContain(await liveGeneration(ns, 'shop-green'));
+    expect(await configMaps(ns)).toContain(await liveGeneration(ns, 'shop-blue'));
+  }, 600_000);
+});
