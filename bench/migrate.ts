@@ -6,26 +6,39 @@
 //   re-run     the trivial set again, nothing pending
 // then, in-process, what the other commands cost (status, verify, down, batch, backup), and a
 // 20,000-statement seed file (split and applied).
-// Run: `npm run build && node bench/migrate.ts [count] [rounds]` (defaults 500, 3).
+// Run: `npm run build && node bench/migrate.ts [count] [rounds]` (defaults 500, 5).
 //
 // The other tools are never project dependencies; get them with
 //   npm install --prefix /tmp/bench-tools dbmate node-pg-migrate pg
-// (dbmate's npm package ships its Go binary; node-pg-migrate needs pg beside it), or point
-// BENCH_TOOLS at another prefix. A tool that is missing or fails is reported and skipped.
+// (node-pg-migrate needs pg beside it), or point BENCH_TOOLS at another prefix. A tool that is
+// missing or fails is reported and skipped. dbmate runs twice: as its npm package starts it (a
+// Node script that spawns the Go binary, so it pays a Node start as our action does) and as the
+// Go binary alone (how a Homebrew, Docker or release-download install runs it).
+// The load average is printed before and after: on a shared machine, figures are only comparable
+// with the load they were taken under.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../packages/core/index.ts';
 import { type RunMigrationsOptions, runMigrations, splitStatements } from '../packages/migrate/index.ts';
 import { startPostgres } from '../tooling/local-services/postgres.ts';
 
 const count = Math.max(1, Math.min(5000, Number(process.argv[2] ?? 500)));
-const rounds = Math.max(1, Math.min(20, Number(process.argv[3] ?? 3)));
+const rounds = Math.max(1, Math.min(20, Number(process.argv[3] ?? 5)));
 const toolsPrefix = process.env.BENCH_TOOLS ?? '/tmp/bench-tools';
-const bundle = join(import.meta.dirname, '..', 'dist', 'run-migrations.js');
+// BENCH_BUNDLE times another build of the action (another commit's dist/run-migrations.js).
+const bundle = process.env.BENCH_BUNDLE ?? join(import.meta.dirname, '..', 'dist', 'run-migrations.js');
 const dbmate = join(toolsPrefix, 'node_modules', '.bin', 'dbmate');
+const dbmateBinary = join(
+  toolsPrefix,
+  'node_modules',
+  '@dbmate',
+  `${process.platform}-${process.arch}`,
+  'bin',
+  process.platform === 'win32' ? 'dbmate.exe' : 'dbmate',
+);
 const npgm = join(toolsPrefix, 'node_modules', '.bin', 'node-pg-migrate');
 
 interface SetSpec {
@@ -52,10 +65,22 @@ const wide: SetSpec = {
   down: (i) => `DROP TABLE t_${i};\n`,
 };
 
-type Layout = 'ours' | 'dbmate' | 'node-pg-migrate';
+type Layout = 'ours' | 'dbmate' | 'dbmate-binary' | 'node-pg-migrate';
+const LABELS: Record<Layout, string> = {
+  ours: 'ours',
+  dbmate: 'dbmate (npm)',
+  'dbmate-binary': 'dbmate binary',
+  'node-pg-migrate': 'node-pg-migrate',
+};
+/** The file set a layout reads: both dbmate runs read the same copy. */
+const formatOf = (layout: Layout) => (layout === 'dbmate-binary' ? 'dbmate' : layout);
 
 /** One copy of a set in a tool's own format. */
-async function writeSet(root: string, spec: SetSpec, layout: Layout): Promise<string> {
+async function writeSet(
+  root: string,
+  spec: SetSpec,
+  layout: Exclude<Layout, 'dbmate-binary'>,
+): Promise<string> {
   const dir = join(root, layout, spec.migrations === count ? 'trivial' : 'wide');
   await mkdir(dir, { recursive: true });
   const width = String(spec.migrations).length;
@@ -110,14 +135,18 @@ async function runOurs(url: string, dir: string, work: string): Promise<number> 
   });
 }
 
+const dbmateArgs = (url: string, dir: string) => [
+  '--url',
+  `${url}?sslmode=disable`,
+  '--migrations-dir',
+  dir,
+  '--no-dump-schema',
+  'up',
+];
 const runners: Record<Layout, (url: string, dir: string, work: string) => Promise<number>> = {
   ours: runOurs,
-  dbmate: (url, dir) =>
-    timeProcess(
-      dbmate,
-      ['--url', `${url}?sslmode=disable`, '--migrations-dir', dir, '--no-dump-schema', 'up'],
-      {},
-    ),
+  dbmate: (url, dir) => timeProcess(dbmate, dbmateArgs(url, dir), {}),
+  'dbmate-binary': (url, dir) => timeProcess(dbmateBinary, dbmateArgs(url, dir), {}),
   'node-pg-migrate': (url, dir) =>
     timeProcess(npgm, ['up', '--migrations-dir', dir, '--no-verbose', '--no-single-transaction'], {
       DATABASE_URL: url,
@@ -152,18 +181,26 @@ try {
   const skipped: string[] = [];
   if (existsSync(dbmate)) layouts.push('dbmate');
   else skipped.push(`dbmate: not found at ${dbmate}`);
+  if (existsSync(dbmateBinary)) layouts.push('dbmate-binary');
+  else skipped.push(`dbmate-binary: not found at ${dbmateBinary}`);
   if (existsSync(npgm)) layouts.push('node-pg-migrate');
   else skipped.push(`node-pg-migrate: not found at ${npgm}`);
 
   const dirs = new Map<string, string>();
   for (const layout of layouts)
     for (const spec of [trivial, wide])
-      dirs.set(`${layout}/${spec.label}`, await writeSet(root, spec, layout));
+      if (layout !== 'dbmate-binary') dirs.set(`${layout}/${spec.label}`, await writeSet(root, spec, layout));
 
   const times = new Map<string, number[]>();
   const add = (key: string, ms: number) => times.set(key, [...(times.get(key) ?? []), ms]);
   const failed = new Set<Layout>();
-  console.log(`PostgreSQL ${server.url}; ${rounds} round(s), whole processes, fresh databases each round\n`);
+  const load = () =>
+    loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+  console.log(
+    `PostgreSQL ${server.url}; ${rounds} round(s), whole processes, fresh databases each round; ${availableParallelism()} cores, load average ${load()}\n`,
+  );
   for (let round = 0; round < rounds; round++) {
     // Alternate the order so neither tool always runs on a warmer server.
     const order = round % 2 ? [...layouts].reverse() : layouts;
@@ -172,7 +209,7 @@ try {
       try {
         for (const spec of [trivial, wide]) {
           const url = await server.createDatabase(layout.replace(/-/g, '_'));
-          const dir = dirs.get(`${layout}/${spec.label}`)!;
+          const dir = dirs.get(`${formatOf(layout)}/${spec.label}`)!;
           const work = join(root, 'work', `${layout}-${round}-${spec.migrations}`);
           add(`${layout}/${spec.label}`, await runners[layout](url, dir, work));
           if ((await tablesIn(url)) !== spec.migrations)
@@ -190,9 +227,9 @@ try {
   const keyOf = (layout: Layout, i: number) =>
     `${layout}/${i === 0 ? trivial.label : i === 1 ? wide.label : 're-run'}`;
   console.log(
-    `${'scenario (median ms)'.padEnd(42)}${layouts.map((l) => l.padStart(17)).join('')}${layouts
+    `${'scenario (median ms)'.padEnd(42)}${layouts.map((l) => LABELS[l].padStart(17)).join('')}${layouts
       .slice(1)
-      .map((l) => `ours/${l}`.padStart(24))
+      .map((l) => `ours/${LABELS[l]}`.padStart(24))
       .join('')}`,
   );
   scenarios.forEach((label, i) => {
@@ -207,6 +244,7 @@ try {
         .join('')}`,
     );
   });
+  console.log(`load average after: ${load()}`);
   for (const s of skipped)
     console.log(
       `skipped ${s} (npm install --prefix ${toolsPrefix} dbmate node-pg-migrate pg, or set BENCH_TOOLS)`,

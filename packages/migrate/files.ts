@@ -23,6 +23,8 @@ export interface Migration {
   downTransactional: boolean;
   /** sha256 (hex) of the up section, line endings normalised, surrounding blank space trimmed. */
   checksum: string;
+  /** The up section split as the loader split it, so the lint and error reports need not again. */
+  upStatements?: readonly SqlStatement[];
 }
 
 export interface IntegrityCheck {
@@ -374,6 +376,7 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
       upTransactional: sections.upTransactional,
       downTransactional: sections.downTransactional,
       checksum: checksumOf(up),
+      upStatements,
     });
   }
   return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));

@@ -243,7 +243,7 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         instead: LINT_RULES[rule].instead,
         acknowledged: false,
       });
-    for (const statement of splitStatements(m.up)) {
+    for (const statement of m.upStatements ?? splitStatements(m.up)) {
       const s = plain(statement.text);
       const at = statement.line;
       const one = statement.text.replace(/\s+/g, ' ');

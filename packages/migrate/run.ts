@@ -155,7 +155,11 @@ export class Run {
   describe(error: unknown, m: Migration, sql: string, file: string, sent: Sent): MigrationFailure {
     const cause = error instanceof ScriptError ? error.cause : error;
     const e = cause as PgErrorFields;
-    const statements = sent.statement ? [sent.statement] : splitStatements(sql);
+    const statements = sent.statement
+      ? [sent.statement]
+      : sql === m.up && m.upStatements
+        ? m.upStatements
+        : splitStatements(sql);
     let position: number | undefined;
     let located = sent.statement;
     if (e.position && /^\d+$/.test(e.position)) {
