@@ -1,7 +1,10 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { formatDuration } from '../../packages/core/index.ts';
-import { ENVIRONMENTS, endingOf, rehearse } from '../rehearse/rehearse.ts';
+import { RepoLayoutError, readRepoLayout } from '../rehearse/layout.ts';
+import { ENVIRONMENTS, endingOf, finalState, rehearse } from '../rehearse/rehearse.ts';
 import { buildOf } from '../rehearse/report.ts';
 import { SCENARIOS, type ScenarioName, STRATEGIES, type Strategy } from '../rehearse/scenarios.ts';
 import { LogMasker } from '../runners/log-masker.ts';
@@ -10,24 +13,32 @@ import type { CliIo } from './environments.ts';
 
 export const REHEARSE_USAGE = `Usage: pipeline rehearse [options]
 
-Plays the example service's release from a feature branch through dev, staging and production,
-running the real reusable workflows and the built actions against an embedded Kubernetes API, a
-throwaway PostgreSQL and local Slack and GitHub endpoints.
+Plays a service's release from a feature branch through dev, staging and production, running the
+real reusable workflows and the built actions against an embedded Kubernetes API, a throwaway
+PostgreSQL and local Slack and GitHub endpoints. The service is examples/shop, or the repository
+--repo names, laid out the same way: a workflow in .github/workflows calling pipeline.yml (with
+app, and strategy, kustomize-root, migrations-dir as it needs), one kustomize overlay per
+environment (<kustomize-root>/dev, staging, production, each with its namespace, rendering a
+Deployment and a Service named after the app), its migrations, and .github/environments.yml.
 
 Options:
+  --repo <dir>        the repository to rehearse (default: the bundled examples/shop)
   --scenario <name>   ${SCENARIOS.join(' | ')} (default healthy)
   --strategy <name>   production strategy: ${STRATEGIES.join(' | ')} (default: the one the example's workflow names)
   --approve           approve every environment that needs reviewers, without asking
   --reject <env>      reject the approval of <env> (repeatable)
   --time-scale <n>    run the workflows' waits (soak windows, pauses) n times faster (default 60)
   --report <path>     where to write the Markdown report (default .rehearsal/report.md)
+  --json <file>       also write the final state as JSON for scripts: per environment the image,
+                      revision, every Deployment's replicas and ConfigMap data, the migrations
+                      applied; the Slack messages; the GitHub deployments and their statuses
   --verbose           print the steps' own output
   -h, --help          show this help
 
 Without --approve or --reject, a terminal asks at each approval; without a terminal, approvals
 are granted and the report says so.
 Exit code: 0 when the scenario ended as expected (or as rejected, with --reject production), 1 when
-it did not, 2 for bad options.`;
+it did not, 2 for bad options or a repository not laid out as described.`;
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -43,6 +54,8 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
         reject: { type: 'string', multiple: true, default: [] },
         'time-scale': { type: 'string', default: '60' },
         report: { type: 'string', default: '.rehearsal/report.md' },
+        repo: { type: 'string' },
+        json: { type: 'string' },
         verbose: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -84,6 +97,17 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
   for (const env of rejected) {
     if (!(ENVIRONMENTS as readonly string[]).includes(env)) {
       io.stderr(`error: --reject has ${JSON.stringify(env)}; accepted: ${ENVIRONMENTS.join(', ')}\n`);
+      return 2;
+    }
+  }
+  let repo: string | undefined;
+  if (values.repo !== undefined) {
+    repo = resolve(values.repo as string);
+    try {
+      readRepoLayout(repo);
+    } catch (error) {
+      if (!(error instanceof RepoLayoutError)) throw error;
+      io.stderr(`error: --repo: ${error.message}\n`);
       return 2;
     }
   }
@@ -202,8 +226,14 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
       approve,
       timeScale,
       reportPath: values.report as string,
+      ...(repo ? { example: repo } : {}),
       onEvent,
     });
+    if (values.json) {
+      const file = resolve(values.json as string);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, `${JSON.stringify(finalState(result), null, 2)}\n`);
+    }
     wait(undefined);
     io.stdout('\n');
     for (const s of result.state) {
@@ -216,16 +246,20 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
       `\n  Slack messages: ${result.slack.filter((m) => !m.threadTs).length} (+${result.slack.filter((m) => m.threadTs).length} thread replies), GitHub deployments: ${result.deployments.length}\n`,
     );
     io.stdout(`  Report: ${result.reportPath}\n`);
+    if (values.json) io.stdout(`  Final state (JSON): ${resolve(values.json as string)}\n`);
     io.stdout(`  Time: ${formatDuration(result.durationMs)}\n\n`);
     if (result.ok) {
       io.stdout(`✅ Scenario '${scenario}' ended as expected.\n`);
       return 0;
     }
-    // A production approval rejected on purpose ends the release there: the ending asked for.
+    // An approval rejected on purpose ends the release there: the ending asked for.
     const last = result.runs.at(-1)?.run;
-    if (rejected.has('production') && last && endingOf(last) === 'rejected') {
+    const asked = last?.jobs.find(
+      (j) => j.environment && rejected.has(j.environment) && /rejected/.test(j.reason ?? ''),
+    );
+    if (asked && last && endingOf(last) === 'rejected') {
       io.stdout(
-        `✅ Scenario '${scenario}' ended as rejected at the production approval, as asked (--reject production).\n`,
+        `✅ Scenario '${scenario}' ended as rejected at the ${asked.environment} approval, as asked (--reject ${asked.environment}).\n`,
       );
       return 0;
     }

@@ -28,23 +28,26 @@ import {
   WorkflowRunner,
 } from '../runners/workflow-runner.ts';
 import { startIngress } from './ingress.ts';
+import { ENVIRONMENTS, type RepoLayout, readRepoLayout } from './layout.ts';
 import { renderReport } from './report.ts';
 import {
   BAD_MIGRATION,
-  expectationFor,
+  type Expectation,
+  FEATURE_SHA,
   imageForCommit,
-  PREVIOUS_IMAGE,
+  MAIN_SHA,
   PREVIOUS_SHA,
-  playsPreviousRelease,
+  type RunKind,
   type ScenarioName,
   type Strategy,
+  scenario as scenarioOf,
 } from './scenarios.ts';
 
-export const ENVIRONMENTS = ['dev', 'staging', 'production'] as const;
+export { ENVIRONMENTS } from './layout.ts';
 
 export interface RehearseOptions {
   scenario: ScenarioName;
-  /** Production strategy written into the caller workflow (default: the one it names, canary). */
+  /** Production strategy written into the caller workflow (default: the one it names). */
   strategy?: Strategy;
   /** Decides approvals: a fixed answer per environment, or a prompt. */
   approve(environment: string, job: JobRecord): Promise<boolean>;
@@ -52,27 +55,36 @@ export interface RehearseOptions {
   timeScale: number;
   /** Where the Markdown report is written. */
   reportPath: string;
-  /** The example consumer repository to rehearse. */
+  /** The repository to rehearse, laid out like examples/shop (the default). */
   example?: string;
   onEvent?(event: RunnerEvent | { type: 'phase'; text: string }): void;
 }
 
-export interface EnvironmentState {
-  environment: string;
-  /** The Deployment the app's Service sends traffic to (`shop`, or the live colour `shop-blue`). */
-  deployment: string | undefined;
+/** A Deployment as it is at the end: what it runs and with which settings. */
+export interface DeploymentState {
+  name: string;
   image: string | undefined;
   revision: string | undefined;
   replicas: number | undefined;
-  /** Data of the ConfigMap the live Deployment's pods read their settings from. */
+  /** Data of the ConfigMap its pods read their settings from (envFrom), if any. */
   config: Record<string, string>;
+}
+
+export interface EnvironmentState extends Omit<DeploymentState, 'name'> {
+  environment: string;
+  namespace: string;
+  /** The Deployment the app's Service sends traffic to (`shop`, or the live colour `shop-blue`). */
+  deployment: string | undefined;
   canary: string;
+  /** Every Deployment in the namespace (the app, its canary, both colours). */
+  deployments: DeploymentState[];
   migrations: string[];
 }
 
 export interface RehearseResult {
   scenario: ScenarioName;
   strategy: Strategy;
+  app: string;
   /** The runs that played the previous release (a first release into empty environments). */
   previous: { label: string; run: WorkflowRun }[];
   ok: boolean;
@@ -85,6 +97,8 @@ export interface RehearseResult {
   durationMs: number;
   reportPath: string;
   images: Record<'feature' | 'main' | 'previous', string>;
+  /** The migration versions the scenario names: the release's new one, the failing one, the first. */
+  migrations: Record<'new' | 'bad' | 'first', string>;
 }
 
 interface Services {
@@ -96,56 +110,70 @@ interface Services {
   ingress: { url: string; close(): Promise<void> };
 }
 
-const FEATURE_SHA = '5f1c0d2e9a7b4c3d8e6f1a2b3c4d5e6f7a8b9c0d';
-const MAIN_SHA = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d';
-/** The example's history as LocalGitHub's compare answers it: the previous release, the feature, its merge. */
-const HISTORY: CommitRecord[] = [
-  { sha: PREVIOUS_SHA, message: 'Release 1.4', login: 'octocat' },
-  { sha: FEATURE_SHA, message: 'Faster checkout: batch the price lookups', login: 'hubot' },
-  { sha: MAIN_SHA, message: 'Merge pull request #42 from acme/feature/faster-checkout', login: 'octocat' },
-].map((c, i) => ({
-  ...c,
-  author: { name: c.login, email: `${c.login}@example.com`, date: `2026-11-0${i + 1}T09:00:00Z` },
-}));
+/** The repository's history as LocalGitHub's compare answers it: the previous release, the feature, its merge. */
+const historyOf = (owner: string): CommitRecord[] =>
+  [
+    { sha: PREVIOUS_SHA, message: 'Release 1.4', login: 'octocat' },
+    { sha: FEATURE_SHA, message: 'Faster checkout: batch the price lookups', login: 'hubot' },
+    { sha: MAIN_SHA, message: mergeMessage(owner), login: 'octocat' },
+  ].map((c, i) => ({
+    ...c,
+    author: { name: c.login, email: `${c.login}@example.com`, date: `2026-11-0${i + 1}T09:00:00Z` },
+  }));
+const mergeMessage = (owner: string) => `Merge pull request #42 from ${owner}/feature/faster-checkout`;
 
-async function startServices(scenario: ScenarioName, newImage: string): Promise<Services> {
+const healthy = (version: string) => ({ http: { health: { status: 'healthy', version } } });
+const CRASH = { mode: 'crash', crashAfterMs: 2000 } as const;
+
+/** A database name for the app (letters, digits and underscores). */
+const databaseName = (app: string) => app.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+
+async function startServices(
+  layout: RepoLayout,
+  previousImage: string,
+  newImages: string[],
+  crash: boolean,
+): Promise<Services> {
   // The namespaces exist (the deployer's RBAC is scoped to them) and hold nothing else.
   // Everything started so far is stopped if a later start fails, so nothing keeps the process alive.
   const started: (() => Promise<unknown>)[] = [];
   try {
     const sim = await startKubeSim({
       timeScale: 50,
-      namespaces: ENVIRONMENTS.map((e) => `shop-${e}`),
+      namespaces: ENVIRONMENTS.map((e) => layout.namespaces[e]),
       images: [
-        { pattern: PREVIOUS_IMAGE, http: { health: { status: 'healthy', version: 'v1.4.0' } } },
-        scenario === 'crashloop'
-          ? { pattern: newImage, mode: 'crash', crashAfterMs: 2000 }
-          : { pattern: newImage, http: { health: { status: 'healthy', version: 'v1.5.0' } } },
+        { pattern: previousImage, ...healthy('v1.4.0') },
+        ...newImages.map((pattern) => (crash ? { pattern, ...CRASH } : { pattern, ...healthy('v1.5.0') })),
       ],
     });
     started.push(() => sim.close());
     const postgres = await startPostgres();
     started.push(() => postgres.stop());
     const databases: Record<string, string> = {};
+    const db = databaseName(layout.app);
     const admin = new pg.Client({ connectionString: postgres.url });
     await admin.connect();
     try {
       for (const env of ENVIRONMENTS) {
-        await admin.query(`CREATE DATABASE shop_${env}`);
-        databases[env] = postgres.urlFor(`shop_${env}`);
+        await admin.query(`CREATE DATABASE ${db}_${env}`);
+        databases[env] = postgres.urlFor(`${db}_${env}`);
       }
       // The production plan's login (docs/environments.md): it may read production's database, never write.
-      await admin.query('CREATE ROLE shop_plan LOGIN IN ROLE pg_read_all_data');
-      databases['production-plan'] = databases.production!.replace(`//${postgres.user}@`, '//shop_plan@');
+      await admin.query(`CREATE ROLE ${db}_plan LOGIN IN ROLE pg_read_all_data`);
+      databases['production-plan'] = databases.production!.replace(`//${postgres.user}@`, `//${db}_plan@`);
     } finally {
       await admin.end();
     }
-    const slack = await LocalSlack.start({ tokens: ['xoxb-rehearsal'], channels: { deploys: 'C0DEPLOYS' } });
+    const slack = await LocalSlack.start({
+      tokens: ['xoxb-rehearsal'],
+      channels: { [layout.slackChannel ?? 'deploys']: 'C0DEPLOYS' },
+    });
     started.push(() => slack.close());
     const github = await LocalGitHub.start({ tokens: ['ghs_rehearsal'] });
     started.push(() => github.close());
-    github.seedCommits('acme', 'shop', HISTORY);
-    const ingress = await startIngress(sim.url, sim.token, 'shop-staging', 'shop:80');
+    const [owner, repo] = layout.repository.split('/') as [string, string];
+    github.seedCommits(owner, repo, historyOf(owner));
+    const ingress = await startIngress(sim.url, sim.token, layout.namespaces.staging, `${layout.app}:80`);
     return { sim, postgres, slack, github, databases, ingress };
   } catch (error) {
     await Promise.allSettled(started.reverse().map((stop) => stop()));
@@ -164,7 +192,6 @@ async function stopServices(s: Services | undefined): Promise<void> {
   ]);
 }
 
-/** The deployment branch policies of .github/environments.yml, as GitHub matches them (`*` stops at `/`). */
 function branchPolicies(workspace: string): (environment: string, ref: string) => boolean {
   const file = join(workspace, '.github', 'environments.yml');
   const doc = existsSync(file)
@@ -214,37 +241,51 @@ function approvalEnvironments(workspace: string): Set<string> {
   return out;
 }
 
-async function readState(s: Services): Promise<EnvironmentState[]> {
-  const client = new KubeClient(loadKubeConfig({ kubeconfig: s.sim.kubeconfig }));
-  type Live = {
-    metadata: { annotations?: Record<string, string> };
-    spec: {
-      replicas?: number;
-      template: {
-        spec: { containers: { image: string; envFrom?: { configMapRef?: { name: string } }[] }[] };
-      };
+type LiveDeployment = {
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec: {
+    replicas?: number;
+    template: {
+      spec: { containers: { image: string; envFrom?: { configMapRef?: { name: string } }[] }[] };
     };
   };
+};
+
+async function readState(s: Services, layout: RepoLayout): Promise<EnvironmentState[]> {
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: s.sim.kubeconfig }));
+  const { app } = layout;
   try {
     const out: EnvironmentState[] = [];
     for (const env of ENVIRONMENTS) {
-      const ns = `/apis/apps/v1/namespaces/shop-${env}/deployments`;
+      const namespace = layout.namespaces[env];
+      const list = await client.getJson<{ items: LiveDeployment[] }>(
+        `/apis/apps/v1/namespaces/${namespace}/deployments`,
+      );
+      const deployments: DeploymentState[] = [];
+      for (const d of (list?.items ?? []).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+        const container = d.spec.template.spec.containers[0];
+        const configName = container?.envFrom?.find((e) => e.configMapRef)?.configMapRef?.name;
+        const config = configName
+          ? ((
+              await client.getJson<{ data?: Record<string, string> }>(
+                `/api/v1/namespaces/${namespace}/configmaps/${configName}`,
+              )
+            )?.data ?? {})
+          : {};
+        deployments.push({
+          name: d.metadata.name,
+          image: container?.image,
+          revision: d.metadata.annotations?.['deployment.kubernetes.io/revision'],
+          replicas: d.spec.replicas,
+          config,
+        });
+      }
       const service = await client.getJson<{ spec?: { selector?: Record<string, string> } }>(
-        `/api/v1/namespaces/shop-${env}/services/shop`,
+        `/api/v1/namespaces/${namespace}/services/${app}`,
       );
       const color = service?.spec?.selector?.color;
-      const name = color ? `shop-${color}` : 'shop';
-      const d = await client.getJson<Live>(`${ns}/${name}`);
-      const canary = await client.getJson<{ spec?: { replicas?: number } }>(`${ns}/shop-canary`);
-      const container = d?.spec.template.spec.containers[0];
-      const configName = container?.envFrom?.find((e) => e.configMapRef)?.configMapRef?.name;
-      const config = configName
-        ? ((
-            await client.getJson<{ data?: Record<string, string> }>(
-              `/api/v1/namespaces/shop-${env}/configmaps/${configName}`,
-            )
-          )?.data ?? {})
-        : {};
+      const live = deployments.find((d) => d.name === (color ? `${app}-${color}` : app));
+      const canary = deployments.find((d) => d.name === `${app}-canary`);
       const db = new pg.Client({ connectionString: s.databases[env] });
       await db.connect();
       let migrations: string[] = [];
@@ -260,12 +301,14 @@ async function readState(s: Services): Promise<EnvironmentState[]> {
       }
       out.push({
         environment: env,
-        deployment: d ? name : undefined,
-        image: container?.image,
-        revision: d?.metadata.annotations?.['deployment.kubernetes.io/revision'],
-        replicas: d?.spec.replicas,
-        config,
-        canary: canary ? `present with ${canary.spec?.replicas ?? 0} replicas` : 'none',
+        namespace,
+        deployment: live?.name,
+        image: live?.image,
+        revision: live?.revision,
+        replicas: live?.replicas,
+        config: live?.config ?? {},
+        canary: canary ? `present with ${canary.replicas ?? 0} replicas` : 'none',
+        deployments,
         migrations,
       });
     }
@@ -282,13 +325,12 @@ export function endingOf(run: WorkflowRun): string {
 }
 
 function compare(
-  scenario: ScenarioName,
-  strategy: Strategy,
+  expected: Expectation,
   runs: { label: string; run: WorkflowRun }[],
   state: EnvironmentState[],
-  images: Record<'feature' | 'main' | 'previous', string>,
+  images: RehearseResult['images'],
+  versions: RehearseResult['migrations'],
 ): string[] {
-  const expected = expectationFor(scenario, strategy);
   const problems: string[] = [];
   const byEnv = Object.fromEntries(state.map((s) => [s.environment, s]));
   for (const [env, build] of Object.entries(expected.images)) {
@@ -302,9 +344,12 @@ function compare(
       );
   }
   for (const m of expected.migrations) {
-    const applied = byEnv[m.environment]?.migrations.includes(m.version) ?? false;
+    const version = versions[m.version];
+    // A repository without migrations has no version to check.
+    if (!version) continue;
+    const applied = byEnv[m.environment]?.migrations.includes(version) ?? false;
     if (applied !== m.applied)
-      problems.push(`migration ${m.version} should ${m.applied ? '' : 'not '}be applied in ${m.environment}`);
+      problems.push(`migration ${version} should ${m.applied ? '' : 'not '}be applied in ${m.environment}`);
   }
   const jobs = runs.flatMap((r) => r.run.jobs);
   const failed = jobs
@@ -333,15 +378,19 @@ function compare(
 }
 
 /** The caller workflow as a team using `strategy` would write it (checks aimed at that strategy's Services). */
-function useStrategy(workspace: string, strategy: string): void {
-  const file = join(workspace, '.github', 'workflows', 'release.yml');
-  let text = readFileSync(file, 'utf8').replace(/^(\s+strategy:) .*$/m, `$1 ${strategy}`);
+function useStrategy(file: string, app: string, strategy: string): void {
+  let text = readFileSync(file, 'utf8');
+  text = /^\s+strategy: .*$/m.test(text)
+    ? text.replace(/^(\s+strategy:) .*$/m, `$1 ${strategy}`)
+    : text.replace(/^(\s+)(app: .*)$/m, `$1$2\n$1strategy: ${strategy}`);
   if (strategy === 'blue-green') {
-    // The idle colour is checked through its preview Service; there is no Deployment named shop.
+    // The idle colour is checked through its preview Service; there is no Deployment named <app>.
     text = text
-      .replace('service: shop-canary:80', 'service: shop-preview:80')
+      .replace(`service: ${app}-canary:80`, `service: ${app}-preview:80`)
       .replace(
-        /\n\s+- name: pods\n\s+type: kubernetes\n\s+workload: deployment\/shop\n(\s+secrets: inherit)/,
+        new RegExp(
+          `\\n\\s+- name: [^\\n]+\\n\\s+type: kubernetes\\n\\s+workload: deployment/${app}\\n(\\s+secrets: inherit)`,
+        ),
         '\n$1',
       );
   }
@@ -351,12 +400,31 @@ function useStrategy(workspace: string, strategy: string): void {
 /** A configuration-only change of the production overlay: another log level and more replicas. */
 export const CONFIG_CHANGE = { LOG_LEVEL: 'debug', replicas: 12 } as const;
 
-function changeProductionConfig(workspace: string): void {
-  const file = join(workspace, 'k8s', 'production', 'kustomization.yaml');
-  const text = readFileSync(file, 'utf8')
-    .replace('- LOG_LEVEL=warn', `- LOG_LEVEL=${CONFIG_CHANGE.LOG_LEVEL}`)
-    .replace(/count: 10\b/, `count: ${CONFIG_CHANGE.replicas}`);
-  writeFileSync(file, text);
+function changeProductionConfig(layout: RepoLayout, workspace: string): void {
+  const path = join(layout.kustomizeRoot, 'production', 'kustomization.yaml');
+  const before = readFileSync(join(workspace, path), 'utf8');
+  const text = before
+    .replace(/- LOG_LEVEL=\S+/, `- LOG_LEVEL=${CONFIG_CHANGE.LOG_LEVEL}`)
+    .replace(new RegExp(`(- name: ${layout.app}\\n\\s+count: )\\d+`), `$1${CONFIG_CHANGE.replicas}`);
+  if (
+    !text.includes(`LOG_LEVEL=${CONFIG_CHANGE.LOG_LEVEL}`) ||
+    !text.includes(`count: ${CONFIG_CHANGE.replicas}`)
+  )
+    throw new Error(
+      `scenario config-change changes LOG_LEVEL and the replicas of ${layout.app} in ${path}, which has no '- LOG_LEVEL=…' literal or no 'replicas: - name: ${layout.app} count: N' entry`,
+    );
+  writeFileSync(join(workspace, path), text);
+}
+
+/** The caller's image line handing the pipeline a tag instead of the build's digest. */
+function useTagImage(file: string, imageRepository: string): void {
+  const text = readFileSync(file, 'utf8');
+  const line = /^(\s+image: )\$\{\{ *needs\.[\w-]+\.outputs\.[\w-]+ *\}\}\s*$/m;
+  if (!line.test(text))
+    throw new Error(
+      `scenario tag-image replaces the pipeline job's image: \${{ needs.<build>.outputs.<image> }} line, which ${file} does not have`,
+    );
+  writeFileSync(file, text.replace(line, `$1${imageRepository}:latest`));
 }
 
 /**
@@ -371,8 +439,6 @@ function snapshotSuite(into: string): string {
   }
   return into;
 }
-
-const healthy = (version: string) => ({ http: { health: { status: 'healthy', version } } });
 
 /**
  * The rehearsal's temporary directories, removed when the process exits however it exits: Ctrl-C
@@ -391,41 +457,57 @@ function tempDir(prefix: string): string {
 
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
   const started = performance.now();
-  const example = options.example ?? join(REPO_ROOT, 'examples', 'shop');
+  const layout = readRepoLayout(options.example ?? join(REPO_ROOT, 'examples', 'shop'));
+  const { app, namespaces } = layout;
+  const spec = scenarioOf(options.scenario);
+  const strategy = (options.strategy ?? layout.strategy) as Strategy;
+  if (spec.runs.includes('rollback') && !existsSync(join(layout.dir, '.github', 'workflows', 'rollback.yml')))
+    throw new Error(
+      `scenario ${options.scenario} runs .github/workflows/rollback.yml by hand, which ${layout.dir} does not have (see examples/shop's)`,
+    );
+  if (spec.change === 'bad-migration' && !layout.migrationsDir)
+    throw new Error(
+      `scenario ${options.scenario} adds a failing migration, and the caller names no migrations-dir`,
+    );
   const workspace = tempDir('rehearsal-');
-  cpSync(example, workspace, { recursive: true });
+  cpSync(layout.dir, workspace, { recursive: true });
   const suite = snapshotSuite(tempDir('rehearsal-suite-'));
   const say = (text: string) => options.onEvent?.({ type: 'phase', text });
-  const scenario = options.scenario;
-  const strategy: Strategy =
-    options.strategy ??
-    ((/^\s+strategy: (\S+)$/m.exec(
-      readFileSync(join(workspace, '.github', 'workflows', 'release.yml'), 'utf8'),
-    )?.[1] ?? 'canary') as Strategy);
-  useStrategy(workspace, scenario === 'unknown-strategy' ? 'bluegreen' : strategy);
-  const featureImage = imageForCommit(FEATURE_SHA);
-  const mainImage = imageForCommit(MAIN_SHA);
+  const caller = join(workspace, layout.caller);
+  useStrategy(caller, app, spec.change === 'mistyped-strategy' ? 'bluegreen' : strategy);
+  if (spec.change === 'tag-image') useTagImage(caller, layout.imageRepository);
+  const images = {
+    feature: imageForCommit(FEATURE_SHA, layout.imageRepository),
+    main: imageForCommit(MAIN_SHA, layout.imageRepository),
+    previous: imageForCommit(PREVIOUS_SHA, layout.imageRepository),
+  };
+  const newest = layout.migrations.at(-1);
+  const versions = {
+    new: newest?.version ?? '',
+    first: layout.migrations[0]?.version ?? '',
+    bad: String(Number(newest?.version ?? 0) + 1),
+  };
+  const [owner, repo] = layout.repository.split('/') as [string, string];
   let services: Services | undefined;
   try {
     say('starting the embedded Kubernetes API, PostgreSQL, Slack and GitHub endpoints (empty environments)');
-    services = await startServices(scenario, featureImage);
-    services.sim.setImageBehaviour(PREVIOUS_IMAGE, healthy('v1.4.0'));
-    services.sim.setImageBehaviour(
-      mainImage,
-      scenario === 'crashloop' ? { mode: 'crash', crashAfterMs: 2000 } : healthy('v1.5.0'),
+    services = await startServices(
+      layout,
+      images.previous,
+      [images.feature, images.main],
+      spec.fault === 'crash',
     );
-
     const s = services;
     // production-plan gets a get/list Role and the read-only login, as the docs ask of a real setup.
     const planSecrets = {
-      KUBECONFIG: await readOnlyKubeconfig(s.sim, 'shop-production'),
+      KUBECONFIG: await readOnlyKubeconfig(s.sim, namespaces.production),
       DATABASE_URL: s.databases['production-plan']!,
     };
     const needsApproval = approvalEnvironments(workspace);
     const allowed = branchPolicies(workspace);
-    const caller = join(workspace, '.github', 'workflows', 'release.yml');
+    const productionService = `/namespaces/${namespaces.production}/services/(https?:)?${app}(:[^/]*)?/proxy`;
     let runNumber = 100;
-    // frozen: the repository variable PIPELINE_FREEZE, set once the previous release is out.
+    // freeze: the repository variable PIPELINE_FREEZE, set once the previous release is out.
     let freeze = '';
     const runOne = async (
       label: string,
@@ -449,7 +531,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
           name: dispatch ? 'workflow_dispatch' : 'push',
           ref,
           sha,
-          repository: 'acme/shop',
+          repository: layout.repository,
           actor: 'octocat',
           payload: dispatch
             ? { ref, inputs: dispatch.inputs }
@@ -480,21 +562,20 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         approve,
         onEvent: (e) => {
           const inProduction = 'job' in e && e.job.path.endsWith('production/deploy') && label === 'main';
-          // bad-canary: the new version starts failing under production traffic only.
-          if (scenario === 'bad-canary' && inProduction && e.type === 'job-start')
-            s.sim.setImageBehaviour(mainImage, {
-              http: { errorRate: 0.6, health: { status: 'healthy', version: 'v1.5.0' } },
-            });
-          // failed-soak: healthy through the deploy's own checks; once the soak starts, production's
-          // Service answers 503 (a simulated image behaviour is fixed when its pod starts, so the
-          // failure comes through the service proxy), until the job ends.
-          if (scenario === 'failed-soak' && inProduction) {
-            if (e.type === 'step-start' && e.step.name === 'health gate (soak)')
-              s.sim.setFaults({
-                errorRate: 1,
-                statuses: [503],
-                match: { pathPattern: '/namespaces/shop-production/services/(https?:)?shop(:[^/]*)?/proxy' },
+          // The new version breaks under production traffic only, or crashes only on production's
+          // pods (a simulated image behaviour is fixed when its pod starts).
+          if (inProduction && e.type === 'job-start') {
+            if (spec.fault === 'production-errors')
+              s.sim.setImageBehaviour(images.main, {
+                http: { errorRate: 0.6, health: { status: 'healthy', version: 'v1.5.0' } },
               });
+            if (spec.fault === 'production-crash') s.sim.setImageBehaviour(images.main, CRASH);
+          }
+          // Healthy through the deploy's own checks; once the soak starts, production's Service
+          // answers 503 (through the service proxy), until the job ends.
+          if (spec.fault === 'soak-503' && inProduction) {
+            if (e.type === 'step-start' && e.step.name === 'health gate (soak)')
+              s.sim.setFaults({ errorRate: 1, statuses: [503], match: { pathPattern: productionService } });
             if (e.type === 'step-end' && e.step.name === 'health gate (soak)') s.sim.setFaults({});
           }
           options.onEvent?.(e);
@@ -506,13 +587,13 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
     };
 
     // The release before this one, played through the same workflows into empty environments: a
-    // first release with every strategy. Migration 3 belongs to the new release.
+    // first release with every strategy. The newest migration belongs to the new release.
     const previous: { label: string; run: WorkflowRun }[] = [];
-    if (playsPreviousRelease(scenario)) {
-      const third = join(workspace, 'migrations', '003_index_orders_by_customer.sql');
-      const aside = join(workspace, '003.sql.later');
-      renameSync(third, aside);
-      say(`playing the previous release (${PREVIOUS_IMAGE.slice(0, 40)}…) into the empty environments`);
+    if (spec.previous) {
+      const aside =
+        newest && layout.migrationsDir ? join(workspace, layout.migrationsDir, newest.file) : undefined;
+      if (aside) renameSync(aside, `${aside}.later`);
+      say(`playing the previous release (${images.previous.slice(0, 40)}…) into the empty environments`);
       const always = async () => true;
       previous.push({
         label: 'previous release: feature branch → dev',
@@ -522,130 +603,133 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         label: 'previous release: main → staging → production',
         run: await runOne('main-previous', 'refs/heads/main', PREVIOUS_SHA, 'Release 1.4', always),
       });
-      renameSync(aside, third);
+      if (aside) renameSync(`${aside}.later`, aside);
     }
 
-    if (scenario === 'frozen')
+    if (spec.change === 'freeze')
       freeze = JSON.stringify({
         environments: ['production'],
         by: 'alice',
         at: '2026-01-01T00:00:00Z',
         reason: 'payments provider migration tonight',
       });
-    if (scenario === 'failed-migration')
-      writeFileSync(join(workspace, 'migrations', '004_add_order_priority.sql'), BAD_MIGRATION);
-    const runs: { label: string; run: WorkflowRun }[] = [];
-    const approve = (env: string, job: JobRecord) => options.approve(env, job);
-    if (scenario === 'superseded') {
-      // Release A waits for its approval; meanwhile release B (a later merge) goes all the way.
-      let newer: WorkflowRun | undefined;
-      const older = await runOne(
-        'main',
-        'refs/heads/main',
-        MAIN_SHA,
-        'Merge pull request #42',
-        async (env, job) => {
-          if (env === 'production' && !newer) {
-            say('while production waits for approval, a newer merge is released');
-            newer = await runOne(
-              'main-newer',
-              'refs/heads/main',
-              FEATURE_SHA,
-              'Merge pull request #43',
-              approve,
-            );
-            runs.push({ label: 'main (a newer merge) → staging → production', run: newer });
-          }
-          return approve(env, job);
-        },
+    if (spec.change === 'bad-migration')
+      writeFileSync(
+        join(workspace, layout.migrationsDir!, `${versions.bad.padStart(3, '0')}_add_order_priority.sql`),
+        BAD_MIGRATION,
       );
-      runs.push({ label: 'main → staging → approved after the newer release', run: older });
-    } else if (scenario === 'config-change') {
-      changeProductionConfig(workspace);
-      runs.push({
-        label: 'main → staging → production (configuration only)',
-        run: await runOne(
-          'main-config',
-          'refs/heads/main',
-          PREVIOUS_SHA,
-          'Production: debug logs, 12 replicas',
-          approve,
-        ),
-      });
-    } else {
-      runs.push({
-        label: 'feature branch → dev',
-        run: await runOne(
-          'feature',
-          'refs/heads/feature/faster-checkout',
-          FEATURE_SHA,
-          'Faster checkout: batch the price lookups',
-          approve,
-        ),
-      });
-      // production-lags: production's approval is rejected once, so staging keeps 003 and
-      // production stays at 1,2; the release then runs again (below) and is approved.
-      if (scenario === 'production-lags' && runs[0]!.run.conclusion === 'success')
-        runs.push({
-          label: 'main → staging → production rejected',
+    if (spec.change === 'production-config') changeProductionConfig(layout, workspace);
+    const approve = (env: string, job: JobRecord) =>
+      spec.rejects?.includes(env) ? Promise.resolve(false) : options.approve(env, job);
+    const merge = mergeMessage(owner);
+    const plays: Record<RunKind, () => Promise<{ label: string; run: WorkflowRun }[]>> = {
+      feature: async () => [
+        {
+          label: 'feature branch → dev',
           run: await runOne(
-            'main-rejected',
-            'refs/heads/main',
-            MAIN_SHA,
-            'Merge pull request #42 from acme/feature/faster-checkout',
-            async (env, job) => (env === 'production' ? false : approve(env, job)),
+            'feature',
+            'refs/heads/feature/faster-checkout',
+            FEATURE_SHA,
+            'Faster checkout: batch the price lookups',
+            approve,
           ),
-        });
-      // A release whose feature branch failed in dev is not merged: main runs only after a green dev.
-      if (runs[0]!.run.conclusion === 'success') {
-        runs.push({
+        },
+      ],
+      main: async () => [
+        {
           label: 'main → staging → production',
+          run: await runOne('main', 'refs/heads/main', MAIN_SHA, merge, approve),
+        },
+      ],
+      // Production's approval rejected once: staging keeps the new migration, production has not got it.
+      'main-rejected': async () => [
+        {
+          label: 'main → staging → production rejected',
+          run: await runOne('main-rejected', 'refs/heads/main', MAIN_SHA, merge, async (env, job) =>
+            env === 'production' ? false : approve(env, job),
+          ),
+        },
+      ],
+      'main-config': async () => [
+        {
+          label: 'main → staging → production (configuration only)',
           run: await runOne(
-            'main',
+            'main-config',
             'refs/heads/main',
-            MAIN_SHA,
-            'Merge pull request #42 from acme/feature/faster-checkout',
+            PREVIOUS_SHA,
+            'Production: debug logs, 12 replicas',
             approve,
           ),
-        });
-      }
-      // rollback: production breaks after the release; someone returns it to the last good one
-      // from the Actions tab (examples/shop's rollback.yml), reverting the migration it did not know.
-      if (scenario === 'rollback' && runs.at(-1)?.run.conclusion === 'success') {
+        },
+      ],
+      // Production breaks after the release; someone returns it to the last good one from the
+      // Actions tab (the repository's rollback.yml), reverting the migration it did not know.
+      rollback: async () => {
         if (!s.github.environments.some((e) => e.name === 'production'))
-          s.github.seedEnvironment({ owner: 'acme', repo: 'shop', name: 'production' });
-        runs.push({
-          label: 'rollback of production to the previous release (by hand)',
-          run: await runOne(
-            'rollback',
-            'refs/heads/main',
-            MAIN_SHA,
-            'checkout errors since the release',
-            approve,
-            {
+          s.github.seedEnvironment({ owner, repo, name: 'production' });
+        const reason = 'checkout errors since the release';
+        return [
+          {
+            label: 'rollback of production to the previous release (by hand)',
+            run: await runOne('rollback', 'refs/heads/main', MAIN_SHA, reason, approve, {
               workflow: 'rollback.yml',
-              inputs: {
-                environment: 'production',
-                reason: 'checkout errors since the release',
-                'down-migrations': true,
-              },
-            },
-          ),
-        });
-      }
+              inputs: { environment: 'production', reason, 'down-migrations': true },
+            }),
+          },
+        ];
+      },
+      // Release A waits for its approval; meanwhile release B (a later merge) goes all the way.
+      superseded: async () => {
+        let newer: WorkflowRun | undefined;
+        const older = await runOne(
+          'main',
+          'refs/heads/main',
+          MAIN_SHA,
+          'Merge pull request #42',
+          async (env, job) => {
+            if (env === 'production' && !newer) {
+              say('while production waits for approval, a newer merge is released');
+              newer = await runOne(
+                'main-newer',
+                'refs/heads/main',
+                FEATURE_SHA,
+                'Merge pull request #43',
+                approve,
+              );
+            }
+            return approve(env, job);
+          },
+        );
+        return [
+          ...(newer ? [{ label: 'main (a newer merge) → staging → production', run: newer }] : []),
+          { label: 'main → staging → approved after the newer release', run: older },
+        ];
+      },
+    };
+    const runs: { label: string; run: WorkflowRun }[] = [];
+    let featureRun: WorkflowRun | undefined;
+    for (const kind of spec.runs) {
+      // A release whose feature branch failed in dev is not merged; a rollback follows a release.
+      if ((kind === 'main' || kind === 'main-rejected') && featureRun && featureRun.conclusion !== 'success')
+        break;
+      if (kind === 'rollback' && runs.at(-1)?.run.conclusion !== 'success') break;
+      const played = await plays[kind]();
+      if (kind === 'feature') featureRun = played[0]!.run;
+      runs.push(...played);
     }
     say('reading the final state of the cluster and the databases');
-    const state = await readState(s);
-    const images = { feature: featureImage, main: mainImage, previous: PREVIOUS_IMAGE };
-    const mismatches = compare(scenario, strategy, runs, state, images);
+    const state = await readState(s, layout);
+    const expected = spec.expect(strategy);
+    const mismatches = compare(expected, runs, state, images, versions);
     for (const p of previous)
       if (p.run.conclusion !== 'success' || endingOf(p.run) !== 'succeeded')
         mismatches.unshift(
           `${p.label} (a first release into empty environments) ended ${endingOf(p.run) || p.run.conclusion}`,
         );
     const result: RehearseResult = {
-      scenario,
+      scenario: options.scenario,
       strategy,
+      app,
       previous,
       ok: mismatches.length === 0,
       mismatches,
@@ -656,6 +740,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       durationMs: performance.now() - started,
       reportPath: resolve(options.reportPath),
       images,
+      migrations: versions,
     };
     mkdirSync(dirname(result.reportPath), { recursive: true });
     writeFileSync(result.reportPath, renderReport(result));
@@ -666,4 +751,62 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
     rmSync(workspace, { recursive: true, force: true });
     rmSync(suite, { recursive: true, force: true });
   }
+}
+
+/**
+ * The final state for scripts (`pipeline rehearse --json <file>`): per environment what runs
+ * there (every Deployment's image, revision, replicas and ConfigMap data) and the migrations
+ * applied, the Slack messages and the GitHub deployments with their statuses.
+ */
+export function finalState(r: RehearseResult) {
+  const last = r.runs.at(-1)?.run;
+  return {
+    scenario: r.scenario,
+    strategy: r.strategy,
+    app: r.app,
+    ok: r.ok,
+    ended: last ? endingOf(last) : '',
+    mismatches: r.mismatches,
+    durationMs: Math.round(r.durationMs),
+    images: r.images,
+    environments: Object.fromEntries(
+      r.state.map((s) => [
+        s.environment,
+        {
+          namespace: s.namespace,
+          image: s.image ?? null,
+          revision: s.revision ?? null,
+          deployment: s.deployment ?? null,
+          deployments: Object.fromEntries(
+            s.deployments.map((d) => [
+              d.name,
+              {
+                image: d.image ?? null,
+                revision: d.revision ?? null,
+                replicas: d.replicas ?? null,
+                config: d.config,
+              },
+            ]),
+          ),
+          migrations: s.migrations,
+        },
+      ]),
+    ),
+    slack: r.slack.map((m) => ({
+      channel: m.channel,
+      ts: m.ts,
+      ...(m.threadTs ? { threadTs: m.threadTs } : {}),
+      text: m.text,
+      blocks: m.blocks,
+    })),
+    deployments: r.deployments.map((d) => ({
+      id: d.id,
+      environment: d.environment,
+      ref: d.ref,
+      description: d.description,
+      payload: d.payload,
+      statuses: d.statuses.map((st) => ({ state: st.state, description: st.description })),
+    })),
+    runs: r.runs.map(({ label, run }) => ({ label, conclusion: run.conclusion, ended: endingOf(run) })),
+  };
 }

@@ -1,0 +1,226 @@
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { runRehearseCommand } from '../../tooling/cli/rehearse.ts';
+import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
+import { describeWithPostgres, SCENARIO_TIMEOUT, TIME_SCALE } from '../support/rehearsal.ts';
+
+/**
+ * `pipeline rehearse --repo <dir> --json <file>`: a team's own repository, laid out like
+ * examples/shop but changed the way a user would change it (another app, another strategy, other
+ * overlay values, a migration of its own), played through the real workflows; the final state is
+ * read back from the JSON file, as a script would.
+ */
+
+const out = mkdtempSync(join(tmpdir(), 'rehearse-repo-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runRehearseCommand(args, {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+    env: {},
+    cwd: out,
+  });
+  return { code, stdout, stderr };
+}
+
+function replaceIn(file: string, from: string | RegExp, to: string): void {
+  const text = readFileSync(file, 'utf8');
+  expect(text).toMatch(from);
+  writeFileSync(file, text.replace(from, to));
+}
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? walk(path) : [path];
+  });
+}
+
+/** examples/shop as the books team made it their own: blue-green, production at 4 replicas with error logs. */
+function booksRepository(name: string): string {
+  const dir = join(out, name);
+  cpSync(join(REPO_ROOT, 'examples', 'shop'), dir, { recursive: true });
+  for (const file of [...walk(join(dir, 'k8s')), ...walk(join(dir, '.github'))])
+    writeFileSync(file, readFileSync(file, 'utf8').replaceAll('shop', 'books'));
+  const caller = join(dir, '.github', 'workflows', 'release.yml');
+  replaceIn(caller, 'strategy: canary', 'strategy: blue-green');
+  replaceIn(caller, 'service: books-canary:80', 'service: books-preview:80');
+  // Blue-green has no Deployment named books (the colours are books-blue and books-green).
+  replaceIn(
+    caller,
+    /\n {8}- name: pods\n {10}type: kubernetes\n {10}workload: deployment\/books\n( {4}secrets: inherit)/,
+    '\n$1',
+  );
+  const production = join(dir, 'k8s', 'production', 'kustomization.yaml');
+  replaceIn(production, '- LOG_LEVEL=warn', '- LOG_LEVEL=error');
+  replaceIn(production, 'count: 10', 'count: 4');
+  writeFileSync(
+    join(dir, 'migrations', '004_create_reviews.sql'),
+    '-- migrate:up\nCREATE TABLE reviews (id bigint PRIMARY KEY, body text NOT NULL);\n\n-- migrate:down\nDROP TABLE reviews;\n',
+  );
+  return dir;
+}
+
+interface FinalState {
+  ok: boolean;
+  ended: string;
+  app: string;
+  images: Record<'feature' | 'main' | 'previous', string>;
+  environments: Record<
+    string,
+    {
+      namespace: string;
+      image: string | null;
+      deployment: string | null;
+      deployments: Record<
+        string,
+        { image: string | null; replicas: number | null; config: Record<string, string> }
+      >;
+      migrations: string[];
+    }
+  >;
+  slack: { ts: string; threadTs?: string; text: string; blocks: { text?: { text?: string } }[] }[];
+  deployments: { environment: string; payload: { app?: string }; statuses: { state: string }[] }[];
+}
+
+const readState = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as FinalState;
+
+describe('pipeline rehearse --repo: a directory not laid out like examples/shop', () => {
+  test('is refused before anything starts, naming every missing piece', async () => {
+    const dir = join(out, 'half-done');
+    cpSync(join(REPO_ROOT, 'examples', 'shop'), dir, { recursive: true });
+    rmSync(join(dir, 'k8s', 'staging'), { recursive: true });
+    rmSync(join(dir, '.github', 'environments.yml'));
+    replaceIn(join(dir, 'k8s', 'dev', 'kustomization.yaml'), 'namespace: shop-dev\n', '');
+    const r = await cli(['--repo', dir, '--approve']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`error: --repo: ${dir} is not laid out like examples/shop:`);
+    expect(r.stderr).toContain(
+      'k8s/staging/kustomization.yaml is missing (one kustomize overlay per environment',
+    );
+    expect(r.stderr).toContain('.github/environments.yml is missing');
+    expect(r.stderr).toContain('k8s/dev/kustomization.yaml names no namespace');
+  });
+
+  test('without a workflow calling pipeline.yml, or a Deployment named after the app, says so', async () => {
+    const dir = join(out, 'no-caller');
+    cpSync(join(REPO_ROOT, 'examples', 'shop'), dir, { recursive: true });
+    rmSync(join(dir, '.github', 'workflows', 'release.yml'));
+    rmSync(join(dir, '.github', 'workflows', 'rollback.yml'));
+    expect((await cli(['--repo', dir])).stderr).toContain(
+      'no workflow in .github/workflows calls pipeline.yml',
+    );
+    const renamed = booksRepository('renamed-app');
+    replaceIn(join(renamed, '.github', 'workflows', 'release.yml'), 'app: books', 'app: library');
+    const r = await cli(['--repo', renamed]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('k8s/production renders no Deployment named library');
+    expect(r.stderr).toContain('k8s/production renders no Service named library');
+    expect((await cli(['--repo', join(out, 'nowhere')])).stderr).toContain('it is not a directory');
+  });
+});
+
+describeWithPostgres('pipeline rehearse --repo <dir> --json <file>', () => {
+  test(
+    "plays the team's own repository (app, strategy, overlay, migrations) and writes the final state",
+    async () => {
+      const repo = booksRepository('books');
+      const json = join(out, 'books.json');
+      const r = await cli([
+        '--repo',
+        repo,
+        '--scenario',
+        'healthy',
+        '--approve',
+        '--time-scale',
+        String(TIME_SCALE),
+        '--report',
+        join(out, 'books.md'),
+        '--json',
+        json,
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toContain("✅ Scenario 'healthy' ended as expected.");
+      expect(r.code).toBe(0);
+      const state = readState(json);
+      expect(state).toMatchObject({ ok: true, ended: 'succeeded', app: 'books' });
+      expect(state.images.main).toMatch(/^ghcr\.io\/acme\/books@sha256:[0-9a-f]{64}$/);
+      // Production: the strategy the caller names, the overlay's values, the team's own migration.
+      const production = state.environments.production!;
+      expect(production.namespace).toBe('books-production');
+      expect(production.deployment).toBe('books-green');
+      expect(production.image).toBe(state.images.main);
+      expect(production.deployments['books-green']).toMatchObject({ image: state.images.main, replicas: 4 });
+      expect(production.deployments['books-green']!.config).toMatchObject({
+        LOG_LEVEL: 'error',
+        DATABASE_HOST: 'books-production-db.internal.example.com',
+      });
+      // The previous release's colour, scaled down once the soak passed.
+      expect(production.deployments['books-blue']).toMatchObject({
+        image: state.images.previous,
+        replicas: 0,
+      });
+      expect(production.migrations).toEqual(['1', '2', '3', '4']);
+      // Staging and dev got the new release with their own overlays (rolling).
+      expect(state.environments.staging!.deployments.books).toMatchObject({
+        image: state.images.main,
+        replicas: 3,
+      });
+      expect(state.environments.dev!.deployments.books).toMatchObject({
+        image: state.images.feature,
+        replicas: 1,
+      });
+      // Slack: the living message of the release names the app and its ending.
+      const living = state.slack.filter((m) => !m.threadTs).at(-1)!;
+      expect(living.blocks[0]!.text!.text).toBe('✅ books deployed to production');
+      // GitHub: the app's deployments, production's last one final.
+      const ours = state.deployments.filter((d) => d.payload.app === 'books');
+      expect(ours.at(-1)).toMatchObject({ environment: 'production', statuses: [{ state: 'success' }] });
+    },
+    SCENARIO_TIMEOUT,
+  );
+
+  test(
+    '--reject production is an expected ending: exit 0, and the JSON says rejected with production empty',
+    async () => {
+      const repo = booksRepository('books-rejected');
+      const json = join(out, 'rejected.json');
+      const r = await cli([
+        '--repo',
+        repo,
+        '--scenario',
+        'first-release',
+        '--reject',
+        'production',
+        '--time-scale',
+        String(TIME_SCALE),
+        '--report',
+        join(out, 'rejected.md'),
+        '--json',
+        json,
+      ]);
+      expect(r.stdout).toContain(
+        "✅ Scenario 'first-release' ended as rejected at the production approval, as asked (--reject production).",
+      );
+      expect(r.code).toBe(0);
+      const state = readState(json);
+      expect(state).toMatchObject({ ok: false, ended: 'rejected' });
+      expect(state.environments.production).toMatchObject({ image: null, deployments: {}, migrations: [] });
+      expect(state.environments.staging!.image).toBe(state.images.main);
+      expect(JSON.stringify(state.slack.filter((m) => !m.threadTs).at(-1)!.blocks)).toContain(
+        'Production was not approved',
+      );
+    },
+    SCENARIO_TIMEOUT,
+  );
+});
