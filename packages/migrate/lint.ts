@@ -222,6 +222,21 @@ function actions(text: string): string[] {
   return out.filter(Boolean);
 }
 
+// Compiled once: the lint reads every statement of every pending migration (2,000 in a set of 100
+// migrations of 20 statements), and building these per statement cost more than the matching.
+const LOCKED_TABLE = new RegExp(
+  `^(?:alter table (?:if exists )?(?:only )?|drop table (?:if exists )?|truncate (?:table )?(?:only )?|lock (?:table )?(?:only )?|create (?:unique )?index (?:if not exists )?(?:${IDENT} )?on (?:only )?)${NAME}`,
+);
+const CREATE_TABLE = new RegExp(
+  `^create (?:(?:global |local )?(?:temporary |temp |unlogged ))?table (?:if not exists )?${NAME}`,
+);
+const ALTER_TABLE = new RegExp(`^alter table (?:if exists )?(?:only )?${NAME} (.*)$`);
+const CREATE_INDEX = new RegExp(
+  `^create (?:unique )?index (?!concurrently)(?:if not exists )?(?:${IDENT} )?on (?:only )?${NAME}`,
+);
+const DROP_TABLE = new RegExp(`^drop table (?:if exists )?${NAME}`);
+const DELETE_OR_UPDATE = new RegExp(`^(?:delete from|update) (?:only )?${NAME}`);
+
 const STRONG_LOCK =
   /^(?:alter table|create (?:unique )?index (?!concurrently)|drop table|truncate|vacuum full|cluster|lock |reindex (?!.*concurrently))/;
 
@@ -233,7 +248,8 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
     const own: LintFinding[] = [];
     let lockTimeoutSet = false;
     let lockFlagged = false;
-    const flag = (rule: LintRule, line: number, statement: string) =>
+    const flag = (rule: LintRule, line: number, text: string) => {
+      const statement = text.replace(/\s+/g, ' ');
       own.push({
         file: m.file,
         line,
@@ -243,10 +259,11 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         instead: LINT_RULES[rule].instead,
         acknowledged: false,
       });
+    };
     for (const statement of m.upStatements ?? splitStatements(m.up)) {
       const s = plain(statement.text);
       const at = statement.line;
-      const one = statement.text.replace(/\s+/g, ' ');
+      const one = statement.text; // flag() collapses its whitespace, only for a finding
       if (/^set (?:local |session )?lock_timeout\b/.test(s) || /set_config\s*\(\s*'lock_timeout'/.test(s))
         lockTimeoutSet = true;
       const existing = (name: string) => !created.has(tableKey(name));
@@ -257,22 +274,18 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         !lockFlagged &&
         STRONG_LOCK.test(s)
       ) {
-        const target = new RegExp(
-          `^(?:alter table (?:if exists )?(?:only )?|drop table (?:if exists )?|truncate (?:table )?(?:only )?|lock (?:table )?(?:only )?|create (?:unique )?index (?:if not exists )?(?:${IDENT} )?on (?:only )?)${NAME}`,
-        ).exec(s);
+        const target = LOCKED_TABLE.exec(s);
         if (!target || existing(target[1]!)) {
           flag('missing-lock-timeout', at, one);
           lockFlagged = true;
         }
       }
-      let match = new RegExp(
-        `^create (?:(?:global |local )?(?:temporary |temp |unlogged ))?table (?:if not exists )?${NAME}`,
-      ).exec(s);
+      let match = CREATE_TABLE.exec(s);
       if (match) {
         created.add(tableKey(match[1]!));
         continue;
       }
-      match = new RegExp(`^alter table (?:if exists )?(?:only )?${NAME} (.*)$`).exec(s);
+      match = ALTER_TABLE.exec(s);
       if (match) {
         const table = match[1]!;
         const rest = match[2]!;
@@ -312,19 +325,17 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
         }
         continue;
       }
-      match = new RegExp(
-        `^create (?:unique )?index (?!concurrently)(?:if not exists )?(?:${IDENT} )?on (?:only )?${NAME}`,
-      ).exec(s);
+      match = CREATE_INDEX.exec(s);
       if (match) {
         if (existing(match[1]!)) flag('create-index-blocking', at, one);
         continue;
       }
-      match = new RegExp(`^drop table (?:if exists )?${NAME}`).exec(s);
+      match = DROP_TABLE.exec(s);
       if (match) {
         if (existing(match[1]!)) flag('drop-table', at, one);
         continue;
       }
-      match = new RegExp(`^(?:delete from|update) (?:only )?${NAME}`).exec(s);
+      match = DELETE_OR_UPDATE.exec(s);
       if (match) {
         if (existing(match[1]!) && !/\bwhere\b/.test(s))
           flag(s.startsWith('update') ? 'update-without-where' : 'delete-without-where', at, one);

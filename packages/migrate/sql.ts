@@ -198,7 +198,9 @@ export function lineAndColumn(text: string, position: number): { line: number; c
 
 /** Whether a statement ends or opens a transaction itself, which would break the one we wrap it in. */
 export function isTransactionControl(statement: string): boolean {
-  const text = statement.trim().toLowerCase();
-  if (/^rollback\s+(?:work\s+|transaction\s+)?to\b/.test(text)) return false; // ROLLBACK TO SAVEPOINT is fine
-  return /^(?:begin|commit|rollback|end|abort|start\s+transaction|prepare\s+transaction)\b/.test(text);
+  // Anchored and case-insensitive on the statement itself: no lower-cased copy of every statement.
+  if (/^\s*rollback\s+(?:work\s+|transaction\s+)?to\b/i.test(statement)) return false; // ROLLBACK TO SAVEPOINT is fine
+  return /^\s*(?:begin|commit|rollback|end|abort|start\s+transaction|prepare\s+transaction)\b/i.test(
+    statement,
+  );
 }
