@@ -67,7 +67,7 @@ function windowsFor(doc: unknown, name: string): WindowsLookup {
   });
 }
 
-export const MODES = ['check', 'known-good', 'pin'] as const;
+const MODES = ['check', 'known-good', 'pin'] as const;
 
 export const schema = defineInputs({
   mode: input.enum(MODES, { default: 'check' }),
@@ -118,7 +118,7 @@ function freezesFrom(text: string | undefined, name: string, source: string): Fr
 }
 
 /** notify's stages with this environment's stage skipped when blocked (notify refuses a stage named twice). */
-export function stagesAfter(stages: string, environment: string, blocked: boolean): string {
+function stagesAfter(stages: string, environment: string, blocked: boolean): string {
   if (!blocked) return stages;
   const pairs = stages
     .split(/[,\n]/)

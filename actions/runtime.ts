@@ -39,7 +39,7 @@ function cleanRendered(text: string): string {
 }
 
 /** The engines' Logger backed by the runner's workflow commands. */
-export const actionsLogger: Logger = {
+const actionsLogger: Logger = {
   debug: (m) => core.debug(clean(m)),
   info: (m) => core.info(clean(m)),
   warning: (m) => core.warning(clean(m)),

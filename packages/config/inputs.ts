@@ -66,10 +66,10 @@ export function field<T>(
   };
 }
 
-export const quote = (raw: string) => JSON.stringify(raw.length > 80 ? `${raw.slice(0, 77)}...` : raw);
+const quote = (raw: string) => JSON.stringify(raw.length > 80 ? `${raw.slice(0, 77)}...` : raw);
 
 /** Splits on newlines or commas, trims, drops blanks and `#` comment lines. */
-export function splitList(raw: string): string[] {
+function splitList(raw: string): string[] {
   return raw
     .split(/[\n,]/)
     .map((s) => s.trim())
@@ -360,7 +360,7 @@ export function defineInputs<const S extends Schema>(schema: S): S {
   return schema;
 }
 
-export function camelCase(name: string): string {
+function camelCase(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 

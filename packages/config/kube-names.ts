@@ -25,11 +25,9 @@ export const KUBE_NAME_FORM = `a Kubernetes name: lowercase letters, digits and 
 
 /** The pattern of a DNS-1123 subdomain, for a pattern that has one inside (`deployment/<name>`). */
 export const DNS_SUBDOMAIN_PATTERN = SUBDOMAIN;
-export const DNS_SUBDOMAIN_MAX = 253;
+const DNS_SUBDOMAIN_MAX = 253;
 
 const LABEL_KEY = new RegExp(`^(?:(${SUBDOMAIN})/)?(${KEY_NAME})$`);
-export const LABEL_KEY_FORM = `a label key: an optional DNS subdomain of at most ${DNS_SUBDOMAIN_MAX} characters and /, then letters, digits, -, _ and ., starting and ending with a letter or digit, at most ${KUBE_NAME_MAX} characters`;
-
 /** Whether a text is a label key the API server takes (`color`, `pipeline.dev/track`). */
 export function isLabelKey(key: string): boolean {
   const m = LABEL_KEY.exec(key);

@@ -10,7 +10,7 @@ function abortReason(signal: AbortSignal): unknown {
 }
 
 /** Node fires a timer longer than 2^31-1 ms (24.8 days) at once; longer sleeps are taken in steps. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -140,7 +140,7 @@ async function flushMicrotasks(): Promise<void> {
  * `factor` times shorter. The local rehearsal uses it so a workflow's real settings (a 15-minute
  * soak) play out in seconds; an action picks it only when PIPELINE_TIME_SCALE is set.
  */
-export class ScaledClock implements Clock {
+class ScaledClock implements Clock {
   readonly factor: number;
   private readonly origin = Date.now();
 

@@ -23,17 +23,6 @@ export class InputError extends PipelineError {
   }
 }
 
-/** A deadline passed before a wait finished; `waitedFor` says what was being waited for. */
-export class DeadlineExceededError extends PipelineError {
-  readonly waitedFor: string;
-  readonly afterMs: number;
-  constructor(waitedFor: string, afterMs: number, detail?: string) {
-    super(`Timed out after ${afterMs} ms waiting for ${waitedFor}${detail ? `: ${detail}` : ''}`);
-    this.waitedFor = waitedFor;
-    this.afterMs = afterMs;
-  }
-}
-
 export function isExpectedError(error: unknown): error is PipelineError {
   return error instanceof Error && (error as { expected?: unknown }).expected === true;
 }

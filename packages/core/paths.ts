@@ -3,7 +3,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InputError } from './errors.ts';
 
 /** The input that lets a step read files outside the workspace, named in every refusal. */
-export const ALLOW_OUTSIDE_INPUT = 'allow-paths-outside-workspace';
+const ALLOW_OUTSIDE_INPUT = 'allow-paths-outside-workspace';
 
 /** The real path of `path`, or of its nearest existing parent joined with the rest (for paths not made yet). */
 function realish(path: string): string {

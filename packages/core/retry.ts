@@ -40,7 +40,7 @@ export class RetriesExhaustedError extends Error {
 }
 
 /** Status codes worth another try: throttling and the server-side failures that usually pass. */
-export function isRetryableStatus(status: number): boolean {
+function isRetryableStatus(status: number): boolean {
   return (
     status === 408 ||
     status === 425 ||
@@ -87,7 +87,7 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
 }
 
 /** The default classification: HTTP-looking errors by status, network errors by code. */
-export function defaultClassify(error: unknown): RetryDecision {
+function defaultClassify(error: unknown): RetryDecision {
   const e = error as { status?: unknown; statusCode?: unknown; retryAfterMs?: unknown };
   const status =
     typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : undefined;

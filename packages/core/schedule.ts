@@ -11,7 +11,7 @@
  * per occurrence, as a person reading a clock would see it.
  */
 
-export const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
 const MINUTES_PER_DAY = 1440;
@@ -107,7 +107,7 @@ export function parseRule(text: string): Rule {
   throw new ScheduleError(`${JSON.stringify(rule)} is not ${RULE_FORMS}`);
 }
 
-export function isTimeZone(zone: string): boolean {
+function isTimeZone(zone: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return zone.length > 0;

@@ -65,7 +65,7 @@ export function urlUserInfoSecrets(raw: string): string[] {
 }
 
 /** Query parameters that carry a credential by convention (presigned URLs, API keys, tokens). */
-export const SENSITIVE_QUERY_PARAM =
+const SENSITIVE_QUERY_PARAM =
   /^(token|access_token|id_token|refresh_token|api_key|apikey|api-key|key|sig|signature|password|passwd|pwd|secret|client_secret|auth|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
 
 /**

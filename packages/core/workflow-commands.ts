@@ -4,11 +4,11 @@
  * those and `:` and `,` in property values. A message left unescaped could end the command early
  * and start a forged one on the next line (`\n::add-mask::` or `\r::error::`).
  */
-export function escapeCommandData(text: string): string {
+function escapeCommandData(text: string): string {
   return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 }
 
-export function escapeCommandProperty(text: string): string {
+function escapeCommandProperty(text: string): string {
   return escapeCommandData(text).replace(/:/g, '%3A').replace(/,/g, '%2C');
 }
 

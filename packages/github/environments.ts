@@ -9,8 +9,8 @@ import { GitHubApiError, type Octokit, withGitHubRetry } from './client.ts';
  * as a plan, and only an explicit apply makes them.
  */
 
-export const WAIT_TIMER_MAX_MINUTES = 43_200;
-export const MAX_REVIEWERS = 6;
+const WAIT_TIMER_MAX_MINUTES = 43_200;
+const MAX_REVIEWERS = 6;
 
 export interface ReviewerRef {
   type: 'User' | 'Team';
@@ -51,7 +51,7 @@ export interface ConfigProblem {
 }
 
 /** Every problem of the file at once, each naming the environment and the field. */
-export class EnvironmentsConfigError extends PipelineError {
+class EnvironmentsConfigError extends PipelineError {
   readonly problems: ConfigProblem[];
   constructor(
     source: string,
@@ -684,7 +684,7 @@ function quote(value: string): string {
 }
 
 /** The differences between the file and the repository for one environment. */
-export function diffEnvironment(
+function diffEnvironment(
   spec: EnvironmentSpec,
   reviewers: ResolvedReviewer[],
   current: EnvironmentState,

@@ -84,7 +84,7 @@ export interface KubernetesCheck extends CheckLimits {
 }
 
 export type Check = HttpCheck | PrometheusCheck | KubernetesCheck;
-export const CHECK_TYPES = ['http', 'prometheus', 'kubernetes'] as const;
+const CHECK_TYPES = ['http', 'prometheus', 'kubernetes'] as const;
 
 export interface CheckDefaults extends CheckLimits {
   prometheusUrl?: string;
@@ -148,7 +148,7 @@ const COMMON_FIELDS = [
  * successes) falls back to 0 with `or vector(0)`: a service with no 5xx has no 5xx series at all,
  * which is a rate of 0, not "no data". No traffic at all still gives no data.
  */
-export const PROMETHEUS_PRESETS = {
+const PROMETHEUS_PRESETS = {
   'request-success-rate': {
     condition: '>= 0.99',
     build: (p: PresetParams) =>

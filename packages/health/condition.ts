@@ -5,7 +5,7 @@ export type Condition =
   | { op: '<' | '<=' | '>' | '>=' | '==' | '!='; value: number; text: string }
   | { op: 'between'; low: number; high: number; text: string };
 
-export const CONDITION_FORM = "a comparison such as '< 0.01', '>= 0.99', '== 1' or 'between 0.2 and 0.8'";
+const CONDITION_FORM = "a comparison such as '< 0.01', '>= 0.99', '== 1' or 'between 0.2 and 0.8'";
 
 export function parseCondition(raw: string, field: string): Condition {
   const text = raw.trim();
@@ -40,9 +40,4 @@ export function holds(condition: Condition, value: number): boolean {
     case 'between':
       return value >= condition.low && value <= condition.high;
   }
-}
-
-/** The line a chart draws for the condition (the nearest bound for `between`). */
-export function thresholdOf(condition: Condition): number[] {
-  return condition.op === 'between' ? [condition.low, condition.high] : [condition.value];
 }

@@ -96,7 +96,7 @@ function expectationOf(check: Check): { expectation: string; threshold?: number[
  * query Prometheus refuses. A Prometheus that cannot be reached now is not an input error; the
  * window's error limits deal with it.
  */
-export async function preflight(checks: Check[], fetchImpl: typeof fetch): Promise<void> {
+async function preflight(checks: Check[], fetchImpl: typeof fetch): Promise<void> {
   await Promise.all(
     checks.map(async (check, index) => {
       if (check.type !== 'prometheus') return;

@@ -6,7 +6,7 @@ import { InputError } from '../core/index.ts';
  */
 export type PathSegment = string | number;
 
-export const JSON_PATH_FORM = 'a path such as .status, .checks[0].state or .["key with spaces"]';
+const JSON_PATH_FORM = 'a path such as .status, .checks[0].state or .["key with spaces"]';
 
 export function parseJsonPath(raw: string, field: string): PathSegment[] {
   const text = raw.trim();
@@ -59,13 +59,4 @@ export function readJsonPath(doc: unknown, path: PathSegment[]): { found: boolea
     }
   }
   return { found: true, value: current };
-}
-
-export function formatJsonPath(path: PathSegment[]): string {
-  if (path.length === 0) return '.';
-  return path
-    .map((s) =>
-      typeof s === 'number' ? `[${s}]` : /^[A-Za-z_][\w-]*$/.test(s) ? `.${s}` : `.[${JSON.stringify(s)}]`,
-    )
-    .join('');
 }

@@ -50,7 +50,7 @@ export interface ProbeContext {
   memory: Map<string, unknown>;
 }
 
-export class ProbeSetupError extends Error {}
+class ProbeSetupError extends Error {}
 
 function statusAccepted(status: number, expected: string[]): boolean {
   return expected.some((e) =>
@@ -98,7 +98,7 @@ function fetchFailure(error: unknown): string {
   return `${errorMessage(error)} (${cause.code && !cause.message?.includes(cause.code) ? `${cause.code}: ` : ''}${cause.message ?? cause.code ?? ''})`;
 }
 
-export async function probeHttp(check: HttpCheck, ctx: ProbeContext): Promise<ProbeResult> {
+async function probeHttp(check: HttpCheck, ctx: ProbeContext): Promise<ProbeResult> {
   const started = performance.now();
   let response: RawResponse;
   try {
@@ -274,7 +274,7 @@ interface PodView {
 
 const OBSERVE_PAUSES_MS = [100, 300, 600, 1000, 0];
 
-export async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext): Promise<ProbeResult> {
+async function probeKubernetes(check: KubernetesCheck, ctx: ProbeContext): Promise<ProbeResult> {
   if (!ctx.kube)
     throw new ProbeSetupError(
       `check '${check.name}' reads the cluster but no cluster access was given (kubeconfig)`,

@@ -18,7 +18,7 @@ export interface LeaseObject extends KubeObject {
   };
 }
 
-export class LockTimeoutError extends PipelineError {}
+class LockTimeoutError extends PipelineError {}
 
 export interface HeldLease {
   name: string;
@@ -95,7 +95,7 @@ export function claimLease(o: {
  * `waitTimeoutMs`); a holder that died stops renewing, and its lease is taken over once expired.
  * Lease times are wall-clock times, shared by every runner that looks at them.
  */
-export async function acquireLease(options: {
+async function acquireLease(options: {
   client: KubeClient;
   namespace: string;
   name: string;
@@ -299,7 +299,7 @@ export interface LockRequest {
  * The one name of the Lease that guards changes to a Deployment. deploy-env, canary-shift and
  * blue-green-switch all take it, so no two of them ever change the same Deployment at once.
  */
-export function deploymentLockName(deployment: string): string {
+function deploymentLockName(deployment: string): string {
   const name = `pipeline-rollout-${deployment}`;
   // A Lease name is a DNS subdomain (253 characters); a longer one keeps a hash of the whole.
   if (name.length <= 253) return name;

@@ -8,9 +8,9 @@ import { podTemplates, type SourcedObject } from './manifests.ts';
  */
 export const MAX_REPLICAS = 10_000;
 /** etcd's request limit, which the API server applies to one object (ConfigMaps and Secrets say 1 MiB). */
-export const MAX_OBJECT_BYTES = 1024 * 1024;
+const MAX_OBJECT_BYTES = 1024 * 1024;
 /** The API server's limit on all annotations of one object together (keys and values). */
-export const MAX_ANNOTATION_BYTES = 256 * 1024;
+const MAX_ANNOTATION_BYTES = 256 * 1024;
 
 /** Namespaces a deploy never changes, whatever its inputs say: the cluster's own. */
 export const PROTECTED_NAMESPACES = ['kube-system', 'kube-public', 'default'];

@@ -18,11 +18,7 @@ export interface FieldChange {
 type Json = unknown;
 
 /** Leaf paths of a value, lists by index: `spec.template.spec.containers.0.image`. */
-export function flattenFields(
-  value: Json,
-  prefix = '',
-  out = new Map<string, string>(),
-): Map<string, string> {
+function flattenFields(value: Json, prefix = '', out = new Map<string, string>()): Map<string, string> {
   if (value !== null && typeof value === 'object') {
     const entries = Array.isArray(value)
       ? value.map((v, i) => [String(i), v] as const)
@@ -72,7 +68,7 @@ export function normaliseSecret(obj: KubeObject): KubeObject {
  * Concrete paths (list items by index in `live`) of the leaves our manager owns, from FieldsV1:
  * `f:name` is a map key, `k:{"name":"shop"}` a list item by its merge key, `v:"x"` a set item.
  */
-export function ownedPaths(live: KubeObject, manager = FIELD_MANAGER): Set<string> {
+function ownedPaths(live: KubeObject, manager = FIELD_MANAGER): Set<string> {
   const out = new Set<string>();
   const entries = (live.metadata.managedFields ?? []) as {
     manager?: string;

@@ -85,18 +85,3 @@ export function collectionPath(type: ResourceType, namespace: string | undefined
 export function objectPath(type: ResourceType, namespace: string | undefined, name: string): string {
   return `${collectionPath(type, namespace)}/${encodeURIComponent(name)}`;
 }
-
-/** `Deployment/shop` or `Deployment shop-staging/shop`, for logs and summaries. */
-export function describeObject(obj: Pick<KubeObject, 'kind' | 'metadata'>): string {
-  return `${obj.kind}/${obj.metadata.name ?? '?'}`;
-}
-
-export const WORKLOAD_KINDS = new Set([
-  'Deployment',
-  'StatefulSet',
-  'DaemonSet',
-  'ReplicaSet',
-  'Job',
-  'CronJob',
-  'Pod',
-]);

@@ -37,7 +37,7 @@ export interface PodObject extends KubeObject {
 }
 
 /** Pod states that will not fix themselves in time: better to say so than to wait for the deadline. */
-export const STUCK_REASONS = new Set([
+const STUCK_REASONS = new Set([
   'ImagePullBackOff',
   'ErrImagePull',
   'CrashLoopBackOff',

@@ -73,7 +73,7 @@ export interface NotifyEvent {
   plan?: ReleasePlanFacts;
 }
 
-export const EVENT_STAGE_STATE: Record<NotifyEventName, StageState | undefined> = {
+const EVENT_STAGE_STATE: Record<NotifyEventName, StageState | undefined> = {
   started: 'running',
   succeeded: 'succeeded',
   failed: 'failed',

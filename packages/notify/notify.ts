@@ -41,7 +41,7 @@ export interface NotifyResult {
 }
 
 /** The deployment status an event means, unless the caller names one. */
-export const EVENT_DEPLOYMENT_STATE: Record<NotifyEventName, DeploymentState | undefined> = {
+const EVENT_DEPLOYMENT_STATE: Record<NotifyEventName, DeploymentState | undefined> = {
   started: 'in_progress',
   succeeded: 'success',
   failed: 'failure',
@@ -50,7 +50,7 @@ export const EVENT_DEPLOYMENT_STATE: Record<NotifyEventName, DeploymentState | u
   custom: undefined,
 };
 
-export class NotifyDeliveryError extends PipelineError {}
+class NotifyDeliveryError extends PipelineError {}
 
 /**
  * Renders one event everywhere it was asked to go. Every target is attempted even when an

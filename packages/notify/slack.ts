@@ -12,7 +12,7 @@ import {
 import type { SlackMessage } from './slack-message.ts';
 
 /** A Slack call that failed for good: `slackError` is Slack's own code (`channel_not_found`, `ratelimited`, ...). */
-export class SlackError extends PipelineError {
+class SlackError extends PipelineError {
   readonly slackError: string;
   constructor(operation: string, slackError: string, detail?: string) {
     super(`Slack ${operation} failed: ${slackError}${detail ? ` (${detail})` : ''}`);
@@ -35,7 +35,7 @@ export interface SlackRetryPolicy {
  * How a failed Slack call should be treated. Throttling waits what Slack asks (Retry-After);
  * 5xx and network failures back off; Slack's own `ok: false` answers are final.
  */
-export function classifySlackError(error: unknown): RetryDecision {
+function classifySlackError(error: unknown): RetryDecision {
   const e = error as {
     code?: string;
     retryAfter?: number;

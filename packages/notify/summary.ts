@@ -25,7 +25,7 @@ function classOf(state: StageState): string {
 }
 
 /** A left-to-right flowchart of the stages, each node coloured by its state. */
-export function renderStagesMermaid(stages: Stage[]): string {
+function renderStagesMermaid(stages: Stage[]): string {
   if (stages.length === 0) return '';
   const nodes = stages.map(
     (s, i) =>

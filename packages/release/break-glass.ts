@@ -22,7 +22,7 @@ export interface BreakGlassDecision {
 /** Whether a user is a member of a team; the GitHub API in an action, a table in a test. */
 export type TeamMembership = (org: string, team: string, user: string) => Promise<boolean>;
 
-export const MIN_REASON_LENGTH = 10;
+const MIN_REASON_LENGTH = 10;
 
 export class BreakGlassError extends Error {}
 

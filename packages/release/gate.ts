@@ -38,7 +38,7 @@ export interface GateInput {
   breakGlass?: BreakGlassDecision;
 }
 
-export function freezeLine(f: Freeze): string {
+function freezeLine(f: Freeze): string {
   return `frozen by ${f.by} since ${f.at}: ${f.reason}${f.until ? ` (until ${f.until})` : ''}`;
 }
 

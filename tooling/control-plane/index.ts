@@ -29,13 +29,7 @@ import { stagesConfig, unschedulablePatterns } from './stages.ts';
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const BINARIES = [
-  'etcd',
-  'kube-apiserver',
-  'kube-controller-manager',
-  'kube-scheduler',
-  'kwok',
-] as const;
+const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
 
 export interface RealClusterOptions {
   images?: ImageBehaviour[];
@@ -65,7 +59,7 @@ export interface RealCluster {
 }
 
 /** The cache directory build.sh uses for the current go.mod/go.sum (same key). */
-export function controlPlaneCacheDir(): string {
+function controlPlaneCacheDir(): string {
   const key = createHash('sha256')
     .update(readFileSync(join(HERE, 'go.mod')))
     .update(readFileSync(join(HERE, 'go.sum')))

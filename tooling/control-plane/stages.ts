@@ -23,7 +23,7 @@ export function unschedulablePatterns(images: ImageBehaviour[]): RegExp[] {
   return images.filter((b) => b.mode === 'unschedulable').map((b) => patternRegExp(b.pattern));
 }
 
-export function patternRegExp(pattern: string | RegExp): RegExp {
+function patternRegExp(pattern: string | RegExp): RegExp {
   return typeof pattern === 'string' ? globToRegExp(pattern) : pattern;
 }
 
@@ -251,7 +251,7 @@ export function podStages({ images, timeScale }: StageOptions): string[] {
 }
 
 /** Nodes become Ready with room for many pods and keep their heartbeat. */
-export function nodeStages(kubeletVersion?: string): string[] {
+function nodeStages(kubeletVersion?: string): string[] {
   const conditions = `conditions:
       - { type: Ready, status: "True", reason: KubeletReady, message: kubelet is posting ready status, lastHeartbeatTime: {{ $now | Quote }}, lastTransitionTime: {{ $since | Quote }} }
       - { type: MemoryPressure, status: "False", reason: KubeletHasSufficientMemory, message: kubelet has sufficient memory available, lastHeartbeatTime: {{ $now | Quote }}, lastTransitionTime: {{ $since | Quote }} }

@@ -25,7 +25,7 @@ function defaultContainer(c: JsonObject): void {
   if (Array.isArray(c['ports'])) for (const p of c['ports']) if (isObject(p)) p['protocol'] ??= 'TCP';
 }
 
-export function defaultPodSpec(spec: JsonObject, restartPolicy = 'Always'): void {
+function defaultPodSpec(spec: JsonObject, restartPolicy = 'Always'): void {
   spec['restartPolicy'] ??= restartPolicy;
   spec['terminationGracePeriodSeconds'] ??= 30;
   spec['dnsPolicy'] ??= 'ClusterFirst';

@@ -32,12 +32,6 @@ const file = JSON.parse(
   readFileSync(new URL('./schemas/openapi.json', import.meta.url), 'utf8'),
 ) as SchemaFile;
 
-export const SCHEMA_SOURCE = file.source;
-
-export function definition(name: string): Schema | undefined {
-  return file.definitions[name];
-}
-
 /** The schema of a kind, e.g. ('apps/v1', 'Deployment'); undefined for kinds without one (CRDs). */
 export function schemaOf(apiVersion: string, kind: string): { name: string; schema: Schema } | undefined {
   const name = file.kinds[`${apiVersion}/${kind}`];
@@ -89,7 +83,7 @@ function jsonKind(v: unknown): string {
 }
 
 /** Go's base64.StdEncoding: the offset of the first byte it cannot decode, or -1. */
-export function base64ErrorOffset(text: string): number {
+function base64ErrorOffset(text: string): number {
   const s = text.replace(/[\r\n]/g, '');
   const m = /[^A-Za-z0-9+/=]/.exec(s);
   if (m) return m.index;

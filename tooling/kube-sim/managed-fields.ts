@@ -139,7 +139,7 @@ export function fieldSetOf(obj: JsonObject): FieldSet {
 
 type Found = { found: true; value: unknown } | { found: false };
 
-export function valueAt(obj: unknown, path: string): Found {
+function valueAt(obj: unknown, path: string): Found {
   let current: unknown = obj;
   for (const seg of path.split(SEP)) {
     if (seg.startsWith('f:')) {
@@ -162,7 +162,7 @@ function isItemPath(path: string): boolean {
 }
 
 /** Removes the field (or list item) at path; leaves parents that become empty alone. */
-export function removePath(obj: unknown, path: string): void {
+function removePath(obj: unknown, path: string): void {
   const segs = path.split(SEP);
   const parent = valueAt(obj, segs.slice(0, -1).join(SEP));
   const parentValue = segs.length === 1 ? obj : parent.found ? parent.value : undefined;
@@ -175,7 +175,7 @@ export function removePath(obj: unknown, path: string): void {
   }
 }
 
-export function displayPath(path: string): string {
+function displayPath(path: string): string {
   return path
     .split(SEP)
     .map((seg) => {

@@ -88,7 +88,7 @@ function nonResourceMatches(rule: PolicyRule, path: string): boolean {
   return false;
 }
 
-export function ruleAllows(a: Attributes, rule: PolicyRule): boolean {
+function ruleAllows(a: Attributes, rule: PolicyRule): boolean {
   if (!verbMatches(rule, a.verb)) return false;
   if (!a.resourceRequest) return nonResourceMatches(rule, a.path);
   const combined = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;

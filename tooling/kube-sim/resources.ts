@@ -122,18 +122,12 @@ export function qualifiedName(r: ResourceInfo): string {
 }
 
 const byPath = new Map<string, ResourceInfo>();
-const byKind = new Map<string, ResourceInfo>();
 for (const r of RESOURCES) {
   byPath.set(`${r.group}/${r.version}/${r.plural}`, r);
-  byKind.set(`${apiVersionOf(r)}/${r.kind}`, r);
 }
 
 export function findResource(group: string, version: string, plural: string): ResourceInfo | undefined {
   return byPath.get(`${group}/${version}/${plural}`);
-}
-
-export function resourceFor(apiVersion: string, kind: string): ResourceInfo | undefined {
-  return byKind.get(`${apiVersion}/${kind}`);
 }
 
 export function resourceByKind(kind: string): ResourceInfo {

@@ -21,9 +21,9 @@ import type { JsonObject, KubeObject } from './types.ts';
 
 const HTTP_ROUTES = resourceByKind('HTTPRoute');
 const INGRESSES = resourceByKind('Ingress');
-export const NGINX_CANARY = 'nginx.ingress.kubernetes.io/canary';
-export const NGINX_CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight';
-export const NGINX_CANARY_WEIGHT_TOTAL = 'nginx.ingress.kubernetes.io/canary-weight-total';
+const NGINX_CANARY = 'nginx.ingress.kubernetes.io/canary';
+const NGINX_CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight';
+const NGINX_CANARY_WEIGHT_TOTAL = 'nginx.ingress.kubernetes.io/canary-weight-total';
 
 export interface WeightedBackend {
   service: string;

@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import type { Clock } from '../../packages/core/index.ts';
 import { clone } from './patch.ts';
 import { resourceByKind } from './resources.ts';
-import { keyOf, randomSuffix, rfc3339, type Store } from './store.ts';
+import { randomSuffix, rfc3339, type Store } from './store.ts';
 import type { KubeObject } from './types.ts';
 
 export class SimTime {
@@ -209,13 +209,4 @@ export class EventRecorder {
     this.byKey.set(key, event.metadata.name!);
     if (this.byKey.size > 50_000) this.byKey.delete(this.byKey.keys().next().value!);
   }
-}
-
-export function objectKey(obj: KubeObject): string {
-  return keyOf(obj.metadata.namespace, obj.metadata.name!);
-}
-
-export function controllerOf(obj: KubeObject): { kind: string; name: string; uid: string } | undefined {
-  const ref = obj.metadata.ownerReferences?.find((o) => o.controller);
-  return ref ? { kind: ref.kind, name: ref.name, uid: ref.uid } : undefined;
 }

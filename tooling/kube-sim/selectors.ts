@@ -107,16 +107,10 @@ export function selectorString(selector: LabelSelectorSpec | undefined): string 
   return parts.join(',');
 }
 
-export function selectorFromLabels(labels: Record<string, string> | undefined): string {
-  return Object.entries(labels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-}
-
 export type FieldPredicate = (obj: KubeObject) => boolean;
 
 /** Field value by dotted path; absent fields read as '' as the real field selectors do. */
-export function fieldValue(obj: KubeObject, path: string): string {
+function fieldValue(obj: KubeObject, path: string): string {
   let current: unknown = obj;
   for (const part of path.split('.')) {
     if (current === null || typeof current !== 'object') return '';

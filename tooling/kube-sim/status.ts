@@ -105,23 +105,6 @@ export function unauthorized(): ApiError {
   return new ApiError(401, 'Unauthorized', 'Unauthorized');
 }
 
-export function forbidden(
-  user: string,
-  verb: string,
-  r: ResourceInfo,
-  namespace: string | undefined,
-  name?: string,
-): ApiError {
-  const subject = name ? `${qualifiedName(r)} "${name}"` : qualifiedName(r);
-  const scope = namespace ? `in the namespace "${namespace}"` : 'at the cluster scope';
-  return new ApiError(
-    403,
-    'Forbidden',
-    `${subject} is forbidden: User "${user}" cannot ${verb} resource "${r.plural}" in API group "${r.group}" ${scope}`,
-    detailsOf(r, name),
-  );
-}
-
 export function methodNotAllowed(): ApiError {
   return new ApiError(
     405,

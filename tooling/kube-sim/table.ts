@@ -12,7 +12,7 @@ interface Column {
   cell: (o: KubeObject, now: number) => unknown;
 }
 
-export function age(from: string | undefined, now: number): string {
+function age(from: string | undefined, now: number): string {
   if (!from) return '<unknown>';
   const s = Math.max(0, Math.floor((now - Date.parse(from)) / 1000));
   if (s < 120) return `${s}s`;

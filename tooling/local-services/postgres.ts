@@ -60,7 +60,7 @@ function candidateDirs(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** Where initdb, postgres, pg_dump and pg_restore live (all from one directory), or undefined. */
-export function findPostgresBinaries(env: NodeJS.ProcessEnv = process.env): PostgresBinaries | undefined {
+function findPostgresBinaries(env: NodeJS.ProcessEnv = process.env): PostgresBinaries | undefined {
   for (const dir of candidateDirs(env)) {
     if (REQUIRED.every((name) => existsSync(join(dir, name)))) {
       return {

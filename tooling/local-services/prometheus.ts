@@ -34,7 +34,7 @@ export function requirePrometheus(): string | undefined {
   return undefined;
 }
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -7,7 +7,7 @@ import type { KubeSim } from '../kube-sim/index.ts';
  * ServiceAccount bound to a Role that may only get and list the kinds a deploy applies (Secrets
  * left out unless asked, so their values stay unreadable), and a kubeconfig with its token.
  */
-export const PLAN_ROLE_RULES = (withSecrets: boolean) => [
+const PLAN_ROLE_RULES = (withSecrets: boolean) => [
   {
     apiGroups: [''],
     resources: ['configmaps', 'services', 'serviceaccounts', ...(withSecrets ? ['secrets'] : [])],

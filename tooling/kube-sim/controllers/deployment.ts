@@ -16,7 +16,7 @@ const DEPLOYMENTS = resourceByKind('Deployment');
 const RS = resourceByKind('ReplicaSet');
 const PODS = resourceByKind('Pod');
 const SOURCE = { component: 'deployment-controller' };
-export const REVISION = 'deployment.kubernetes.io/revision';
+const REVISION = 'deployment.kubernetes.io/revision';
 const REVISION_HISTORY = 'deployment.kubernetes.io/revision-history';
 const DESIRED = 'deployment.kubernetes.io/desired-replicas';
 const MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
@@ -46,7 +46,7 @@ export function templateKey(template: unknown): string {
   return stable(t);
 }
 
-export function revisionOf(obj: KubeObject): number {
+function revisionOf(obj: KubeObject): number {
   return Number(obj.metadata.annotations?.[REVISION] ?? 0) || 0;
 }
 

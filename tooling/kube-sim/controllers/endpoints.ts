@@ -17,7 +17,7 @@ function selects(selector: Record<string, string>, pod: KubeObject): boolean {
 }
 
 /** A service port's target on a pod: a number, or a named container port looked up in the pod. */
-export function resolveTargetPort(port: JsonObject, pod: KubeObject | undefined): number | undefined {
+function resolveTargetPort(port: JsonObject, pod: KubeObject | undefined): number | undefined {
   const target = port['targetPort'] ?? port['port'];
   if (typeof target === 'number') return target;
   if (/^\d+$/.test(String(target))) return Number(target);
@@ -30,7 +30,7 @@ export function resolveTargetPort(port: JsonObject, pod: KubeObject | undefined)
   return undefined;
 }
 
-export function servicePods(store: Store, svc: KubeObject): KubeObject[] {
+function servicePods(store: Store, svc: KubeObject): KubeObject[] {
   const selector = ((svc['spec'] ?? {}) as JsonObject)['selector'];
   if (!isObject(selector) || Object.keys(selector).length === 0) return [];
   return store

@@ -12,8 +12,6 @@ import type { KubeObject } from '../types.ts';
 const NAMESPACES = resourceByKind('Namespace');
 const PODS = resourceByKind('Pod');
 export const FOREGROUND = 'foregroundDeletion';
-export const ORPHAN = 'orphan';
-
 interface Ref {
   resource: ResourceInfo;
   namespace: string | undefined;

@@ -479,7 +479,7 @@ export class Kubelet {
   }
 }
 
-export function firstImage(pod: KubeObject): string {
+function firstImage(pod: KubeObject): string {
   const spec = (pod['spec'] ?? {}) as JsonObject;
   const containers = (Array.isArray(spec['containers']) ? spec['containers'] : []) as JsonObject[];
   return String(containers[0]?.['image'] ?? '');
