@@ -9,7 +9,9 @@
 import { silentLogger } from '../packages/core/index.ts';
 import { DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { KubeClient } from '../packages/kube/client.ts';
-import { parseSteps, type RouterConfig, runCanary } from '../packages/rollout/canary.ts';
+import { runCanary } from '../packages/rollout/canary.ts';
+import { parseSteps } from '../packages/rollout/canary-plan.ts';
+import type { RouterConfig } from '../packages/rollout/options.ts';
 import { startKubeSim } from '../tooling/kube-sim/index.ts';
 
 const TRIALS = Number(process.env.TRIALS ?? 5);

@@ -8,15 +8,11 @@ import { InputError, MemoryLogger } from '../../packages/core/index.ts';
 import { DEFAULT_LIMITS, parseChecks } from '../../packages/health/checks.ts';
 import { KubeClient } from '../../packages/kube/client.ts';
 import { renderBlueGreenSummary } from '../../packages/rollout/blue-green-summary.ts';
-import {
-  CANARY_ANNOTATIONS,
-  type CanaryResult,
-  canaryReplicasFor,
-  parseSteps,
-  runCanary,
-} from '../../packages/rollout/canary.ts';
+import { type CanaryResult, runCanary } from '../../packages/rollout/canary.ts';
+import { canaryReplicasFor, parseSteps } from '../../packages/rollout/canary-plan.ts';
 import { renderCanaryChart, stepsJson } from '../../packages/rollout/canary-summary.ts';
 import { countRequests, delta } from '../../packages/rollout/kube-ops.ts';
+import { CANARY_ANNOTATIONS } from '../../packages/rollout/options.ts';
 import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 
 describe('canary steps', () => {

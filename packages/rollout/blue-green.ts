@@ -42,14 +42,7 @@ import {
   waitsOf,
 } from './strategy.ts';
 
-export {
-  BG_ANNOTATIONS,
-  BG_MODES,
-  type BlueGreenMode,
-  COLORS,
-  type Color,
-  SCALE_DOWN_AT,
-} from './options.ts';
+export type { Color } from './options.ts';
 
 type Phase = 'deploying' | 'verifying' | 'switched' | 'done' | 'rolled-back' | 'failed';
 

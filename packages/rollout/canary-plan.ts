@@ -17,7 +17,7 @@ export interface CanaryStep {
 /** Stored phases; `promoting` shows as progressing in outputs. */
 export type StoredPhase = 'progressing' | 'promoting' | 'promoted' | 'aborted';
 
-export const STEPS_FORM =
+const STEPS_FORM =
   'increasing weights from 1 to 100, comma-separated, each with an optional pause: 10,50,100 or 10:5m,50:10m,100';
 
 /** `10,50,100` or `10:5m, 50:10m, 100`: strictly increasing weights from 1 to 100. */

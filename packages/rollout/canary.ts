@@ -61,19 +61,7 @@ import {
   waitsOf,
 } from './strategy.ts';
 
-export { type CanaryStep, canaryReplicasFor, parseSteps, STEPS_FORM } from './canary-plan.ts';
-export {
-  CANARY_ANNOTATIONS,
-  CANARY_MODES,
-  type CanaryMode,
-  CREATED_BY,
-  DEFAULT_TRACK_LABEL,
-  ROUTERS,
-  type RouterConfig,
-  type RouterKind,
-} from './options.ts';
-export { NGINX_CANARY, NGINX_CANARY_WEIGHT } from './routers/nginx.ts';
-
+export { type CanaryStep, canaryReplicasFor, parseSteps } from './canary-plan.ts';
 export type CanaryPhase = 'progressing' | 'promoted' | 'aborted';
 type Template = NonNullable<NonNullable<DeploymentObject['spec']>['template']>;
 

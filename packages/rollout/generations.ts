@@ -8,7 +8,7 @@ import type { DeploymentObject } from '../kube/rollout.ts';
 /** kustomize's generator suffix: a dash and ten characters of its hash alphabet. */
 export const GENERATED_SUFFIX = /-[bcdfghkmt2-9]{10}$/;
 /** The name a generated ConfigMap or Secret has in the overlay, before its content hash. */
-export const generationBase = (name: string) => name.replace(GENERATED_SUFFIX, '');
+const generationBase = (name: string) => name.replace(GENERATED_SUFFIX, '');
 
 type Template = NonNullable<NonNullable<DeploymentObject['spec']>['template']>;
 

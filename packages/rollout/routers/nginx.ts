@@ -6,8 +6,8 @@ import { CREATED_BY } from '../options.ts';
 import { type Router, type RouterContext, sizedShift } from './router.ts';
 
 const INGRESS = '/apis/networking.k8s.io/v1';
-export const NGINX_CANARY = 'nginx.ingress.kubernetes.io/canary';
-export const NGINX_CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight';
+const NGINX_CANARY = 'nginx.ingress.kubernetes.io/canary';
+const NGINX_CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight';
 
 interface IngressBackend {
   service?: { name: string; port?: unknown };
