@@ -1,6 +1,6 @@
 import { defineInputs, input, KUBE_NAME_MAX } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
-import { InputError, PipelineError } from '../packages/core/index.ts';
+import { escapeMarkdown, InputError, PipelineError } from '../packages/core/index.ts';
 import { checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { checkImageInput } from '../packages/kube/image-reference.ts';
 import {
@@ -13,8 +13,7 @@ import {
   DEFAULT_TRACK_LABEL,
   IMAGE_INPUT,
   imageRequired,
-  LABEL_KEY,
-  labelKeyForm,
+  labelKeyInput,
   ROUTERS,
   routerConfig,
 } from '../packages/rollout/options.ts';
@@ -54,8 +53,7 @@ export const schema = defineInputs({
   }),
   'track-label': input.string({
     default: DEFAULT_TRACK_LABEL,
-    pattern: LABEL_KEY,
-    accepted: labelKeyForm(DEFAULT_TRACK_LABEL),
+    ...labelKeyInput(DEFAULT_TRACK_LABEL),
   }),
   'abort-action': input.enum(ABORT_ACTIONS, { default: 'scale-to-zero' }),
   reason: input.string(),
@@ -167,8 +165,13 @@ export async function main(): Promise<void> {
         setOutput('reason', reason);
         setOutput('steps', '[]');
         const { renderDeploySummary } = await import('../packages/rollout/deploy-summary.ts');
+        // A headline of its own, as a canary's summary has: in deploy.yml the notify step that ends
+        // the job writes the environment's headline, metadata table and diagram, once.
+        const title = deployed.ok
+          ? `✅ ${inputs.deployment}: ${inputs.image} deployed directly (first release)`
+          : `${deployed.rolledBack ? '↩️' : '❌'} ${inputs.deployment}: first release of ${inputs.image} failed`;
         await writeSummary(
-          `${renderDeploySummary(deployed, { app: inputs.deployment, environment: inputs.environment ?? namespace })}\n\n${reason}\n`,
+          `### ${escapeMarkdown(title)}\n\n> ${escapeMarkdown(reason)}\n\n${renderDeploySummary(deployed, { app: inputs.deployment, environment: inputs.environment ?? namespace, header: false })}`,
         );
         if (!deployed.ok) throw new PipelineError(`Canary of ${inputs.image} aborted: ${reason}`);
         log.info(reason);
