@@ -9,8 +9,7 @@ import {
   DEFAULT_COLOR_LABEL,
   IMAGE_INPUT,
   imageRequired,
-  LABEL_KEY,
-  labelKeyForm,
+  labelKeyInput,
   PREVIEW_SUFFIX,
   previewNameOf,
 } from '../packages/rollout/options.ts';
@@ -41,8 +40,7 @@ export const schema = defineInputs({
   'preview-service': input.kubeName(),
   'color-label': input.string({
     default: DEFAULT_COLOR_LABEL,
-    pattern: LABEL_KEY,
-    accepted: labelKeyForm('color or pipeline.dev/color'),
+    ...labelKeyInput('color or pipeline.dev/color'),
   }),
   'pre-checks': checksInput(),
   'post-checks': checksInput(),

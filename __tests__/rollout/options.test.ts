@@ -6,7 +6,7 @@ import {
   checkRenderingInputs,
   checksRequired,
   imageRequired,
-  LABEL_KEY,
+  labelKeyInput,
   routerConfig,
 } from '../../packages/rollout/options.ts';
 
@@ -68,9 +68,13 @@ describe('the rollout options: one place for modes, routers, names and required 
     expect(BG_MODES).toEqual(['deploy', 'switch', 'rollback', 'finish']);
   });
 
-  test('label keys: a name with an optional DNS prefix', () => {
+  test('the track and colour labels are label keys by the Kubernetes rule, refused with the accepted form', () => {
+    const { check } = labelKeyInput('pipeline.dev/track');
     for (const ok of ['color', 'pipeline.dev/track', 'app.kubernetes.io/version'])
-      expect(LABEL_KEY.test(ok)).toBe(true);
-    for (const bad of ['', 'a b', 'Pipeline.Dev/track', '/x']) expect(LABEL_KEY.test(bad)).toBe(false);
+      expect(() => check(ok, 'track-label')).not.toThrow();
+    for (const bad of ['a b', 'Pipeline.Dev/track', '/x', 'track-'])
+      expect(() => check(bad, 'track-label')).toThrow(
+        `Input 'track-label' has ${JSON.stringify(bad)}, which is not a label key. Accepted: a label key such as pipeline.dev/track.`,
+      );
   });
 });

@@ -39,7 +39,7 @@ import { ResourceCatalog } from '../kube/resources.ts';
 import { type PodProblem, podDiagnostics, type RolloutEvent, waitForWorkload } from '../kube/rollout.ts';
 import { isWaitedKind, KIND_WORDS, type WorkloadKind, type WorkloadObject } from '../kube/status-viewers.ts';
 import { transientKubeFault } from '../kube/watch.ts';
-import { underRolloutLock } from './strategy.ts';
+import { runStrategy } from './strategy.ts';
 
 export interface DeployOptions {
   client: KubeClient;
@@ -375,81 +375,105 @@ interface DeployRun {
 }
 
 async function deployOnce(options: DeployOptions): Promise<DeployResult> {
-  const { client, logger: log, namespace } = options;
   const clock = options.clock ?? systemClock;
   const started = clock.now();
-  const { objects, imageChanges } = options.prepared ?? prepareObjects(options);
+  return runStrategy({ ...options, lock: options.dryRun ? undefined : options.lock }, 'apply', {
+    validate: () => validateDeploy(options),
+    // The same Lease per Deployment as canary-shift and blue-green-switch take; a deploy without a
+    // Deployment locks its app name, so two such deploys still never interleave.
+    locks: ({ resolved }) => {
+      const names = resolved
+        .filter((o) => o.object.kind === 'Deployment')
+        .map((o) => o.object.metadata.name!);
+      return names.length > 0 ? names : [options.app];
+    },
+    lockLabels: () => ({ [LABEL_APP]: options.app, [LABEL_ENVIRONMENT]: options.environment }),
+    // Nothing half-done to finish: the apply is idempotent, and what a rollback needs (the last
+    // good revision and its replicas) is kept in annotations on the workloads.
+    resume: async () => undefined,
+    modes: { apply: (validated, lease) => applyRelease(options, validated, lease, clock, started) },
+  });
+}
 
+interface ValidatedDeploy extends PreparedObjects {
+  catalog: ResourceCatalog;
+  resolved: ResolvedObject[];
+}
+
+/**
+ * Everything checked before the lock: images and limits, what the server knows of each kind,
+ * the namespace scope. A missing namespace is created here, as it always was before the lock.
+ */
+async function validateDeploy(options: DeployOptions): Promise<ValidatedDeploy> {
+  const { client, logger: log, namespace } = options;
+  const { objects, imageChanges } = options.prepared ?? prepareObjects(options);
   const catalog = new ResourceCatalog(client);
   await client.json('GET', '/version');
   const resolved: ResolvedObject[] = await resolveObjects(objects, catalog, namespace);
   checkNamespaceScope(resolved, namespace, options.clusterScopedKinds ?? []);
   await ensureNamespace(client, namespace, options.createNamespace, options.dryRun, log);
+  return { objects, imageChanges, catalog, resolved };
+}
 
-  // The same Lease per Deployment as canary-shift and blue-green-switch take; a deploy without a
-  // Deployment locks its app name, so two such deploys still never interleave.
-  const lockedDeployments = resolved
-    .filter((o) => o.object.kind === 'Deployment')
-    .map((o) => o.object.metadata.name!);
-  return underRolloutLock(
-    { ...options, lock: options.dryRun ? undefined : options.lock },
-    lockedDeployments.length > 0 ? lockedDeployments : [options.app],
-    async (lease) => {
-      const { workloads, lastGoodBefore } = await workloadsBefore(options, resolved);
-      const run: DeployRun = { options, clock, lease, catalog, resolved, workloads };
-      const applied = await validateAndApply(run);
-      const base = (): Omit<
-        DeployResult,
-        'ok' | 'workloads' | 'rolledBack' | 'notRolledBack' | 'durationMs'
-      > => ({
-        dryRun: options.dryRun,
-        namespace,
-        applied,
-        imageChanges,
-        ...(lease
-          ? {
-              lock: {
-                waitedMs: lease.waitedMs,
-                ...(lease.tookOverFrom ? { tookOverFrom: lease.tookOverFrom } : {}),
-              },
-            }
-          : {}),
-      });
-      const done = (
-        result: Pick<DeployResult, 'ok' | 'rolledBack' | 'notRolledBack' | 'failure'>,
-      ): DeployResult => ({
-        ...base(),
-        ...result,
-        workloads,
-        durationMs: clock.now() - started,
-      });
+/** Under the lock: validate on the server, apply, wait, and record, prune or roll back. */
+async function applyRelease(
+  options: DeployOptions,
+  { catalog, resolved, imageChanges }: ValidatedDeploy,
+  lease: HeldLease | undefined,
+  clock: Clock,
+  started: number,
+): Promise<DeployResult> {
+  const { client, logger: log, namespace } = options;
+  const { workloads, lastGoodBefore } = await workloadsBefore(options, resolved);
+  const run: DeployRun = { options, clock, lease, catalog, resolved, workloads };
+  const applied = await validateAndApply(run);
+  const base = (): Omit<
+    DeployResult,
+    'ok' | 'workloads' | 'rolledBack' | 'notRolledBack' | 'durationMs'
+  > => ({
+    dryRun: options.dryRun,
+    namespace,
+    applied,
+    imageChanges,
+    ...(lease
+      ? {
+          lock: {
+            waitedMs: lease.waitedMs,
+            ...(lease.tookOverFrom ? { tookOverFrom: lease.tookOverFrom } : {}),
+          },
+        }
+      : {}),
+  });
+  const done = (
+    result: Pick<DeployResult, 'ok' | 'rolledBack' | 'notRolledBack' | 'failure'>,
+  ): DeployResult => ({
+    ...base(),
+    ...result,
+    workloads,
+    durationMs: clock.now() - started,
+  });
 
-      if (options.dryRun) {
-        applied.push(...(await prune(run)));
-        for (const w of workloads) w.message = 'dry run: nothing was changed';
-        return done({ ok: true, rolledBack: false, notRolledBack: [] });
-      }
-      await waitForAll(run);
-      const failed = workloads.filter((w) => !w.ok);
-      if (failed.length === 0) {
-        for (const w of workloads)
-          if (w.revision && w.revision !== lastGoodBefore.get(w))
-            await recordLastGood(client, namespace, w, log);
-        // Only now: a rollback needs what the previous release used, so nothing is pruned before success.
-        applied.push(...(await prune(run)));
-        return done({ ok: true, rolledBack: false, notRolledBack: [] });
-      }
-      let failure = failed.map((w) => w.message).join('; ');
-      if (lease?.lost.aborted) failure = `the deploy lock was lost to another run (${failure})`;
-      log.warning(`Rollout failed: ${failure}`);
-      if (!options.rollbackOnFailure)
-        return done({ ok: false, failure, rolledBack: false, notRolledBack: [] });
-      // Every workload this run changed goes back, not only the failed ones: a release moves together.
-      const rolledBack = await rollBack(run, changedBy(workloads, applied));
-      return done({ ok: false, failure, rolledBack, notRolledBack: notRolledBack(workloads) });
-    },
-    { [LABEL_APP]: options.app, [LABEL_ENVIRONMENT]: options.environment },
-  );
+  if (options.dryRun) {
+    applied.push(...(await prune(run)));
+    for (const w of workloads) w.message = 'dry run: nothing was changed';
+    return done({ ok: true, rolledBack: false, notRolledBack: [] });
+  }
+  await waitForAll(run);
+  const failed = workloads.filter((w) => !w.ok);
+  if (failed.length === 0) {
+    for (const w of workloads)
+      if (w.revision && w.revision !== lastGoodBefore.get(w)) await recordLastGood(client, namespace, w, log);
+    // Only now: a rollback needs what the previous release used, so nothing is pruned before success.
+    applied.push(...(await prune(run)));
+    return done({ ok: true, rolledBack: false, notRolledBack: [] });
+  }
+  let failure = failed.map((w) => w.message).join('; ');
+  if (lease?.lost.aborted) failure = `the deploy lock was lost to another run (${failure})`;
+  log.warning(`Rollout failed: ${failure}`);
+  if (!options.rollbackOnFailure) return done({ ok: false, failure, rolledBack: false, notRolledBack: [] });
+  // Every workload this run changed goes back, not only the failed ones: a release moves together.
+  const rolledBack = await rollBack(run, changedBy(workloads, applied));
+  return done({ ok: false, failure, rolledBack, notRolledBack: notRolledBack(workloads) });
 }
 
 /** The workloads to wait for, each with what ran before: its revision, the rollback target and replicas. */

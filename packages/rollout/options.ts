@@ -1,3 +1,4 @@
+import { isLabelKey } from '../config/kube-names.ts';
 import { InputError } from '../core/index.ts';
 
 /**
@@ -53,9 +54,20 @@ export const canaryNameOf = (deployment: string) => `${deployment}${CANARY_SUFFI
 export const previewNameOf = (app: string) => `${app}${PREVIEW_SUFFIX}`;
 export const colorDeploymentOf = (app: string, color: Color) => `${app}-${color}`;
 
-/** A label key, optionally with a DNS prefix: `color`, `pipeline.dev/track`. */
-export const LABEL_KEY = /^([a-z0-9.-]+\/)?[A-Za-z0-9_.-]+$/;
-export const labelKeyForm = (example: string) => `a label key such as ${example}`;
+/** The track and colour label inputs: a label key by Kubernetes' rule (config/kube-names.ts). */
+export function labelKeyInput(example: string): {
+  accepted: string;
+  check: (value: string, name: string) => void;
+} {
+  const accepted = `a label key such as ${example}`;
+  return {
+    accepted,
+    check(value, name) {
+      if (!isLabelKey(value))
+        throw new InputError(name, `has ${JSON.stringify(value)}, which is not a label key`, accepted);
+    },
+  };
+}
 
 /** What an image input may look like before the image rules (kube/image-reference.ts) read it. */
 export const IMAGE_INPUT = {

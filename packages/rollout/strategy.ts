@@ -31,12 +31,14 @@ export interface Strategy<Mode extends string, Context, Result> {
   validate(): Promise<Context>;
   /** The Deployments whose Lease the strategy holds while it changes anything. */
   locks(context: Context): string[];
+  /** Labels of the Lease besides managed-by (deploy-env's name the app and environment). */
+  lockLabels?(context: Context): Record<string, string>;
   /**
    * Under the lock: re-reads the state (another run may have moved on while this one waited) and
    * finishes or undoes what a killed runner left half-done; a result ends the run there.
    */
-  resume(context: Context): Promise<Result | undefined>;
-  modes: Record<Mode, (context: Context) => Promise<Result>>;
+  resume(context: Context, lease: HeldLease | undefined): Promise<Result | undefined>;
+  modes: Record<Mode, (context: Context, lease: HeldLease | undefined) => Promise<Result>>;
 }
 
 export async function runStrategy<Mode extends string, Context, Result>(
@@ -45,10 +47,15 @@ export async function runStrategy<Mode extends string, Context, Result>(
   strategy: Strategy<Mode, Context, Result>,
 ): Promise<Result> {
   const context = await strategy.validate();
-  return underRolloutLock(common, strategy.locks(context), async () => {
-    const resumed = await strategy.resume(context);
-    return resumed ?? (await strategy.modes[mode](context));
-  });
+  return underRolloutLock(
+    common,
+    strategy.locks(context),
+    async (lease) => {
+      const resumed = await strategy.resume(context, lease);
+      return resumed ?? (await strategy.modes[mode](context, lease));
+    },
+    strategy.lockLabels?.(context),
+  );
 }
 
 /** The Lease of `deployments` (the same one deploy-env, canary-shift and blue-green-switch take) around `work`. */
