@@ -6,6 +6,7 @@ import {
   jobOf,
   lastRun,
   livingMessage,
+  type Played,
   play,
   production,
   SCENARIO_TIMEOUT,
@@ -17,40 +18,39 @@ import {
  * and a release superseded while it waited for its approval.
  */
 
+/** The statuses of dev's last GitHub deployment. */
+const devDeployment = (r: Played) =>
+  r.deployments
+    .filter((d) => d.environment === 'dev')
+    .at(-1)!
+    .statuses.map((s) => s.state);
+
 describeWithPostgres('releases that stop before production, through the real workflows', () => {
-  test(
-    "a mistyped strategy ('bluegreen') fails at once, naming the input and the accepted values, and nothing deploys",
-    async () => {
-      const r = await play('unknown-strategy', 'canary');
+  test.each([
+    [
+      'unknown-strategy',
+      "a mistyped strategy ('bluegreen')",
+      "strategy is 'bluegreen'; accepted: rolling, canary or blue-green",
+    ],
+    [
+      'tag-image',
+      'a tag instead of a digest',
+      "image is 'ghcr.io/acme/shop:latest', which has no digest; accepted: registry/name@sha256:<digest>",
+    ],
+  ] as const)(
+    '%s: %s fails the first job at once, naming the input and the accepted form, and nothing deploys',
+    async (scenario, _, error) => {
+      const r = await play(scenario, 'canary');
       expect(r.mismatches).toEqual([]);
+      // The feature run stopped at its first job, so main was never merged.
+      expect(r.runs).toHaveLength(1);
       const plan = jobOf(r, 'pipeline/plan')!;
       expect(plan.conclusion).toBe('failure');
-      expect(plan.steps[0]!.log).toContain(
-        "::error title=invalid input::strategy is 'bluegreen'; accepted: rolling, canary or blue-green",
-      );
+      expect(plan.steps[0]!.log).toContain(`::error title=invalid input::${error}`);
       for (const s of r.state)
         expect([s.environment, s.deployments, s.migrations]).toEqual([s.environment, [], []]);
       expect(r.deployments).toEqual([]);
       expect(livingMessage(r).header).toBe('❌ shop failed to deploy to dev');
-      expect(livingMessage(r).text).toContain('inputs are invalid');
-    },
-    SCENARIO_TIMEOUT,
-  );
-
-  test(
-    'a tag instead of a digest fails at once, naming the input and the accepted form, and nothing deploys',
-    async () => {
-      const r = await play('tag-image', 'rolling');
-      expect(r.mismatches).toEqual([]);
-      const plan = jobOf(r, 'pipeline/plan')!;
-      expect(plan.conclusion).toBe('failure');
-      expect(plan.steps[0]!.log).toContain(
-        "::error title=invalid input::image is 'ghcr.io/acme/shop:latest', which has no digest; accepted: registry/name@sha256:<digest>",
-      );
-      expect(r.runs).toHaveLength(1);
-      for (const s of r.state)
-        expect([s.environment, s.deployments, s.migrations]).toEqual([s.environment, [], []]);
-      expect(r.deployments).toEqual([]);
       expect(livingMessage(r).text).toContain('inputs are invalid');
     },
     SCENARIO_TIMEOUT,
@@ -68,12 +68,7 @@ describeWithPostgres('releases that stop before production, through the real wor
       // Its transaction rolled back: dev's schema is the previous release's (and the new 003's, applied before it).
       expect(env(r, 'dev').migrations).not.toContain('4');
       expect(livingMessage(r).header).toBe('❌ shop failed to deploy to dev');
-      expect(
-        r.deployments
-          .filter((d) => d.environment === 'dev')
-          .at(-1)!
-          .statuses.map((s) => s.state),
-      ).toEqual(['in_progress', 'failure']);
+      expect(devDeployment(r)).toEqual(['in_progress', 'failure']);
     },
     SCENARIO_TIMEOUT,
   );
@@ -88,12 +83,7 @@ describeWithPostgres('releases that stop before production, through the real wor
       expect(deployStep.error).toMatch(/CrashLoopBackOff.*The previous version was rolled back\./);
       expect(deployStep.outputs['rolled-back']).toBe('true');
       expect(env(r, 'dev').image).toBe(r.images.previous);
-      expect(
-        r.deployments
-          .filter((d) => d.environment === 'dev')
-          .at(-1)!
-          .statuses.map((s) => s.state),
-      ).toEqual(['in_progress', 'failure']);
+      expect(devDeployment(r)).toEqual(['in_progress', 'failure']);
       expect(livingMessage(r).header).toBe('↩️ shop rolled back in dev');
     },
     SCENARIO_TIMEOUT,

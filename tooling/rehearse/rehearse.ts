@@ -352,13 +352,22 @@ function compare(
       problems.push(`migration ${version} should ${m.applied ? '' : 'not '}be applied in ${m.environment}`);
   }
   const jobs = runs.flatMap((r) => r.run.jobs);
-  const failed = jobs
-    .filter((j) => j.conclusion === 'failure' && !jobs.some((k) => k.path.startsWith(`${j.path}/`)))
-    .map((j) => j.path);
+  const failedJobs = jobs.filter(
+    (j) => j.conclusion === 'failure' && !jobs.some((k) => k.path.startsWith(`${j.path}/`)),
+  );
+  const failed = failedJobs.map((j) => j.path);
+  // Why an unexpected failure happened, so a mismatch can be read without the report.
+  const why = (path: string) => {
+    const job = failedJobs.find((j) => j.path === path);
+    const step = job?.steps.find((st) => st.conclusion === 'failure');
+    const text = step?.error ?? job?.reason;
+    return text ? `: ${step ? `${step.name}: ` : ''}${text.split('\n')[0]}` : '';
+  };
   for (const want of expected.failingJobs)
     if (!failed.some((p) => p.endsWith(want))) problems.push(`job ${want} should have failed`);
   for (const path of failed)
-    if (!expected.failingJobs.some((w) => path.endsWith(w))) problems.push(`job ${path} failed unexpectedly`);
+    if (!expected.failingJobs.some((w) => path.endsWith(w)))
+      problems.push(`job ${path} failed unexpectedly${why(path)}`);
   const last = runs.at(-1);
   if (last && endingOf(last.run) !== expected.ended)
     problems.push(
