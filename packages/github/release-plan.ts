@@ -43,7 +43,7 @@ export interface SoakVerdict {
 const SOAK_STATUS = /^health gate (passed|failed|inconclusive)\b/;
 
 /** The newest status that records a health gate's verdict; statuses come newest first. */
-export function soakVerdictOf(statuses: { description?: string | null }[]): SoakVerdict | undefined {
+function soakVerdictOf(statuses: { description?: string | null }[]): SoakVerdict | undefined {
   for (const s of statuses) {
     const m = SOAK_STATUS.exec(s.description ?? '');
     if (m) return { verdict: m[1] as SoakVerdict['verdict'], description: s.description! };
@@ -55,7 +55,7 @@ export function soakVerdictOf(statuses: { description?: string | null }[]): Soak
 const PAGE = 100;
 
 /** The digest part of an image reference (`sha256:…`), or the whole reference when it has none. */
-export function imageDigest(image: string): string {
+function imageDigest(image: string): string {
   const at = image.lastIndexOf('@');
   return at >= 0 ? image.slice(at + 1) : image;
 }
@@ -107,7 +107,7 @@ async function verdictOf(
  * The newest deployment of `image` (matched by digest) in `environment`, with its last status;
  * undefined when the environment never had it.
  */
-export async function findDeploymentOfImage(
+async function findDeploymentOfImage(
   octokit: Octokit,
   repository: Repository,
   environment: string,
@@ -124,7 +124,7 @@ export async function findDeploymentOfImage(
 }
 
 /** The newest deployment of `environment` that reached `success`: the release production runs now. */
-export async function lastSuccessfulDeployment(
+async function lastSuccessfulDeployment(
   octokit: Octokit,
   repository: Repository,
   environment: string,
@@ -166,7 +166,7 @@ export interface Comparison {
 
 const PR_PATTERNS = [/^Merge pull request #(\d+)\b/, /\(#(\d+)\)\s*$/];
 
-export function pullRequestsOf(title: string): number[] {
+function pullRequestsOf(title: string): number[] {
   const found = new Set<number>();
   for (const pattern of PR_PATTERNS) {
     const m = pattern.exec(title);
@@ -176,7 +176,7 @@ export function pullRequestsOf(title: string): number[] {
 }
 
 /** `GET /repos/{owner}/{repo}/compare/{base}...{head}`: the commits `head` has that `base` has not. */
-export async function compareCommits(
+async function compareCommits(
   octokit: Octokit,
   repository: Repository,
   base: string,

@@ -34,7 +34,7 @@ function numericPoints(report: CheckReport) {
  * (the threshold is drawn only when it is near them), its x axis in minutes or seconds. A series
  * with fewer than two points or one constant value has no chart: `describeSeries` says it in words.
  */
-export function renderCheckChart(report: CheckReport, startedAt: number): string {
+function renderCheckChart(report: CheckReport, startedAt: number): string {
   const points = numericPoints(report);
   if (points.length < 2 || points.every((p) => p.value === points[0]!.value)) return '';
   const values = points.map((p) => p.value);
@@ -59,7 +59,7 @@ export function renderCheckChart(report: CheckReport, startedAt: number): string
 }
 
 /** One line on a check's series, in words: the range, the threshold and whether the chart draws it. */
-export function describeSeries(report: CheckReport): string {
+function describeSeries(report: CheckReport): string {
   const points = numericPoints(report);
   if (points.length === 0) return '';
   const unit = UNIT[report.type].suffix;

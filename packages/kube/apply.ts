@@ -61,7 +61,7 @@ const KIND_ORDER = [
   'HTTPRoute',
 ];
 
-export function applyOrder(kind: string): number {
+function applyOrder(kind: string): number {
   const i = KIND_ORDER.indexOf(kind);
   return i < 0 ? KIND_ORDER.length : i;
 }
@@ -150,7 +150,7 @@ function flatten(value: unknown, prefix: string, out: Map<string, string>): void
 }
 
 /** A field-by-field diff of two objects (kind-aware noise removed), `-` for old and `+` for new. */
-export function diffObjects(before: KubeObject | undefined, after: KubeObject, redact = false): string {
+function diffObjects(before: KubeObject | undefined, after: KubeObject, redact = false): string {
   const a = new Map<string, string>();
   const b = new Map<string, string>();
   flatten(comparable(before), '', a);

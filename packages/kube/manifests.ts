@@ -11,11 +11,11 @@ import type { KubeObject } from './resources.ts';
  * How many alias uses one YAML document may expand: plenty for hand-written anchors, far below
  * what an alias bomb (a billion strings from a few lines) needs.
  */
-export const MAX_YAML_ALIASES = 100;
+const MAX_YAML_ALIASES = 100;
 /** Limits on `kubectl kustomize`: an overlay from any branch must not take the runner down. */
-export const KUSTOMIZE_TIMEOUT_MS = 120_000;
-export const KUSTOMIZE_MAX_RSS_BYTES = 1024 * 1024 * 1024;
-export const KUSTOMIZE_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+const KUSTOMIZE_TIMEOUT_MS = 120_000;
+const KUSTOMIZE_MAX_RSS_BYTES = 1024 * 1024 * 1024;
+const KUSTOMIZE_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 /** An object from the manifests, with where it came from so errors can point at it. */
 export interface SourcedObject {
@@ -23,7 +23,7 @@ export interface SourcedObject {
   source: string;
 }
 
-export class ManifestError extends PipelineError {}
+class ManifestError extends PipelineError {}
 
 function docLabel(file: string, index: number, cwd: string): string {
   return `${relative(cwd, file) || file} (document ${index + 1})`;
@@ -83,7 +83,7 @@ export function parseManifestText(text: string, file: string, cwd: string): Sour
 }
 
 /** Files, directories (their *.yaml, *.yml and *.json, sorted) and globs, relative to cwd. */
-export function expandManifestPaths(
+function expandManifestPaths(
   patterns: string[],
   cwd: string,
   inputName = 'manifests',
@@ -222,11 +222,11 @@ function guardKustomization(dir: string, cwd: string, guard: PathGuard, seen = n
 }
 
 /** kubectl's klog prefix (`E1201 10:42:07.123456   12345 run.go:72] `), which says nothing to a reader. */
-export function withoutKlogPrefix(text: string): string {
+function withoutKlogPrefix(text: string): string {
   return text.replace(/^[EWIF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [\w.-]+:\d+\] /gm, '');
 }
 
-export async function renderKustomize(
+async function renderKustomize(
   dir: string,
   cwd: string,
   kubectl = 'kubectl',
@@ -503,7 +503,7 @@ export function workloadImages(obj: KubeObject): string[] {
   );
 }
 
-export const CONFIG_CHECKSUM_ANNOTATION = 'pipeline.dev/config-checksum';
+const CONFIG_CHECKSUM_ANNOTATION = 'pipeline.dev/config-checksum';
 
 /**
  * Stamps each workload's pod template with a checksum of the ConfigMaps and Secrets it uses (by

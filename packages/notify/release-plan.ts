@@ -52,7 +52,7 @@ export interface ReleasePlanFacts {
 }
 
 /** Commits listed on the page; the rest are behind the compare link, so the plan stays one screen. */
-export const COMMITS_SHOWN = 15;
+const COMMITS_SHOWN = 15;
 
 const short = (sha: string) => sha.slice(0, 7);
 
