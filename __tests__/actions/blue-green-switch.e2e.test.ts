@@ -1,42 +1,14 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { describe, expect, test } from '@jest/globals';
 import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
-const run = promisify(execFile);
-let sim: KubeSim;
-let work: string;
-
-beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 40,
-    namespaces: ['bg-switch', 'bg-back', 'bg-rerun', 'bg-inputs'],
-    images: [{ pattern: '*:bad*', http: { status: 500 } }],
-  });
-  work = mkdtempSync(join(tmpdir(), 'blue-green-'));
+const sim = useKubeSim({
+  timeScale: 40,
+  namespaces: ['bg-switch', 'bg-back', 'bg-rerun', 'bg-inputs'],
+  images: [{ pattern: '*:bad*', http: { status: 500 } }],
 });
-afterAll(async () => {
-  await sim?.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run('kubectl', args, { env: { ...process.env, KUBECONFIG: sim.kubeconfigPath } });
-  return stdout;
-}
-let applied = 0;
-async function kubectlApply(ns: string, yaml: string): Promise<void> {
-  const file = join(work, `apply-${++applied}.yaml`);
-  writeFileSync(file, yaml);
-  await kubectl('apply', '-n', ns, '-f', file);
-}
-async function kubectlJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  return JSON.parse(await kubectl(...args, '-o', 'json')) as T;
-}
+const work = useWorkDir('blue-green-');
+const { kubectl, kubectlJson, kubectlApply } = kubectlFor(sim, work);
 
 async function blueLive(ns: string, extra = ''): Promise<void> {
   await kubectlApply(

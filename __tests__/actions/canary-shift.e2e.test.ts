@@ -1,56 +1,28 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { describe, expect, test } from '@jest/globals';
 import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
-const run = promisify(execFile);
-let sim: KubeSim;
-let work: string;
-
-beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 40,
-    seed: 7,
-    namespaces: [
-      'c-healthy',
-      'c-bad',
-      'c-gateway',
-      'c-gateway-bad',
-      'c-nginx',
-      'c-nginx-bad',
-      'c-split',
-      'c-rerun',
-      'c-inputs',
-    ],
-    images: [
-      { pattern: '*:bad*', http: { status: 500 } },
-      { pattern: '*:flaky*', http: { errorRate: 0.5 } },
-    ],
-  });
-  work = mkdtempSync(join(tmpdir(), 'canary-shift-'));
+const sim = useKubeSim({
+  timeScale: 40,
+  seed: 7,
+  namespaces: [
+    'c-healthy',
+    'c-bad',
+    'c-gateway',
+    'c-gateway-bad',
+    'c-nginx',
+    'c-nginx-bad',
+    'c-split',
+    'c-rerun',
+    'c-inputs',
+  ],
+  images: [
+    { pattern: '*:bad*', http: { status: 500 } },
+    { pattern: '*:flaky*', http: { errorRate: 0.5 } },
+  ],
 });
-afterAll(async () => {
-  await sim?.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run('kubectl', args, { env: { ...process.env, KUBECONFIG: sim.kubeconfigPath } });
-  return stdout;
-}
-let applied = 0;
-async function kubectlApply(ns: string, yaml: string): Promise<void> {
-  const file = join(work, `apply-${++applied}.yaml`);
-  writeFileSync(file, yaml);
-  await kubectl('apply', '-n', ns, '-f', file);
-}
-async function kubectlJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  return JSON.parse(await kubectl(...args, '-o', 'json')) as T;
-}
+const work = useWorkDir('canary-shift-');
+const { kubectl, kubectlJson, kubectlApply } = kubectlFor(sim, work);
 
 type Deployment = {
   metadata: { annotations?: Record<string, string> };

@@ -1,35 +1,19 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
-const run = promisify(execFile);
-let sim: KubeSim;
-let work: string;
-
-beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 20,
-    images: [
-      { pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 },
-      { pattern: '*:slower*', startupMs: 40_000, readyMs: 2000 },
-    ],
-  });
-  work = mkdtempSync(join(tmpdir(), 'deploy-env-hardening-'));
+const sim = useKubeSim({
+  timeScale: 20,
+  images: [
+    { pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 },
+    { pattern: '*:slower*', startupMs: 40_000, readyMs: 2000 },
+  ],
 });
-afterAll(async () => {
-  await sim?.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run('kubectl', args, { env: { ...process.env, KUBECONFIG: sim.kubeconfigPath } });
-  return stdout;
-}
+const work = useWorkDir('deploy-env-hardening-');
+const { kubectl } = kubectlFor(sim, work);
 
 function app(dir: string, name: string, image: string, extra = ''): string {
   const path = join(work, dir);

@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { REPO_ROOT, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { kubectlFor, useKubeSim, useServer, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
 /**
  * A rollback ends on the previous release's template AND its replicas: an overlay that raised
@@ -16,33 +15,23 @@ import { REPO_ROOT, runBuiltAction, type StepResult } from '../../tooling/runner
  */
 
 const run = promisify(execFile);
-let sim: KubeSim;
-let github: LocalGitHub;
-let work: string;
-
-beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 20,
-    images: [{ pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 }],
-  });
-  github = await LocalGitHub.start();
-  work = mkdtempSync(join(tmpdir(), 'rollback-replicas-'));
+const sim = useKubeSim({
+  timeScale: 20,
+  images: [{ pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 }],
 });
-afterAll(async () => {
-  await sim?.close();
-  await github?.close();
-  rmSync(work, { recursive: true, force: true });
-});
+const github = useServer('LocalGitHub', () => LocalGitHub.start());
+const work = useWorkDir('rollback-replicas-');
+const { kubectlJson } = kubectlFor(sim, work);
 
 async function live(namespace: string): Promise<{ image: string; replicas: number; revision: string }> {
-  const { stdout } = await run('kubectl', ['get', 'deployment', 'shop', '-n', namespace, '-o', 'json'], {
-    env: { ...process.env, KUBECONFIG: sim.kubeconfigPath },
-  });
-  const d = JSON.parse(stdout);
+  const d = await kubectlJson<{
+    metadata: { annotations: Record<string, string> };
+    spec: { replicas: number; template: { spec: { containers: { image: string }[] } } };
+  }>('get', 'deployment', 'shop', '-n', namespace);
   return {
-    image: d.spec.template.spec.containers[0].image,
+    image: d.spec.template.spec.containers[0]!.image,
     replicas: d.spec.replicas,
-    revision: d.metadata.annotations['deployment.kubernetes.io/revision'],
+    revision: d.metadata.annotations['deployment.kubernetes.io/revision']!,
   };
 }
 

@@ -1,100 +1,33 @@
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { describe, expect, test } from '@jest/globals';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import {
+  type AppOptions,
+  kubectlFor,
+  useKubeSim,
+  useServer,
+  useWorkDir,
+  writeApp,
+} from '../../tooling/test-support/fixtures.ts';
 
-const run = promisify(execFile);
-let sim: KubeSim;
-let github: LocalGitHub;
-let work: string;
-
-beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 20,
-    users: [{ token: 'team-a-token', name: 'team-a', namespaces: ['team-a'] }],
-    images: [
-      { pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 },
-      { pattern: '*:nopull*', mode: 'pull-error' },
-      { pattern: '*:stuck*', mode: 'never-ready' },
-      { pattern: '*:slower*', startupMs: 40_000, readyMs: 2000 },
-      { pattern: '*:slow*', startupMs: 4000, readyMs: 2000 },
-    ],
-  });
-  github = await LocalGitHub.start();
-  work = mkdtempSync(join(tmpdir(), 'deploy-env-'));
+const sim = useKubeSim({
+  timeScale: 20,
+  users: [{ token: 'team-a-token', name: 'team-a', namespaces: ['team-a'] }],
+  images: [
+    { pattern: '*:crash*', mode: 'crash', crashAfterMs: 500 },
+    { pattern: '*:nopull*', mode: 'pull-error' },
+    { pattern: '*:stuck*', mode: 'never-ready' },
+    { pattern: '*:slower*', startupMs: 40_000, readyMs: 2000 },
+    { pattern: '*:slow*', startupMs: 4000, readyMs: 2000 },
+  ],
 });
-afterAll(async () => {
-  await sim?.close();
-  await github?.close();
-  rmSync(work, { recursive: true, force: true });
-});
-
-async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run('kubectl', args, { env: { ...process.env, KUBECONFIG: sim.kubeconfigPath } });
-  return stdout;
-}
-let applied = 0;
-async function kubectlApply(yaml: string): Promise<void> {
-  const file = join(work, `kubectl-${++applied}.yaml`);
-  writeFileSync(file, yaml);
-  await kubectl('apply', '-f', file);
-}
-async function kubectlJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  return JSON.parse(await kubectl(...args, '-o', 'json')) as T;
-}
-
-function app(
-  dir: string,
-  opts: {
-    name?: string;
-    replicas?: number;
-    image?: string;
-    extra?: string;
-    deadline?: number;
-    logLevel?: string;
-  } = {},
-): string {
-  const name = opts.name ?? 'shop';
-  const path = join(work, dir);
-  mkdirSync(path, { recursive: true });
-  writeFileSync(
-    join(path, 'app.yaml'),
-    `apiVersion: v1
-kind: ConfigMap
-metadata: { name: ${name}-settings }
-data: { LOG_LEVEL: ${opts.logLevel ?? 'info'} }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, labels: { app: ${name} } }
-spec:
-  replicas: ${opts.replicas ?? 3}
-  progressDeadlineSeconds: ${opts.deadline ?? 600}
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      containers:
-        - name: web
-          image: ${opts.image ?? 'registry.local/shop:v1'}
-          envFrom: [{ configMapRef: { name: ${name}-settings } }]
-          ports: [{ containerPort: 8080 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ port: 80, targetPort: 8080 }]
-${opts.extra ?? ''}`,
-  );
-  return path;
-}
+const github = useServer('LocalGitHub', () => LocalGitHub.start());
+const work = useWorkDir('deploy-env-');
+const { kubectl, kubectlJson, kubectlApply: applyIn } = kubectlFor(sim, work);
+const kubectlApply = (yaml: string) => applyIn(undefined, yaml);
+const app = (dir: string, o: AppOptions = {}) => writeApp(work, dir, o);
 
 function deploy(
   inputs: Record<string, string>,

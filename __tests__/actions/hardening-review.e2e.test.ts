@@ -3,22 +3,21 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { beforeAll, describe, expect, test } from '@jest/globals';
 import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
 // The defects an independent review of issue #13 found in the built actions, one by one.
 
 const run = promisify(execFile);
-let sim: KubeSim;
-let work: string;
+const sim = useKubeSim({
+  timeScale: 40,
+  namespaces: ['r-lease', 'r-conflict', 'r-canary', 'r-kc', 'r-kustomize'],
+});
+const work = useWorkDir('hardening-review-');
+const { kubectl } = kubectlFor(sim, work);
 
-beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 40,
-    namespaces: ['r-lease', 'r-conflict', 'r-canary', 'r-kc', 'r-kustomize'],
-  });
-  work = mkdtempSync(join(tmpdir(), 'hardening-review-'));
+beforeAll(() => {
   mkdirSync(join(work, 'k8s'), { recursive: true });
   writeFileSync(
     join(work, 'k8s', 'app.yaml'),
@@ -38,19 +37,10 @@ spec:
 `,
   );
 });
-afterAll(async () => {
-  await sim?.close();
-  rmSync(work, { recursive: true, force: true });
-});
 
 const errors = (step: StepResult) =>
   step.annotations.filter((a) => a.level === 'error').map((a) => a.message);
 const hasStack = (step: StepResult) => /\n\s+at .+:\d+:\d+\)?/.test(step.stdout + step.stderr);
-
-async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run('kubectl', args, { env: { ...process.env, KUBECONFIG: sim.kubeconfigPath } });
-  return stdout;
-}
 
 function deploy(inputs: Record<string, string>, timeoutMs = 60_000): Promise<StepResult> {
   return runBuiltAction('deploy-env', {

@@ -4,30 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import {
-  type PostgresServer,
-  postgresAvailable,
-  startPostgres,
-} from '../../tooling/local-services/postgres.ts';
+import { expect, test } from '@jest/globals';
 import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { usePostgres } from '../../tooling/test-support/fixtures.ts';
 import { history, migrationsDir, query, tableExists } from '../migrate/helpers.ts';
 
-const available = postgresAvailable();
-const suite = available ? describe : describe.skip;
-
-let server: PostgresServer;
-beforeAll(async () => {
-  if (available) server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
+const { suite, server, cleanups } = usePostgres();
 
 const FILES = {
   '1_users.sql':

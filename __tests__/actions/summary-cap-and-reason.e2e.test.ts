@@ -1,12 +1,8 @@
 import { tmpdir } from 'node:os';
 import { delimiter } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import {
-  type PostgresServer,
-  postgresAvailable,
-  startPostgres,
-} from '../../tooling/local-services/postgres.ts';
+import { expect, test } from '@jest/globals';
 import { runBuiltAction } from '../../tooling/runners/action-runner.ts';
+import { usePostgres } from '../../tooling/test-support/fixtures.ts';
 import { migrationsDir } from '../migrate/helpers.ts';
 
 /**
@@ -15,14 +11,7 @@ import { migrationsDir } from '../migrate/helpers.ts';
  * in the `reason` output that Slack shows.
  */
 
-const suite = postgresAvailable() ? describe : describe.skip;
-let server: PostgresServer;
-beforeAll(async () => {
-  if (postgresAvailable()) server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
+const { suite, server } = usePostgres();
 
 const step = (inputs: Record<string, string>) =>
   runBuiltAction('run-migrations', {

@@ -5,9 +5,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
+import { describe, expect, test } from '@jest/globals';
+import { clusterKinds, startCluster } from '../../tooling/cluster.ts';
 import { podStages, stagesConfig } from '../../tooling/control-plane/stages.ts';
+import { useCluster } from '../../tooling/test-support/fixtures.ts';
 
 const run = promisify(execFile);
 const real = clusterKinds().includes('real');
@@ -42,16 +43,9 @@ describe('KWOK stages for the image behaviours', () => {
 });
 
 (real ? describe : describe.skip)('the real control plane', () => {
-  let cluster: Cluster;
+  const cluster = useCluster('real', { namespaces: ['app'] });
   const kubectl = async (kubeconfig: string, ...args: string[]) =>
     (await run('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig } })).stdout;
-
-  beforeAll(async () => {
-    cluster = await startCluster({ kind: 'real', namespaces: ['app'] });
-  }, 180_000);
-  afterAll(async () => {
-    await cluster?.close();
-  });
 
   test('enforces RBAC for a ServiceAccount token from TokenRequest', async () => {
     const kubeconfig = await cluster.kubeconfigFor({

@@ -1,20 +1,18 @@
-/**
- * deploy-env on every kind of cluster — kube-sim and the real control plane (kube-apiserver with
- * RBAC, controllers, scheduler, KWOK nodes) — with a ServiceAccount bound to exactly the Role
- * deploy-env's README documents. What ends up in the cluster is read back with kubectl.
- */
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
+import { describe, expect, test } from '@jest/globals';
+import { clusterKinds } from '../../tooling/cluster.ts';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
-import { readmeRole } from '../../tooling/readme-roles.ts';
 import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
-
-const run = promisify(execFile);
+import {
+  type AppOptions,
+  kubectlFor,
+  readmeRoleKubeconfigs,
+  useCluster,
+  useServer,
+  useWorkDir,
+  writeApp,
+} from '../../tooling/test-support/fixtures.ts';
 
 const IMAGES = [
   { pattern: '*:crash*', mode: 'crash' as const, crashAfterMs: 500 },
@@ -33,94 +31,15 @@ type Deployment = {
 };
 
 describe.each(clusterKinds())('deploy-env on %s with the README Role', (kind) => {
-  let cluster: Cluster;
-  let github: LocalGitHub;
-  let work: string;
-  const kubeconfigs = new Map<string, string>();
-
-  beforeAll(async () => {
-    cluster = await startCluster({ kind, images: IMAGES, timeScale: 4 });
-    github = await LocalGitHub.start();
-    work = mkdtempSync(join(tmpdir(), `deploy-env-${kind}-`));
-  }, 180_000);
-  afterAll(async () => {
-    await cluster?.close();
-    await github?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
-
+  const cluster = useCluster(kind, { images: IMAGES, timeScale: 4 });
+  const github = useServer('LocalGitHub', () => LocalGitHub.start());
+  const work = useWorkDir(`deploy-env-${kind}-`);
+  const { kubectl, kubectlJson } = kubectlFor(cluster, work);
   /** The deployer of a namespace: its own ServiceAccount with deploy-env's README Role there. */
-  async function deployer(namespace: string): Promise<string> {
-    let file = kubeconfigs.get(namespace);
-    if (!file) {
-      file = await cluster.kubeconfigFor({
-        namespace,
-        name: 'pipeline-deployer',
-        rules: readmeRole('deploy-env'),
-      });
-      kubeconfigs.set(namespace, file);
-    }
-    return file;
-  }
+  const deployer = readmeRoleKubeconfigs(cluster, 'deploy-env');
 
-  async function kubectl(...args: string[]): Promise<string> {
-    const { stdout } = await run('kubectl', args, {
-      env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath },
-    });
-    return stdout;
-  }
-  async function get<T>(...args: string[]): Promise<T> {
-    return JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
-  }
-
-  function app(
-    dir: string,
-    o: {
-      name?: string;
-      replicas?: number;
-      image?: string;
-      deadline?: number;
-      logLevel?: string;
-      extra?: string;
-    } = {},
-  ): string {
-    const name = o.name ?? 'shop';
-    const path = join(work, dir);
-    mkdirSync(path, { recursive: true });
-    writeFileSync(
-      join(path, 'app.yaml'),
-      `apiVersion: v1
-kind: ConfigMap
-metadata: { name: ${name}-settings }
-data: { LOG_LEVEL: ${o.logLevel ?? 'info'} }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, labels: { app: ${name} } }
-spec:
-  replicas: ${o.replicas ?? 3}
-  progressDeadlineSeconds: ${o.deadline ?? 600}
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers:
-        - name: web
-          image: ${o.image ?? 'registry.local/shop:v1'}
-          envFrom: [{ configMapRef: { name: ${name}-settings } }]
-          ports: [{ containerPort: 8080 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ port: 80, targetPort: 8080 }]
-${o.extra ?? ''}`,
-    );
-    return path;
-  }
+  const get = <T>(...args: string[]) => kubectlJson<T>('get', ...args);
+  const app = (dir: string, o: AppOptions = {}) => writeApp(work, dir, { gracePeriod: 5, ...o });
 
   async function deploy(
     namespace: string,

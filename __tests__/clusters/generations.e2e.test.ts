@@ -1,22 +1,11 @@
-/**
- * Content-addressed configuration across releases on every kind of cluster, with the README
- * Roles: once a canary promotion or a blue-green switch is final, the older generations of the
- * overlay's generated ConfigMaps are pruned, the live one and the previous one (what a rollback
- * or a switch back needs) kept. Several releases are played through the built actions, each
- * changing the overlay's configMapGenerator, and the ConfigMaps left in the cluster are read back
- * with kubectl.
- */
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
+import { describe, expect, test } from '@jest/globals';
+import { clusterKinds } from '../../tooling/cluster.ts';
 import { readmeRole } from '../../tooling/readme-roles.ts';
 import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import { kubectlFor, useCluster, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
-const run = promisify(execFile);
 const errors = (s: StepResult) => s.annotations.filter((a) => a.level === 'error').map((a) => a.message);
 
 type Deployment = {
@@ -26,21 +15,10 @@ type Deployment = {
 };
 
 describe.each(clusterKinds())('older configuration generations on %s', (kind) => {
-  let cluster: Cluster;
-  let work: string;
-
-  beforeAll(async () => {
-    cluster = await startCluster({ kind, timeScale: 4 });
-    work = mkdtempSync(join(tmpdir(), `generations-${kind}-`));
-  }, 180_000);
-  afterAll(async () => {
-    await cluster?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
-
-  const kubectl = async (...args: string[]) =>
-    (await run('kubectl', args, { env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath } })).stdout;
-  const get = async <T>(...args: string[]) => JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
+  const cluster = useCluster(kind, { timeScale: 4 });
+  const work = useWorkDir(`generations-${kind}-`);
+  const { kubectlJson } = kubectlFor(cluster, work);
+  const get = <T>(...args: string[]) => kubectlJson<T>('get', ...args);
   const configMaps = async (ns: string) =>
     (
       await get<{ items: { metadata: { name: string } }[] }>(

@@ -1,20 +1,8 @@
-/**
- * canary-shift (replicas router), blue-green-switch and health-gate's Kubernetes checks on every
- * kind of cluster, each with a ServiceAccount bound to exactly the Role its README documents.
- * KWOK pods serve no traffic, so the analysis here uses Kubernetes checks; HTTP checks and the
- * weighted routers are covered on kube-sim's data plane by the actions' own e2e suites.
- */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
+import { describe, expect, test } from '@jest/globals';
+import { clusterKinds } from '../../tooling/cluster.ts';
 import { readmeRole } from '../../tooling/readme-roles.ts';
 import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
-
-const run = promisify(execFile);
+import { kubectlFor, useCluster, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
 type Deployment = {
   metadata: { annotations?: Record<string, string> };
@@ -24,35 +12,13 @@ type Deployment = {
 const errors = (s: StepResult) => s.annotations.filter((a) => a.level === 'error').map((a) => a.message);
 
 describe.each(clusterKinds())('rollouts on %s with the README Roles', (kind) => {
-  let cluster: Cluster;
-  let work: string;
-  let applied = 0;
-
-  beforeAll(async () => {
-    cluster = await startCluster({
-      kind,
-      timeScale: 4,
-      images: [{ pattern: '*:crash*', mode: 'crash', crashAfterMs: 400 }],
-    });
-    work = mkdtempSync(join(tmpdir(), `rollouts-${kind}-`));
-  }, 180_000);
-  afterAll(async () => {
-    await cluster?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
+  const cluster = useCluster(kind, {
+    timeScale: 4,
+    images: [{ pattern: '*:crash*', mode: 'crash', crashAfterMs: 400 }],
   });
-
-  async function kubectl(...args: string[]): Promise<string> {
-    const { stdout } = await run('kubectl', args, {
-      env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath },
-    });
-    return stdout;
-  }
-  async function apply(ns: string, yaml: string): Promise<void> {
-    const file = join(work, `apply-${++applied}.yaml`);
-    writeFileSync(file, yaml);
-    await kubectl('apply', '-n', ns, '-f', file);
-  }
-  const get = async <T>(...args: string[]) => JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
+  const work = useWorkDir(`rollouts-${kind}-`);
+  const { kubectl, kubectlJson, kubectlApply: apply } = kubectlFor(cluster, work);
+  const get = <T>(...args: string[]) => kubectlJson<T>('get', ...args);
   const role = (action: string, ns: string) =>
     cluster.kubeconfigFor({ namespace: ns, name: `pipeline-${action}`, rules: readmeRole(action) });
 

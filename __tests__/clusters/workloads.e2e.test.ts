@@ -6,15 +6,19 @@
  * ControllerRevisions. Then kube-sim's controllers are held to the real ones: the status fields
  * and revisions each writes for the same objects and changes.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { rolloutStatus, type WorkloadKind, type WorkloadObject } from '../../packages/kube/status-viewers.ts';
-import { type Cluster, clusterKinds, startCluster } from '../../tooling/cluster.ts';
+import { clusterKinds } from '../../tooling/cluster.ts';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
-import { readmeRole } from '../../tooling/readme-roles.ts';
 import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
+import {
+  readmeRoleKubeconfigs,
+  useCluster,
+  useServer,
+  useWorkDir,
+} from '../../tooling/test-support/fixtures.ts';
 import { conformanceSuite, statusOf, type Target } from '../conformance/harness.ts';
 
 const IMAGES = [{ pattern: '*:crash*', mode: 'crash' as const, crashAfterMs: 500 }];
@@ -75,22 +79,11 @@ spec:
 describe.each(clusterKinds())(
   'deploy-env with StatefulSets and DaemonSets on %s with the README Role',
   (kind) => {
-    let cluster: Cluster;
-    let github: LocalGitHub;
-    let work: string;
-    const kubeconfigs = new Map<string, string>();
+    const cluster = useCluster(kind, { images: IMAGES, timeScale: 4 });
+    const github = useServer('LocalGitHub', () => LocalGitHub.start());
+    const work = useWorkDir(`workloads-${kind}-`);
+    const deployer = readmeRoleKubeconfigs(cluster, 'deploy-env');
     let dirs = 0;
-
-    beforeAll(async () => {
-      cluster = await startCluster({ kind, images: IMAGES, timeScale: 4 });
-      github = await LocalGitHub.start();
-      work = mkdtempSync(join(tmpdir(), `workloads-${kind}-`));
-    }, 180_000);
-    afterAll(async () => {
-      await cluster?.close();
-      await github?.close();
-      if (work) rmSync(work, { recursive: true, force: true });
-    });
 
     async function deploy(
       namespace: string,
@@ -98,15 +91,7 @@ describe.each(clusterKinds())(
       manifest: string,
       image?: string,
     ): Promise<StepResult> {
-      let kubeconfig = kubeconfigs.get(namespace);
-      if (!kubeconfig) {
-        kubeconfig = await cluster.kubeconfigFor({
-          namespace,
-          name: 'pipeline-deployer',
-          rules: readmeRole('deploy-env'),
-        });
-        kubeconfigs.set(namespace, kubeconfig);
-      }
+      const kubeconfig = await deployer(namespace);
       const dir = join(work, `m${++dirs}`);
       mkdirSync(dir);
       writeFileSync(join(dir, 'app.yaml'), manifest);

@@ -7,14 +7,9 @@
  */
 import { execFile } from 'node:child_process';
 import { request } from 'node:https';
-import { afterAll, beforeAll, expect } from '@jest/globals';
-import {
-  type Cluster,
-  type ClusterKind,
-  type ClusterOptions,
-  clusterKinds,
-  startCluster,
-} from '../../tooling/cluster.ts';
+import { afterAll, expect } from '@jest/globals';
+import { type Cluster, type ClusterKind, type ClusterOptions, clusterKinds } from '../../tooling/cluster.ts';
+import { useClusters } from '../../tooling/test-support/fixtures.ts';
 
 export interface Reply {
   status: number;
@@ -129,19 +124,9 @@ function kindsToRun(): ClusterKind[] {
 /** Starts one cluster of every kind for the test file; prints each kind's time when done. */
 export function conformanceSuite(file: string, options: ClusterOptions = {}): Suite {
   const kinds = kindsToRun();
-  const clusters = new Map<ClusterKind, Cluster>();
+  const clusters = useClusters(kinds, options, (kind, ms) => timings.set(`${kind} start`, ms));
   let counter = 0;
-  beforeAll(async () => {
-    await Promise.all(
-      kinds.map(async (kind) => {
-        const t0 = Date.now();
-        clusters.set(kind, await startCluster({ ...options, kind }));
-        timings.set(`${kind} start`, Date.now() - t0);
-      }),
-    );
-  }, 180_000);
-  afterAll(async () => {
-    await Promise.all([...clusters.values()].map((c) => c.close()));
+  afterAll(() => {
     const line = kinds
       .map((k) => `${k}: start ${timings.get(`${k} start`) ?? 0} ms, cases ${timings.get(k) ?? 0} ms`)
       .join('; ');

@@ -1,10 +1,10 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { type JobRecord, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
+import { useServer, useWorkflowWorkspace, writeDeployCaller } from '../../tooling/test-support/fixtures.ts';
 
 /**
  * deploy.yml's own guards, run through the local workflow runner: the inputs checked before any
@@ -15,35 +15,16 @@ import { type JobRecord, WorkflowRunner } from '../../tooling/runners/workflow-r
 const IMAGE = `ghcr.io/acme/shop@sha256:${'1'.repeat(64)}`;
 const NEWER = `ghcr.io/acme/shop@sha256:${'2'.repeat(64)}`;
 
-let workspace: string;
-let github: LocalGitHub;
-beforeAll(async () => {
-  workspace = mkdtempSync(join(tmpdir(), 'deploy-wf-'));
-  mkdirSync(join(workspace, '.github', 'workflows'), { recursive: true });
-  github = await LocalGitHub.start({ tokens: ['ghs_x'] });
-});
-afterAll(async () => {
-  await github.close();
-  rmSync(workspace, { recursive: true, force: true });
-});
+const workspace = useWorkflowWorkspace('deploy-wf-');
+const github = useServer('LocalGitHub', () => LocalGitHub.start({ tokens: ['ghs_x'] }));
 
 async function runDeploy(withInputs: Record<string, string>): Promise<{ jobs: Record<string, JobRecord> }> {
-  const file = join(workspace, '.github', 'workflows', 'caller.yml');
-  const lines = Object.entries({ environment: 'production', app: 'shop', image: IMAGE, ...withInputs }).map(
-    ([k, v]) => `      ${k}: ${JSON.stringify(v)}`,
-  );
-  writeFileSync(
-    file,
-    [
-      'on: push',
-      'jobs:',
-      '  production:',
-      '    uses: acme/pipeline/.github/workflows/deploy.yml@main',
-      '    with:',
-      ...lines,
-      '    secrets: inherit',
-    ].join('\n'),
-  );
+  const file = writeDeployCaller(workspace, {
+    environment: 'production',
+    app: 'shop',
+    image: IMAGE,
+    ...withInputs,
+  });
   const runner = new WorkflowRunner({
     repoRoot: REPO_ROOT,
     workspace,

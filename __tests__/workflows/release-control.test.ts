@@ -1,12 +1,14 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
+import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
+import {
+  useKubeSim,
+  useServer,
+  useWorkflowWorkspace,
+  writeDeployCaller,
+} from '../../tooling/test-support/fixtures.ts';
 
 /**
  * Deploy windows, freezes and break glass through deploy.yml in the local workflow runner, with a
@@ -29,27 +31,18 @@ const FREEZE = JSON.stringify({
   reason: 'incident 4711',
 });
 
-let sim: KubeSim;
-let github: LocalGitHub;
-let slack: LocalSlack;
-let workspace: string;
-
-beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 50,
-    namespaces: ['shop-production'],
-    images: [IMAGE, NEXT].map((pattern) => ({ pattern, http: { health: { status: 'healthy' } } })),
-  });
-  github = await LocalGitHub.start({ tokens: ['ghs_rc'] });
+const sim = useKubeSim({
+  timeScale: 50,
+  namespaces: ['shop-production'],
+  images: [IMAGE, NEXT].map((pattern) => ({ pattern, http: { health: { status: 'healthy' } } })),
+});
+const github = useServer('LocalGitHub', () => LocalGitHub.start({ tokens: ['ghs_rc'] }));
+const slack = useServer('LocalSlack', () =>
+  LocalSlack.start({ tokens: ['xoxb-rc'], channels: { deploys: 'C0DEPLOYS' } }),
+);
+const workspace = useWorkflowWorkspace('release-control-', { exampleK8s: true });
+beforeAll(() => {
   github.seedTeam('acme', 'sre', 'SRE', ['carol']);
-  slack = await LocalSlack.start({ tokens: ['xoxb-rc'], channels: { deploys: 'C0DEPLOYS' } });
-  workspace = mkdtempSync(join(tmpdir(), 'release-control-'));
-  mkdirSync(join(workspace, '.github', 'workflows'), { recursive: true });
-  cpSync(join(REPO_ROOT, 'examples', 'shop', 'k8s'), join(workspace, 'k8s'), { recursive: true });
-}, 60_000);
-afterAll(async () => {
-  await Promise.allSettled([sim?.close(), github?.close(), slack?.close()]);
-  rmSync(workspace, { recursive: true, force: true });
 });
 beforeEach(() => {
   slack.messages.length = 0;
@@ -69,7 +62,6 @@ async function play(options: {
   /** Runs while the production approval waits: move the clock, set a freeze. */
   whileWaiting?: (env: Record<string, string>, vars: Record<string, string>) => void;
 }): Promise<Played> {
-  const file = join(workspace, '.github', 'workflows', 'caller.yml');
   const inputs = {
     environment: 'production',
     app: 'shop',
@@ -78,18 +70,7 @@ async function play(options: {
     windows: WINDOWS,
     ...options.inputs,
   };
-  writeFileSync(
-    file,
-    [
-      'on: push',
-      'jobs:',
-      '  production:',
-      '    uses: acme/pipeline/.github/workflows/deploy.yml@main',
-      '    with:',
-      ...Object.entries(inputs).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
-      '    secrets: inherit',
-    ].join('\n'),
-  );
+  const file = writeDeployCaller(workspace, inputs);
   const env: Record<string, string> = {
     PIPELINE_TIME_SCALE: '50',
     GITHUB_API_URL: github.url,

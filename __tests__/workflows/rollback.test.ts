@@ -1,14 +1,17 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
-import { type PostgresServer, startPostgres } from '../../tooling/local-services/postgres.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
+import {
+  useKubeSim,
+  usePostgres,
+  useServer,
+  useWorkflowWorkspace,
+} from '../../tooling/test-support/fixtures.ts';
 
 /**
  * rollback.yml through the local workflow runner: two releases go out through deploy.yml (the
@@ -21,40 +24,31 @@ import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../tooling/
 const IMAGE = (d: string) => `ghcr.io/acme/shop@sha256:${d.repeat(64)}`;
 const SHA = (d: string) => d.repeat(40);
 
-let sim: KubeSim;
-let github: LocalGitHub;
-let slack: LocalSlack;
-let postgres: PostgresServer;
+const sim = useKubeSim({
+  timeScale: 50,
+  namespaces: ['shop-production'],
+  images: [{ pattern: /ghcr\.io\/acme\/shop@/, http: { health: { status: 'healthy' } } }],
+});
+const github = useServer('LocalGitHub', () => LocalGitHub.start({ tokens: ['ghs_rb'] }));
+const slack = useServer('LocalSlack', () =>
+  LocalSlack.start({ tokens: ['xoxb-rb'], channels: { deploys: 'C0DEPLOYS' } }),
+);
+const { server: postgres } = usePostgres();
+const workspace = useWorkflowWorkspace('rollback-wf-', { exampleK8s: true });
 let databaseUrl: string;
-let workspace: string;
 
 beforeAll(async () => {
-  sim = await startKubeSim({
-    timeScale: 50,
-    namespaces: ['shop-production'],
-    images: [{ pattern: /ghcr\.io\/acme\/shop@/, http: { health: { status: 'healthy' } } }],
-  });
-  github = await LocalGitHub.start({ tokens: ['ghs_rb'] });
   github.seedEnvironment({ owner: 'acme', repo: 'shop', name: 'production' });
-  slack = await LocalSlack.start({ tokens: ['xoxb-rb'], channels: { deploys: 'C0DEPLOYS' } });
-  postgres = await startPostgres();
   const admin = new pg.Client({ connectionString: postgres.url });
   await admin.connect();
   await admin.query('CREATE DATABASE shop_production');
   await admin.end();
   databaseUrl = postgres.urlFor('shop_production');
-  workspace = mkdtempSync(join(tmpdir(), 'rollback-wf-'));
-  mkdirSync(join(workspace, '.github', 'workflows'), { recursive: true });
   mkdirSync(join(workspace, 'migrations'));
-  cpSync(join(REPO_ROOT, 'examples', 'shop', 'k8s'), join(workspace, 'k8s'), { recursive: true });
   writeFileSync(
     join(workspace, 'migrations', '001_products.sql'),
     '-- migrate:up\nCREATE TABLE products (id bigint PRIMARY KEY);\n-- migrate:down\nDROP TABLE products;\n',
   );
-}, 120_000);
-afterAll(async () => {
-  await Promise.allSettled([sim?.close(), github?.close(), slack?.close(), postgres?.stop()]);
-  rmSync(workspace, { recursive: true, force: true });
 });
 
 async function play(
