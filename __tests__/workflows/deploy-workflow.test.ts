@@ -4,7 +4,7 @@ import { describe, expect, test } from '@jest/globals';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { type JobRecord, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
-import { useServer, useWorkflowWorkspace, writeDeployCaller } from '../../tooling/test-support/fixtures.ts';
+import { useServer, useWorkflowWorkspace, writeCaller } from '../../tooling/test-support/fixtures.ts';
 
 /**
  * deploy.yml's own guards, run through the local workflow runner: the inputs checked before any
@@ -19,7 +19,7 @@ const workspace = useWorkflowWorkspace('deploy-wf-');
 const github = useServer('LocalGitHub', () => LocalGitHub.start({ tokens: ['ghs_x'] }));
 
 async function runDeploy(withInputs: Record<string, string>): Promise<{ jobs: Record<string, JobRecord> }> {
-  const file = writeDeployCaller(workspace, {
+  const file = writeCaller(workspace, {
     environment: 'production',
     app: 'shop',
     image: IMAGE,

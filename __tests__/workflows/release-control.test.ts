@@ -7,7 +7,7 @@ import {
   useKubeSim,
   useServer,
   useWorkflowWorkspace,
-  writeDeployCaller,
+  writeCaller,
 } from '../../tooling/test-support/fixtures.ts';
 
 /**
@@ -70,7 +70,7 @@ async function play(options: {
     windows: WINDOWS,
     ...options.inputs,
   };
-  const file = writeDeployCaller(workspace, inputs);
+  const file = writeCaller(workspace, inputs);
   const env: Record<string, string> = {
     PIPELINE_TIME_SCALE: '50',
     GITHUB_API_URL: github.url,

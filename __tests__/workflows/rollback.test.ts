@@ -11,6 +11,7 @@ import {
   usePostgres,
   useServer,
   useWorkflowWorkspace,
+  writeCaller,
 } from '../../tooling/test-support/fixtures.ts';
 
 /**
@@ -58,23 +59,10 @@ async function play(
   vars: Record<string, string> = {},
   secrets: Record<string, string> = {},
 ): Promise<{ run: WorkflowRun; jobs: Record<string, JobRecord> }> {
-  const file = join(workspace, '.github', 'workflows', 'caller.yml');
-  writeFileSync(
-    file,
-    [
-      'on: push',
-      'jobs:',
-      '  production:',
-      `    uses: acme/pipeline/.github/workflows/${workflow}@main`,
-      '    with:',
-      ...Object.entries({
-        environment: 'production',
-        app: 'shop',
-        'slack-channel': 'deploys',
-        ...inputs,
-      }).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
-      '    secrets: inherit',
-    ].join('\n'),
+  const file = writeCaller(
+    workspace,
+    { environment: 'production', app: 'shop', 'slack-channel': 'deploys', ...inputs },
+    workflow,
   );
   const runner = new WorkflowRunner({
     repoRoot: REPO_ROOT,

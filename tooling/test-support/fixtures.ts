@@ -76,8 +76,12 @@ export function useWorkflowWorkspace(prefix: string, o: { exampleK8s?: boolean }
   return workspace;
 }
 
-/** `.github/workflows/caller.yml` in `workspace`: one job that calls deploy.yml with `inputs`. */
-export function writeDeployCaller(workspace: string, inputs: Record<string, string>): string {
+/** `.github/workflows/caller.yml` in `workspace`: one job that calls `workflow` with `inputs`. */
+export function writeCaller(
+  workspace: string,
+  inputs: Record<string, string | boolean>,
+  workflow = 'deploy.yml',
+): string {
   const file = join(workspace, '.github', 'workflows', 'caller.yml');
   writeFileSync(
     file,
@@ -85,7 +89,7 @@ export function writeDeployCaller(workspace: string, inputs: Record<string, stri
       'on: push',
       'jobs:',
       '  production:',
-      '    uses: acme/pipeline/.github/workflows/deploy.yml@main',
+      `    uses: acme/pipeline/.github/workflows/${workflow}@main`,
       '    with:',
       ...Object.entries(inputs).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
       '    secrets: inherit',
