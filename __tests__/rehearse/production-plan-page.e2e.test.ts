@@ -122,3 +122,29 @@ describeWithPostgres.each(['canary', 'blue-green'] as const)('first-release, %s'
     TIMEOUT,
   );
 });
+
+describeWithPostgres('failed-soak, rolling', () => {
+  test(
+    "a soak that fails is recorded on the release's GitHub deployment as the gate's verdict, its deciding check marked",
+    async () => {
+      const r = await play('failed-soak', 'rolling');
+      expect(r.mismatches).toEqual([]);
+      const release = r.deployments.filter(
+        (d) => d.environment === 'production' && (d.payload as { images?: unknown } | null)?.images,
+      );
+      const verdicts = release.at(-1)!.statuses.filter((s) => s.description.startsWith('health gate '));
+      expect(verdicts.map((s) => s.state)).toEqual(['failure']);
+      expect(verdicts[0]!.description).toMatch(
+        /^health gate failed: \d+ rounds? over \w+; checks: health \(failed\), pods$/,
+      );
+      // The releases before it passed their soak, and say so where the next plan reads it.
+      const staging = r.deployments.filter(
+        (d) => d.environment === 'staging' && (d.payload as { images?: unknown } | null)?.images,
+      );
+      expect(staging.at(-1)!.statuses.map((s) => s.description)).toContainEqual(
+        expect.stringMatching(/^health gate passed: \d+ rounds over \w+; checks: health, pods$/),
+      );
+    },
+    TIMEOUT,
+  );
+});
