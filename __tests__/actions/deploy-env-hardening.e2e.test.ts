@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
-import { kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
+import { deploymentYaml, kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
 const sim = useKubeSim({
   timeScale: 20,
@@ -18,22 +18,7 @@ const { kubectl } = kubectlFor(sim, work);
 function app(dir: string, name: string, image: string, extra = ''): string {
   const path = join(work, dir);
   mkdirSync(path, { recursive: true });
-  writeFileSync(
-    join(path, 'app.yaml'),
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, labels: { app: ${name} } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      containers:
-        - name: web
-          image: ${image}
-${extra}`,
-  );
+  writeFileSync(join(path, 'app.yaml'), `${deploymentYaml({ name, image })}${extra}`);
   return path;
 }
 

@@ -6,7 +6,13 @@ import { describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { REPO_ROOT, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
-import { kubectlFor, useKubeSim, useServer, useWorkDir } from '../../tooling/test-support/fixtures.ts';
+import {
+  deploymentYaml,
+  kubectlFor,
+  useKubeSim,
+  useServer,
+  useWorkDir,
+} from '../../tooling/test-support/fixtures.ts';
 
 /**
  * A rollback ends on the previous release's template AND its replicas: an overlay that raised
@@ -38,22 +44,7 @@ async function live(namespace: string): Promise<{ image: string; replicas: numbe
 function overlay(dir: string, replicas: number): string {
   const path = join(work, dir);
   mkdirSync(path, { recursive: true });
-  writeFileSync(
-    join(path, 'app.yaml'),
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: shop, labels: { app: shop } }
-spec:
-  replicas: ${replicas}
-  selector: { matchLabels: { app: shop } }
-  template:
-    metadata: { labels: { app: shop } }
-    spec:
-      containers:
-        - name: web
-          image: registry.local/shop:v1
-`,
-  );
+  writeFileSync(join(path, 'app.yaml'), deploymentYaml({ replicas }));
   return path;
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { findLeaks, runBuiltAction, type StepResult } from '../../tooling/runners/action-runner.ts';
-import { kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
+import { deploymentYaml, kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
 // The defects an independent review of issue #13 found in the built actions, one by one.
 
@@ -19,23 +19,7 @@ const { kubectl } = kubectlFor(sim, work);
 
 beforeAll(() => {
   mkdirSync(join(work, 'k8s'), { recursive: true });
-  writeFileSync(
-    join(work, 'k8s', 'app.yaml'),
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: shop, labels: { app: shop } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: shop } }
-  template:
-    metadata: { labels: { app: shop } }
-    spec:
-      containers:
-        - name: web
-          image: registry.local/shop:v1
-          ports: [{ containerPort: 8080 }]
-`,
-  );
+  writeFileSync(join(work, 'k8s', 'app.yaml'), deploymentYaml({ port: 8080 }));
 });
 
 const errors = (step: StepResult) =>

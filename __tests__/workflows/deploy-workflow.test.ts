@@ -4,7 +4,12 @@ import { describe, expect, test } from '@jest/globals';
 import { LocalGitHub } from '../../tooling/local-services/local-github.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { type JobRecord, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
-import { useServer, useWorkflowWorkspace, writeCaller } from '../../tooling/test-support/fixtures.ts';
+import {
+  mainPush,
+  useServer,
+  useWorkflowWorkspace,
+  writeCaller,
+} from '../../tooling/test-support/fixtures.ts';
 
 /**
  * deploy.yml's own guards, run through the local workflow runner: the inputs checked before any
@@ -28,14 +33,7 @@ async function runDeploy(withInputs: Record<string, string>): Promise<{ jobs: Re
   const runner = new WorkflowRunner({
     repoRoot: REPO_ROOT,
     workspace,
-    event: {
-      name: 'push',
-      ref: 'refs/heads/main',
-      sha: 'c'.repeat(40),
-      repository: 'acme/shop',
-      actor: 'octocat',
-      payload: {},
-    },
+    event: mainPush(),
     secrets: {},
     vars: {},
     env: {},

@@ -4,6 +4,7 @@ import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
 import {
+  mainPush,
   useKubeSim,
   useServer,
   useWorkflowWorkspace,
@@ -81,14 +82,7 @@ async function play(options: {
   const runner = new WorkflowRunner({
     repoRoot: REPO_ROOT,
     workspace,
-    event: {
-      name: 'push',
-      ref: 'refs/heads/main',
-      sha: 'c'.repeat(40),
-      repository: 'acme/shop',
-      actor: options.actor ?? 'octocat',
-      payload: {},
-    },
+    event: mainPush(options.actor ? { actor: options.actor } : {}),
     secrets: { SLACK_BOT_TOKEN: 'xoxb-rc', KUBECONFIG: sim.kubeconfig },
     vars,
     env,

@@ -7,6 +7,7 @@ import { LocalSlack } from '../../tooling/local-services/local-slack.ts';
 import { REPO_ROOT } from '../../tooling/runners/action-runner.ts';
 import { type JobRecord, type WorkflowRun, WorkflowRunner } from '../../tooling/runners/workflow-runner.ts';
 import {
+  mainPush,
   useKubeSim,
   usePostgres,
   useServer,
@@ -67,7 +68,7 @@ async function play(
   const runner = new WorkflowRunner({
     repoRoot: REPO_ROOT,
     workspace,
-    event: { name: 'push', ref: 'refs/heads/main', sha, repository: 'acme/shop', actor: 'dave', payload: {} },
+    event: mainPush({ sha, actor: 'dave' }),
     secrets: {
       SLACK_BOT_TOKEN: 'xoxb-rb',
       KUBECONFIG: sim.kubeconfig,

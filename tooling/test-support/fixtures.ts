@@ -205,6 +205,41 @@ export function usePostgres(options: StartPostgresOptions = {}): PostgresFixture
   };
 }
 
+/**
+ * A Deployment of `replicas` pods labelled `app: <name>`, one container `web` running `image`
+ * (listening on `port` when one is given), as YAML ending in a newline.
+ */
+export function deploymentYaml(
+  o: { name?: string; replicas?: number; image?: string; port?: number } = {},
+): string {
+  const name = o.name ?? 'shop';
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, labels: { app: ${name} } }
+spec:
+  replicas: ${o.replicas ?? 2}
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      containers:
+        - name: web
+          image: ${o.image ?? 'registry.local/shop:v1'}
+${o.port ? `          ports: [{ containerPort: ${o.port} }]\n` : ''}`;
+}
+
+/** A push of `sha` to main of acme/shop by `actor`, as the workflow runner's event. */
+export function mainPush(o: { sha?: string; actor?: string } = {}) {
+  return {
+    name: 'push',
+    ref: 'refs/heads/main',
+    sha: o.sha ?? 'c'.repeat(40),
+    repository: 'acme/shop',
+    actor: o.actor ?? 'octocat',
+    payload: {},
+  };
+}
+
 export interface AppOptions {
   name?: string;
   replicas?: number;
