@@ -1,11 +1,9 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { actionDirs } from '../../scripts/action-docs.ts';
-import { type KubeSim, startKubeSim } from '../../tooling/kube-sim/index.ts';
 import {
   type PostgresServer,
   postgresAvailable,
@@ -17,6 +15,7 @@ import {
   runBuiltAction,
   type StepResult,
 } from '../../tooling/runners/action-runner.ts';
+import { kubectlFor, useKubeSim, useWorkDir } from '../../tooling/test-support/fixtures.ts';
 
 /**
  * Every input that names a file or a directory, of every action, reads a valid one through the
@@ -30,8 +29,7 @@ const ACTIONS = actionDirs().map((dir) => basename(dir));
 const FILE_TYPED = /file path|[Pp]ath (to|of) |[Dd]irectory|files, directories|^Kustomize overlay/;
 
 const run = promisify(execFile);
-let sim: KubeSim;
-let ws: string;
+const ws = useWorkDir('file-inputs-');
 
 const write = (path: string, text: string) => {
   mkdirSync(dirname(join(ws, path)), { recursive: true });
@@ -58,29 +56,20 @@ spec:
 
 const NAMESPACES = ['files-gate', 'files-dm', 'files-dk', 'files-cm', 'files-ck', 'files-bm', 'files-bk'];
 
-beforeAll(async () => {
-  sim = await startKubeSim({ timeScale: 50, namespaces: NAMESPACES });
-  ws = mkdtempSync(join(tmpdir(), 'file-inputs-'));
+const sim = useKubeSim({ timeScale: 50, namespaces: NAMESPACES });
+const { kubectlJson } = kubectlFor(sim, ws);
+
+beforeAll(() => {
   copyFileSync(sim.kubeconfigPath, join(ws, 'kubeconfig.yml'));
   write('k8s/plain/app.yml', APP);
   write('k8s/base/app.yml', APP);
   write('k8s/base/kustomization.yaml', 'resources: [app.yml]\n');
   write('k8s/staging/kustomization.yaml', 'resources: [../base]\ncommonLabels: { tier: web }\n');
-}, 60_000);
-afterAll(async () => {
-  await sim?.close();
-  if (ws) rmSync(ws, { recursive: true, force: true });
 });
 
 const errors = (step: StepResult) =>
   step.annotations.filter((a) => a.level === 'error').map((a) => a.message);
 
-async function kubectlJson<T>(...args: string[]): Promise<T> {
-  const { stdout } = await run('kubectl', [...args, '-o', 'json'], {
-    env: { ...process.env, KUBECONFIG: sim.kubeconfigPath },
-  });
-  return JSON.parse(stdout) as T;
-}
 type Deployment = {
   metadata: { labels?: Record<string, string> };
   spec: { template: { spec: { containers: { image: string }[] } } };
