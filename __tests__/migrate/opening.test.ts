@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import { MemoryLogger } from '../../packages/core/index.ts';
 import {
   APPLICATION_NAME,
@@ -7,31 +7,13 @@ import {
   MigrationFileError,
   type MigrationResult,
 } from '../../packages/migrate/index.ts';
-import {
-  type PostgresServer,
-  postgresAvailable,
-  startPostgres,
-} from '../../tooling/local-services/postgres.ts';
+import { usePostgres } from '../../tooling/test-support/fixtures.ts';
 import { eventually, history, migrate, migrationsDir, query, tableExists, withClient } from './helpers.ts';
 
 // The session opens (connect, settings, one try of the lock, the history) while the files are
 // read; these tests hold that overlap to the order of the sequential run it replaced.
 
-const available = postgresAvailable();
-const suite = available ? describe : describe.skip;
-
-let server: PostgresServer;
-beforeAll(async () => {
-  if (available) server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
+const { suite, server, cleanups } = usePostgres();
 
 const USERS = '-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\n';
 const BROKEN = 'CREATE TABLE orders (id int);\n'; // no -- migrate:up marker
