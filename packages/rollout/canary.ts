@@ -271,7 +271,24 @@ async function validateCanary(o: CanaryOptions): Promise<CanaryRun> {
   const total =
     inFlight && state.stableReplicas !== undefined ? state.stableReplicas : (stable.spec?.replicas ?? 1);
   const { clock, waits, restore } = waitsOf(o);
-  const run: CanaryRun = {
+  const router = makeRouter(o.router, {
+    client,
+    namespace,
+    stableName,
+    canaryName,
+    canaryServiceName,
+    track,
+    total,
+    async sizeCanary(replicas) {
+      await scaleDeployment(client, namespace, canaryName, replicas);
+      if (replicas > 0) await mustBeReady(client, namespace, canaryName, waits);
+    },
+    canaryReplicas: async () =>
+      (await client.getJson<DeploymentObject>(deploymentPath(namespace, canaryName)))?.spec?.replicas ?? 0,
+    mustBeReady: (name) => mustBeReady(client, namespace, name, waits),
+  });
+  await router.validate();
+  return {
     o,
     waits,
     restore,
@@ -294,23 +311,8 @@ async function validateCanary(o: CanaryOptions): Promise<CanaryRun> {
     referenceService,
     store,
     steps: state.steps.map((s) => ({ ...s, earlier: true })),
-    router: undefined as unknown as Router,
+    router,
   };
-  run.router = makeRouter(o.router, {
-    client,
-    namespace,
-    stableName,
-    canaryName,
-    canaryServiceName,
-    track,
-    total,
-    sizeCanary: (replicas) => sizeCanary(run, replicas),
-    canaryReplicas: async () =>
-      (await client.getJson<DeploymentObject>(deploymentPath(namespace, canaryName)))?.spec?.replicas ?? 0,
-    mustBeReady: (name) => mustBeReady(client, namespace, name, waits),
-  });
-  await run.router.validate();
-  return run;
 }
 
 /** The Service in front of the stable pods (and, with the replicas router, the canary's), and the canary's own. */
@@ -619,12 +621,6 @@ async function ensureCanaryDeployment(run: CanaryRun, newImage: string): Promise
     extra: { revisionHistoryLimit: 2 },
   });
   log.info(`Created the canary Deployment ${run.canaryName} (${newImage})`);
-}
-
-/** Scales the canary to `replicas`, waiting for it when it grows. */
-async function sizeCanary(run: CanaryRun, replicas: number): Promise<void> {
-  await scaleDeployment(run.o.client, run.o.namespace, run.canaryName, replicas);
-  if (replicas > 0) await mustBeReady(run.o.client, run.o.namespace, run.canaryName, run.waits);
 }
 
 async function removeCanaryObjects(run: CanaryRun, keepScaledDown: boolean): Promise<void> {
