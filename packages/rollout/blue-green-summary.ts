@@ -1,4 +1,4 @@
-import { escapeMarkdown, escapeMermaidLabel } from '../notify/escape.ts';
+import { escapeMarkdown, escapeMermaidLabel } from '../core/escape.ts';
 import type { BlueGreenResult, Color, Snapshot } from './blue-green.ts';
 
 function side(prefix: string, title: string, s: Snapshot, service: string, preview: string): string[] {

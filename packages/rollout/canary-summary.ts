@@ -1,5 +1,5 @@
+import { codeSpan, escapeMarkdown } from '../core/escape.ts';
 import { type ChartSeries, renderXyChart } from '../notify/chart.ts';
-import { codeSpan, escapeMarkdown } from '../notify/escape.ts';
 import type { CanaryResult, StepRecord } from './canary.ts';
 
 const PHASE_ICON = { progressing: '⏩', promoted: '✅', aborted: '↩️' } as const;

@@ -1,5 +1,5 @@
+import { codeSpan, escapeHtml, escapeMarkdown } from '../core/escape.ts';
 import { formatDuration } from '../core/index.ts';
-import { codeSpan, escapeHtml, escapeMarkdown } from '../notify/escape.ts';
 import type { DeployResult } from './deploy.ts';
 
 const ACTION_ICON = { created: '🆕', configured: '✏️', unchanged: '➖', pruned: '🗑️' } as const;

@@ -1,4 +1,4 @@
-import { codeSpan, escapeHtml, escapeMarkdown } from '../notify/escape.ts';
+import { codeSpan, escapeHtml, escapeMarkdown } from '../core/escape.ts';
 import type { ManifestPlan, ObjectPlan } from './plan.ts';
 
 const CHANGE_ICON = { added: '🆕', changed: '✏️', unchanged: '➖', removed: '🗑️', unreadable: '🔒' } as const;
