@@ -17,7 +17,7 @@ type Deployment = {
 describe.each(clusterKinds())('older configuration generations on %s', (kind) => {
   const cluster = useCluster(kind, { timeScale: 4 });
   const work = useWorkDir(`generations-${kind}-`);
-  const { kubectlJson } = kubectlFor(cluster, work);
+  const { kubectl, kubectlJson } = kubectlFor(cluster, work);
   const get = <T>(...args: string[]) => kubectlJson<T>('get', ...args);
   const configMaps = async (ns: string) =>
     (
@@ -36,12 +36,13 @@ describe.each(clusterKinds())('older configuration generations on %s', (kind) =>
       .envFrom![0]!.configMapRef!.name;
 
   /** The overlay of release `n`: its image and a configuration that differs from every other release's. */
-  function overlay(ns: string, n: number): string {
+  function overlay(ns: string, n: number, extra?: string): string {
     const dir = join(work, ns, `release-${n}`);
     mkdirSync(dir, { recursive: true });
+    if (extra) writeFileSync(join(dir, 'extra.yaml'), extra);
     writeFileSync(
       join(dir, 'kustomization.yaml'),
-      `resources: [app.yaml]\nconfigMapGenerator:\n  - name: shop-settings\n    literals: [RELEASE=${n}, LOG_LEVEL=info]\n`,
+      `resources: [app.yaml${extra ? ', extra.yaml' : ''}]\nconfigMapGenerator:\n  - name: shop-settings\n    literals: [RELEASE=${n}, LOG_LEVEL=info]\n`,
     );
     writeFileSync(
       join(dir, 'app.yaml'),
@@ -104,6 +105,67 @@ spec:
     expect(errors(step)).toEqual([]);
     return step;
   };
+
+  /** A rolling release of deploy-env with prune, as deploy.yml's rolling step runs it, under its README Role. */
+  const rolling = async (ns: string, n: number, extra?: string) => {
+    const step = await runBuiltAction('deploy-env', {
+      inputs: {
+        kubeconfig: await cluster.kubeconfigFor({
+          namespace: ns,
+          name: 'pipeline-deploy-env',
+          rules: readmeRole('deploy-env'),
+        }),
+        namespace: ns,
+        environment: 'production',
+        app: 'shop',
+        kustomize: overlay(ns, n, extra),
+        image: `registry.local/shop:v${n}`,
+        prune: 'true',
+        'github-deployment': 'false',
+        'fail-fast-after': '2s',
+        timeout: '90s',
+      },
+      cwd: work,
+      timeoutMs: 150_000,
+    });
+    expect(errors(step)).toEqual([]);
+    expect(step.outputs['rolled-back']).toBe('false');
+    return step;
+  };
+
+  test('deploy-env rolling with prune: the live and the previous generation remain, other dropped objects go, and rollout undo finds its configuration', async () => {
+    const ns = 'gen-rolling';
+    await cluster.createNamespace(ns);
+    const flags = 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: shop-flags }\ndata: { BETA: "off" }\n';
+    const generations: string[] = [];
+    for (const n of [1, 2, 3]) {
+      await rolling(ns, n, n === 1 ? flags : undefined);
+      generations.push(await liveGeneration(ns, 'shop'));
+      // shop-flags is no configuration generation: dropped from the overlay, it is pruned at once.
+      expect(await configMaps(ns)).toEqual(
+        [...generations.slice(-2), ...(n === 1 ? ['shop-flags'] : [])].sort(),
+      );
+    }
+    expect(new Set(generations).size).toBe(3);
+
+    // kubectl's undo goes to release 2, whose ConfigMap is still there: its pods come up on it.
+    await kubectl('rollout', 'undo', 'deployment/shop', '-n', ns);
+    await kubectl('rollout', 'status', 'deployment/shop', '-n', ns, '--timeout=90s');
+    expect(await liveGeneration(ns, 'shop')).toBe(generations[1]);
+    expect(await configMaps(ns)).toContain(generations[1]);
+    const d = await get<{ status: { availableReplicas?: number; updatedReplicas?: number } }>(
+      'deployment/shop',
+      '-n',
+      ns,
+    );
+    expect(d.status).toMatchObject({ availableReplicas: 2, updatedReplicas: 2 });
+
+    // The previous revision is the history's, not the previous release: after the undo it is
+    // release 2's template, so release 4 keeps generation 2 and prunes generation 3.
+    await rolling(ns, 4);
+    const fourth = await liveGeneration(ns, 'shop');
+    expect(await configMaps(ns)).toEqual([generations[1]!, fourth].sort());
+  }, 600_000);
 
   test('canary-shift: after each promotion the live and the previous generation remain', async () => {
     const ns = 'gen-canary';

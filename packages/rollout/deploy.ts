@@ -20,6 +20,7 @@ import {
 } from '../kube/apply.ts';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
 import {
+  chooseRollbackRevision,
   currentRevision,
   REVISION_ANNOTATION,
   type RollbackResult,
@@ -29,6 +30,7 @@ import {
 import type { HeldLease, LockRequest } from '../kube/lease.ts';
 import { checkObjectLimits, PROTECTED_NAMESPACES } from '../kube/limits.ts';
 import {
+  podTemplates,
   type SourcedObject,
   stampConfigChecksums,
   substituteImages,
@@ -39,6 +41,7 @@ import { ResourceCatalog } from '../kube/resources.ts';
 import { type PodProblem, podDiagnostics, type RolloutEvent, waitForWorkload } from '../kube/rollout.ts';
 import { isWaitedKind, KIND_WORDS, type WorkloadKind, type WorkloadObject } from '../kube/status-viewers.ts';
 import { transientKubeFault } from '../kube/watch.ts';
+import { isConfigGeneration, pruneOlderGenerations } from './generations.ts';
 import { runStrategy } from './strategy.ts';
 
 export interface DeployOptions {
@@ -573,26 +576,74 @@ async function validateAndApply(run: DeployRun): Promise<AppliedObject[]> {
   }
 }
 
-/** Objects of this app and environment that the manifests no longer hold, when the prune input asks. */
+/**
+ * Objects of this app and environment that the manifests no longer hold, when the prune input
+ * asks. Generations of the configuration the rendered templates use are the exception: the one
+ * the previous revision uses stays, so `kubectl rollout undo` (or a rollback to that revision)
+ * finds it; only older ones go.
+ */
 async function prune(run: DeployRun): Promise<AppliedObject[]> {
   const { options } = run;
   if (!options.prune) return [];
-  const log = options.logger;
+  const { client, logger: log, namespace, app, environment, dryRun } = options;
+  const live = run.resolved.flatMap((o) => podTemplates(o.object));
+  const generation = isConfigGeneration(live);
   const pruned = await pruneObjects({
-    client: options.client,
+    client,
     catalog: run.catalog,
-    namespace: options.namespace,
-    app: options.app,
-    environment: options.environment,
+    namespace,
+    app,
+    environment,
     keep: run.resolved,
-    dryRun: options.dryRun,
+    dryRun,
+    candidate: (kind, object) => !generation(kind, object.metadata.name!),
     onSkipped: (kinds) =>
       log.info(
         `Not pruning ${kinds.join(', ')}: the deployer's Role does not allow listing them, so none were applied by it`,
       ),
   });
-  for (const p of pruned) log.info(`${p.kind}/${p.name} ${options.dryRun ? 'would be pruned' : 'pruned'}`);
-  return pruned;
+  for (const p of pruned) log.info(`${p.kind}/${p.name} ${dryRun ? 'would be pruned' : 'pruned'}`);
+  let previous: { spec?: object }[];
+  try {
+    previous = await previousTemplates(run);
+  } catch (error) {
+    log.warning(
+      `Older configuration generations were not pruned: the revision history could not be read (${errorMessage(error)})`,
+    );
+    return pruned;
+  }
+  const older = await pruneOlderGenerations({
+    client,
+    namespace,
+    app,
+    environment,
+    live,
+    previous,
+    logger: log,
+    dryRun,
+  });
+  return [...pruned, ...older];
+}
+
+/**
+ * Per workload, the template `kubectl rollout undo` goes back to: the highest revision below the
+ * current one. A dry run changed nothing, so its current revision is kept too: the release would
+ * make it the previous one unless its template is unchanged.
+ */
+async function previousTemplates(run: DeployRun): Promise<{ spec?: object }[]> {
+  const { client, namespace, dryRun } = run.options;
+  const templates: { spec?: object }[] = [];
+  for (const w of run.workloads) {
+    const object = await client.getJson<WorkloadObject>(pathOf(w.kind, namespace, w.name));
+    if (!object) continue;
+    const history = await workloadHistory(client, namespace, w.kind, object);
+    const current = currentRevision(w.kind, object, history);
+    if (!current) continue;
+    if (dryRun) templates.push(current.template);
+    const before = chooseRollbackRevision(history, current.revision);
+    if (before) templates.push(before.template);
+  }
+  return templates;
 }
 
 /** Every workload's rollout, waited for together; a lost lock ends the waits. */
