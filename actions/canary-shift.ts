@@ -1,6 +1,6 @@
 import { defineInputs, input, KUBE_NAME_MAX } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
-import { escapeMarkdown, InputError, PipelineError } from '../packages/core/index.ts';
+import { InputError, PipelineError } from '../packages/core/index.ts';
 import { checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { checkImageInput } from '../packages/kube/image-reference.ts';
 import {
@@ -123,79 +123,16 @@ export async function main(): Promise<void> {
             environment: inputs.environment ?? namespace,
           })
         : undefined;
-      const before = await live();
-      setOutput('previous-revision', revisionOf(before));
-      if (rendered && !before) {
-        // Nothing to compare a canary with: the overlay is deployed directly, as Argo Rollouts does
-        // for a first release, with the same rollout wait and rollback as deploy-env.
-        log.info(
-          `There is no ${inputs.deployment} Deployment in ${namespace} yet: this first release is deployed directly, without a canary`,
-        );
-        const { deploy } = await import('../packages/rollout/deploy.ts');
-        const deployed = await deploy({
-          client,
-          app: inputs.deployment,
-          environment: inputs.environment ?? namespace,
-          namespace,
-          createNamespace: false,
-          objects: rendered.all,
-          images: new Map(),
-          // renderRelease prepared them already (images set, checksums, labels).
-          prepared: { objects: rendered.all, imageChanges: [] },
-          prune: false,
-          dryRun: false,
-          forceConflicts: true,
-          timeoutMs: inputs.timeout,
-          stuckGraceMs: inputs.failFastAfter,
-          rollbackOnFailure: true,
-          lock: lockRequest(inputs, lockHolder),
-          logger: log,
-          clock,
-          signal: cancelled,
-        });
-        const after = await live();
-        const reason = deployed.ok
-          ? `first release: no stable ${inputs.deployment} to compare a canary with, so ${inputs.image} was deployed directly`
-          : `first release of ${inputs.image} failed: ${deployed.failure}`;
-        setOutput('first-release', true);
-        setOutput('image', deployed.ok ? imageOf(after) : '');
-        setOutput('revision', revisionOf(after));
-        setOutput('weight', deployed.ok ? 100 : 0);
-        setOutput('phase', deployed.ok ? 'promoted' : 'aborted');
-        setOutput('reason', reason);
-        setOutput('steps', '[]');
-        const { renderDeploySummary } = await import('../packages/rollout/deploy-summary.ts');
-        // A headline of its own, as a canary's summary has: in deploy.yml the notify step that ends
-        // the job writes the environment's headline, metadata table and diagram, once.
-        const title = deployed.ok
-          ? `✅ ${inputs.deployment}: ${inputs.image} deployed directly (first release)`
-          : `${deployed.rolledBack ? '↩️' : '❌'} ${inputs.deployment}: first release of ${inputs.image} failed`;
-        await writeSummary(
-          `### ${escapeMarkdown(title)}\n\n> ${escapeMarkdown(reason)}\n\n${renderDeploySummary(deployed, { app: inputs.deployment, environment: inputs.environment ?? namespace, header: false })}`,
-        );
-        if (!deployed.ok) throw new PipelineError(`Canary of ${inputs.image} aborted: ${reason}`);
-        log.info(reason);
-        return;
-      }
-      let release: Parameters<typeof runCanary>[0]['release'];
-      if (rendered) {
-        const { applySupporting } = await import('../packages/rollout/rendered.ts');
-        // The server validates the overlay's other objects now, before the first change.
-        await applySupporting({ client, namespace, objects: rendered.supporting, dryRun: true, logger: log });
-        release = {
-          deployment: rendered.deployment,
-          templateHash: rendered.templateHash,
-          applySupporting: async () => {
-            await applySupporting({
-              client,
-              namespace,
-              objects: rendered.supporting,
-              dryRun: false,
-              logger: log,
-            });
-          },
-        };
-      }
+      setOutput('previous-revision', revisionOf(await live()));
+      const release: Parameters<typeof runCanary>[0]['release'] = rendered && {
+        deployment: rendered.deployment,
+        templateHash: rendered.templateHash,
+        all: rendered.all,
+        applySupporting: async (dryRun) => {
+          const { applySupporting } = await import('../packages/rollout/rendered.ts');
+          await applySupporting({ client, namespace, objects: rendered.supporting, dryRun, logger: log });
+        },
+      };
       const result = await runCanary({
         client,
         namespace,
@@ -232,8 +169,9 @@ export async function main(): Promise<void> {
       });
       const { renderCanarySummary, stepsJson } = await import('../packages/rollout/canary-summary.ts');
       const after = await live();
-      setOutput('first-release', false);
-      setOutput('image', imageOf(after));
+      setOutput('first-release', result.firstRelease !== undefined);
+      // A first release that failed was rolled back to nothing: it has no image.
+      setOutput('image', result.ok || !result.firstRelease ? imageOf(after) : '');
       setOutput('revision', revisionOf(after));
       setOutput('weight', result.weight);
       setOutput('phase', result.phase);

@@ -1,6 +1,7 @@
 import { codeSpan, escapeMarkdown } from '../core/escape.ts';
 import { type ChartSeries, renderXyChart } from '../notify/chart.ts';
 import type { CanaryResult, StepRecord } from './canary.ts';
+import { renderDeploySummary } from './deploy-summary.ts';
 
 const PHASE_ICON = { progressing: '⏩', promoted: '✅', aborted: '↩️' } as const;
 const VERDICT_ICON: Record<StepRecord['verdict'], string> = {
@@ -73,7 +74,24 @@ export function renderCanaryChart(steps: StepRecord[]): string {
   })}`;
 }
 
+/**
+ * A first release was a plain deploy: a headline of its own, as a canary's summary has, and the
+ * deploy's facts without deploy-env's headline; in deploy.yml the notify step that ends the job
+ * writes the environment's headline, metadata table and diagram, once.
+ */
+function renderFirstRelease(
+  result: CanaryResult,
+  deployment: string,
+  { deployed, app, environment }: NonNullable<CanaryResult['firstRelease']>,
+): string {
+  const title = deployed.ok
+    ? `✅ ${deployment}: ${result.image} deployed directly (first release)`
+    : `${deployed.rolledBack ? '↩️' : '❌'} ${deployment}: first release of ${result.image} failed`;
+  return `### ${escapeMarkdown(title)}\n\n> ${escapeMarkdown(result.reason)}\n\n${renderDeploySummary(deployed, { app, environment, header: false })}`;
+}
+
 export function renderCanarySummary(result: CanaryResult, deployment: string): string {
+  if (result.firstRelease) return renderFirstRelease(result, deployment, result.firstRelease);
   const title =
     result.phase === 'promoted'
       ? `${deployment}: ${result.image} promoted`

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { errorMessage, formatDuration, InputError, PipelineError } from '../core/index.ts';
 import type { GateResult, Verdict } from '../health/index.ts';
-import { imageRepository } from '../kube/manifests.ts';
+import { imageRepository, type SourcedObject } from '../kube/manifests.ts';
 import type { DeploymentObject } from '../kube/rollout.ts';
 import {
   abortReason,
@@ -14,6 +14,7 @@ import {
   stepNumber,
   stepsToTake,
 } from './canary-plan.ts';
+import { type DeployResult, deploy } from './deploy.ts';
 import { pruneOlderGenerations } from './generations.ts';
 import {
   type AnalysisSettings,
@@ -84,16 +85,20 @@ export interface CanaryOptions extends StrategyCommon {
   /**
    * The environment's rendered overlay: the canary runs its Deployment's template (image, env,
    * resources, config references) and the promotion hands the stable that template and replica
-   * count; its other objects are applied (once the lock is held) before the canary starts.
+   * count; its other objects are validated by the server before anything else and applied (once
+   * the lock is held) before the canary starts. With no stable Deployment yet, `all` of them are
+   * deployed directly: the first release.
    */
   release?: {
     deployment: DeploymentObject;
     templateHash: string;
-    applySupporting(): Promise<void>;
+    all: SourcedObject[];
+    applySupporting(dryRun: boolean): Promise<void>;
   };
   /**
-   * The app and environment labels of the overlay's objects: once a promotion is final, the older
-   * generations of the ConfigMaps and Secrets the stable uses are pruned (the previous one kept).
+   * The app and environment labels of the overlay's objects (a first release deploys them under
+   * these): once a promotion is final, the older generations of the ConfigMaps and Secrets the
+   * stable uses are pruned (the previous one kept).
    */
   generations?: { app: string; environment: string };
   abortAction?: 'scale-to-zero' | 'delete';
@@ -139,6 +144,8 @@ export interface CanaryResult {
   steps: StepRecord[];
   /** For an abort after a failed analysis: when the bad measurement came and routing was restored. */
   timings?: { failedMeasurementAt?: number; trafficRestoredAt?: number; capacityRestoredAt?: number };
+  /** No stable Deployment existed: the release was deployed directly, as deploy-env does, under these labels. */
+  firstRelease?: { deployed: DeployResult; app: string; environment: string };
 }
 
 interface State {
@@ -203,6 +210,13 @@ interface CanaryRun {
  * each one; abort puts everything back on stable at once, promote gives the stable the new template.
  */
 export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
+  const { client, namespace, release } = options;
+  if (release) {
+    if (!(await client.getJson<DeploymentObject>(deploymentPath(namespace, options.deployment))))
+      return firstRelease(options, release);
+    // The server validates the overlay's other objects now, before the first change.
+    await release.applySupporting(true);
+  }
   return runStrategy(options, options.mode, {
     validate: () => validateCanary(options),
     locks: (run) => [run.stableName],
@@ -215,6 +229,56 @@ export async function runCanary(options: CanaryOptions): Promise<CanaryResult> {
     },
     modes: { abort: abortMode, promote: promoteMode, run: shiftMode, 'set-weight': shiftMode },
   });
+}
+
+/**
+ * Nothing to compare a canary with: the overlay is deployed directly, as Argo Rollouts does for a
+ * first release, with the same lock, rollout wait and rollback as deploy-env.
+ */
+async function firstRelease(
+  o: CanaryOptions,
+  release: NonNullable<CanaryOptions['release']>,
+): Promise<CanaryResult> {
+  o.logger.info(
+    `There is no ${o.deployment} Deployment in ${o.namespace} yet: this first release is deployed directly, without a canary`,
+  );
+  const labels = o.generations ?? { app: o.deployment, environment: o.namespace };
+  const deployed = await deploy({
+    client: o.client,
+    ...labels,
+    namespace: o.namespace,
+    createNamespace: false,
+    objects: release.all,
+    images: new Map(),
+    // renderRelease prepared them already (images set, checksums, labels).
+    prepared: { objects: release.all, imageChanges: [] },
+    prune: false,
+    dryRun: false,
+    forceConflicts: true,
+    timeoutMs: o.timeoutMs,
+    stuckGraceMs: o.stuckGraceMs,
+    rollbackOnFailure: true,
+    lock: o.lock,
+    logger: o.logger,
+    clock: o.clock,
+    signal: o.signal,
+  });
+  const image = o.image ?? '';
+  return {
+    ok: deployed.ok,
+    phase: deployed.ok ? 'promoted' : 'aborted',
+    mode: o.mode,
+    weight: deployed.ok ? 100 : 0,
+    reason: deployed.ok
+      ? `first release: no stable ${o.deployment} to compare a canary with, so ${image} was deployed directly`
+      : `first release of ${image} failed: ${deployed.failure}`,
+    image,
+    stableImage: '',
+    router: o.router.kind,
+    canary: canaryNameOf(o.deployment),
+    steps: [],
+    firstRelease: { deployed, ...labels },
+  };
 }
 
 async function validateCanary(o: CanaryOptions): Promise<CanaryRun> {
@@ -467,7 +531,7 @@ async function shiftMode(run: CanaryRun): Promise<CanaryResult> {
   } else {
     log.info(`Continuing the canary of ${image} from ${state.weight}%`);
   }
-  await o.release?.applySupporting();
+  await o.release?.applySupporting(false);
   await ensureCanaryService(run);
   await ensureCanaryDeployment(run, image!);
 
