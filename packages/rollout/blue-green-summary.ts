@@ -26,7 +26,7 @@ function side(prefix: string, title: string, s: Snapshot, service: string, previ
 }
 
 /** Before and after, side by side: which colour the live and preview Services send traffic to. */
-export function renderBlueGreenDiagram(result: BlueGreenResult, service: string, preview: string): string {
+function renderBlueGreenDiagram(result: BlueGreenResult, service: string, preview: string): string {
   return [
     '```mermaid',
     'flowchart LR',

@@ -114,7 +114,7 @@ export interface BlueGreenResult {
   timings?: { failedMeasurementAt?: number; switchedBackAt?: number };
 }
 
-export const other = (c: Color): Color => (c === 'blue' ? 'green' : 'blue');
+const other = (c: Color): Color => (c === 'blue' ? 'green' : 'blue');
 const isColor = (v: unknown): v is Color => v === 'blue' || v === 'green';
 
 interface State {

@@ -5,7 +5,7 @@ import type { DeployResult } from './deploy.ts';
 const ACTION_ICON = { created: '🆕', configured: '✏️', unchanged: '➖', pruned: '🗑️' } as const;
 
 /** A fenced block that untrusted text (logs, diffs) cannot close early. */
-export function fence(text: string, lang = ''): string {
+function fence(text: string, lang = ''): string {
   const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
   const ticks = '`'.repeat(longest + 1);
   return `${ticks}${lang}\n${text}\n${ticks}`;

@@ -254,11 +254,7 @@ export function checkNamespaceScope(
 }
 
 /** A clear message for the first request that shows we cannot reach or are not allowed in. */
-export function explainAccessError(
-  error: unknown,
-  namespace: string,
-  server: string,
-): PipelineError | undefined {
+function explainAccessError(error: unknown, namespace: string, server: string): PipelineError | undefined {
   if (error instanceof KubeApiError) {
     if (error.status === 401)
       return new PipelineError(
@@ -300,9 +296,9 @@ export function explainAccessError(
  * whose rollback did not happen stays the current revision, so "the revision before this run"
  * would name it; this annotation still names the release before it.
  */
-export const LAST_GOOD_REVISION_ANNOTATION = 'pipeline.dev/last-good-revision';
+const LAST_GOOD_REVISION_ANNOTATION = 'pipeline.dev/last-good-revision';
 /** spec.replicas of that revision's release, restored with its template by a rollback. */
-export const LAST_GOOD_REPLICAS_ANNOTATION = 'pipeline.dev/last-good-replicas';
+const LAST_GOOD_REPLICAS_ANNOTATION = 'pipeline.dev/last-good-replicas';
 
 const replicasOf = (object: WorkloadObject | undefined): number | undefined => {
   const n = (object?.spec as { replicas?: unknown } | undefined)?.replicas;

@@ -1,4 +1,4 @@
-import { type Clock, errorMessage, InputError, type Logger } from '../core/index.ts';
+import { type Clock, InputError, type Logger } from '../core/index.ts';
 import type { Check, GateResult, KubeAccess, Measurement } from '../health/index.ts';
 import { runHealthGate } from '../health/index.ts';
 import type { KubeClient } from '../kube/client.ts';
@@ -182,7 +182,7 @@ export function delta(before: Map<string, TrafficCounts>, after: Map<string, Tra
 }
 
 /** The health engine's cluster access over our client. */
-export function kubeAccess(client: KubeClient): KubeAccess {
+function kubeAccess(client: KubeClient): KubeAccess {
   return {
     request: (path, init) =>
       client.once(init.method, path, {
@@ -231,8 +231,4 @@ export async function analyse(
     },
   });
   return { gate, ...(firstBadAt !== undefined ? { firstBadAt } : {}) };
-}
-
-export function describeError(error: unknown): string {
-  return errorMessage(error);
 }

@@ -59,7 +59,7 @@ export async function runStrategy<Mode extends string, Context, Result>(
 }
 
 /** The Lease of `deployments` (the same one deploy-env, canary-shift and blue-green-switch take) around `work`. */
-export async function underRolloutLock<T>(
+async function underRolloutLock<T>(
   common: Pick<StrategyCommon, 'client' | 'namespace' | 'lock' | 'logger' | 'signal'>,
   deployments: string[],
   work: (lease: HeldLease | undefined) => Promise<T>,
