@@ -1,6 +1,12 @@
 import { type Clock, errorMessage, formatDuration, type Logger, systemClock } from '../core/index.ts';
 import type { KubeClient } from './client.ts';
-import { currentRevision, podRevisionLabel, REVISION_ANNOTATION, workloadHistory } from './history.ts';
+import {
+  currentRevision,
+  podRevisionLabel,
+  REVISION_ANNOTATION,
+  type Revision,
+  workloadHistory,
+} from './history.ts';
 import { collectionPathOf, pathOf, selectorText } from './objects.ts';
 import type { KubeObject } from './resources.ts';
 import {
@@ -120,178 +126,319 @@ export function waitForDeployment(options: Omit<WaitOptions, 'kind'>): Promise<R
   return waitForWorkload({ ...options, kind: 'Deployment' });
 }
 
+/** What the wait knows, folded from the watch events on the workload and its pods. */
+export interface WaitState {
+  workload?: WorkloadObject;
+  pods: ReadonlyMap<string, PodObject>;
+  /** When each stuck pod problem (pod/container/reason) was first seen. */
+  stuckSince: ReadonlyMap<string, number>;
+  /** The label value of the pods of the revision being rolled out, and that revision's number. */
+  newHash?: string;
+  revision?: string;
+  /** What the revision was last read for, so the history is read again only when it moves. */
+  historyKey?: string;
+}
+
+export type WaitEvent =
+  | { type: 'workload'; object: WorkloadObject | undefined }
+  | { type: 'pods'; pods: ReadonlyMap<string, PodObject> }
+  | { type: 'revision'; key: string; current: Pick<Revision, 'podHash' | 'revision'> | undefined };
+
+export interface WaitSubject {
+  kind: WorkloadKind;
+  name: string;
+  stuckGraceMs: number;
+}
+
+/** How a wait ended, before the name, timeline and revision are added. */
+export type Verdict = Omit<RolloutOutcome, 'name' | 'timeline' | 'problems' | 'revision'> & {
+  problems?: PodProblem[];
+};
+
+export interface Judgement {
+  stuckSince: ReadonlyMap<string, number>;
+  /** Lines for the timeline, in order. */
+  notes: string[];
+  verdict?: Verdict;
+}
+
+export const initialWaitState = (workload?: WorkloadObject): WaitState => ({
+  ...(workload ? { workload } : {}),
+  pods: new Map(),
+  stuckSince: new Map(),
+});
+
+/** Folds one watch event into the state. A deleted workload keeps the last one seen: its revision is reported. */
+export function foldWaitEvent(state: WaitState, event: WaitEvent): WaitState {
+  switch (event.type) {
+    case 'workload':
+      return event.object ? { ...state, workload: event.object } : state;
+    case 'pods':
+      return { ...state, pods: event.pods };
+    case 'revision': {
+      const { newHash: _h, revision: _r, historyKey: _k, ...rest } = state;
+      const current = event.current;
+      if (!current) return rest;
+      return {
+        ...rest,
+        ...(current.podHash ? { newHash: current.podHash } : {}),
+        revision: String(current.revision),
+        historyKey: event.key,
+      };
+    }
+  }
+}
+
+/** The revision moves with the Deployment's annotation, or a StatefulSet's or DaemonSet's generation. */
+export function revisionKey(kind: WorkloadKind, workload: WorkloadObject): string | undefined {
+  return kind === 'Deployment'
+    ? workload.metadata.annotations?.[REVISION_ANNOTATION]
+    : `${workload.status?.observedGeneration ?? 0}/${(workload as StatefulSetObject).status?.updateRevision ?? ''}`;
+}
+
+export function revisionOf(kind: WorkloadKind, state: WaitState): string | undefined {
+  return kind === 'Deployment' ? state.workload?.metadata.annotations?.[REVISION_ANNOTATION] : state.revision;
+}
+
+/** Problems of the pods of the revision being rolled out; old pods failing is not this rollout's doing. */
+export function newRevisionProblems(kind: WorkloadKind, state: WaitState): PodProblem[] {
+  if (!state.newHash) return [];
+  const label = podRevisionLabel(kind);
+  return [...state.pods.values()]
+    .filter((p) => p.metadata.labels?.[label] === state.newHash)
+    .flatMap(podProblems);
+}
+
+/**
+ * Judges the state at `now`: the kind's status viewer first (done, or past its progress
+ * deadline), then the new revision's pods, failing for the first problem older than the grace.
+ */
+export function judgeWait(subject: WaitSubject, state: WaitState, now: number): Judgement {
+  const { kind, name } = subject;
+  if (!state.workload) return { stuckSince: state.stuckSince, notes: [] };
+  const status = rolloutStatus(kind, state.workload);
+  const notes = [status.message];
+  if (status.done)
+    return { stuckSince: state.stuckSince, notes, verdict: { ok: true, message: status.message } };
+  const problems = newRevisionProblems(kind, state);
+  if (status.failed)
+    return {
+      stuckSince: state.stuckSince,
+      notes,
+      verdict: { ok: false, failure: 'progress-deadline', message: status.message, problems },
+    };
+  const stuckSince = new Map<string, number>();
+  for (const p of problems) {
+    const key = `${p.pod}/${p.container ?? ''}/${p.reason}`;
+    const where = `pod ${p.pod}${p.container ? ` container ${p.container}` : ''} is ${p.reason}`;
+    const seen = stuckSince.get(key) ?? state.stuckSince.get(key);
+    if (seen === undefined) notes.push(`${where}${p.message ? `: ${p.message}` : ''}`);
+    const since = seen ?? now;
+    stuckSince.set(key, since);
+    if (now - since >= subject.stuckGraceMs) {
+      const message = `${KIND_WORDS[kind]} "${name}" cannot finish: ${where}${p.message ? ` (${p.message})` : ''}`;
+      return { stuckSince, notes, verdict: { ok: false, failure: 'stuck-pods', message, problems } };
+    }
+  }
+  return { stuckSince, notes };
+}
+
+/** The wait ran out of time: says where it stood. */
+export function timeoutVerdict(
+  subject: WaitSubject,
+  state: WaitState,
+  waitedMs: number,
+  lastNote: string | undefined,
+): Verdict {
+  return {
+    ok: false,
+    failure: 'timeout',
+    message: `${KIND_WORDS[subject.kind]} "${subject.name}" did not finish rolling out within ${formatDuration(waitedMs)}: ${lastNote ?? ''}`,
+    problems: newRevisionProblems(subject.kind, state),
+  };
+}
+
+export function buildOutcome(
+  name: string,
+  timeline: RolloutEvent[],
+  verdict: Verdict,
+  revision: string | undefined,
+): RolloutOutcome {
+  return { name, timeline, problems: [], ...verdict, ...(revision ? { revision } : {}) };
+}
+
 /**
  * Waits for one workload the way `kubectl rollout status` does (its kind's status viewer),
  * driven by watch events on the workload and its pods, under one deadline. Better than kubectl:
  * pods of the new revision stuck in ImagePullBackOff, CrashLoopBackOff or Unschedulable for
  * longer than the grace period fail the wait at once, with their reasons.
  */
-export async function waitForWorkload(options: WaitOptions): Promise<RolloutOutcome> {
-  const { client, namespace, name, logger } = options;
-  const kind = options.kind ?? 'Deployment';
-  const words = KIND_WORDS[kind];
-  const clock = options.clock ?? systemClock;
-  const started = clock.now();
-  const timeline: RolloutEvent[] = [];
-  const note = (message: string) => {
-    if (timeline.at(-1)?.message === message) return;
-    timeline.push({ at: clock.now() - started, message });
-    logger.info(`${name}: ${message}`);
-  };
-  const cancelled = `waiting for ${words} "${name}" was cancelled`;
-  const ended = (
-    o: Omit<RolloutOutcome, 'name' | 'timeline' | 'problems'> & { problems?: PodProblem[] },
-  ) => ({
-    name,
-    timeline,
-    problems: [],
-    ...o,
-  });
-  if (options.signal?.aborted) return ended({ ok: false, failure: 'cancelled', message: cancelled });
-  const stop = new AbortController();
-  const onOuterAbort = () => finish({ ok: false, failure: 'cancelled', message: cancelled });
-  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+export function waitForWorkload(options: WaitOptions): Promise<RolloutOutcome> {
+  return new WorkloadWait(options).run();
+}
 
-  let workload: WorkloadObject | undefined;
-  let pods: ReadonlyMap<string, PodObject> = new Map();
-  const stuckSince = new Map<string, number>();
-  // The label value of the pods of the revision being rolled out, and that revision's number.
-  let newHash: string | undefined;
-  let revision: string | undefined;
-  let historyKey: string | undefined;
-  let outcome: RolloutOutcome | undefined;
-  const revisionOf = () =>
-    kind === 'Deployment' ? workload?.metadata.annotations?.[REVISION_ANNOTATION] : revision;
-  function finish(o: Omit<RolloutOutcome, 'name' | 'timeline' | 'problems'> & { problems?: PodProblem[] }) {
-    const r = revisionOf();
-    outcome ??= ended({ ...o, ...(r ? { revision: r } : {}) });
-    stop.abort();
+/** The wait's I/O: the two watches, the grace timer, cancellation and the timeline; the judging is above. */
+class WorkloadWait {
+  private readonly options: WaitOptions;
+  private readonly subject: WaitSubject;
+  private readonly words: string;
+  private readonly clock: Clock;
+  private readonly started: number;
+  private readonly timeline: RolloutEvent[] = [];
+  private readonly stop = new AbortController();
+  private state: WaitState = initialWaitState();
+  private outcome: RolloutOutcome | undefined;
+
+  constructor(options: WaitOptions) {
+    this.options = options;
+    const kind = options.kind ?? 'Deployment';
+    this.subject = { kind, name: options.name, stuckGraceMs: options.stuckGraceMs };
+    this.words = KIND_WORDS[kind];
+    this.clock = options.clock ?? systemClock;
+    this.started = this.clock.now();
   }
 
-  // The revision moves with the Deployment's annotation, or a StatefulSet's or DaemonSet's generation.
-  const refreshRevision = async () => {
-    if (!workload) return;
-    const key =
-      kind === 'Deployment'
-        ? workload.metadata.annotations?.[REVISION_ANNOTATION]
-        : `${workload.status?.observedGeneration ?? 0}/${(workload as StatefulSetObject).status?.updateRevision ?? ''}`;
-    if (!key || key === historyKey) return;
-    const history = await workloadHistory(client, namespace, kind, workload);
-    const current = currentRevision(kind, workload, history);
-    newHash = current?.podHash;
-    revision = current ? String(current.revision) : undefined;
-    historyKey = current ? key : undefined;
-  };
-  const refreshThenEvaluate = () =>
-    refreshRevision().then(evaluate, (e) =>
-      logger.debug(`reading the revisions of ${words} "${name}": ${errorMessage(e)}`),
-    );
-
-  function currentProblems(): PodProblem[] {
-    if (!newHash) return [];
-    const label = podRevisionLabel(kind);
-    return [...pods.values()].filter((p) => p.metadata.labels?.[label] === newHash).flatMap(podProblems);
+  private get cancelled(): Verdict {
+    return {
+      ok: false,
+      failure: 'cancelled',
+      message: `waiting for ${this.words} "${this.options.name}" was cancelled`,
+    };
   }
 
-  function evaluate() {
-    if (outcome || !workload) return;
-    const status = rolloutStatus(kind, workload);
-    note(status.message);
-    if (status.done) return finish({ ok: true, message: status.message });
-    if (status.failed)
-      return finish({
-        ok: false,
-        failure: 'progress-deadline',
-        message: status.message,
-        problems: currentProblems(),
-      });
-    const now = clock.now();
-    const problems = currentProblems();
-    const seen = new Set<string>();
-    for (const p of problems) {
-      const key = `${p.pod}/${p.container ?? ''}/${p.reason}`;
-      const where = `pod ${p.pod}${p.container ? ` container ${p.container}` : ''} is ${p.reason}`;
-      seen.add(key);
-      if (!stuckSince.has(key)) {
-        stuckSince.set(key, now);
-        note(`${where}${p.message ? `: ${p.message}` : ''}`);
-      }
-      if (now - stuckSince.get(key)! >= options.stuckGraceMs)
-        return finish({
-          ok: false,
-          failure: 'stuck-pods',
-          message: `${words} "${name}" cannot finish: ${where}${p.message ? ` (${p.message})` : ''}`,
-          problems,
-        });
-    }
-    for (const key of [...stuckSince.keys()]) if (!seen.has(key)) stuckSince.delete(key);
-  }
-
-  // Stuck pods may send no further event: look again when a grace period runs out.
-  let regrace: ReturnType<typeof setInterval> | undefined;
-  try {
-    workload = await client.getJson<WorkloadObject>(pathOf(kind, namespace, name));
-    if (!workload) return ended({ ok: false, failure: 'gone', message: `${words} "${name}" does not exist` });
-    await refreshRevision();
-    regrace = setInterval(() => evaluate(), Math.max(50, Math.min(options.stuckGraceMs, 5000)));
-    const watchWorkload = watchUntil<WorkloadObject, true>({
-      client,
-      path: collectionPathOf(kind, namespace),
-      fieldSelector: `metadata.name=${name}`,
-      deadline: options.deadline,
-      clock,
-      logger,
-      signal: stop.signal,
-      condition: (objects) => {
-        const now = objects.get(name);
-        if (!now) {
-          finish({ ok: false, failure: 'gone', message: `${words} "${name}" was deleted while rolling out` });
-          return true;
-        }
-        workload = now;
-        void refreshThenEvaluate();
-        evaluate();
-        return outcome ? true : undefined;
-      },
-    }).then((result) => {
-      if (result.state === 'deadline')
-        finish({
+  async run(): Promise<RolloutOutcome> {
+    const { client, namespace, name, signal } = this.options;
+    const { kind } = this.subject;
+    if (signal?.aborted) return this.ended(this.cancelled);
+    const onOuterAbort = () => this.finish(this.cancelled);
+    signal?.addEventListener('abort', onOuterAbort, { once: true });
+    // Stuck pods may send no further event: look again when a grace period runs out.
+    let regrace: ReturnType<typeof setInterval> | undefined;
+    try {
+      const workload = await client.getJson<WorkloadObject>(pathOf(kind, namespace, name));
+      if (!workload)
+        return this.ended({ ok: false, failure: 'gone', message: `${this.words} "${name}" does not exist` });
+      this.state = initialWaitState(workload);
+      await this.refreshRevision();
+      const graceMs = this.options.stuckGraceMs;
+      regrace = setInterval(() => this.evaluate(), Math.max(50, Math.min(graceMs, 5000)));
+      await Promise.all([this.watchWorkload(), this.watchPods(workload)]).catch((error: unknown) =>
+        this.finish({
           ok: false,
           failure: 'timeout',
-          message: `${words} "${name}" did not finish rolling out within ${formatDuration(options.deadline - started)}: ${timeline.at(-1)?.message ?? ''}`,
-          problems: currentProblems(),
-        });
+          message: `watching ${this.words} "${name}" failed: ${errorMessage(error)}`,
+        }),
+      );
+      // A StatefulSet's or DaemonSet's revision is read from its history: report the one that finished.
+      if (this.outcome?.ok && kind !== 'Deployment') {
+        await this.refreshRevision().catch(() => {});
+        if (this.state.revision) this.outcome.revision = this.state.revision;
+      }
+      return this.outcome ?? this.ended(this.cancelled);
+    } finally {
+      if (regrace) clearInterval(regrace);
+      signal?.removeEventListener('abort', onOuterAbort);
+      this.stop.abort();
+    }
+  }
+
+  private watchWorkload(): Promise<void> {
+    const { client, namespace, name, deadline, logger } = this.options;
+    return watchUntil<WorkloadObject, true>({
+      client,
+      path: collectionPathOf(this.subject.kind, namespace),
+      fieldSelector: `metadata.name=${name}`,
+      deadline,
+      clock: this.clock,
+      logger,
+      signal: this.stop.signal,
+      condition: (objects) => {
+        const object = objects.get(name);
+        if (!object) {
+          this.finish({
+            ok: false,
+            failure: 'gone',
+            message: `${this.words} "${name}" was deleted while rolling out`,
+          });
+          return true;
+        }
+        this.state = foldWaitEvent(this.state, { type: 'workload', object });
+        void this.refreshThenEvaluate();
+        this.evaluate();
+        return this.outcome ? true : undefined;
+      },
+    }).then((result) => {
+      if (result.state !== 'deadline') return;
+      const waited = deadline - this.started;
+      this.finish(timeoutVerdict(this.subject, this.state, waited, this.timeline.at(-1)?.message));
     });
-    const watchPods = watchUntil<PodObject, true>({
+  }
+
+  private watchPods(workload: WorkloadObject): Promise<unknown> {
+    const { client, namespace, logger } = this.options;
+    return watchUntil<PodObject, true>({
       client,
       path: collectionPathOf('Pod', namespace),
       labelSelector: selectorText(workload.spec?.selector?.matchLabels ?? {}),
-      clock,
+      clock: this.clock,
       logger,
-      signal: stop.signal,
-      condition: (objects) => {
-        pods = objects;
-        evaluate();
-        return outcome ? true : undefined;
+      signal: this.stop.signal,
+      condition: (pods) => {
+        this.state = foldWaitEvent(this.state, { type: 'pods', pods });
+        this.evaluate();
+        return this.outcome ? true : undefined;
       },
     });
-    await Promise.all([watchWorkload, watchPods]).catch((error: unknown) =>
-      finish({
-        ok: false,
-        failure: 'timeout',
-        message: `watching ${words} "${name}" failed: ${errorMessage(error)}`,
-      }),
+  }
+
+  private async refreshRevision(): Promise<void> {
+    const { client, namespace } = this.options;
+    const { kind } = this.subject;
+    const workload = this.state.workload;
+    if (!workload) return;
+    const key = revisionKey(kind, workload);
+    if (!key || key === this.state.historyKey) return;
+    const history = await workloadHistory(client, namespace, kind, workload);
+    const current = currentRevision(kind, workload, history);
+    this.state = foldWaitEvent(this.state, { type: 'revision', key, current });
+  }
+
+  private refreshThenEvaluate(): Promise<void> {
+    return this.refreshRevision().then(
+      () => this.evaluate(),
+      (e) =>
+        this.options.logger.debug(
+          `reading the revisions of ${this.words} "${this.options.name}": ${errorMessage(e)}`,
+        ),
     );
-    // A StatefulSet's or DaemonSet's revision is read from its history: report the one that finished.
-    if (outcome?.ok && kind !== 'Deployment') {
-      await refreshRevision().catch(() => {});
-      if (revision) outcome.revision = revision;
-    }
-    return outcome ?? ended({ ok: false, failure: 'cancelled', message: cancelled });
-  } finally {
-    if (regrace) clearInterval(regrace);
-    options.signal?.removeEventListener('abort', onOuterAbort);
-    stop.abort();
+  }
+
+  private evaluate(): void {
+    if (this.outcome || !this.state.workload) return;
+    const judgement = judgeWait(this.subject, this.state, this.clock.now());
+    this.state = { ...this.state, stuckSince: judgement.stuckSince };
+    for (const message of judgement.notes) this.note(message);
+    if (judgement.verdict) this.finish(judgement.verdict);
+  }
+
+  private note(message: string): void {
+    if (this.timeline.at(-1)?.message === message) return;
+    this.timeline.push({ at: this.clock.now() - this.started, message });
+    this.options.logger.info(`${this.options.name}: ${message}`);
+  }
+
+  private finish(verdict: Verdict): void {
+    this.outcome ??= buildOutcome(
+      this.options.name,
+      this.timeline,
+      verdict,
+      revisionOf(this.subject.kind, this.state),
+    );
+    this.stop.abort();
+  }
+
+  private ended(verdict: Verdict): RolloutOutcome {
+    return buildOutcome(this.options.name, this.timeline, verdict, undefined);
   }
 }
 
