@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import {
   allowProblems,
@@ -5,6 +8,7 @@ import {
   LINT_RULES,
   type LintRule,
   lintMigrations,
+  loadMigrations,
   type Migration,
 } from '../../packages/migrate/index.ts';
 
@@ -208,6 +212,51 @@ describe('migration safety lint', () => {
       }),
       expect.objectContaining({ line: 3, problem: expect.stringContaining('names no rule and no reason') }),
     ]);
+  });
+
+  test('-- pipeline:allow lines in the header above -- migrate:up count, with file:line; those in the down section do not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lint-header-'));
+    try {
+      writeFileSync(
+        join(dir, '1_users.sql'),
+        '-- migrate:up\nCREATE TABLE users (id int, email text, note text);\n',
+      );
+      writeFileSync(
+        join(dir, '2_email.sql'),
+        [
+          '-- Make email required; users has 40 rows.',
+          '-- pipeline:allow set-not-null users has 40 rows',
+          '-- pipeline:allow drop-colum typo in the rule',
+          '-- migrate:up',
+          'ALTER TABLE users ALTER COLUMN email SET NOT NULL;',
+          'ALTER TABLE users DROP COLUMN note;',
+          '-- migrate:down',
+          '-- pipeline:allow drop-column a down section acknowledges nothing',
+          'ALTER TABLE users ALTER COLUMN email DROP NOT NULL;',
+        ].join('\n'),
+      );
+      const pending = (await loadMigrations(dir)).slice(1);
+      expect(lintMigrations(pending, dev)).toEqual([
+        expect.objectContaining({
+          line: 5,
+          rule: 'set-not-null',
+          acknowledged: true,
+          reason: 'users has 40 rows',
+        }),
+        expect.objectContaining({ line: 6, rule: 'drop-column', acknowledged: false }),
+      ]);
+      expect(allowProblems(pending)).toEqual([
+        expect.objectContaining({
+          file: '2_email.sql',
+          line: 3,
+          problem: expect.stringContaining('"drop-colum", which does not exist'),
+        }),
+      ]);
+      // The header is not part of the up section's checksum: adding an allow line is not an edit.
+      expect(pending[0]!.checksum).toBe(checksumOf(pending[0]!.up));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('several actions of one ALTER TABLE are each judged; strings and comments do not trigger rules', () => {

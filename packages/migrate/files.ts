@@ -25,6 +25,11 @@ export interface Migration {
   checksum: string;
   /** The up section split as the loader split it, so the lint and error reports need not again. */
   upStatements?: readonly SqlStatement[];
+  /**
+   * A single file's comment lines before its first `-- migrate:` marker, where headers (and their
+   * `-- pipeline:allow` lines) go; lines numbered as in the file. Not part of the checksum.
+   */
+  header?: string;
 }
 
 export interface IntegrityCheck {
@@ -91,6 +96,7 @@ async function requireDirectory(dir: string, input: string, what: string): Promi
 }
 
 interface Sections {
+  header?: string;
   up: string | undefined;
   down: string | undefined;
   upTransactional: boolean;
@@ -165,6 +171,7 @@ function parseSingleFile(text: string, input: string, file: string): Sections {
   if (splitStatements(body.head.join('\n')).length > 0)
     throw new MigrationFileError(input, file, 'has SQL before its "-- migrate:up" marker');
   return {
+    header: body.head.join('\n'),
     up: body.up.join('\n'),
     down: seen.has('down') ? body.down.join('\n') : undefined,
     upTransactional: upTx && !headNoTx,
@@ -377,6 +384,7 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
       downTransactional: sections.downTransactional,
       checksum: checksumOf(up),
       upStatements,
+      header: sections.header,
     });
   }
   return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));

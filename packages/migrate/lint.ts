@@ -155,35 +155,45 @@ const ALLOW = /--[ \t]*pipeline:allow[ \t]+([a-z-]+)[ \t]+(\S.*)$/gm;
 const ALLOW_LINE = /--[ \t]*pipeline:allow\b(.*)$/gm;
 
 /**
+ * Where a file's `-- pipeline:allow` lines count: its header above `-- migrate:up` (where such
+ * lines usually go) and its up section; never the down section, which the lint does not read.
+ * Both are numbered as in the file, so a line's index gives its line number.
+ */
+function allowTexts(m: Migration): string[] {
+  return m.header ? [m.header, m.up] : [m.up];
+}
+
+/**
  * Every `-- pipeline:allow` line that does not have the form `<rule> <reason>` with a known rule:
  * silently ignoring one would leave its author believing a finding is acknowledged.
  */
 export function allowProblems(migrations: Migration[]): AllowProblem[] {
   const problems: AllowProblem[] = [];
   for (const m of migrations) {
-    for (const a of m.up.matchAll(ALLOW_LINE)) {
-      const [rule, ...rest] = a[1]!.trim().split(/\s+/);
-      const line = lineAt(m.up, a.index);
-      const known = Object.keys(LINT_RULES).join(', ');
-      if (!rule)
-        problems.push({
-          file: m.file,
-          line,
-          problem: `names no rule and no reason; write "-- pipeline:allow <rule> <reason>" (rules: ${known})`,
-        });
-      else if (!/^[a-z-]+$/.test(rule) || !(rule in LINT_RULES))
-        problems.push({
-          file: m.file,
-          line,
-          problem: `names the rule "${rule}", which does not exist (rules: ${known})`,
-        });
-      else if (rest.join(' ').trim() === '')
-        problems.push({
-          file: m.file,
-          line,
-          problem: `allows ${rule} without a reason, so it acknowledges nothing; say why it is safe here`,
-        });
-    }
+    for (const text of allowTexts(m))
+      for (const a of text.matchAll(ALLOW_LINE)) {
+        const [rule, ...rest] = a[1]!.trim().split(/\s+/);
+        const line = lineAt(text, a.index);
+        const known = Object.keys(LINT_RULES).join(', ');
+        if (!rule)
+          problems.push({
+            file: m.file,
+            line,
+            problem: `names no rule and no reason; write "-- pipeline:allow <rule> <reason>" (rules: ${known})`,
+          });
+        else if (!/^[a-z-]+$/.test(rule) || !(rule in LINT_RULES))
+          problems.push({
+            file: m.file,
+            line,
+            problem: `names the rule "${rule}", which does not exist (rules: ${known})`,
+          });
+        else if (rest.join(' ').trim() === '')
+          problems.push({
+            file: m.file,
+            line,
+            problem: `allows ${rule} without a reason, so it acknowledges nothing; say why it is safe here`,
+          });
+      }
   }
   return problems;
 }
@@ -353,7 +363,7 @@ export function lintMigrations(pending: Migration[], context: LintContext): Lint
       else if (/^cluster\b/.test(s)) flag('cluster', at, one);
     }
     const allowed = new Map<string, string>();
-    for (const a of m.up.matchAll(ALLOW)) allowed.set(a[1]!, a[2]!.trim());
+    for (const text of allowTexts(m)) for (const a of text.matchAll(ALLOW)) allowed.set(a[1]!, a[2]!.trim());
     for (const f of own) {
       const reason = allowed.get(f.rule);
       findings.push(reason ? { ...f, acknowledged: true, reason } : f);
