@@ -107,6 +107,26 @@ function oneLine(message: string): string {
   return first.length > 500 ? `${first.slice(0, 499)}…` : first;
 }
 
+/**
+ * What `up` will do with the plan's unacknowledged findings, said as that environment will do it:
+ * a plan in lint mode error refuses (and so will up), one in warn mode warns and applies.
+ */
+function lintVerdict(
+  result: MigrationResult,
+  command: string,
+  mode: LintMode,
+  environment: string | undefined,
+): string | undefined {
+  if (command !== 'plan' || mode === 'off') return undefined;
+  const open = (result.lint ?? []).filter((f) => !f.acknowledged);
+  if (open.length === 0) return undefined;
+  const where = open.map((f) => `${f.rule} at ${f.file}:${f.line}`).join('; ');
+  const who = environment || 'up';
+  return mode === 'error'
+    ? `${who} will refuse: ${open.length} unacknowledged lint finding(s) (${where})`
+    : `${open.length} unacknowledged lint finding(s), which ${who} warns about and applies (lint: warn): ${where}`;
+}
+
 export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
     maskPassword(inputs.databaseUrl, log);
@@ -176,6 +196,11 @@ export async function main(): Promise<void> {
       if (inputs.environment) {
         const heading = summary.indexOf('\n');
         summary = `${summary.slice(0, heading)}\n\nEnvironment: **${engine.escapeMarkdown(inputs.environment)}**\n${summary.slice(heading + 1)}`;
+      }
+      const verdict = lintVerdict(result, inputs.command, lint, inputs.environment);
+      if (verdict) {
+        const heading = summary.indexOf('\n');
+        summary = `${summary.slice(0, heading)}\n\n**${engine.escapeMarkdown(verdict)}**\n${summary.slice(heading + 1)}`;
       }
       await writeSummary(summary);
     };
