@@ -1,5 +1,9 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
-import { maskText, parseFileCommand, parseWorkflowCommands } from '../../tooling/runners/action-runner.ts';
+import { maskText, parseWorkflowCommands, runBuiltAction } from '../../tooling/runners/action-runner.ts';
+import { parseFileCommand } from '../../tooling/runners/file-commands.ts';
 
 describe('the runner contract as the harness reads it', () => {
   test('file commands: name=value and heredoc records', () => {
@@ -33,5 +37,54 @@ describe('the runner contract as the harness reads it', () => {
       { level: 'warning', message: 'careful 100%', properties: {} },
     ]);
     expect(maskText('token s3cr%t here', masks)).toBe('token *** here');
+  });
+
+  test("a step's env cannot redirect the file commands: outputs, state and summary reach the runner", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'runner-contract-'));
+    try {
+      mkdirSync(join(root, 'probe'));
+      writeFileSync(
+        join(root, 'probe', 'action.yml'),
+        'name: probe\ndescription: writes every file command\nruns:\n  using: node24\n  main: main.mjs\n',
+      );
+      writeFileSync(
+        join(root, 'probe', 'main.mjs'),
+        [
+          "import { appendFileSync } from 'node:fs';",
+          'const env = process.env;',
+          "appendFileSync(env.GITHUB_OUTPUT, 'answer=' + env.WHO + '\\n');",
+          "appendFileSync(env.GITHUB_STATE, 'started=yes\\n');",
+          "appendFileSync(env.GITHUB_ENV, 'NEXT=1\\n');",
+          "appendFileSync(env.GITHUB_PATH, '/opt/probe/bin\\n');",
+          "appendFileSync(env.GITHUB_STEP_SUMMARY, '### probed');",
+        ].join('\n'),
+      );
+      const decoy = join(root, 'decoy');
+      writeFileSync(decoy, '');
+      const step = await runBuiltAction('probe', {
+        root,
+        cwd: root,
+        env: {
+          WHO: 'forty-two',
+          GITHUB_OUTPUT: decoy,
+          GITHUB_STATE: decoy,
+          GITHUB_ENV: decoy,
+          GITHUB_PATH: decoy,
+          GITHUB_STEP_SUMMARY: decoy,
+        },
+      });
+      expect(step.stderr).toBe('');
+      expect(step).toMatchObject({
+        exitCode: 0,
+        outputs: { answer: 'forty-two' },
+        state: { started: 'yes' },
+        env: { NEXT: '1' },
+        path: ['/opt/probe/bin'],
+        summary: '### probed',
+      });
+      expect(readFileSync(decoy, 'utf8')).toBe('');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

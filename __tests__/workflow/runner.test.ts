@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -243,6 +243,76 @@ jobs:
       GITHUB_REF_TYPE: 'branch',
       GITHUB_WORKFLOW: 'release',
     });
+  });
+
+  test("a step's env cannot redirect GITHUB_OUTPUT, in a run: step or one of our actions", async () => {
+    // The runner runs only this suite's actions: a probe stands in for notify in a root of its own.
+    const root = mkdtempSync(join(tmpdir(), 'wf-root-'));
+    mkdirSync(join(root, 'notify'));
+    writeFileSync(
+      join(root, 'notify', 'action.yml'),
+      'name: probe\nruns:\n  using: node24\n  main: main.mjs\n',
+    );
+    writeFileSync(
+      join(root, 'notify', 'main.mjs'),
+      "import { appendFileSync } from 'node:fs';\nappendFileSync(process.env.GITHUB_OUTPUT, 'from=action\\n');\n",
+    );
+    const decoy = join(root, 'decoy');
+    writeFileSync(decoy, '');
+    const file = write(
+      'redirect.yml',
+      `on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    env:
+      GITHUB_OUTPUT: ${decoy}
+    steps:
+      - id: script
+        env:
+          GITHUB_OUTPUT: ${decoy}
+          GITHUB_STEP_SUMMARY: ${decoy}
+        run: |
+          echo "from=run" >> "$GITHUB_OUTPUT"
+          echo "### ran" >> "$GITHUB_STEP_SUMMARY"
+      - id: action
+        uses: ./notify
+        env:
+          GITHUB_OUTPUT: ${decoy}
+`,
+    );
+    try {
+      const r = new WorkflowRunner({
+        repoRoot: root,
+        workspace,
+        event: {
+          name: 'push',
+          ref: 'refs/heads/main',
+          sha: 'abc',
+          repository: 'acme/shop',
+          actor: 'octocat',
+          payload: {},
+        },
+        secrets: {},
+        vars: {},
+        env: { GITHUB_OUTPUT: decoy },
+        githubApiUrl: 'http://127.0.0.1:9',
+        token: 'ghs_x',
+        requiresApproval: () => false,
+        approve: async () => true,
+      });
+      const [script, action] = (await r.runWorkflow(file)).jobs[0]!.steps;
+      expect(script).toMatchObject({
+        kind: 'run',
+        conclusion: 'success',
+        outputs: { from: 'run' },
+        summary: '### ran\n',
+      });
+      expect(action).toMatchObject({ kind: 'action', conclusion: 'success', outputs: { from: 'action' } });
+      expect(readFileSync(decoy, 'utf8')).toBe('');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   test('a job that names an environment gets a GitHub deployment with in_progress and its final status', async () => {

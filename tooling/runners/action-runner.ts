@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import { createFileCommands, readFileCommands, withFileCommands } from './file-commands.ts';
 
 /**
  * The GitHub runner's contract with a JavaScript action, reproduced so a built `dist/` bundle can
@@ -104,7 +105,7 @@ export interface RunActionOptions {
   /** `with:` values; a name that action.yml does not declare is an error, as a typo would be. */
   inputs?: Record<string, string>;
   github?: GitHubContextOptions;
-  /** Extra environment for the step (`env:`), on top of a clean runner-like environment. */
+  /** Extra environment for the step (`env:`), on top of a clean runner-like environment; the file commands stay the runner's own. */
   env?: Record<string, string>;
   cwd?: string;
   timeoutMs?: number;
@@ -137,32 +138,6 @@ export interface StepResult {
   /** Process start to its first byte of output. */
   firstOutputMs: number | undefined;
   post?: StepResult;
-}
-
-/** `name=value` and `name<<DELIM ... DELIM` records, as the runner reads GITHUB_OUTPUT and friends. */
-export function parseFileCommand(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (!line) continue;
-    const heredoc = line.indexOf('<<');
-    const eq = line.indexOf('=');
-    if (heredoc > 0 && (eq < 0 || heredoc < eq)) {
-      const name = line.slice(0, heredoc);
-      const delimiter = line.slice(heredoc + 2);
-      const value: string[] = [];
-      i++;
-      while (i < lines.length && lines[i] !== delimiter) value.push(lines[i++]!);
-      if (i >= lines.length) throw new Error(`Unterminated heredoc for '${name}' (delimiter ${delimiter})`);
-      out[name] = value.join('\n');
-    } else if (eq > 0) {
-      out[line.slice(0, eq)] = line.slice(eq + 1);
-    } else {
-      throw new Error(`Malformed file command line: ${line}`);
-    }
-  }
-  return out;
 }
 
 function unescapeData(s: string): string {
@@ -252,16 +227,9 @@ export async function runBuiltAction(action: string, options: RunActionOptions =
   };
   const workDir = mkdtempSync(join(tmpdir(), 'pipeline-step-'));
   try {
-    const files = {
-      GITHUB_OUTPUT: join(workDir, 'output'),
-      GITHUB_ENV: join(workDir, 'env'),
-      GITHUB_STATE: join(workDir, 'state'),
-      GITHUB_PATH: join(workDir, 'path'),
-      GITHUB_STEP_SUMMARY: join(workDir, 'summary.md'),
-      GITHUB_EVENT_PATH: join(workDir, 'event.json'),
-    };
-    for (const file of Object.values(files)) writeFileSync(file, '');
-    writeFileSync(files.GITHUB_EVENT_PATH, JSON.stringify(gh.payload ?? {}));
+    const files = createFileCommands(workDir);
+    const eventPath = join(workDir, 'event.json');
+    writeFileSync(eventPath, JSON.stringify(gh.payload ?? {}));
 
     const inputEnv: Record<string, string> = {};
     for (const [name, spec] of Object.entries(definition.inputs)) {
@@ -271,29 +239,25 @@ export async function runBuiltAction(action: string, options: RunActionOptions =
       if (value !== undefined) inputEnv[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
     }
 
-    const baseEnv: Record<string, string> = {
-      ...stepEnvironment(gh, {
-        workDir,
-        workspace: options.cwd ?? root,
-        action: action.replace(/[^a-zA-Z0-9_]/g, '_'),
-        actionPath: actionDir,
-      }),
-      ...files,
-      ...inputEnv,
-      ...options.env,
-    };
+    const baseEnv = withFileCommands(
+      {
+        ...stepEnvironment(gh, {
+          workDir,
+          workspace: options.cwd ?? root,
+          action: action.replace(/[^a-zA-Z0-9_]/g, '_'),
+          actionPath: actionDir,
+        }),
+        GITHUB_EVENT_PATH: eventPath,
+        ...inputEnv,
+        ...options.env,
+      },
+      files,
+    );
 
     const main = resolve(actionDir, definition.runs.main);
     const result = await spawnStep(main, baseEnv, options);
-    const state = parseFileCommand(readFileSync(files.GITHUB_STATE, 'utf8'));
-    const stepResult: StepResult = {
-      ...result,
-      outputs: parseFileCommand(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
-      env: parseFileCommand(readFileSync(files.GITHUB_ENV, 'utf8')),
-      state,
-      path: readFileSync(files.GITHUB_PATH, 'utf8').split('\n').filter(Boolean),
-      summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
-    };
+    const stepResult: StepResult = { ...result, ...readFileCommands(files) };
+    const { state } = stepResult;
     if (definition.runs.post && options.runPost !== false) {
       writeFileSync(files.GITHUB_STEP_SUMMARY, '');
       const stateEnv = Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v]));

@@ -13,13 +13,13 @@ import {
   type Annotation,
   type GitHubContextOptions,
   maskText,
-  parseFileCommand,
   parseWorkflowCommands,
   runBuiltAction,
   type StepResult,
   stepEnvironment,
 } from './action-runner.ts';
 import { asText, type Contexts, interpolate, type StatusFunctions, truthy } from './expressions.ts';
+import { createFileCommands, readFileCommands, withFileCommands } from './file-commands.ts';
 import { ourActionOf } from './our-actions.ts';
 import { tokenValue } from './tokens.ts';
 
@@ -671,25 +671,20 @@ export class WorkflowRunner {
     log: string;
   }> {
     const dir = mkdtempSync(join(tmpdir(), 'rehearse-run-'));
-    const files = {
-      GITHUB_OUTPUT: join(dir, 'output'),
-      GITHUB_ENV: join(dir, 'env'),
-      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
-      GITHUB_PATH: join(dir, 'path'),
-      GITHUB_STATE: join(dir, 'state'),
-    };
-    for (const f of Object.values(files)) writeFileSync(f, '');
+    const files = createFileCommands(dir);
     const scriptFile = join(dir, 'step.sh');
     writeFileSync(scriptFile, script);
     const eventFile = join(dir, 'event.json');
     writeFileSync(eventFile, JSON.stringify(this.options.event.payload));
-    const fullEnv: Record<string, string> = {
-      ...stepEnvironment(this.stepContext(job), { workDir: dir, workspace: this.options.workspace }),
-      GITHUB_EVENT_PATH: eventFile,
-      ...this.options.env,
-      ...env,
-      ...files,
-    };
+    const fullEnv = withFileCommands(
+      {
+        ...stepEnvironment(this.stepContext(job), { workDir: dir, workspace: this.options.workspace }),
+        GITHUB_EVENT_PATH: eventFile,
+        ...this.options.env,
+        ...env,
+      },
+      files,
+    );
     return new Promise((resolvePromise) => {
       const child = spawn('bash', ['--noprofile', '--norc', '-eo', 'pipefail', scriptFile], {
         cwd: this.options.workspace,
@@ -722,13 +717,8 @@ export class WorkflowRunner {
       });
       child.on('close', (code) => {
         clearTimeout(timer);
-        const result = {
-          exitCode: code ?? 1,
-          outputs: parseFileCommand(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
-          env: parseFileCommand(readFileSync(files.GITHUB_ENV, 'utf8')),
-          summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
-          log,
-        };
+        const { outputs, env: exported, summary } = readFileCommands(files);
+        const result = { exitCode: code ?? 1, outputs, env: exported, summary, log };
         rmSync(dir, { recursive: true, force: true });
         resolvePromise(result);
       });
