@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defineInputs, input } from '../packages/config/index.ts';
@@ -127,8 +128,36 @@ function lintVerdict(
     : `${open.length} unacknowledged lint finding(s), which ${who} warns about and applies (lint: warn): ${where}`;
 }
 
+/**
+ * deploy.yml runs `plan` and then `up` in one job, and both lint the same pending files: the
+ * same lint warning twice is two identical annotations above the run's summaries. GITHUB_ENV lives for
+ * the rest of the job only, so it remembers (as hashes) what an earlier step of this job warned;
+ * a repeat goes to the log alone, and another job (production's) warns afresh.
+ */
+const WARNED_VARIABLE = 'PIPELINE_MIGRATIONS_WARNED';
+/** The lint's own warnings (steps.ts): findings, and allow lines that acknowledge nothing. */
+const LINT_WARNING = /^(?:Migration safety lint:|\S+:\d+: -- pipeline:allow )/;
+
+function warnOncePerJob(log: Logger, exportVariable: (name: string, value: string) => void): Logger {
+  const warned = new Set((process.env[WARNED_VARIABLE] ?? '').split(',').filter(Boolean));
+  return {
+    ...log,
+    warning(message) {
+      if (!LINT_WARNING.test(message)) return log.warning(message);
+      const key = createHash('sha256').update(message).digest('hex').slice(0, 16);
+      if (warned.has(key)) {
+        log.info(`Warned by an earlier step of this job, not repeated as an annotation: ${message}`);
+        return;
+      }
+      warned.add(key);
+      exportVariable(WARNED_VARIABLE, [...warned].join(','));
+      log.warning(message);
+    },
+  };
+}
+
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, setOutput, writeSummary }) => {
+  await runAction(schema, async ({ inputs, run, log, setOutput, exportVariable, writeSummary }) => {
     maskPassword(inputs.databaseUrl, log);
     const drift = parseAllowDrift(inputs.allowDrift);
     if (drift.deprecated)
@@ -228,7 +257,7 @@ export async function main(): Promise<void> {
         runLabel: runLabel(run),
         lint,
         production,
-        logger: log,
+        logger: warnOncePerJob(log, exportVariable),
       });
     } catch (error) {
       // The first line names the file, the statement's error and its SQLSTATE: what Slack shows.

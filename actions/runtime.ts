@@ -63,6 +63,8 @@ export interface ActionContext<S extends Schema> {
   /** Who holds a cluster lock for this step: repository, workflow run and job. */
   lockHolder: string;
   setOutput(name: string, value: string | number | boolean): void;
+  /** Sets an environment variable for the job's later steps (GITHUB_ENV), and no other job's. */
+  exportVariable(name: string, value: string): void;
   /** Appends Markdown to the job summary (GITHUB_STEP_SUMMARY); a no-op outside a runner. */
   writeSummary(markdown: string): Promise<void>;
 }
@@ -93,6 +95,11 @@ export async function runAction<S extends Schema>(
       lockHolder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
       setOutput: (name, value) =>
         core.setOutput(name, typeof value === 'string' ? cleanRendered(value) : value),
+      exportVariable: (name, value) => {
+        // Outside a runner, core would fall back to ::set-env::, which GitHub refuses.
+        if (process.env.GITHUB_ENV) core.exportVariable(name, value);
+        else process.env[name] = value;
+      },
       async writeSummary(markdown) {
         if (!process.env.GITHUB_STEP_SUMMARY) return;
         await core.summary.addRaw(cleanRendered(markdown), true).write();

@@ -157,3 +157,30 @@ pg.suite('the production plan says what production will do with lint findings', 
     expect(job.steps[0]!.summary).not.toContain('will refuse');
   });
 });
+
+pg.suite("deploy.yml's migrations steps warn about a lint finding once per job", () => {
+  test('plan and up of one staging job: one warning annotation, the repeat in the log only; the migration applied', async () => {
+    const dir = writeMigrations('staging', ['-- pipeline:allow drop-colum a typo acknowledges nothing']);
+    const url = await databaseAt001(dir);
+    const inputs = { environment: 'staging', 'migrations-dir': dir };
+    const job = await runSteps(stepsOf('deploy.yml', 'deploy', ['plan', 'migrate']), inputs, url);
+    const [plan, up] = job.steps;
+    expect([plan!.outcome, up!.outcome]).toEqual(['success', 'success']);
+    expect(up!.outputs.applied).toBe('2');
+    const warnings = job.steps.flatMap((s) => s.annotations).filter((a) => a.level === 'warning');
+    // The findings once and the malformed allow line once, both from the plan step.
+    expect(warnings.map((w) => w.message.split('\n')[0])).toEqual([
+      expect.stringMatching(/^002_cleanup\.sql:1: -- pipeline:allow names the rule "drop-colum"/),
+      'Migration safety lint:',
+    ]);
+    expect(plan!.annotations).toHaveLength(2);
+    expect(up!.annotations).toEqual([]);
+    expect(up!.log).toContain(
+      'Warned by an earlier step of this job, not repeated as an annotation: Migration safety lint:',
+    );
+
+    // Another job warns afresh: the memory is the job's environment, not the run's.
+    const again = await runSteps(stepsOf('deploy.yml', 'deploy', ['plan']), inputs, await databaseAt001(dir));
+    expect(again.steps[0]!.annotations.filter((a) => a.level === 'warning')).toHaveLength(2);
+  });
+});
