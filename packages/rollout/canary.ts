@@ -36,6 +36,7 @@ import {
   withImage,
 } from './kube-ops.ts';
 import {
+  type AbortAction,
   CANARY_ANNOTATIONS,
   CANARY_OF,
   type CanaryMode,
@@ -43,10 +44,13 @@ import {
   canaryAnalyses,
   canaryNameOf,
   checksRequired,
+  checkWeight,
+  DEFAULT_ABORT_ACTION,
   DEFAULT_TRACK_LABEL,
   imageRequired,
   type RouterConfig,
   type RouterKind,
+  referenceServiceOf,
 } from './options.ts';
 import { templateHashOf } from './rendered.ts';
 import { makeRouter, type Router } from './routers/index.ts';
@@ -101,7 +105,7 @@ export interface CanaryOptions extends StrategyCommon {
    * stable uses are pruned (the previous one kept).
    */
   generations?: { app: string; environment: string };
-  abortAction?: 'scale-to-zero' | 'delete';
+  abortAction?: AbortAction;
   abortReason?: string;
   fetch?: typeof fetch;
 }
@@ -319,8 +323,7 @@ async function validateCanary(o: CanaryOptions): Promise<CanaryRun> {
       `renders a pod template for ${stableName} whose labels do not match the live Deployment's selector (${selectorText(stableSelector)})`,
       'an overlay whose Deployment keeps the selector labels of the one running (a selector cannot change in place)',
     );
-  if (o.mode === 'set-weight' && o.weight !== undefined && (o.weight < 0 || o.weight > 100))
-    throw new InputError('weight', `has ${o.weight}`, 'a whole number from 0 to 100');
+  checkWeight(o.mode, o.weight);
   if (canaryAnalyses(o.mode) && !o.analysis) throw checksRequired(o.mode);
   const track = o.trackLabel ?? DEFAULT_TRACK_LABEL;
   const canaryLabels = { ...templateLabels, [track]: 'canary' };
@@ -390,9 +393,7 @@ async function validateServices(
   },
 ): Promise<ServiceObject> {
   const { client, namespace } = o;
-  const replicas = o.router.kind === 'replicas';
-  const name = o.router.kind === 'replicas' ? o.router.service : o.router.stableService;
-  const input = replicas ? 'service' : 'stable-service';
+  const { name, input, sharedWithCanary: replicas } = referenceServiceOf(o.router);
   const reference = await client.getJson<ServiceObject>(servicePath(namespace, name));
   if (!reference)
     throw new InputError(
@@ -733,7 +734,7 @@ async function abortCanary(
   await run.router.toStable();
   timings.trafficRestoredAt = clock.now();
   log.info(`All traffic is back on ${stableName}; the canary is scaled to zero`);
-  await removeCanaryObjects(run, (run.o.abortAction ?? 'scale-to-zero') === 'scale-to-zero');
+  await removeCanaryObjects(run, (run.o.abortAction ?? DEFAULT_ABORT_ACTION) === 'scale-to-zero');
   const outcome = await waitReady(client, namespace, stableName, run.restore);
   timings.capacityRestoredAt = clock.now();
   if (!outcome.ok) log.error(`The stable Deployment did not get its capacity back: ${outcome.message}`);

@@ -5,6 +5,7 @@ import type { KubeClient } from '../kube/client.ts';
 import { isPodReady, ns, selectorText, selects } from '../kube/objects.ts';
 import type { KubeObject } from '../kube/resources.ts';
 import { type DeploymentObject, type RolloutOutcome, waitForDeployment } from '../kube/rollout.ts';
+import { METRICS_PATH_INPUT } from './options.ts';
 
 /** What the canary and blue-green engines share: small, exact operations on plain objects. */
 
@@ -110,15 +111,10 @@ export interface TrafficCounts {
   errors: number;
 }
 
-/** `/metrics` or `:9090/metrics`: the port (optional) and path of the pods' Prometheus endpoint. */
+/** The port (optional) and path of the pods' Prometheus endpoint, by METRICS_PATH_INPUT. */
 export function parseMetricsEndpoint(text: string): { port?: string; path: string } {
-  const m = /^(?::([\w-]+))?(\/\S*)$/.exec(text.trim());
-  if (!m)
-    throw new InputError(
-      'metrics-path',
-      `has ${JSON.stringify(text)}`,
-      'a path such as /metrics, optionally after a port: :9090/metrics',
-    );
+  const m = METRICS_PATH_INPUT.pattern.exec(text.trim());
+  if (!m) throw new InputError('metrics-path', `has ${JSON.stringify(text)}`, METRICS_PATH_INPUT.accepted);
   return { ...(m[1] ? { port: m[1] } : {}), path: m[2]! };
 }
 

@@ -46,6 +46,24 @@ export type BlueGreenMode = (typeof BG_MODES)[number];
 export const COLORS = ['blue', 'green'] as const;
 export type Color = (typeof COLORS)[number];
 export const ABORT_ACTIONS = ['scale-to-zero', 'delete'] as const;
+export type AbortAction = (typeof ABORT_ACTIONS)[number];
+export const DEFAULT_ABORT_ACTION: AbortAction = 'scale-to-zero';
+
+/** set-weight's weight: a share of traffic (or of pods, with the replicas router). */
+export const WEIGHT_INPUT = { min: 0, max: 100, accepted: 'a whole number from 0 to 100' } as const;
+export function checkWeight(mode: CanaryMode, weight: number | undefined): void {
+  if (weight === undefined) return;
+  if (mode !== 'set-weight')
+    throw new InputError('weight', `is set with mode ${mode}`, 'weight only with mode: set-weight');
+  if (!Number.isInteger(weight) || weight < WEIGHT_INPUT.min || weight > WEIGHT_INPUT.max)
+    throw new InputError('weight', `has ${weight}`, WEIGHT_INPUT.accepted);
+}
+
+/** `/metrics` or `:9090/metrics`: the port (optional) and path of the pods' Prometheus endpoint. */
+export const METRICS_PATH_INPUT = {
+  pattern: /^(?::([\w-]+))?(\/\S*)$/,
+  accepted: 'a path such as /metrics, optionally after a port: :9090/metrics',
+} as const;
 
 /** Names derived from the input's: the canary's Deployment and Service, the preview Service. */
 export const CANARY_SUFFIX = '-canary';
@@ -120,6 +138,21 @@ export function routerConfig(kind: RouterKind, deployment: string, inputs: Route
   if (kind === 'replicas') return { kind, service: inputs.service ?? deployment };
   if (kind === 'gateway-api') return { kind, httpRoute: inputs.httpRoute ?? deployment, stableService };
   return { kind, ingress: inputs.ingress ?? deployment, stableService };
+}
+
+/**
+ * The Service a router sends stable traffic through, and the input that names it. With replicas
+ * the one Service selects canary pods too (traffic follows pod counts); the other routers weigh
+ * traffic between a stable-only Service and the canary's.
+ */
+export function referenceServiceOf(config: RouterConfig): {
+  name: string;
+  input: 'service' | 'stable-service';
+  sharedWithCanary: boolean;
+} {
+  return config.kind === 'replicas'
+    ? { name: config.service, input: 'service', sharedWithCanary: true }
+    : { name: config.stableService, input: 'stable-service', sharedWithCanary: false };
 }
 
 /** kustomize or manifests, and only with the modes that start something new. */
