@@ -102,6 +102,7 @@ export async function main(): Promise<void> {
           image: inputs.image!,
           app: inputs.app,
           environment: inputs.environment ?? namespace,
+          cluster: { client, namespace, logger: log },
         });
         // The overlay's Service selects every pod of the app; live, it must select one colour.
         const withLive = (live: string) =>

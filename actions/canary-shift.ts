@@ -121,6 +121,7 @@ export async function main(): Promise<void> {
             image: inputs.image!,
             app: inputs.deployment,
             environment: inputs.environment ?? namespace,
+            cluster: { client, namespace, logger: log },
           })
         : undefined;
       setOutput('previous-revision', revisionOf(await live()));

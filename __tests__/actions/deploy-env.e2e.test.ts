@@ -479,6 +479,80 @@ describe('deploy-env against the embedded Kubernetes API', () => {
     expect(leases.items).toHaveLength(0);
   });
 
+  test('a Secret-only change rolls the pods; its checksum is keyed by the namespace key and never shown, in the deploy or the plan', async () => {
+    const dir = join(work, 'secret-roll');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'app.yaml'),
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: vault }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: vault } }
+  template:
+    metadata: { labels: { app: vault } }
+    spec:
+      containers:
+        - name: web
+          image: registry.local/vault:v1
+          envFrom: [{ secretRef: { name: vault-secrets } }]
+`,
+    );
+    const OLD = 'hunter2-PROD-s3cr3t-OLD';
+    const NEW = 'hunter2-PROD-s3cr3t-NEW';
+    const inputs = (password: string) => ({
+      environment: 'production',
+      app: 'vault',
+      namespace: 'vault-production',
+      'create-namespace': 'true',
+      manifests: dir,
+      secrets: `DB_PASSWORD=${password}`,
+    });
+    const checksum = async () =>
+      (await kubectlJson<Deployment>('get', 'deployment', 'vault', '-n', 'vault-production')).spec.template
+        .metadata.annotations?.['pipeline.dev/secret-checksum'];
+    const key = async () =>
+      (
+        await kubectlJson<{ data: { key: string } }>(
+          'get',
+          'secret',
+          'pipeline-checksum-key',
+          '-n',
+          'vault-production',
+        )
+      ).data.key;
+
+    const first = await deploy(inputs(OLD));
+    expect(errors(first)).toEqual([]);
+    expect(first.outputs.revision).toBe('1');
+    const before = await checksum();
+    expect(before).toMatch(/^[0-9a-f]{16}$/);
+    const firstKey = await key();
+
+    const plan = await deploy({ ...inputs(NEW), plan: 'true' });
+    expect(errors(plan)).toEqual([]);
+    const planned = JSON.parse(plan.outputs.plan!) as { objects: { kind: string; callouts: string[] }[] };
+    expect(planned.objects.find((o) => o.kind === 'Deployment')!.callouts).toEqual([
+      'pods restart: a referenced Secret changed',
+    ]);
+    expect(await checksum()).toBe(before);
+
+    const second = await deploy(inputs(NEW));
+    expect(errors(second)).toEqual([]);
+    // The Secret alone changed, and the pods rolled to a new revision that reads it.
+    expect(second.outputs).toMatchObject({ revision: '2', 'previous-revision': '1' });
+    const after = await checksum();
+    expect(after).toMatch(/^[0-9a-f]{16}$/);
+    expect(after).not.toBe(before);
+    expect(await key()).toBe(firstKey);
+    for (const step of [first, plan, second])
+      for (const value of [before!, after!, OLD, NEW])
+        expect([value, findLeaks(step, value)]).toEqual([value, []]);
+    for (const step of [first, plan, second])
+      expect(`${step.stdout}${step.summary}`).not.toMatch(/checksum=|checksum: [0-9a-f]/);
+  });
+
   describe('bad input fails before anything is applied', () => {
     test.each([
       [

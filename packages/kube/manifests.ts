@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { existsSync, globSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
@@ -503,16 +503,14 @@ export function workloadImages(obj: KubeObject): string[] {
   );
 }
 
-const CONFIG_CHECKSUM_ANNOTATION = 'pipeline.dev/config-checksum';
+export const CONFIG_CHECKSUM_ANNOTATION = 'pipeline.dev/config-checksum';
+export const SECRET_CHECKSUM_ANNOTATION = 'pipeline.dev/secret-checksum';
 
-/**
- * Stamps each workload's pod template with a checksum of the ConfigMaps and Secrets it uses (by
- * volume, envFrom or env valueFrom), so a config-only change rolls the pods and reaches the code.
- */
-export function stampConfigChecksums(objects: SourcedObject[]): void {
+/** The rendered ConfigMaps or Secrets by `Kind/name`, as the text their checksum covers. */
+function configContents(objects: SourcedObject[], kind: 'ConfigMap' | 'Secret'): Map<string, string> {
   const data = new Map<string, string>();
   for (const { object } of objects) {
-    if (object.kind !== 'ConfigMap' && object.kind !== 'Secret') continue;
+    if (object.kind !== kind) continue;
     const content = JSON.stringify({
       data: object.data ?? null,
       binaryData: object.binaryData ?? null,
@@ -520,27 +518,55 @@ export function stampConfigChecksums(objects: SourcedObject[]): void {
     });
     data.set(`${object.kind}/${object.metadata.name}`, content);
   }
+  return data;
+}
+
+function stampChecksum(
+  objects: SourcedObject[],
+  kind: 'ConfigMap' | 'Secret',
+  annotation: string,
+  digest: () => Hash | Hmac,
+): void {
+  const data = configContents(objects, kind);
   if (data.size === 0) return;
   for (const { object } of objects) {
     for (const { spec, metadata } of podTemplates(object)) {
-      const refs = new Set<string>();
-      for (const key of data.keys()) {
-        const [kind, name] = key.split('/') as [string, string];
-        if (referencesConfig(spec, kind, name)) refs.add(key);
-      }
-      if (refs.size === 0) continue;
-      const hash = createHash('sha256');
-      for (const key of [...refs].sort()) hash.update(`${key}\n${data.get(key)}\n`);
+      const used = configReferences(spec);
+      const refs = [...data.keys()].filter((key) => used.has(key)).sort();
+      if (refs.length === 0) continue;
+      const hash = digest();
+      for (const key of refs) hash.update(`${key}\n${data.get(key)}\n`);
       const annotations = (metadata.annotations as Record<string, string> | undefined) ?? {};
       metadata.annotations = annotations;
-      annotations[CONFIG_CHECKSUM_ANNOTATION] = hash.digest('hex').slice(0, 16);
+      annotations[annotation] = hash.digest('hex').slice(0, 16);
     }
   }
 }
 
-/** Whether a pod spec uses the ConfigMap or Secret: volumes, projected sources, envFrom or env valueFrom. */
-function referencesConfig(spec: Record<string, unknown>, kind: string, name: string): boolean {
-  return configReferences(spec).has(`${kind}/${name}`);
+/**
+ * Stamps each workload's pod template with a checksum of the rendered ConfigMaps it uses (by
+ * volume, envFrom or env valueFrom), so a config-only change rolls the pods and reaches the code.
+ * Plain sha256 is enough here: a ConfigMap's data is no secret, and the plan shows it anyway.
+ */
+export function stampConfigChecksums(objects: SourcedObject[]): void {
+  stampChecksum(objects, 'ConfigMap', CONFIG_CHECKSUM_ANNOTATION, () => createHash('sha256'));
+}
+
+/**
+ * The same for the rendered Secrets a template uses, as an HMAC under the namespace's checksum
+ * key: the annotation is readable by anyone who can read the Deployment (a plan's Role that may
+ * not read Secrets, a summary), and an unkeyed hash of a low-entropy value can be confirmed offline.
+ */
+export function stampSecretChecksums(objects: SourcedObject[], key: Buffer): void {
+  stampChecksum(objects, 'Secret', SECRET_CHECKSUM_ANNOTATION, () => createHmac('sha256', key));
+}
+
+/** Whether some pod template uses a Secret the manifests render: only then is a checksum key needed. */
+export function templatesUseRenderedSecrets(objects: SourcedObject[]): boolean {
+  const secrets = configContents(objects, 'Secret');
+  return objects.some(({ object }) =>
+    podTemplates(object).some(({ spec }) => [...configReferences(spec)].some((r) => secrets.has(r))),
+  );
 }
 
 /** The ConfigMaps and Secrets a pod spec uses (volumes, projected sources, envFrom, env valueFrom), as `Kind/name`. */

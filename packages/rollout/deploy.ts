@@ -18,6 +18,7 @@ import {
   type ResolvedObject,
   resolveObjects,
 } from '../kube/apply.ts';
+import { stampKeyedSecretChecksums } from '../kube/checksum-key.ts';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
 import {
   chooseRollbackRevision,
@@ -411,6 +412,8 @@ async function validateDeploy(options: DeployOptions): Promise<ValidatedDeploy> 
   const resolved: ResolvedObject[] = await resolveObjects(objects, catalog, namespace);
   checkNamespaceScope(resolved, namespace, options.clusterScopedKinds ?? []);
   await ensureNamespace(client, namespace, options.createNamespace, options.dryRun, log);
+  // Needs the namespace (its key lives there); resolved holds the same objects, so they carry it.
+  await stampKeyedSecretChecksums(objects, client, namespace, { dryRun: options.dryRun, logger: log });
   return { objects, imageChanges, catalog, resolved };
 }
 

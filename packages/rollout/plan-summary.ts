@@ -77,7 +77,10 @@ export function renderManifestPlan(
   }
   const unchanged = plan.objects.filter((p) => p.change === 'unchanged');
   if (unchanged.length > 0)
-    out.push(`Unchanged: ${unchanged.map((p) => escapeMarkdown(`${p.kind}/${p.name}`)).join(', ')}.`, '');
+    out.push(
+      `Unchanged: ${unchanged.map((p) => escapeMarkdown(`${p.kind}/${p.name}${p.callouts.length ? ` (${p.callouts.join('; ')})` : ''}`)).join(', ')}.`,
+      '',
+    );
   return `${out.join('\n')}\n`;
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../core/index.ts';
 import { LABEL_APP, LABEL_ENVIRONMENT, LABEL_MANAGED_BY, PRUNABLE, resolveObjects } from '../kube/apply.ts';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
-import type { SourcedObject } from '../kube/manifests.ts';
+import { configReferences, podTemplates, type SourcedObject } from '../kube/manifests.ts';
 import { type FieldChange, normaliseSecret, readOnlyDiff } from '../kube/read-only-diff.ts';
 import { collectionPath, type KubeObject, objectPath, ResourceCatalog } from '../kube/resources.ts';
 import { type DeployOptions, prepareObjects } from './deploy.ts';
@@ -13,6 +13,17 @@ import { hashTemplate, TEMPLATE_HASH_ANNOTATION } from './rendered.ts';
  * read-only Role before anyone approves: the rendered objects (image set, checksums stamped, labels
  * added, exactly as the deploy prepares them) against the live ones.
  */
+
+/**
+ * The checksum annotations deploy-env stamps on pod templates. Their values are never shown: the
+ * Secret one is keyed by a key the plan cannot read, and a reviewer needs the consequence in words.
+ */
+const CHECKSUM_FIELD = /(^|\.)annotations\.pipeline\.dev\/(config|secret)-checksum$/;
+const CONFIG_CHECKSUM_FIELD = /(^|\.)annotations\.pipeline\.dev\/config-checksum$/;
+export const RESTART_CONFIG = 'pods restart: configuration changed';
+export const RESTART_SECRET = 'pods restart: a referenced Secret changed';
+export const RESTART_SECRET_UNKNOWN =
+  'pods restart if a referenced Secret changed (Secrets are not readable here)';
 
 /** `unreadable`: the plan's Role may not read it (often Secrets, on purpose), so its change is unknown. */
 export type ObjectChangeKind = 'added' | 'changed' | 'unchanged' | 'removed' | 'unreadable';
@@ -189,6 +200,12 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
     return found === FORBIDDEN ? undefined : found;
   };
 
+  const renderedSecrets = new Set(
+    resolved.filter((o) => o.object.kind === 'Secret').map((o) => `Secret/${o.object.metadata.name}`),
+  );
+  // Workloads whose pods a configuration change restarts, settled once every Secret's plan is known.
+  const restarts: { plan: ObjectPlan; secrets: string[]; configChanged: boolean }[] = [];
+
   for (const { object, type, namespace: ns, source } of resolved) {
     const name = object.metadata.name!;
     const read =
@@ -242,8 +259,10 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
         fields = configDiff(previous, object);
       }
     }
+    const configChanged = fields.some((f) => CONFIG_CHECKSUM_FIELD.test(f.path));
+    fields = fields.filter((f) => !CHECKSUM_FIELD.test(f.path));
     const change: ObjectChangeKind = !live ? 'added' : fields.length > 0 ? 'changed' : 'unchanged';
-    plans.push({
+    const plan: ObjectPlan = {
       kind: object.kind,
       name,
       change,
@@ -251,7 +270,26 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
       callouts: change === 'added' && !replaces ? [] : callouts(object.kind, fields),
       ...(replaces ? { replaces } : {}),
       source,
-    });
+    };
+    plans.push(plan);
+    if (live) {
+      const used = new Set(podTemplates(object).flatMap(({ spec }) => [...configReferences(spec)]));
+      const secrets = [...used].filter((r) => renderedSecrets.has(r));
+      if (configChanged || secrets.length > 0) restarts.push({ plan, secrets, configChanged });
+    }
+  }
+  for (const { plan, secrets, configChanged } of restarts) {
+    const secretPlans = plans.filter((p) => secrets.includes(`${p.kind}/${p.name}`));
+    const words = configChanged
+      ? RESTART_CONFIG
+      : secretPlans.some((p) => p.change === 'changed' || p.change === 'added')
+        ? RESTART_SECRET
+        : secretPlans.some((p) => p.change === 'unreadable')
+          ? RESTART_SECRET_UNKNOWN
+          : undefined;
+    if (!words) continue;
+    plan.callouts.push(words);
+    if (words !== RESTART_SECRET_UNKNOWN && plan.change === 'unchanged') plan.change = 'changed';
   }
 
   // What the deploy applied earlier for this app and environment and the manifests no longer hold.
@@ -272,6 +310,17 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
       });
     }
   }
+  // Nothing of the release is live and nothing labelled for it either: a first release into an
+  // empty namespace, where a Secret the plan may not read can only be new.
+  const firstRelease =
+    plans.some((p) => p.change === 'added') &&
+    !plans.some((p) => p.change === 'changed' || p.change === 'unchanged' || p.change === 'removed');
+  if (firstRelease)
+    for (const p of plans)
+      if (p.change === 'unreadable' && p.kind === 'Secret') {
+        p.change = 'added';
+        p.callouts = ['first release into this namespace (not readable here, so values not compared)'];
+      }
   const counts = { added: 0, changed: 0, unchanged: 0, removed: 0, unreadable: 0 };
   for (const p of plans) counts[p.change]++;
   options.logger.info(

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { InputError, type Logger } from '../core/index.ts';
 import { type AppliedObject, applyObjects, resolveObjects } from '../kube/apply.ts';
+import { stampKeyedSecretChecksums } from '../kube/checksum-key.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { imageRepository, loadManifests, type SourcedObject } from '../kube/manifests.ts';
 import { ResourceCatalog } from '../kube/resources.ts';
@@ -35,6 +36,8 @@ export async function renderRelease(options: {
   image: string;
   app: string;
   environment: string;
+  /** Where the release goes: the Secret checksums on the template are keyed by that namespace's key. */
+  cluster: { client: KubeClient; namespace: string; logger: Logger };
 }): Promise<RenderedRelease> {
   const inputName = options.source.kustomize ? 'kustomize' : 'manifests';
   const loaded = await loadManifests({
@@ -47,6 +50,10 @@ export async function renderRelease(options: {
     images: new Map([[imageRepository(options.image), options.image]]),
     app: options.app,
     environment: options.environment,
+  });
+  await stampKeyedSecretChecksums(objects, options.cluster.client, options.cluster.namespace, {
+    dryRun: false,
+    logger: options.cluster.logger,
   });
   const found = objects.find(
     (o) => o.object.kind === 'Deployment' && o.object.metadata.name === options.deployment,
