@@ -68,6 +68,28 @@ export async function mergePatch<T = unknown>(
   });
 }
 
+/**
+ * Read, change and write back one object with its resourceVersion; a conflicting write (409: someone
+ * else wrote in between) reads again and retries, up to `attempts` times. `change` returns the
+ * body to write, or undefined when the object is gone.
+ */
+export async function updateObject<T extends { metadata?: { resourceVersion?: string } }>(
+  client: KubeClient,
+  path: string,
+  change: (current: T | undefined) => T | undefined,
+  attempts = 5,
+): Promise<T | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const body = change(await client.getJson<T>(path));
+    if (!body) return undefined;
+    try {
+      return await client.json<T>('PUT', path, { body });
+    } catch (error) {
+      if (!(error instanceof KubeApiError && error.status === 409) || attempt >= attempts) throw error;
+    }
+  }
+}
+
 export async function scaleDeployment(
   client: KubeClient,
   namespace: string,

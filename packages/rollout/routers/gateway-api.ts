@@ -1,8 +1,7 @@
-import { InputError, PipelineError } from '../../core/index.ts';
-import { KubeApiError } from '../../kube/client.ts';
-import { scaleDeployment } from '../../kube/objects.ts';
+import { PipelineError } from '../../core/index.ts';
+import { scaleDeployment, updateObject } from '../../kube/objects.ts';
 import type { KubeObject } from '../../kube/resources.ts';
-import { type Router, type RouterContext, sizedShift } from './router.ts';
+import { mustRouteToStable, type Router, type RouterContext, sizedShift } from './router.ts';
 
 const GATEWAY = '/apis/gateway.networking.k8s.io/v1';
 
@@ -23,53 +22,43 @@ export function gatewayApiRouter(
 ): Router {
   const { client, namespace, canaryServiceName } = ctx;
   const path = `${GATEWAY}/namespaces/${encodeURIComponent(namespace)}/httproutes/${encodeURIComponent(cfg.httpRoute)}`;
-  /** `undefined` removes the canary's backendRefs. A conflicting write re-reads the route and tries again. */
-  const writeWeights = async (weight: number | undefined, attempt = 1): Promise<void> => {
-    const route = await client.getJson<HttpRoute>(path);
-    if (!route) throw new PipelineError(`HTTPRoute ${cfg.httpRoute} disappeared`);
-    for (const rule of route.spec?.rules ?? []) {
-      const refs = rule.backendRefs ?? [];
-      const stableRef = refs.find((r) => r.name === cfg.stableService);
-      if (!stableRef) continue;
-      const others = refs.filter((r) => r.name !== canaryServiceName);
-      if (weight === undefined) {
-        stableRef.weight = 100;
-        rule.backendRefs = others;
-        continue;
+  /** `undefined` removes the canary's backendRefs; a conflicting write reads the route again. */
+  const writeWeights = async (weight: number | undefined): Promise<void> => {
+    await updateObject<HttpRoute>(client, path, (route) => {
+      if (!route) throw new PipelineError(`HTTPRoute ${cfg.httpRoute} disappeared`);
+      for (const rule of route.spec?.rules ?? []) {
+        const refs = rule.backendRefs ?? [];
+        const stableRef = refs.find((r) => r.name === cfg.stableService);
+        if (!stableRef) continue;
+        const others = refs.filter((r) => r.name !== canaryServiceName);
+        if (weight === undefined) {
+          stableRef.weight = 100;
+          rule.backendRefs = others;
+          continue;
+        }
+        stableRef.weight = 100 - weight;
+        const { weight: _w, name: _n, ...rest } = stableRef;
+        rule.backendRefs = [...others, { ...rest, name: canaryServiceName, weight }];
       }
-      stableRef.weight = 100 - weight;
-      const { weight: _w, name: _n, ...rest } = stableRef;
-      rule.backendRefs = [...others, { ...rest, name: canaryServiceName, weight }];
-    }
-    try {
-      await client.json('PUT', path, { body: route });
-    } catch (error) {
-      if (error instanceof KubeApiError && error.status === 409 && attempt < 5)
-        return writeWeights(weight, attempt + 1);
-      throw error;
-    }
+      return route;
+    });
   };
   return {
     kind: 'gateway-api',
-    async validate() {
-      const route = await client.getJson<HttpRoute>(path);
-      if (!route)
-        throw new InputError(
-          'http-route',
-          `names ${JSON.stringify(cfg.httpRoute)}, which does not exist in namespace ${namespace}`,
-          'an existing gateway.networking.k8s.io/v1 HTTPRoute',
-        );
-      if (
-        !(route.spec?.rules ?? []).some((r) =>
-          (r.backendRefs ?? []).some((b) => b.name === cfg.stableService),
-        )
-      )
-        throw new InputError(
-          'http-route',
-          `names the HTTPRoute ${cfg.httpRoute}, which has no backendRef to ${cfg.stableService}`,
-          'an HTTPRoute whose rules send traffic to the stable Service',
-        );
-    },
+    validate: () =>
+      mustRouteToStable<HttpRoute>(ctx, {
+        input: 'http-route',
+        kind: 'HTTPRoute',
+        name: cfg.httpRoute,
+        stableService: cfg.stableService,
+        path,
+        existing: 'an existing gateway.networking.k8s.io/v1 HTTPRoute',
+        routesToStable: (route) =>
+          (route.spec?.rules ?? []).some((r) =>
+            (r.backendRefs ?? []).some((b) => b.name === cfg.stableService),
+          ),
+        routing: 'an HTTPRoute whose rules send traffic to the stable Service',
+      }),
     setWeight: (weight) => sizedShift(ctx, weight, writeWeights),
     async toStable() {
       await writeWeights(0);

@@ -1,9 +1,9 @@
-import { InputError, PipelineError } from '../../core/index.ts';
+import { PipelineError } from '../../core/index.ts';
 import { LABEL_MANAGED_BY } from '../../kube/apply.ts';
-import { deleteIfExists, scaleDeployment } from '../../kube/objects.ts';
+import { deleteIfExists, scaleDeployment, updateObject } from '../../kube/objects.ts';
 import type { KubeObject } from '../../kube/resources.ts';
 import { CREATED_BY } from '../options.ts';
-import { type Router, type RouterContext, sizedShift } from './router.ts';
+import { mustRouteToStable, type Router, type RouterContext, sizedShift } from './router.ts';
 
 const INGRESS = '/apis/networking.k8s.io/v1';
 const NGINX_CANARY = 'nginx.ingress.kubernetes.io/canary';
@@ -66,34 +66,30 @@ export function nginxRouter(ctx: RouterContext, cfg: { ingress: string; stableSe
     const stableIngress = await client.getJson<Ingress>(ingressPath(cfg.ingress));
     if (!stableIngress) throw new PipelineError(`Ingress ${cfg.ingress} disappeared`);
     const body = canaryIngressBody(stableIngress, weight);
-    const existing = await client.getJson<Ingress>(ingressPath(canaryIngress));
-    if (existing)
-      await client.json('PUT', ingressPath(canaryIngress), {
-        body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } },
-      });
-    else
+    // A conflicting write reads the canary Ingress again; a missing one is created.
+    const updated = await updateObject<Ingress>(client, ingressPath(canaryIngress), (existing) =>
+      existing
+        ? { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } }
+        : undefined,
+    );
+    if (!updated)
       await client.json('POST', `${INGRESS}/namespaces/${encodeURIComponent(namespace)}/ingresses`, { body });
   };
   return {
     kind: 'nginx',
-    async validate() {
-      const ing = await client.getJson<Ingress>(ingressPath(cfg.ingress));
-      if (!ing)
-        throw new InputError(
-          'ingress',
-          `names ${JSON.stringify(cfg.ingress)}, which does not exist in namespace ${namespace}`,
-          'an existing networking.k8s.io/v1 Ingress served by ingress-nginx',
-        );
-      const uses =
-        refersToStable(ing.spec?.defaultBackend) ||
-        (ing.spec?.rules ?? []).some((r) => (r.http?.paths ?? []).some((p) => refersToStable(p.backend)));
-      if (!uses)
-        throw new InputError(
-          'ingress',
-          `names the Ingress ${cfg.ingress}, which sends no traffic to ${cfg.stableService}`,
-          'an Ingress whose backends name the stable Service',
-        );
-    },
+    validate: () =>
+      mustRouteToStable<Ingress>(ctx, {
+        input: 'ingress',
+        kind: 'Ingress',
+        name: cfg.ingress,
+        stableService: cfg.stableService,
+        path: ingressPath(cfg.ingress),
+        existing: 'an existing networking.k8s.io/v1 Ingress served by ingress-nginx',
+        routesToStable: (ing) =>
+          refersToStable(ing.spec?.defaultBackend) ||
+          (ing.spec?.rules ?? []).some((r) => (r.http?.paths ?? []).some((p) => refersToStable(p.backend))),
+        routing: 'an Ingress whose backends name the stable Service',
+      }),
     setWeight: (weight) => sizedShift(ctx, weight, writeWeight),
     async toStable() {
       if (await client.getJson(ingressPath(canaryIngress))) await writeWeight(0);

@@ -1,3 +1,4 @@
+import { InputError } from '../../core/index.ts';
 import type { KubeClient } from '../../kube/client.ts';
 import { scaleDeployment } from '../../kube/objects.ts';
 import { canaryReplicasFor } from '../canary-plan.ts';
@@ -49,4 +50,36 @@ export async function sizedShift(
     await scaleDeployment(ctx.client, ctx.namespace, ctx.canaryName, c);
   }
   return weight;
+}
+
+/**
+ * A traffic-weighing router's object must exist and already send traffic to the stable Service:
+ * the one check both the HTTPRoute and the Ingress routers make before anything changes.
+ */
+export async function mustRouteToStable<T>(
+  ctx: RouterContext,
+  o: {
+    input: string;
+    kind: string;
+    name: string;
+    stableService: string;
+    path: string;
+    existing: string;
+    routesToStable: (object: T) => boolean;
+    routing: string;
+  },
+): Promise<void> {
+  const object = await ctx.client.getJson<T>(o.path);
+  if (!object)
+    throw new InputError(
+      o.input,
+      `names ${JSON.stringify(o.name)}, which does not exist in namespace ${ctx.namespace}`,
+      o.existing,
+    );
+  if (!o.routesToStable(object))
+    throw new InputError(
+      o.input,
+      `names the ${o.kind} ${o.name}, which sends no traffic to ${o.stableService}`,
+      o.routing,
+    );
 }
