@@ -8,15 +8,31 @@ const ZWSP = '\u200b';
 /**
  * Slack mrkdwn: `&`, `<` and `>` are the only characters Slack lets us escape, and escaping them
  * is what stops `<!channel>`, `<@U123>` and `<http://x|label>` from being read as markup. Slack has
- * no escape for `*_~\``, so a zero-width space is put before each, which stops them opening or
- * closing formatting; the same goes for `://`, so a bare URL in a commit message is not linked.
+ * no escape for `*_~\``, so a zero-width space is put before each one that could open or close
+ * formatting; the same goes for `://`, so a bare URL in a commit message is not linked. Slack only
+ * formats `*x*`, `_x_` and `~x~` at word boundaries, so a `*`, `_` or `~` between two letters or
+ * digits (`missing_column`, `004_add_order_priority.sql`) is left alone and stays copyable and
+ * searchable; a backtick always gets one.
  */
 export function escapeSlack(text: string): string {
+  return escapeSlackPlain(text).replace(/[*_~`]/g, (c, at: number, all: string) =>
+    c !== '`' && WORD_CHAR.test(all[at - 1] ?? '') && WORD_CHAR.test(all[at + 1] ?? '') ? c : `${ZWSP}${c}`,
+  );
+}
+
+const WORD_CHAR = /^[\p{L}\p{N}]$/u;
+
+/**
+ * A message's top-level `text` beside its blocks: Slack shows it only where blocks are not shown
+ * (mobile notifications use it alone, screen readers read it), as plain text, so formatting
+ * characters need nothing. Slack still parses `<…>` there (a `<!channel>` in it notifies the
+ * channel), so the entities stay, and `://` is broken as in escapeSlack.
+ */
+export function escapeSlackPlain(text: string): string {
   return text
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
-    .replace(/([*_~`])/g, `${ZWSP}$1`)
     .replace(/:\/\//g, `:${ZWSP}//`);
 }
 

@@ -1,4 +1,4 @@
-import { escapeSlack, slackLink, truncate } from '../core/escape.ts';
+import { escapeSlack, escapeSlackPlain, slackLink, truncate } from '../core/escape.ts';
 import { EVENT_EMOJI, headline, type NotifyEvent, STATE_EMOJI, wantsMentions } from './model.ts';
 
 /** A Block Kit block as we build it: plain objects, checked against Slack's limits by the tests. */
@@ -76,13 +76,9 @@ export function renderSlackMessage(e: NotifyEvent): SlackMessage {
     elements: [mrkdwn(`Updated <!date^${epoch}^{date_short_pretty} {time_secs}|${iso}>`)],
   });
 
-  const text = [
-    mentions,
-    escapeSlack(title),
-    e.version ? `(${escapeSlack(e.version)})` : '',
-    e.text ? `: ${escapeSlack(e.text)}` : '',
-    review,
-  ]
+  // The fallback is plain text (escapeSlackPlain); the colon follows the title or version directly.
+  const headlineText = `${escapeSlackPlain(title)}${e.version ? ` (${escapeSlackPlain(e.version)})` : ''}`;
+  const text = [mentions, `${headlineText}${e.text ? `: ${escapeSlackPlain(e.text)}` : ''}`, review]
     .filter(Boolean)
     .join(' ');
   return { text: truncate(text, 3000), blocks };
