@@ -129,8 +129,8 @@ function lintVerdict(
 }
 
 /**
- * deploy.yml runs `plan` and then `up` in one job, and both lint the same pending files: the
- * same lint warning twice is two identical annotations above the run's summaries. GITHUB_ENV lives for
+ * deploy.yml runs `plan` and then `up` in one job, and both lint the same pending files: the same
+ * lint warning twice is two identical annotations above the run's summaries. GITHUB_ENV lives for
  * the rest of the job only, so it remembers (as hashes) what an earlier step of this job warned;
  * a repeat goes to the log alone, and another job (production's) warns afresh.
  */
