@@ -128,8 +128,8 @@ function parseSingleFile(text: string, input: string, file: string): Sections {
   let upTx = true;
   let downTx = true;
   lines.forEach((raw, index) => {
-    const line = raw.trim();
-    const directive = DIRECTIVE.exec(line);
+    // Most lines are SQL: only one holding "migrate:" is trimmed and matched.
+    const directive = raw.includes('migrate:') ? DIRECTIVE.exec(raw.trim()) : null;
     if (!directive) {
       body[current].push(raw);
       return;
@@ -184,7 +184,7 @@ function parseHalfFile(text: string, input: string, file: string): { sql: string
   const lines = text.replace(/\r\n?/g, '\n').split('\n');
   let transactional = true;
   const out = lines.map((raw, index) => {
-    const directive = DIRECTIVE.exec(raw.trim());
+    const directive = raw.includes('migrate:') ? DIRECTIVE.exec(raw.trim()) : null;
     if (!directive) return raw;
     if (directive[1] === 'no-transaction' && !directive[2]?.trim()) {
       transactional = false;

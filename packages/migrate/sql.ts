@@ -18,6 +18,7 @@ const isIdentStart = (code: number) =>
   (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95 || code >= 0x80;
 const isIdentPart = (code: number) => isIdentStart(code) || (code >= 48 && code <= 57) || code === 36;
 const LEADING_WORDS = new Set(['create', 'or', 'replace', 'function', 'procedure']);
+const ROUTINE = /^c(?:[fp]|or[fp])/;
 
 /**
  * Splits SQL into top-level statements the way psql does: semicolons inside quotes, quoted
@@ -38,6 +39,9 @@ export function splitStatements(sql: string): SqlStatement[] {
   // psql's heuristic (psqlscan.l): the first letters of the statement's leading CREATE / OR /
   // REPLACE / FUNCTION / PROCEDURE words; only such a statement opens a BEGIN ATOMIC body.
   let leading = '';
+  // Whether the leading words so far are CREATE [OR REPLACE] FUNCTION/PROCEDURE: tested when a
+  // leading word is added, not on every identifier of the statement.
+  let routine = false;
   let i = 0;
   const n = sql.length;
   // Lines are counted from the previous statement's start, not the file's: a seed file of
@@ -59,6 +63,7 @@ export function splitStatements(sql: string): SqlStatement[] {
     parenDepth = 0;
     wordsInStatement = 0;
     leading = '';
+    routine = false;
   };
   const mark = (at: number) => {
     if (start < 0) start = at;
@@ -131,10 +136,11 @@ export function splitStatements(sql: string): SqlStatement[] {
       if (wordsInStatement < 4) {
         word = sql.slice(i, j).toLowerCase();
         leading += LEADING_WORDS.has(word) ? word[0] : ' ';
+        routine = ROUTINE.test(leading);
       }
       wordsInStatement++;
       // A column or table named "begin" elsewhere must not swallow the semicolons after it.
-      if (parenDepth === 0 && /^c(?:[fp]|or[fp])/.test(leading)) {
+      if (parenDepth === 0 && routine) {
         word ||= sql.slice(i, j).toLowerCase();
         if (word === 'begin') atomicDepth++;
         else if (word === 'case' && atomicDepth > 0) atomicDepth++;
