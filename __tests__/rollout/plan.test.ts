@@ -280,14 +280,54 @@ describe('production plan: a read-only manifest diff', () => {
       images: new Map([['ghcr.io/acme/shop', NEW]]),
       logger: new MemoryLogger(),
     });
-    const deployment = plan.objects.find((p) => p.kind === 'Deployment' && p.name === 'shop')!;
+    // The new template goes to the idle colour, compared with what the live colour runs.
+    const deployment = plan.objects.find((p) => p.kind === 'Deployment' && p.name === 'shop-green')!;
     expect(deployment).toMatchObject({ change: 'changed', replaces: 'shop-blue' });
+    expect(deployment.callouts[0]).toBe(
+      'the idle colour green gets the new template (compared with the live shop-blue)',
+    );
     expect(deployment.callouts).toEqual(expect.arrayContaining(['replicas 3 → 10', 'env LEGACY removed']));
     expect(deployment.fields.map((f) => f.path).filter((p) => /color|^metadata\./.test(p))).toEqual([]);
-    expect(plan.objects.filter((p) => p.name === 'shop-blue')).toEqual([]);
-    expect(renderManifestPlan(plan, { app: 'shop', environment: 'production' })).toContain(
-      'to the idle colour; against the live shop\\-blue: replicas 3 → 10',
+    expect(plan.objects.filter((p) => p.kind === 'Deployment' && p.name === 'shop')).toEqual([]);
+    // Then the live Service switches its selector, and the old colour is retired after the soak.
+    const service = plan.objects.find((p) => p.kind === 'Service' && p.name === 'shop')!;
+    expect(service).toMatchObject({
+      change: 'changed',
+      fields: [{ path: 'spec.selector.color', before: '"blue"', after: '"green"' }],
+      callouts: ['selector color blue → green: the switch, once shop-green is ready and its checks pass'],
+    });
+    const old = plan.objects.find((p) => p.kind === 'Deployment' && p.name === 'shop-blue')!;
+    expect(old).toMatchObject({
+      change: 'changed',
+      fields: [{ path: 'spec.replicas', before: '3', after: '0' }],
+    });
+    expect(old.callouts[0]).toMatch(
+      /serves until the switch, .*until the soak ends .*then scaled to 0 \(from 3\)/,
     );
+    const markdown = renderManifestPlan(plan, { app: 'shop', environment: 'production' });
+    expect(markdown).toContain(
+      '| Deployment/shop\\-green | ✏️ changed | the idle colour green gets the new template \\(compared with the live shop\\-blue\\); replicas 3 → 10',
+    );
+    expect(markdown).toContain('| Service/shop | ✏️ changed | selector color blue → green: the switch');
+    expect(markdown).toContain(
+      '| Deployment/shop\\-blue | ✏️ changed | the live colour: serves until the switch',
+    );
+    expect(markdown).not.toMatch(/Unchanged: .*Service\/shop/);
+
+    // The same template as the live colour: no new colour and no switch.
+    const same = await planManifests({
+      client: admin,
+      app: 'shop',
+      environment: 'production',
+      namespace: ns,
+      objects: manifests(before),
+      images: new Map([['ghcr.io/acme/shop', OLD]]),
+      logger: new MemoryLogger(),
+    });
+    expect(same.objects.filter((p) => p.change !== 'unchanged')).toEqual([]);
+    expect(same.objects.find((p) => p.kind === 'Deployment')!.callouts).toEqual([
+      'the same template as the live blue: no new colour, no switch',
+    ]);
   });
 
   test('readOnlyDiff compares only the fields sent, plus owned fields no longer sent', () => {

@@ -31,9 +31,8 @@ function describe(p: ObjectPlan): string {
   if (p.change === 'added' && !p.replaces) return 'new object';
   const words = p.callouts.length > 0 ? p.callouts.join('; ') : `${p.fields.length} field(s)`;
   if (!p.replaces) return words;
-  return p.kind === 'Deployment'
-    ? `to the idle colour; against the live ${p.replaces}: ${words}`
-    : `new generation of ${p.replaces}: ${words}`;
+  // A blue-green colour's call-outs begin with which colour gets the template, against which live one.
+  return p.kind === 'Deployment' ? words : `new generation of ${p.replaces}: ${words}`;
 }
 
 /**

@@ -155,6 +155,62 @@ function configDiff(before: KubeObject, after: KubeObject): FieldChange[] {
   return out;
 }
 
+/**
+ * A blue-green release does not change the rendered Deployment and Service as they are: the new
+ * template goes to the idle colour, the Service's selector switches to it once it is ready and its
+ * checks pass, and the colour that served keeps running for a switch back until the release is final.
+ */
+function describeBlueGreen(
+  plans: ObjectPlan[],
+  bg: { app: string; live: string; idle: string; liveReplicas: number | undefined; plan: ObjectPlan },
+): void {
+  const idleName = `${bg.app}-${bg.idle}`;
+  const liveName = `${bg.app}-${bg.live}`;
+  bg.plan.name = idleName;
+  const service = plans.find((p) => p.kind === 'Service' && p.name === bg.app);
+  // The rendered Service selects every pod of the app; the live one keeps the colour in its selector.
+  if (service) {
+    service.fields = service.fields.filter((f) => f.path !== 'spec.selector.color');
+    if (service.change === 'changed' && service.fields.length === 0) service.change = 'unchanged';
+  }
+  if (bg.plan.change === 'unchanged') {
+    bg.plan.callouts.unshift(`the same template as the live ${bg.live}: no new colour, no switch`);
+    return;
+  }
+  bg.plan.callouts.unshift(
+    `the idle colour ${bg.idle} gets the new template (compared with the live ${liveName})`,
+  );
+  const switchPlan: ObjectPlan = service ?? {
+    kind: 'Service',
+    name: bg.app,
+    change: 'changed',
+    fields: [],
+    callouts: [],
+    source: 'live (the Service blue-green-switch switches)',
+  };
+  if (!service) plans.push(switchPlan);
+  switchPlan.change = 'changed';
+  switchPlan.fields.push({
+    path: 'spec.selector.color',
+    before: JSON.stringify(bg.live),
+    after: JSON.stringify(bg.idle),
+  });
+  switchPlan.callouts.push(
+    `selector color ${bg.live} → ${bg.idle}: the switch, once ${idleName} is ready and its checks pass`,
+  );
+  const replicas = bg.liveReplicas === undefined ? undefined : String(bg.liveReplicas);
+  plans.push({
+    kind: 'Deployment',
+    name: liveName,
+    change: 'changed',
+    fields: [{ path: 'spec.replicas', ...(replicas ? { before: replicas } : {}), after: '0' }],
+    callouts: [
+      `the live colour: serves until the switch, then stays up for a switch back until the soak ends and the release is final, then scaled to 0${replicas ? ` (from ${replicas})` : ''}`,
+    ],
+    source: 'live (the colour blue-green-switch retires)',
+  });
+}
+
 export async function planManifests(options: PlanOptions): Promise<ManifestPlan> {
   const { client, namespace } = options;
   const { objects } = options.prepared ?? prepareObjects({ ...options, images: options.images ?? new Map() });
@@ -184,6 +240,10 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
   };
 
   const colours = new Set<string>();
+  /** What blue-green-switch will do with the rendered Deployment when a Service selects a live colour. */
+  let blueGreen:
+    | { app: string; live: string; idle: string; liveReplicas: number | undefined; plan?: ObjectPlan }
+    | undefined;
   const liveColour = async (name: string): Promise<KubeObject | undefined> => {
     const service = await readable(() =>
       client.getJson<KubeObject & { spec?: { selector?: Record<string, string> } }>(
@@ -234,6 +294,13 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
         live = running;
         replaces = running.metadata.name;
         colour = true;
+        const liveColourName = running.metadata.name!.endsWith('-blue') ? 'blue' : 'green';
+        blueGreen = {
+          app: name,
+          live: liveColourName,
+          idle: liveColourName === 'blue' ? 'green' : 'blue',
+          liveReplicas: (running.spec as { replicas?: number } | undefined)?.replicas,
+        };
         colours.add(`Deployment/${running.metadata.name}`);
         colours.add(`Deployment/${name}-${running.metadata.name!.endsWith('-blue') ? 'green' : 'blue'}`);
       }
@@ -272,6 +339,7 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
       source,
     };
     plans.push(plan);
+    if (colour && blueGreen) blueGreen.plan = plan;
     if (live) {
       const used = new Set(podTemplates(object).flatMap(({ spec }) => [...configReferences(spec)]));
       const secrets = [...used].filter((r) => renderedSecrets.has(r));
@@ -291,6 +359,8 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
     plan.callouts.push(words);
     if (words !== RESTART_SECRET_UNKNOWN && plan.change === 'unchanged') plan.change = 'changed';
   }
+
+  if (blueGreen?.plan) describeBlueGreen(plans, { ...blueGreen, plan: blueGreen.plan });
 
   // What the deploy applied earlier for this app and environment and the manifests no longer hold.
   const keep = new Set([...resolved.map((o) => `${o.object.kind}/${o.object.metadata.name}`), ...colours]);
