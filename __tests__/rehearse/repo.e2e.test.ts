@@ -90,6 +90,7 @@ interface FinalState {
   >;
   slack: { ts: string; threadTs?: string; text: string; blocks: { text?: { text?: string } }[] }[];
   deployments: { environment: string; payload: { app?: string }; statuses: { state: string }[] }[];
+  runs: { label: string; failed: { job: string; step: string; errors: string[]; error?: string }[] }[];
 }
 
 const readState = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as FinalState;
@@ -186,6 +187,85 @@ describeWithPostgres('pipeline rehearse --repo <dir> --json <file>', () => {
       // GitHub: the app's deployments, production's last one final.
       const ours = state.deployments.filter((d) => d.payload.app === 'books');
       expect(ours.at(-1)).toMatchObject({ environment: 'production', statuses: [{ state: 'success' }] });
+    },
+    SCENARIO_TIMEOUT,
+  );
+
+  test(
+    "plays the team's workflow as written: blue-green with checks still aimed at the canary fails its input check",
+    async () => {
+      // The shop's caller (checks at shop-canary and deployment/shop) switched to blue-green by the
+      // team, who forgot the checks: the rehearsal must not aim them at the colours for it.
+      const repo = join(out, 'forgot-checks');
+      cpSync(join(REPO_ROOT, 'examples', 'shop'), repo, { recursive: true });
+      replaceIn(
+        join(repo, '.github', 'workflows', 'release.yml'),
+        'strategy: canary',
+        'strategy: blue-green',
+      );
+      const json = join(out, 'forgot-checks.json');
+      const r = await cli([
+        '--repo',
+        repo,
+        '--scenario',
+        'healthy',
+        '--approve',
+        '--time-scale',
+        String(TIME_SCALE),
+        '--report',
+        join(out, 'forgot-checks.md'),
+        '--json',
+        json,
+      ]);
+      expect(r.stdout).not.toContain('ended as expected');
+      expect(r.code).toBe(1);
+      const state = readState(json);
+      expect(state.ok).toBe(false);
+      for (const e of ['dev', 'staging', 'production'])
+        expect(state.environments[e]).toMatchObject({ image: null, deployments: {}, migrations: [] });
+      // The input check names both inputs and the accepted form, in the terminal too.
+      expect(r.stdout).toContain(
+        'production-checks names deployment/shop, which blue-green does not run (its Deployments are shop-blue and shop-green)',
+      );
+      expect(r.stdout).toContain(
+        'production-canary-checks targets shop-canary, which blue-green does not have; accepted: checks aimed at the idle colour, service: shop-preview:<port>',
+      );
+      // The JSON says why each run failed, not only "exit code 1".
+      for (const run of state.runs) {
+        expect(run.failed).toHaveLength(1);
+        expect(run.failed[0]).toMatchObject({ job: 'pipeline/plan', error: 'exit code 1' });
+        expect(run.failed[0]!.errors).toEqual([
+          expect.stringContaining('production-checks names deployment/shop'),
+          expect.stringContaining('production-canary-checks targets shop-canary'),
+        ]);
+      }
+      // Refused before any environment, on main (the previous release's run) as on the feature
+      // branches: Slack names no environment.
+      const living = state.slack.filter((m) => !m.threadTs);
+      expect(living).toHaveLength(3);
+      for (const m of living) expect(m.blocks[0]!.text!.text).toBe('❌ shop failed to deploy');
+
+      // --strategy with --repo changes the strategy: line only, and says so.
+      const canary = join(out, 'forgot-checks-canary');
+      cpSync(join(REPO_ROOT, 'examples', 'shop'), canary, { recursive: true });
+      const again = await cli([
+        '--repo',
+        canary,
+        '--strategy',
+        'blue-green',
+        '--scenario',
+        'first-release',
+        '--approve',
+        '--time-scale',
+        String(TIME_SCALE),
+        '--report',
+        join(out, 'forgot-checks-canary.md'),
+      ]);
+      expect(again.stdout).toContain(
+        '--strategy blue-green: only the strategy: line of .github/workflows/release.yml was changed (it names canary); its checks are played as written',
+      );
+      expect(again.stdout).toContain('production-checks names deployment/shop');
+      expect(again.code).toBe(1);
     },
     SCENARIO_TIMEOUT,
   );

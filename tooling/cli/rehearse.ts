@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { formatDuration } from '../../packages/core/index.ts';
 import { RepoLayoutError, readRepoLayout } from '../rehearse/layout.ts';
-import { ENVIRONMENTS, endingOf, finalState, rehearse } from '../rehearse/rehearse.ts';
+import { ENVIRONMENTS, endingOf, finalState, rehearse, stepErrors } from '../rehearse/rehearse.ts';
 import { buildOf } from '../rehearse/report.ts';
 import { SCENARIOS, type ScenarioName, STRATEGIES, type Strategy } from '../rehearse/scenarios.ts';
 import { LogMasker } from '../runners/log-masker.ts';
@@ -24,7 +24,7 @@ Deployment and a Service named after the app), its migrations, and .github/envir
 Options:
   --repo <dir>        the repository to rehearse (default: the bundled examples/shop)
   --scenario <name>   ${SCENARIOS.join(' | ')} (default healthy)
-  --strategy <name>   production strategy: ${STRATEGIES.join(' | ')} (default: the one the example's workflow names)
+  --strategy <name>   production strategy: ${STRATEGIES.join(' | ')} (default: the one the workflow names; with --repo only the strategy: line changes, never the checks)
   --approve           approve every environment that needs reviewers, without asking
   --reject <env>      reject the approval of <env> (repeatable)
   --time-scale <n>    run the workflows' waits (soak windows, pauses) n times faster (default 60)
@@ -179,6 +179,10 @@ export async function runRehearseCommand(args: string[], io: CliIo): Promise<num
         print(
           `${elapsed()}  │ ${icon} ${e.step.name} ${e.step.kind === 'skipped-action' ? '' : formatDuration(e.step.durationMs)}${note}`,
         );
+        // A run: step's error is only its exit code; what went wrong is in its ::error:: lines
+        // (already masked by the runner), as GitHub shows them above the log.
+        if (e.step.conclusion === 'failure')
+          for (const message of stepErrors(e.step)) print(`${elapsed()}  │     ::error:: ${message}`);
         break;
       }
       case 'approval':

@@ -24,6 +24,7 @@ import { OUR_ACTIONS } from '../runners/our-actions.ts';
 import {
   type JobRecord,
   type RunnerEvent,
+  type StepRecord,
   type WorkflowRun,
   WorkflowRunner,
 } from '../runners/workflow-runner.ts';
@@ -360,7 +361,8 @@ function compare(
   const why = (path: string) => {
     const job = failedJobs.find((j) => j.path === path);
     const step = job?.steps.find((st) => st.conclusion === 'failure');
-    const text = step?.error ?? job?.reason;
+    // A run: step's error is its exit code; its ::error:: lines say what was wrong.
+    const text = (step && stepErrors(step).join('; ')) || step?.error || job?.reason;
     return text ? `: ${step ? `${step.name}: ` : ''}${text.split('\n')[0]}` : '';
   };
   for (const want of expected.failingJobs)
@@ -386,12 +388,25 @@ function compare(
   return problems;
 }
 
-/** The caller workflow as a team using `strategy` would write it (checks aimed at that strategy's Services). */
+/** The caller's `strategy:` line set to `strategy` (added under `app:` when it names none); nothing else changes. */
+function setStrategyLine(file: string, strategy: string): void {
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(
+    file,
+    /^\s+strategy: .*$/m.test(text)
+      ? text.replace(/^(\s+strategy:) .*$/m, `$1 ${strategy}`)
+      : text.replace(/^(\s+)(app: .*)$/m, `$1$2\n$1strategy: ${strategy}`),
+  );
+}
+
+/**
+ * The bundled example's caller as a team using `strategy` would write it (checks aimed at that
+ * strategy's Services). Only for examples/shop: a team's own workflow is played as written, or a
+ * check aimed at the wrong workload would pass here and fail on GitHub.
+ */
 function useStrategy(file: string, app: string, strategy: string): void {
+  setStrategyLine(file, strategy);
   let text = readFileSync(file, 'utf8');
-  text = /^\s+strategy: .*$/m.test(text)
-    ? text.replace(/^(\s+strategy:) .*$/m, `$1 ${strategy}`)
-    : text.replace(/^(\s+)(app: .*)$/m, `$1$2\n$1strategy: ${strategy}`);
   if (strategy === 'blue-green') {
     // The idle colour is checked through its preview Service; there is no Deployment named <app>.
     text = text
@@ -483,7 +498,14 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
   const suite = snapshotSuite(tempDir('rehearsal-suite-'));
   const say = (text: string) => options.onEvent?.({ type: 'phase', text });
   const caller = join(workspace, layout.caller);
-  useStrategy(caller, app, spec.change === 'mistyped-strategy' ? 'bluegreen' : strategy);
+  if (spec.change === 'mistyped-strategy') setStrategyLine(caller, 'bluegreen');
+  else if (!options.example) useStrategy(caller, app, strategy);
+  else if (options.strategy && options.strategy !== layout.strategy) {
+    setStrategyLine(caller, options.strategy);
+    say(
+      `--strategy ${options.strategy}: only the strategy: line of ${layout.caller} was changed (it names ${layout.strategy}); its checks are played as written`,
+    );
+  }
   if (spec.change === 'tag-image') useTagImage(caller, layout.imageRepository);
   const images = {
     feature: imageForCommit(FEATURE_SHA, layout.imageRepository),
@@ -767,6 +789,27 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
  * there (every Deployment's image, revision, replicas and ConfigMap data) and the migrations
  * applied, the Slack messages and the GitHub deployments with their statuses.
  */
+/** A failed step's ::error:: messages (masked, as GitHub keeps them), less the one its error line already says. */
+export function stepErrors(step: StepRecord): string[] {
+  return step.annotations
+    .filter((a) => a.level === 'error' && a.message !== step.error)
+    .map((a) => a.message);
+}
+
+/** Every failed step of a run with its error messages: what a script needs to say why a run failed. */
+function failedSteps(run: WorkflowRun) {
+  return run.jobs.flatMap((job) =>
+    job.steps
+      .filter((step) => step.conclusion === 'failure')
+      .map((step) => ({
+        job: job.path,
+        step: step.name,
+        errors: step.annotations.filter((a) => a.level === 'error').map((a) => a.message),
+        ...(step.error ? { error: step.error } : {}),
+      })),
+  );
+}
+
 export function finalState(r: RehearseResult) {
   const last = r.runs.at(-1)?.run;
   return {
@@ -816,6 +859,11 @@ export function finalState(r: RehearseResult) {
       payload: d.payload,
       statuses: d.statuses.map((st) => ({ state: st.state, description: st.description })),
     })),
-    runs: r.runs.map(({ label, run }) => ({ label, conclusion: run.conclusion, ended: endingOf(run) })),
+    runs: r.runs.map(({ label, run }) => ({
+      label,
+      conclusion: run.conclusion,
+      ended: endingOf(run),
+      failed: failedSteps(run),
+    })),
   };
 }
