@@ -5,10 +5,10 @@ import { type Check, checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packag
 import { checkImageInput } from '../packages/kube/image-reference.ts';
 import {
   BG_MODES,
+  checkBlueGreenImage,
   checkRenderingInputs,
   DEFAULT_COLOR_LABEL,
   IMAGE_INPUT,
-  imageRequired,
   labelKeyInput,
   PREVIEW_SUFFIX,
   previewNameOf,
@@ -55,7 +55,7 @@ export const schema = defineInputs({
 
 export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary, cancelled, lockHolder }) => {
-    if (inputs.mode === 'deploy' && !inputs.image) throw imageRequired('with mode deploy');
+    checkBlueGreenImage(inputs.mode, inputs.image);
     if (inputs.image) checkImageInput(inputs.image, 'image');
     const rendering = checkRenderingInputs(inputs, inputs.mode, ['deploy'], 'deploys nothing new');
     const client = await connectCluster(inputs, log);

@@ -1,6 +1,6 @@
 import { defineInputs, input, KUBE_NAME_MAX } from '../packages/config/index.ts';
 import { yamlInput } from '../packages/config/yaml-input.ts';
-import { InputError, PipelineError } from '../packages/core/index.ts';
+import { PipelineError } from '../packages/core/index.ts';
 import { checkSecrets, DEFAULT_LIMITS, parseChecks } from '../packages/health/checks.ts';
 import { checkImageInput } from '../packages/kube/image-reference.ts';
 import {
@@ -10,12 +10,16 @@ import {
   canaryAnalyses,
   checkRenderingInputs,
   checksRequired,
+  checkWeight,
+  DEFAULT_ABORT_ACTION,
   DEFAULT_TRACK_LABEL,
   IMAGE_INPUT,
   imageRequired,
   labelKeyInput,
+  METRICS_PATH_INPUT,
   ROUTERS,
   routerConfig,
+  WEIGHT_INPUT,
 } from '../packages/rollout/options.ts';
 import { clusterInputs, connectCluster, lockRequest, rolloutInputs } from './cluster.ts';
 import { runAction } from './runtime.ts';
@@ -35,7 +39,7 @@ export const schema = defineInputs({
   container: input.kubeName(),
   router: input.enum(ROUTERS, { default: 'replicas' }),
   steps: input.string({ default: '10,50,100' }),
-  weight: input.integer({ min: 0, max: 100, accepted: 'a whole number from 0 to 100' }),
+  weight: input.integer(WEIGHT_INPUT),
   service: input.kubeName(),
   'stable-service': input.kubeName(),
   'canary-service': input.kubeName(),
@@ -47,15 +51,12 @@ export const schema = defineInputs({
   'analysis-interval': input.duration({ default: '30s', minMs: 100 }),
   'analysis-count': input.integer({ default: '3', min: 1, max: 10_000 }),
   'initial-delay': input.duration({ default: '0s' }),
-  'metrics-path': input.string({
-    pattern: /^(:[\w-]+)?\/\S*$/,
-    accepted: 'a path such as /metrics, optionally after a port: :9090/metrics',
-  }),
+  'metrics-path': input.string(METRICS_PATH_INPUT),
   'track-label': input.string({
     default: DEFAULT_TRACK_LABEL,
     ...labelKeyInput(DEFAULT_TRACK_LABEL),
   }),
-  'abort-action': input.enum(ABORT_ACTIONS, { default: 'scale-to-zero' }),
+  'abort-action': input.enum(ABORT_ACTIONS, { default: DEFAULT_ABORT_ACTION }),
   reason: input.string(),
   'prometheus-url': input.url(),
   'prometheus-token': input.secret(),
@@ -67,8 +68,7 @@ export async function main(): Promise<void> {
   await runAction(schema, async ({ inputs, log, clock, setOutput, writeSummary, cancelled, lockHolder }) => {
     const { parseSteps } = await import('../packages/rollout/canary-plan.ts');
     const steps = parseSteps(inputs.steps, 'steps');
-    if (inputs.weight !== undefined && inputs.mode !== 'set-weight')
-      throw new InputError('weight', `is set with mode ${inputs.mode}`, 'weight only with mode: set-weight');
+    checkWeight(inputs.mode, inputs.weight);
     const router = routerConfig(inputs.router, inputs.deployment, inputs);
     const rendering = checkRenderingInputs(
       inputs,
@@ -100,15 +100,12 @@ export async function main(): Promise<void> {
     const metrics = inputs.metricsPath ? parseMetricsEndpoint(inputs.metricsPath) : undefined;
 
     const { runCanary } = await import('../packages/rollout/canary.ts');
-    const { deploymentPath } = await import('../packages/rollout/kube-ops.ts');
+    const { containerImage, deploymentPath } = await import('../packages/rollout/kube-ops.ts');
     const { REVISION_ANNOTATION } = await import('../packages/kube/rollout.ts');
     type Live = import('../packages/kube/rollout.ts').DeploymentObject;
     const live = () => client.getJson<Live>(deploymentPath(namespace, inputs.deployment));
     const revisionOf = (d: Live | undefined) => d?.metadata.annotations?.[REVISION_ANNOTATION] ?? '';
-    const imageOf = (d: Live | undefined) =>
-      ((d?.spec?.template?.spec?.containers ?? []) as { name: string; image: string }[]).find(
-        (c) => !inputs.container || c.name === inputs.container,
-      )?.image ?? '';
+    const imageOf = (d: Live | undefined) => containerImage(d, inputs.container);
     try {
       const rendered = rendering
         ? await (await import('../packages/rollout/rendered.ts')).renderRelease({

@@ -23,9 +23,9 @@ import {
   type BlueGreenMode,
   COLORS,
   type Color,
+  checkBlueGreenImage,
   colorDeploymentOf,
   DEFAULT_COLOR_LABEL,
-  imageRequired,
   previewNameOf,
   SCALE_DOWN_AT,
 } from './options.ts';
@@ -230,7 +230,7 @@ async function validateBlueGreen(o: BlueGreenOptions): Promise<BlueGreenRun> {
       `names the Service ${run.previewName}, which has no selector`,
       `a Service whose selector has ${label}`,
     );
-  if (o.mode === 'deploy' && !o.image) throw imageRequired('with mode deploy');
+  checkBlueGreenImage(o.mode, o.image);
   if (o.image)
     run.container = withImage(
       activeDeployment.spec!.template!,

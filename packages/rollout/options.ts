@@ -98,6 +98,11 @@ export function imageRequired(when: string): InputError {
   return new InputError('image', `is required ${when}`, IMAGE_INPUT.accepted);
 }
 
+/** Blue-green's deploy mode brings up a new colour: it needs the image. */
+export function checkBlueGreenImage(mode: BlueGreenMode, image: string | undefined): void {
+  if (mode === 'deploy' && !image) throw imageRequired('with mode deploy');
+}
+
 /** A canary's steps are decided by the analysis: run and set-weight need checks. */
 export const canaryAnalyses = (mode: CanaryMode) => mode === 'run' || mode === 'set-weight';
 export function checksRequired(mode: CanaryMode): InputError {
