@@ -121,6 +121,32 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect(await query(url, 'SELECT id FROM users')).toEqual([{ id: 1 }]);
   });
 
+  test("down to a target that is no file's version (a typo) is refused and reverts nothing; 0 still reverts all", async () => {
+    const files = {
+      '20240101000000_users.sql': BASE['1_users.sql'],
+      '20240102000000_orders.sql':
+        '-- migrate:up\nCREATE TABLE orders (id int);\n-- migrate:down\nDROP TABLE orders;\n',
+      '20240103000000_seed.sql': BASE['3_seed.sql'],
+    };
+    const { url, dir } = await setup(files);
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    const before = await history(url);
+    // One digit short of 20240102000000: below every file, so it would have reverted all three.
+    const refused = migrate({ command: 'down', databaseUrl: url, dir, target: '2024010200000' });
+    await expect(refused).rejects.toThrow(InputError);
+    await expect(refused).rejects.toThrow(
+      "Input 'target' has 2024010200000, which is not the version of a migration file",
+    );
+    expect(await history(url)).toEqual(before);
+    expect(await query(url, 'SELECT id FROM users')).toEqual([{ id: 1 }]);
+    expect(await tableExists(url, 'orders')).toBe(true);
+    const toFile = await migrate({ command: 'down', databaseUrl: url, dir, target: '20240102000000' });
+    expect(toFile.reverted).toEqual(['20240103000000']);
+    const all = await migrate({ command: 'down', databaseUrl: url, dir, target: '0' });
+    expect(all.reverted).toEqual(['20240102000000', '20240101000000']);
+    expect(await history(url)).toEqual([]);
+  });
+
   test('down in batch: a failing down section leaves every migration applied', async () => {
     const { url, dir, write } = await setup();
     await migrate({ command: 'up', databaseUrl: url, dir });

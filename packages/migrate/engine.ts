@@ -139,15 +139,19 @@ async function readFiles(options: RunMigrationsOptions, v: Validated): Promise<v
     options.checksDir && command !== 'restore' ? loadChecks(options.checksDir) : Promise.resolve([]),
   ]);
 
+  // down too: a typo in the version (a digit short) would otherwise revert everything above it.
+  // 0 is the documented "revert all".
   if (
     targetVersion !== undefined &&
-    command !== 'down' &&
+    !(command === 'down' && targetVersion === 0n) &&
     !migrations.some((m) => m.version === targetVersion)
   )
     throw new InputError(
       'target',
       `has ${targetVersion}, which is not the version of a migration file`,
-      'the version of a file in the migrations directory',
+      command === 'down'
+        ? 'the version of a file in the migrations directory, or 0 to revert all'
+        : 'the version of a file in the migrations directory',
     );
   v.migrations = migrations;
   v.checks = checks;
