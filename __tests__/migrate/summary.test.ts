@@ -1,10 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import {
-  escapeMarkdown,
-  fencedBlock,
-  type MigrationResult,
-  renderMigrationSummary,
-} from '../../packages/migrate/index.ts';
+import { escapeMarkdown, fencedBlock } from '../../packages/core/escape.ts';
+import { type MigrationResult, renderMigrationSummary } from '../../packages/migrate/index.ts';
 
 function result(over: Partial<MigrationResult> = {}): MigrationResult {
   return {
@@ -64,14 +60,16 @@ describe('renderMigrationSummary', () => {
             file: 'a_b.sql',
             passed: false,
             rowCount: 1,
-            sample: ['{"v":"| [link](http://e)"}'],
+            sample: ['{"v":"| [link](http://e) @team"}'],
           },
         ],
         failure: { message: 'boom\n```\n# not a heading' },
       }),
     );
     expect(md).toContain('| 1 | x\\|&lt;img src=x&gt; | ❌ failed |');
-    expect(md).toContain('\\[link\\]\\(http://e\\)');
+    // core's escaping: no bare URL is linked, no one is mentioned, quotes are entities.
+    expect(md).toContain('\\[link\\]\\(http:\\/\\/e\\) &#64;team&quot;');
+    expect(md).not.toContain('http://');
     expect(md).not.toContain('<img');
     // Quoted so it wraps; the fence and the heading in the error stay text.
     expect(md).toContain('> boom<br>\n> \\`\\`\\`<br>\n> \\# not a heading');

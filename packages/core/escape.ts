@@ -83,6 +83,16 @@ export function codeSpan(text: string): string {
 }
 
 /**
+ * A fenced code block of untrusted text: the fence is a run of backticks longer than any inside
+ * (three at least), so the text cannot close it; line endings become `\n`.
+ */
+export function fencedBlock(content: string, language = ''): string {
+  const longest = Math.max(2, ...(content.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  return `${fence}${language}\n${content.replace(/\r\n?/g, '\n')}\n${fence}`;
+}
+
+/**
  * Text inside raw HTML such as `<summary>`: GFM passes an HTML block through without Markdown, so
  * a backslash escape would show literally; entities are what work there.
  */

@@ -8,7 +8,7 @@ import { errorMessage, InputError, type Logger, PipelineError } from '../core/in
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
 
-export const DATABASE_URL_FORM =
+const DATABASE_URL_FORM =
   'postgres://user:password@host:5432/database (postgresql:// also works; query parameters sslmode, ' +
   'sslrootcert, application_name, connect_timeout, options), or leave it empty to use the PG* variables';
 

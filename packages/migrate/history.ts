@@ -60,18 +60,6 @@ export function advisoryLockKey(history: HistoryTable): string {
   return digest.readBigInt64BE(0).toString();
 }
 
-/** Whether the table exists; throws a message naming the columns when it exists in another shape. */
-export async function historyExists(client: pg.Client, history: HistoryTable): Promise<boolean> {
-  const { rows } = await client.query<{ column_name: string }>(
-    `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`,
-    [history.schema, history.table],
-  );
-  return checkHistoryColumns(
-    history,
-    rows.map((r) => r.column_name),
-  );
-}
-
 /** The columns found for the history table: none means it does not exist; others must be ours. */
 export function checkHistoryColumns(history: HistoryTable, columns: string[]): boolean {
   if (columns.length === 0) return false;
@@ -92,11 +80,6 @@ export class IncompatibleHistoryError extends PipelineError {
   }
 }
 
-export async function ensureHistoryTable(client: pg.Client, history: HistoryTable): Promise<void> {
-  if (await historyExists(client, history)) return;
-  await client.query(createHistorySql(history));
-}
-
 /** The schema, table and comment as one script (one round trip). */
 export function createHistorySql(history: HistoryTable): string {
   return `CREATE SCHEMA IF NOT EXISTS "${history.schema}";
@@ -111,11 +94,6 @@ export function createHistorySql(history: HistoryTable): string {
     error       text
   );
   COMMENT ON TABLE ${history.sql} IS 'Schema migrations applied by pipeline run-migrations; success = false marks a non-transactional migration that failed part-way'`;
-}
-
-export async function readHistory(client: pg.Client, history: HistoryTable): Promise<HistoryRow[]> {
-  if (!(await historyExists(client, history))) return [];
-  return readHistoryRows(client, history);
 }
 
 /** The rows of a history table known to exist. */
@@ -178,10 +156,6 @@ export async function recordMigration(
       entry.error ?? null,
     ],
   );
-}
-
-export async function deleteMigration(client: pg.Client, history: HistoryTable, id: string): Promise<void> {
-  await client.query(`DELETE FROM ${history.sql} WHERE version = $1::bigint`, [id]);
 }
 
 /**

@@ -1,3 +1,5 @@
+// The action escapes its own summary lines with the engine it already loaded.
+export { escapeMarkdown } from '../core/escape.ts';
 export { dumpDatabase } from './backup.ts';
 export {
   type ConnectionTarget,
@@ -33,5 +35,5 @@ export {
 export { RESET_SQL, restoreCommand } from './restore.ts';
 export { applicationNameFor } from './session.ts';
 export { splitStatements, statementAtPosition } from './sql.ts';
-export { escapeMarkdown, fencedBlock, renderMigrationSummary } from './summary.ts';
+export { renderMigrationSummary } from './summary.ts';
 export * from './types.ts';

@@ -16,7 +16,7 @@ export interface Plan {
   pending: Migration[];
 }
 
-export const byVersion = (a: { version: bigint }, b: { version: bigint }) =>
+const byVersion = (a: { version: bigint }, b: { version: bigint }) =>
   a.version < b.version ? -1 : a.version > b.version ? 1 : 0;
 
 export function byVersionText(a: { version: string }, b: { version: string }): number {

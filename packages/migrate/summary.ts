@@ -1,25 +1,6 @@
+import { escapeHtml, escapeMarkdown, fencedBlock } from '../core/escape.ts';
 import { formatDuration } from '../core/index.ts';
 import type { MigrationResult } from './types.ts';
-
-/**
- * Text from files, the database or error messages, made inert in Markdown: HTML is escaped,
- * Markdown punctuation backslashed, and line breaks flattened so a table cell stays one cell.
- */
-export function escapeMarkdown(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/([\\`*_{}[\]()#+\-.!|~])/g, '\\$1')
-    .replace(/\r?\n/g, ' ');
-}
-
-/** A fenced block whose fence is longer than any backtick run inside, so the content cannot close it. */
-export function fencedBlock(content: string, language = ''): string {
-  const longest = Math.max(2, ...[...content.matchAll(/`+/g)].map((m) => m[0].length));
-  const fence = '`'.repeat(longest + 1);
-  return `${fence}${language}\n${content.replace(/\r\n?/g, '\n')}\n${fence}`;
-}
 
 const STATE_LABEL: Record<string, string> = {
   applied: '✅ applied',
@@ -34,7 +15,7 @@ const STATE_LABEL: Record<string, string> = {
 };
 
 /** GitHub drops a step summary over 1 MiB whole; what we render stays below, with room for the action's lines. */
-export const SUMMARY_BUDGET_BYTES = 1024 * 1024 - 16 * 1024;
+const SUMMARY_BUDGET_BYTES = 1024 * 1024 - 16 * 1024;
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
@@ -121,7 +102,7 @@ export function renderMigrationSummary(
   const blocks = planned.map((row) =>
     [
       '',
-      `<details><summary><b>${(row.file ?? row.version).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</b>${row.transactional ? '' : ' (no transaction)'}</summary>`,
+      `<details><summary><b>${escapeHtml(row.file ?? row.version)}</b>${row.transactional ? '' : ' (no transaction)'}</summary>`,
       '',
       fencedBlock(row.sql!, 'sql'),
       '',

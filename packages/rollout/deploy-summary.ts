@@ -1,15 +1,8 @@
-import { codeSpan, escapeHtml, escapeMarkdown } from '../core/escape.ts';
+import { codeSpan, escapeHtml, escapeMarkdown, fencedBlock } from '../core/escape.ts';
 import { formatDuration } from '../core/index.ts';
 import type { DeployResult } from './deploy.ts';
 
 const ACTION_ICON = { created: '🆕', configured: '✏️', unchanged: '➖', pruned: '🗑️' } as const;
-
-/** A fenced block that untrusted text (logs, diffs) cannot close early. */
-function fence(text: string, lang = ''): string {
-  const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
-  const ticks = '`'.repeat(longest + 1);
-  return `${ticks}${lang}\n${text}\n${ticks}`;
-}
 
 export function renderDeploySummary(
   result: DeployResult,
@@ -99,7 +92,7 @@ export function renderDeploySummary(
       out.push(
         `<details><summary>${escapeHtml(`${a.kind}/${a.name}`)}</summary>`,
         '',
-        fence(a.diff!, 'diff'),
+        fencedBlock(a.diff!, 'diff'),
         '',
         '</details>',
         '',
@@ -128,10 +121,10 @@ export function renderDeploySummary(
       out.push(
         `<details><summary>pod ${escapeHtml(d.pod)}: events and last log lines</summary>`,
         '',
-        fence(d.events.join('\n') || '(no events)'),
+        fencedBlock(d.events.join('\n') || '(no events)'),
         '',
       );
-      if (d.logs) out.push(fence(d.logs.trimEnd()), '');
+      if (d.logs) out.push(fencedBlock(d.logs.trimEnd()), '');
       out.push('</details>', '');
     }
     if (w.rollback) {

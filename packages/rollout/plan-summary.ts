@@ -1,16 +1,10 @@
-import { codeSpan, escapeHtml, escapeMarkdown } from '../core/escape.ts';
+import { codeSpan, escapeHtml, escapeMarkdown, fencedBlock } from '../core/escape.ts';
 import type { ManifestPlan, ObjectPlan } from './plan.ts';
 
 const CHANGE_ICON = { added: '🆕', changed: '✏️', unchanged: '➖', removed: '🗑️', unreadable: '🔒' } as const;
 
 /** At most this many field lines per object: a reviewer reads the call-outs, the rest is in the output. */
 const FIELD_LINES = 60;
-
-function fence(body: string, lang = ''): string {
-  const longest = Math.max(2, ...(body.match(/`+/g) ?? []).map((r) => r.length));
-  const f = '`'.repeat(longest + 1);
-  return `${f}${lang}\n${body}\n${f}`;
-}
 
 function diffBlock(p: ObjectPlan): string {
   const lines = p.fields.flatMap((f) => [
@@ -20,7 +14,7 @@ function diffBlock(p: ObjectPlan): string {
   const shown = lines.slice(0, FIELD_LINES);
   if (lines.length > shown.length)
     shown.push(`# … ${lines.length - shown.length} more line(s) in the plan output`);
-  return fence(shown.join('\n'), 'diff');
+  return fencedBlock(shown.join('\n'), 'diff');
 }
 
 function describe(p: ObjectPlan): string {
