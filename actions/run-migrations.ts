@@ -157,131 +157,137 @@ function warnOncePerJob(log: Logger, exportVariable: (name: string, value: strin
 }
 
 export async function main(): Promise<void> {
-  await runAction(schema, async ({ inputs, run, log, setOutput, exportVariable, writeSummary }) => {
-    maskPassword(inputs.databaseUrl, log);
-    const drift = parseAllowDrift(inputs.allowDrift);
-    if (drift.deprecated)
-      log.warning(
-        'allow-drift: true allows every kind of drift; name the kinds instead (out-of-order, edited, missing), so allowing a late hotfix does not also hide an edited file',
-      );
-    const lintText = inputs.lint?.trim().toLowerCase();
-    if (lintText && !(LINT_MODES as readonly string[]).includes(lintText))
-      throw new InputError('lint', `has ${JSON.stringify(inputs.lint)}`, `one of ${LINT_MODES.join(', ')}`);
-    const readsBackup = inputs.command === 'restore' || inputs.command === 'verify-backup';
-    if (readsBackup && !inputs.backupPath)
-      throw new InputError(
-        'backup-path',
-        'is empty',
-        `for ${inputs.command}, the path of a pg_dump archive (the backup-path output of the run that took it)`,
-      );
-    const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
-    for (const [name, dir] of [
-      ['dir', inputs.dir],
-      ['checks-dir', inputs.checksDir],
-    ] as const)
-      if (dir) checkInsideWorkspace(dir, resolve(dir), workspace, name, inputs.allowPathsOutsideWorkspace);
-    const engine = await import('../packages/migrate/index.ts');
-
-    const sslmode = inputs.sslmode?.toLowerCase();
-    const knownSslmode = (mode: string | undefined): mode is (typeof engine.SSL_MODES)[number] =>
-      (engine.SSL_MODES as readonly (string | undefined)[]).includes(mode);
-    if (sslmode !== undefined && !knownSslmode(sslmode))
-      throw new InputError(
-        'sslmode',
-        `has ${JSON.stringify(inputs.sslmode)}, which is not an sslmode`,
-        `one of ${engine.SSL_MODES.join(', ')}`,
-      );
-    const connection = {
-      databaseUrl: inputs.databaseUrl,
-      sslmode: knownSslmode(sslmode) ? sslmode : undefined,
-      sslRootCert: inputs.sslrootcert,
-    };
-
-    // Production gets a backup and a refusing lint unless the workflow says otherwise.
-    const production = inputs.environment?.toLowerCase() === 'production';
-    const lint = (lintText as LintMode | undefined) || (production ? 'error' : 'warn');
-    const wantsBackup = inputs.backup ?? production;
-    let backupPath: string | undefined;
-    if (wantsBackup && CHANGING.includes(inputs.command)) {
-      backupPath =
-        inputs.backupPath ??
-        defaultBackupPath(
-          engine.resolveConnection({ ...connection, env: process.env, logger: log }).database,
-          new Date(),
+  await runAction(
+    schema,
+    async ({ inputs, run, log, cancelled, setOutput, exportVariable, writeSummary }) => {
+      maskPassword(inputs.databaseUrl, log);
+      const drift = parseAllowDrift(inputs.allowDrift);
+      if (drift.deprecated)
+        log.warning(
+          'allow-drift: true allows every kind of drift; name the kinds instead (out-of-order, edited, missing), so allowing a late hotfix does not also hide an edited file',
         );
-    } else if (inputs.backup && !CHANGING.includes(inputs.command)) {
-      log.info(`No backup for ${inputs.command}: it changes nothing (backups are taken by up and down)`);
-    }
+      const lintText = inputs.lint?.trim().toLowerCase();
+      if (lintText && !(LINT_MODES as readonly string[]).includes(lintText))
+        throw new InputError('lint', `has ${JSON.stringify(inputs.lint)}`, `one of ${LINT_MODES.join(', ')}`);
+      const readsBackup = inputs.command === 'restore' || inputs.command === 'verify-backup';
+      if (readsBackup && !inputs.backupPath)
+        throw new InputError(
+          'backup-path',
+          'is empty',
+          `for ${inputs.command}, the path of a pg_dump archive (the backup-path output of the run that took it)`,
+        );
+      const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+      for (const [name, dir] of [
+        ['dir', inputs.dir],
+        ['checks-dir', inputs.checksDir],
+      ] as const)
+        if (dir) checkInsideWorkspace(dir, resolve(dir), workspace, name, inputs.allowPathsOutsideWorkspace);
+      const engine = await import('../packages/migrate/index.ts');
 
-    const report = async (result: MigrationResult) => {
-      setOutput('applied', [...result.applied, ...result.baselined].join(','));
-      setOutput('reverted', result.reverted.join(','));
-      setOutput('pending', result.pending.join(','));
-      setOutput('current-version', result.currentVersion ?? '');
-      setOutput('backup-path', result.backupPath ?? '');
-      setOutput('lint', JSON.stringify(result.lint ?? []));
-      setOutput('result', resultJson(result));
-      let summary = engine.renderMigrationSummary(result);
-      if (inputs.environment) {
-        const heading = summary.indexOf('\n');
-        summary = `${summary.slice(0, heading)}\n\nEnvironment: **${engine.escapeMarkdown(inputs.environment)}**\n${summary.slice(heading + 1)}`;
-      }
-      const verdict = lintVerdict(result, inputs.command, lint, inputs.environment);
-      if (verdict) {
-        const heading = summary.indexOf('\n');
-        summary = `${summary.slice(0, heading)}\n\n**${engine.escapeMarkdown(verdict)}**\n${summary.slice(heading + 1)}`;
-      }
-      await writeSummary(summary);
-    };
+      const sslmode = inputs.sslmode?.toLowerCase();
+      const knownSslmode = (mode: string | undefined): mode is (typeof engine.SSL_MODES)[number] =>
+        (engine.SSL_MODES as readonly (string | undefined)[]).includes(mode);
+      if (sslmode !== undefined && !knownSslmode(sslmode))
+        throw new InputError(
+          'sslmode',
+          `has ${JSON.stringify(inputs.sslmode)}, which is not an sslmode`,
+          `one of ${engine.SSL_MODES.join(', ')}`,
+        );
+      const connection = {
+        databaseUrl: inputs.databaseUrl,
+        sslmode: knownSslmode(sslmode) ? sslmode : undefined,
+        sslRootCert: inputs.sslrootcert,
+      };
 
-    let result: MigrationResult;
-    try {
-      result = await engine.runMigrations({
-        command: inputs.command,
-        ...connection,
-        dir: inputs.dir,
-        checksDir: inputs.checksDir,
-        target: inputs.target,
-        steps: inputs.steps,
-        table: inputs.table,
-        schema: inputs.schema,
-        batch: inputs.batch,
-        lockTimeoutMs: inputs.lockTimeout,
-        statementLockTimeoutMs: inputs.statementLockTimeout,
-        statementTimeoutMs: inputs.statementTimeout,
-        allowDrift: drift.kinds,
-        validateConstraints: inputs.validateConstraints,
-        backup: backupPath !== undefined ? { path: backupPath } : undefined,
-        restore: readsBackup ? { path: inputs.backupPath!, confirm: inputs.confirmRestore ?? '' } : undefined,
-        appliedBy: appliedBy(run),
-        runLabel: runLabel(run),
-        lint,
-        production,
-        logger: warnOncePerJob(log, exportVariable),
-      });
-    } catch (error) {
-      // The first line names the file, the statement's error and its SQLSTATE: what Slack shows.
-      setOutput('reason', oneLine(error instanceof Error ? error.message : String(error)));
-      if (!(error instanceof MigrationRunError)) throw error;
-      await report(error.result);
-      const restore = error.result.restoreCommand;
-      if (restore && inputs.command !== 'restore' && !error.message.includes(restore))
-        log.info(`To restore the backup taken before this run: ${restore}`);
-      throw error;
-    }
-    await report(result);
-    setOutput('reason', '');
-    const changed = [
-      result.applied.length ? `applied ${result.applied.join(', ')}` : '',
-      result.reverted.length ? `reverted ${result.reverted.join(', ')}` : '',
-      result.baselined.length ? `baselined ${result.baselined.join(', ')}` : '',
-      result.restoredFrom ? `restored from ${result.restoredFrom}` : '',
-      result.backupCheck
-        ? `backup drill passed: ${result.backupCheck.tables} table(s), history at version ${result.backupCheck.version ?? 'none'}`
-        : '',
-    ].filter(Boolean);
-    log.info(
-      `${inputs.command}: ${changed.length ? changed.join('; ') : 'nothing changed'}; current version ${result.currentVersion ?? 'none'}, ${result.pending.length} ${inputs.command === 'plan' ? 'planned' : 'pending'}`,
-    );
-  });
+      // Production gets a backup and a refusing lint unless the workflow says otherwise.
+      const production = inputs.environment?.toLowerCase() === 'production';
+      const lint = (lintText as LintMode | undefined) || (production ? 'error' : 'warn');
+      const wantsBackup = inputs.backup ?? production;
+      let backupPath: string | undefined;
+      if (wantsBackup && CHANGING.includes(inputs.command)) {
+        backupPath =
+          inputs.backupPath ??
+          defaultBackupPath(
+            engine.resolveConnection({ ...connection, env: process.env, logger: log }).database,
+            new Date(),
+          );
+      } else if (inputs.backup && !CHANGING.includes(inputs.command)) {
+        log.info(`No backup for ${inputs.command}: it changes nothing (backups are taken by up and down)`);
+      }
+
+      const report = async (result: MigrationResult) => {
+        setOutput('applied', [...result.applied, ...result.baselined].join(','));
+        setOutput('reverted', result.reverted.join(','));
+        setOutput('pending', result.pending.join(','));
+        setOutput('current-version', result.currentVersion ?? '');
+        setOutput('backup-path', result.backupPath ?? '');
+        setOutput('lint', JSON.stringify(result.lint ?? []));
+        setOutput('result', resultJson(result));
+        let summary = engine.renderMigrationSummary(result);
+        if (inputs.environment) {
+          const heading = summary.indexOf('\n');
+          summary = `${summary.slice(0, heading)}\n\nEnvironment: **${engine.escapeMarkdown(inputs.environment)}**\n${summary.slice(heading + 1)}`;
+        }
+        const verdict = lintVerdict(result, inputs.command, lint, inputs.environment);
+        if (verdict) {
+          const heading = summary.indexOf('\n');
+          summary = `${summary.slice(0, heading)}\n\n**${engine.escapeMarkdown(verdict)}**\n${summary.slice(heading + 1)}`;
+        }
+        await writeSummary(summary);
+      };
+
+      let result: MigrationResult;
+      try {
+        result = await engine.runMigrations({
+          command: inputs.command,
+          ...connection,
+          dir: inputs.dir,
+          checksDir: inputs.checksDir,
+          target: inputs.target,
+          steps: inputs.steps,
+          table: inputs.table,
+          schema: inputs.schema,
+          batch: inputs.batch,
+          lockTimeoutMs: inputs.lockTimeout,
+          statementLockTimeoutMs: inputs.statementLockTimeout,
+          statementTimeoutMs: inputs.statementTimeout,
+          allowDrift: drift.kinds,
+          validateConstraints: inputs.validateConstraints,
+          backup: backupPath !== undefined ? { path: backupPath } : undefined,
+          restore: readsBackup
+            ? { path: inputs.backupPath!, confirm: inputs.confirmRestore ?? '' }
+            : undefined,
+          appliedBy: appliedBy(run),
+          runLabel: runLabel(run),
+          lint,
+          production,
+          logger: warnOncePerJob(log, exportVariable),
+          cancelled,
+        });
+      } catch (error) {
+        // The first line names the file, the statement's error and its SQLSTATE: what Slack shows.
+        setOutput('reason', oneLine(error instanceof Error ? error.message : String(error)));
+        if (!(error instanceof MigrationRunError)) throw error;
+        await report(error.result);
+        const restore = error.result.restoreCommand;
+        if (restore && inputs.command !== 'restore' && !error.message.includes(restore))
+          log.info(`To restore the backup taken before this run: ${restore}`);
+        throw error;
+      }
+      await report(result);
+      setOutput('reason', '');
+      const changed = [
+        result.applied.length ? `applied ${result.applied.join(', ')}` : '',
+        result.reverted.length ? `reverted ${result.reverted.join(', ')}` : '',
+        result.baselined.length ? `baselined ${result.baselined.join(', ')}` : '',
+        result.restoredFrom ? `restored from ${result.restoredFrom}` : '',
+        result.backupCheck
+          ? `backup drill passed: ${result.backupCheck.tables} table(s), history at version ${result.backupCheck.version ?? 'none'}`
+          : '',
+      ].filter(Boolean);
+      log.info(
+        `${inputs.command}: ${changed.length ? changed.join('; ') : 'nothing changed'}; current version ${result.currentVersion ?? 'none'}, ${result.pending.length} ${inputs.command === 'plan' ? 'planned' : 'pending'}`,
+      );
+    },
+  );
 }

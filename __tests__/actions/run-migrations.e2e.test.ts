@@ -122,6 +122,38 @@ suite('run-migrations through the runner contract', () => {
     expect(await publicTables(url)).toEqual(['schema_migrations']);
   });
 
+  test('a cancelled job finishes the migration it is in, starts no other, and fails saying what was not applied', async () => {
+    const { url, dir } = await setup({
+      '1_slow.sql': '-- migrate:up\nCREATE TABLE slow (id int);\nSELECT pg_sleep(5);\n',
+      '2_orders.sql': '-- migrate:up\nCREATE TABLE orders (id int);\n',
+      '3_items.sql': '-- migrate:up\nCREATE TABLE items (id int);\n',
+    });
+    // SIGTERM while 1_slow.sql sleeps, as the runner sends on cancel (its SIGKILL comes later).
+    const step = await runBuiltAction('run-migrations', {
+      inputs: { command: 'up', 'database-url': url, dir },
+      env: { GITHUB_WORKSPACE: tmpdir() },
+      cancelAfterMs: 2500,
+    });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toEqual([
+      expect.stringContaining(
+        'The run was cancelled after 1 of 3 migration(s); 2_orders.sql, 3_items.sql not applied. The 1 applied before the cancel stay applied and recorded in public.schema_migrations',
+      ),
+    ]);
+    expect(step.outputs).toMatchObject({ applied: '1', pending: '2,3', 'current-version': '1' });
+    expect(step.outputs.reason).toContain('cancelled after 1 of 3');
+    expect(JSON.parse(step.outputs.result!)).toMatchObject({ ok: false });
+    expect(step.summary).toContain('### Migrations: up failed');
+    expect(step.summary).toContain('The run was cancelled after 1 of 3 migration\\(s\\); 2\\_orders');
+    expect((await history(url)).map((h) => [h.version, h.success])).toEqual([['1', true]]);
+    expect(await publicTables(url)).toEqual(['schema_migrations', 'slow']);
+
+    // Consistent and unlocked: the next run applies the rest.
+    const again = await migrateStep({ command: 'up', 'database-url': url, dir });
+    expect(errors(again)).toEqual([]);
+    expect(again.outputs).toMatchObject({ applied: '2,3', pending: '' });
+  }, 60_000);
+
   test('baseline marks an existing schema applied; verify runs the checks and passes', async () => {
     const { secretUrl, url, dir } = await setup();
     await query(

@@ -97,9 +97,28 @@ async function committedNow(run: Run, id: string): Promise<boolean | undefined> 
   }
 }
 
+/**
+ * Between migrations, never inside one: the runner's SIGKILL follows its SIGTERM by seconds, so
+ * the run ends at a boundary where the database and the history agree, and the lock goes with
+ * the session.
+ */
+function stopIfCancelled(run: Run, done: number, all: Migration[], verb: 'applied' | 'reverted'): void {
+  if (!run.options.cancelled?.aborted) return;
+  const rest = all.slice(done).map((m) => (verb === 'reverted' ? (m.downFile ?? m.file) : m.file));
+  run.fail(
+    'cancelled',
+    `The run was cancelled after ${done} of ${all.length} migration(s); ${rest.join(', ')} not ${verb}. ` +
+      (done > 0
+        ? `The ${done} ${verb} before the cancel stay ${verb} and recorded in ${run.v.history.display}; `
+        : 'Nothing was changed; ') +
+      'no migration was interrupted, and the lock is released. Run the job again to continue.',
+  );
+}
+
 export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
   const done: string[] = [];
   for (const m of pending) {
+    stopIfCancelled(run, done.length, pending, 'applied');
     const started = run.clock.now();
     run.log.info(`Applying ${m.file}${m.upTransactional ? '' : ' (no transaction)'}`);
     try {
@@ -192,6 +211,8 @@ async function failMigration(
   );
 }
 
+class Cancelled extends Error {}
+
 /** All pending migrations in one transaction: one message per migration, COMMIT at the end. */
 export async function applyBatch(run: Run, pending: Migration[]): Promise<void> {
   run.log.info(`Applying ${pending.length} migration(s) in one transaction`);
@@ -200,6 +221,7 @@ export async function applyBatch(run: Run, pending: Migration[]): Promise<void> 
   try {
     let first = true;
     for (const m of pending) {
+      if (run.options.cancelled?.aborted) throw new Cancelled();
       current = m;
       const started = run.clock.now();
       await runScript(run, m, m.up, m.file, { begin: first, after: record(run, m), commit: false });
@@ -207,9 +229,20 @@ export async function applyBatch(run: Run, pending: Migration[]): Promise<void> 
       timings.set(m.id, run.clock.now() - started);
     }
     current = undefined;
+    if (run.options.cancelled?.aborted) throw new Cancelled();
     await run.session.query('COMMIT');
   } catch (error) {
     if (error instanceof MigrationRunError) throw error;
+    if (error instanceof Cancelled) {
+      // ROLLBACK with no transaction open (cancelled before the first message) is only a warning.
+      await run.rollback();
+      for (const p of pending) if (timings.has(p.id)) run.setState(p.id, 'rolled-back', timings.get(p.id));
+      run.fail(
+        'cancelled',
+        `The run was cancelled after 0 of ${pending.length} migration(s); ${pending.map((m) => m.file).join(', ')} not applied. ` +
+          `The batch ran in one transaction and was rolled back before COMMIT: the database and ${run.v.history.display} are as before the run, and the lock is released. Run the job again to apply them.`,
+      );
+    }
     const cause = run.causeOf(error);
     const lost = run.lost(cause);
     if (!lost) await run.rollback();
@@ -277,7 +310,14 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
     }
     return;
   }
+  let reverted = 0;
   for (const { h, m } of list) {
+    stopIfCancelled(
+      run,
+      reverted++,
+      list.map(({ m }) => m),
+      'reverted',
+    );
     const file = m.downFile ?? m.file;
     const started = run.clock.now();
     run.log.info(`Reverting ${file}`);

@@ -69,6 +69,11 @@ export interface RunMigrationsOptions {
   env?: NodeJS.ProcessEnv | undefined;
   logger: Logger;
   clock?: Clock | undefined;
+  /**
+   * The job was cancelled (the runner sends SIGTERM, then SIGKILL seconds later): up and down stop
+   * before the next migration, never inside one, and fail saying what was not applied.
+   */
+  cancelled?: AbortSignal | undefined;
 }
 
 /**
@@ -231,7 +236,8 @@ export type MigrationErrorReason =
   | 'lint'
   | 'backup-failed'
   | 'not-reversible'
-  | 'incompatible-table';
+  | 'incompatible-table'
+  | 'cancelled';
 
 /** A run that started and then failed; `result` holds what happened, for the job summary. */
 export class MigrationRunError extends PipelineError {
