@@ -149,10 +149,13 @@ export const SCENARIO_TABLE = {
     previous: true,
     runs: ['feature', 'main'],
     fault: 'soak-503',
+    // The release also changes production's overlay (replicas, LOG_LEVEL): the rollback must bring
+    // back the previous template, configuration and replicas together.
+    change: 'production-config',
     expect: productionRefused(
       () => 'rolled-back',
       (s) =>
-        `the release passes its ${s} deploy, then production starts answering 503 during the soak: it is rolled back to the previous release`,
+        `the release (with another production LOG_LEVEL and replicas) passes its ${s} deploy, then production starts answering 503 during the soak: it is rolled back to the previous release, its settings and replicas`,
     ),
   },
   'production-crashloop': {
