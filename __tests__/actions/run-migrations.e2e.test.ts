@@ -154,6 +154,58 @@ suite('run-migrations through the runner contract', () => {
     expect(again.outputs).toMatchObject({ applied: '2,3', pending: '' });
   }, 60_000);
 
+  test('a run killed inside a no-transaction migration leaves it failed in the history, naming that run; baseline and down resolve it', async () => {
+    const { url, dir } = await setup({
+      '1_users.sql': FILES['1_users.sql'],
+      '2_half.sql':
+        '-- migrate:up\n-- migrate:no-transaction\nCREATE TABLE half (id int);\nSELECT pg_sleep(4);\nCREATE INDEX CONCURRENTLY half_id ON half (id);\n' +
+        '-- migrate:down\nDROP TABLE half;\n',
+    });
+    // SIGKILL (kill -9) while 2_half.sql sleeps: no handler runs, nothing is recorded on the way out.
+    const killed = await runBuiltAction('run-migrations', {
+      inputs: { command: 'up', 'database-url': url, dir },
+      env: { GITHUB_WORKSPACE: tmpdir() },
+      timeoutMs: 2500,
+    });
+    expect(killed.exitCode).not.toBe(0);
+    expect(await tableExists(url, 'half')).toBe(true);
+    const rows = await query<{ version: string; success: boolean; error: string | null }>(
+      url,
+      'SELECT version::text, success, error FROM public.schema_migrations ORDER BY version',
+    );
+    expect(rows.map((r) => [r.version, r.success])).toEqual([
+      ['1', true],
+      ['2', false],
+    ]);
+    expect(rows[1]!.error).toMatch(
+      /^started by .*4242.* at \d{4}-\d\d-\d\dT.* and did not finish: it ran outside a transaction, so part of it may be applied$/,
+    );
+
+    // The next run is blocked by that marker and blames the killed run, not itself.
+    const blocked = await migrateStep({ command: 'up', 'database-url': url, dir });
+    expect(blocked.exitCode).toBe(1);
+    expect(errors(blocked)).toEqual([
+      expect.stringContaining('Migrations are blocked by a non-transactional migration that failed part-way'),
+    ]);
+    expect(errors(blocked)[0]).toContain('2_half.sql failed on');
+    expect(errors(blocked)[0]).toContain('and did not finish: it ran outside a transaction');
+    expect(errors(blocked)[0]).not.toContain('already exists');
+    expect(await tableExists(url, 'half_id')).toBe(false);
+
+    // Someone finished it by hand and marks it applied; then it reverts like any other.
+    await query(url, 'CREATE INDEX half_id ON half (id)');
+    const baseline = await migrateStep({ command: 'baseline', 'database-url': url, dir, target: '2' });
+    expect(errors(baseline)).toEqual([]);
+    expect((await history(url)).map((h) => [h.version, h.success])).toEqual([
+      ['1', true],
+      ['2', true],
+    ]);
+    const down = await migrateStep({ command: 'down', 'database-url': url, dir });
+    expect(errors(down)).toEqual([]);
+    expect(down.outputs).toMatchObject({ reverted: '2', 'current-version': '1' });
+    expect(await tableExists(url, 'half')).toBe(false);
+  }, 90_000);
+
   test('baseline marks an existing schema applied; verify runs the checks and passes', async () => {
     const { secretUrl, url, dir } = await setup();
     await query(

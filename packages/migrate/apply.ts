@@ -125,6 +125,20 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
       if (m.upTransactional) {
         await runScript(run, m, m.up, m.file, { begin: true, after: record(run, m), commit: true });
       } else {
+        // Recorded before it runs, like golang-migrate's dirty flag: a run killed part-way (SIGKILL,
+        // a lost runner) leaves a failed row that blocks the next run and names this one, instead
+        // of a history that does not show a half-applied migration.
+        await recordMigration(
+          run.session.client!,
+          run.v.history,
+          entry(
+            run,
+            m,
+            false,
+            0,
+            `started by ${run.options.runLabel ?? run.options.appliedBy ?? 'an earlier run'} at ${new Date().toISOString()} and did not finish: it ran outside a transaction, so part of it may be applied`,
+          ),
+        );
         await runEach(run, m, m.up, m.file);
         await recordMigration(
           run.session.client!,
