@@ -159,7 +159,7 @@ describe('one headline, one metadata table, a failure that wraps', () => {
     const message = failure.slice(0, failure.indexOf('To return the database'));
     expect(message).not.toMatch(/^```|<pre/m);
     expect(failure).toContain(
-      '> 004\\_add\\_order\\_priority\\.sql failed: column "missing\\_column" does not exist \\(SQLSTATE 42703\\)<br>\n> Statement at line 4',
+      '> 004\\_add\\_order\\_priority\\.sql failed: column &quot;missing\\_column&quot; does not exist \\(SQLSTATE 42703\\)<br>\n> Statement at line 4',
     );
     expect(failure).toContain('The 1 migration\\(s\\) before it in this run stay applied\\.');
     // The command once, inside <details>, not also in the quoted message.
