@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { InputError } from '../core/index.ts';
 import { isTransactionControl, type SqlStatement, splitStatements } from './sql.ts';
 
@@ -329,11 +329,13 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
   // four thread-pool round trips (open, stat, read, close). Every 50 files the event loop gets a
   // turn, so the session opening meanwhile (engine.ts) keeps its round trips going.
   const texts = new Map<string, string>();
+  // One join for the directory: path.join per file normalised the whole path hundreds of times.
+  const prefix = join(dir, sep);
   let done = 0;
   for (const e of byVersion.values())
     for (const f of [e.single, e.up, e.down]) {
       if (f === undefined) continue;
-      texts.set(f, readFileSync(join(dir, f), 'utf8'));
+      texts.set(f, readFileSync(prefix + f, 'utf8'));
       if (++done % 50 === 0) await breathe();
     }
   const migrations: Migration[] = [];

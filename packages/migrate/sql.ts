@@ -44,31 +44,10 @@ export function splitStatements(sql: string): SqlStatement[] {
   let routine = false;
   let i = 0;
   const n = sql.length;
-  // Lines are counted from the previous statement's start, not the file's: a seed file of
-  // thousands of statements would otherwise cost time quadratic in its size.
-  let lineOffset = 0;
-  let lineNumber = 1;
 
-  const push = (end: number) => {
-    if (start >= 0) {
-      const text = sql.slice(start, end).trim();
-      if (text) {
-        for (let k = lineOffset; k < start; k++) if (sql.charCodeAt(k) === 10) lineNumber++;
-        lineOffset = start;
-        statements.push({ text, start, end: start + text.length, line: lineNumber });
-      }
-    }
-    start = -1;
-    atomicDepth = 0;
-    parenDepth = 0;
-    wordsInStatement = 0;
-    leading = '';
-    routine = false;
-  };
-  const mark = (at: number) => {
-    if (start < 0) start = at;
-  };
-
+  // No closures here: the build keeps function names, which costs a defineProperty per closure
+  // per call, and the loader calls this twice per file.
+  const lines: LineCursor = { offset: 0, number: 1 };
   while (i < n) {
     const c = sql[i]!;
     const next = sql[i + 1];
@@ -96,7 +75,7 @@ export function splitStatements(sql: string): SqlStatement[] {
       i++;
       continue;
     }
-    mark(i);
+    if (start < 0) start = i;
     if (c === '(' || c === ')') {
       parenDepth = Math.max(0, parenDepth + (c === '(' ? 1 : -1));
       i++;
@@ -107,7 +86,13 @@ export function splitStatements(sql: string): SqlStatement[] {
         i++;
         continue;
       }
-      push(i);
+      pushStatement(sql, statements, start, i, lines);
+      start = -1;
+      atomicDepth = 0;
+      parenDepth = 0;
+      wordsInStatement = 0;
+      leading = '';
+      routine = false;
       i++;
       continue;
     }
@@ -151,8 +136,32 @@ export function splitStatements(sql: string): SqlStatement[] {
     }
     i++;
   }
-  push(n);
+  pushStatement(sql, statements, start, n, lines);
   return statements;
+}
+
+/**
+ * Lines are counted from the previous statement's start, not the file's: a seed file of thousands
+ * of statements would otherwise cost time quadratic in its size.
+ */
+interface LineCursor {
+  offset: number;
+  number: number;
+}
+
+function pushStatement(
+  sql: string,
+  statements: SqlStatement[],
+  start: number,
+  end: number,
+  lines: LineCursor,
+): void {
+  if (start < 0) return;
+  const text = sql.slice(start, end).trim();
+  if (!text) return;
+  for (let k = lines.offset; k < start; k++) if (sql.charCodeAt(k) === 10) lines.number++;
+  lines.offset = start;
+  statements.push({ text, start, end: start + text.length, line: lines.number });
 }
 
 function skipQuoted(sql: string, from: number, quote: string, backslashEscapes: boolean): number {
