@@ -206,6 +206,18 @@ suite('run-migrations through the runner contract', () => {
     expect(await tableExists(url, 'half')).toBe(false);
   }, 90_000);
 
+  test('a dir with no migration files fails with one error naming it, and creates nothing', async () => {
+    const { url, dir } = await setup({ 'README.md': 'Migrations live in db/migrations.\n' });
+    const step = await migrateStep({ command: 'up', 'database-url': url, dir, environment: 'production' });
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toEqual([
+      expect.stringContaining(
+        `Input 'dir' names ${JSON.stringify(dir)} (${dir}), which holds no migration files. Accepted: a directory of migration files: <version>_<name>.sql`,
+      ),
+    ]);
+    expect(await tableExists(url, 'public.schema_migrations')).toBe(false);
+  });
+
   test('baseline marks an existing schema applied; verify runs the checks and passes', async () => {
     const { secretUrl, url, dir } = await setup();
     await query(

@@ -564,6 +564,16 @@ suite('run-migrations commands against PostgreSQL', () => {
     await expect(migrate({ command: 'up', databaseUrl: url, dir: `${dir}/nope` })).rejects.toThrow(
       /Input 'dir' names ".*nope", which does not exist/,
     );
+    // A wrong path that exists: empty, or holding everything but migrations, is not "up to date".
+    const notMigrations = await migrationsDir({ 'README.md': '# db\n', 'schema.txt': 'users' });
+    cleanups.push(notMigrations.remove);
+    for (const command of ['up', 'status', 'down', 'baseline'] as const) {
+      const empty = migrate({ command, databaseUrl: url, dir: notMigrations.dir });
+      await expect(empty).rejects.toThrow(InputError);
+      await expect(empty).rejects.toThrow(
+        `Input 'dir' names ${JSON.stringify(notMigrations.dir)} (${notMigrations.dir}), which holds no migration files`,
+      );
+    }
     await expect(migrate({ command: 'up', databaseUrl: url, dir, target: 'v3' })).rejects.toThrow(InputError);
     await expect(migrate({ command: 'up', databaseUrl: url, dir, target: '9' })).rejects.toThrow(
       /Input 'target' has 9, which is not the version of a migration file/,

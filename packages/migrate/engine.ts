@@ -1,7 +1,8 @@
+import { resolve } from 'node:path';
 import { errorMessage, InputError } from '../core/index.ts';
 import { applyBatch, applyEach, revert } from './apply.ts';
 import { resolveConnection, SSL_MODES } from './connection.ts';
-import { loadChecks, loadMigrations } from './files.ts';
+import { loadChecks, loadMigrations, MIGRATION_FILE_FORM } from './files.ts';
 import { historyTable, recordMigration } from './history.ts';
 import { batchBlocker, chooseReverts } from './plan.ts';
 import { restore, verifyBackup } from './recovery.ts';
@@ -139,6 +140,14 @@ async function readFiles(options: RunMigrationsOptions, v: Validated): Promise<v
     options.checksDir && command !== 'restore' ? loadChecks(options.checksDir) : Promise.resolve([]),
   ]);
 
+  // A wrong path (or a directory of everything but migrations) must not pass as "up to date":
+  // production would never be migrated. restore needs no files.
+  if (migrations.length === 0 && command !== 'restore')
+    throw new InputError(
+      'dir',
+      `names ${JSON.stringify(options.dir)} (${resolve(options.dir)}), which holds no migration files`,
+      `a directory of migration files: ${MIGRATION_FILE_FORM}`,
+    );
   // down too: a typo in the version (a digit short) would otherwise revert everything above it.
   // 0 is the documented "revert all".
   if (
@@ -328,11 +337,8 @@ const commands: Record<
   async baseline(run) {
     await lock(run);
     await readPlan(run, true);
-    const target = run.v.targetVersion ?? run.v.migrations[run.v.migrations.length - 1]?.version;
-    if (target === undefined) {
-      run.log.info('No migration files: nothing to baseline');
-      return;
-    }
+    // readFiles refused a directory without migration files.
+    const target = run.v.targetVersion ?? run.v.migrations[run.v.migrations.length - 1]!.version;
     const recorded = new Map(run.historyRows.map((h) => [h.id, h]));
     const marks = run.v.migrations.filter((m) => m.version <= target && !recorded.get(m.id)?.success);
     await run.ensureHistory();
