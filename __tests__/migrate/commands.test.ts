@@ -544,6 +544,36 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect(error.message).toContain('is not a migration history of this tool');
   });
 
+  test('moving from dbmate: its schema_migrations is refused with the way over, which then works', async () => {
+    const { url, dir } = await setup();
+    // What dbmate leaves after applying 1 and 2.
+    await query(
+      url,
+      `CREATE TABLE users (id int PRIMARY KEY, email text); CREATE TABLE orders (id int PRIMARY KEY, user_id int);
+       CREATE TABLE public.schema_migrations (version varchar(128) PRIMARY KEY);
+       INSERT INTO public.schema_migrations VALUES ('1'), ('2');`,
+    );
+    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(error.reason).toBe('incompatible-table');
+    expect(error.message).toContain(
+      'dbmate and golang-migrate keep their history in a table of this name. To move over, leave it as it is, give this tool its own history table with the table input (for example table: pipeline_migrations), and run command: baseline with target set to the last version the old tool applied (dbmate: SELECT max(version) FROM public.schema_migrations;',
+    );
+    const [{ max }] = (await query<{ max: string }>(
+      url,
+      'SELECT max(version) AS max FROM public.schema_migrations',
+    )) as [{ max: string }];
+    const table = 'pipeline_migrations';
+    const baseline = await migrate({ command: 'baseline', databaseUrl: url, dir, table, target: max });
+    expect(baseline.baselined).toEqual(['1', '2']);
+    const up = await migrate({ command: 'up', databaseUrl: url, dir, table });
+    expect(up.applied).toEqual(['3']);
+    expect(await query(url, 'SELECT id FROM users')).toEqual([{ id: 1 }]);
+    expect(await query(url, 'SELECT version FROM public.schema_migrations ORDER BY 1')).toEqual([
+      { version: '1' },
+      { version: '2' },
+    ]);
+  });
+
   test('bad inputs and an unreachable database fail before anything runs, naming the input', async () => {
     const { url, dir } = await setup();
     const logger = new MemoryLogger();

@@ -73,8 +73,12 @@ export class IncompatibleHistoryError extends PipelineError {
   readonly missing: string[];
   constructor(history: HistoryTable, missing: string[]) {
     super(
-      `The table ${history.display} exists but is not a migration history of this tool (no column ${missing.join(', ')}); ` +
-        'choose another history table with the table/schema inputs',
+      `The table ${history.display} exists but is not a migration history of this tool (no column ${missing.join(', ')}). ` +
+        'dbmate and golang-migrate keep their history in a table of this name. To move over, leave it as it is, ' +
+        'give this tool its own history table with the table input (for example table: pipeline_migrations), and run ' +
+        'command: baseline with target set to the last version the old tool applied ' +
+        `(dbmate: SELECT max(version) FROM ${history.display}; golang-migrate: its one row's version, with dirty false); ` +
+        'up then applies only the later files. Otherwise choose another history table with the table/schema inputs',
     );
     this.missing = missing;
   }
