@@ -271,6 +271,64 @@ describeWithPostgres('pipeline rehearse --repo <dir> --json <file>', () => {
   );
 
   test(
+    'overlays in another namespace than <app>-<environment> fail before the migrations; the namespace inputs deploy them',
+    async () => {
+      const repo = join(out, 'sandbox');
+      cpSync(join(REPO_ROOT, 'examples', 'shop'), repo, { recursive: true });
+      replaceIn(
+        join(repo, 'k8s', 'dev', 'kustomization.yaml'),
+        'namespace: shop-dev',
+        'namespace: shop-sandbox',
+      );
+      const args = (name: string) => [
+        '--repo',
+        repo,
+        '--scenario',
+        'first-release',
+        '--approve',
+        '--time-scale',
+        String(TIME_SCALE),
+        '--report',
+        join(out, `${name}.md`),
+        '--json',
+        join(out, `${name}.json`),
+      ];
+      const refused = await cli(args('sandbox-refused'));
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toContain(
+        'is in namespace shop-sandbox, but this deploy targets shop-dev; remove metadata.namespace or deploy to shop-sandbox',
+      );
+      const before = readState(join(out, 'sandbox-refused.json'));
+      // Refused by the overlay check, before the migrations: dev's database and namespace untouched.
+      expect(before.environments.dev).toMatchObject({
+        namespace: 'shop-sandbox',
+        image: null,
+        migrations: [],
+      });
+      expect(before.runs[0]!.failed.map((f) => [f.job, f.step])).toEqual([
+        ['pipeline/dev/deploy', 'overlay check (read-only)'],
+      ]);
+
+      replaceIn(
+        join(repo, '.github', 'workflows', 'release.yml'),
+        '      app: shop\n',
+        '      app: shop\n      dev-namespace: shop-sandbox\n',
+      );
+      const played = await cli(args('sandbox'));
+      expect(played.stdout).toContain("✅ Scenario 'first-release' ended as expected.");
+      expect(played.code).toBe(0);
+      const after = readState(join(out, 'sandbox.json'));
+      expect(after.environments.dev).toMatchObject({
+        namespace: 'shop-sandbox',
+        image: after.images.feature,
+        migrations: ['1', '2', '3'],
+      });
+      expect(after.environments.production!.image).toBe(after.images.main);
+    },
+    SCENARIO_TIMEOUT,
+  );
+
+  test(
     '--reject production is an expected ending: exit 0, and the JSON says rejected with production empty',
     async () => {
       const repo = booksRepository('books-rejected');
