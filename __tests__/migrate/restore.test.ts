@@ -256,7 +256,7 @@ suite('restore after a failed production release', () => {
   });
 
   test('verify-backup of a file that is not an archive fails naming backup-path, before connecting', async () => {
-    const d = await migrationsDir({ 'bad.dump': 'not a dump' });
+    const d = await migrationsDir({ '1_t.sql': '-- migrate:up\nSELECT 1;\n', 'bad.dump': 'not a dump' });
     cleanups.push(d.remove);
     const error = await migrate({
       command: 'verify-backup',
