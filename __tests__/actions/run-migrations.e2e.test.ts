@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -248,6 +248,19 @@ suite('run-migrations through the runner contract', () => {
     expect(verify.exitCode).toBe(0);
     expect(verify.summary).toContain('### Migrations: verify succeeded');
     expect(verify.summary).toContain('| orphan\\_orders | ✅ passed | 0 |');
+
+    // A failing check is one ::error:: (listing it), not one per check plus the step's.
+    await query(url, 'INSERT INTO orders VALUES (7, 99)');
+    const failed = await migrateStep({
+      command: 'verify',
+      'database-url': secretUrl,
+      dir,
+      'checks-dir': checks.dir,
+    });
+    expect(failed.exitCode).toBe(1);
+    expect(errors(failed)).toEqual([
+      expect.stringMatching(/^Integrity checks failed on verify:\n {2}check orphan_orders: 1 row\(s\)/),
+    ]);
   });
 
   test('a failing migration fails the step naming file and statement, and still writes summary and outputs', async () => {
@@ -362,6 +375,8 @@ suite('run-migrations through the runner contract', () => {
     const path = step.outputs['backup-path']!;
     expect(path.startsWith(`${runnerTemp}/${database}-`)).toBe(true);
     expect(path).toMatch(/-\d{8}T\d{6}Z\.dump$/);
+    // Every row of the database: readable by the runner's user only.
+    expect(((await stat(path)).mode & 0o777).toString(8)).toBe('600');
     expect(step.summary).toContain('Environment: **production**');
     expect(step.summary).toContain('Backup: ');
 

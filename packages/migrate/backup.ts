@@ -1,4 +1,4 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { errorMessage } from '../core/index.ts';
 import { type ConnectionTarget, libpqEnv } from './connection.ts';
@@ -12,6 +12,10 @@ export async function dumpDatabase(
 ): Promise<string> {
   const file = resolve(path);
   await mkdir(dirname(file), { recursive: true });
+  // The dump holds every row, credentials tables included: owner-only, created so before pg_dump
+  // writes to it (pg_dump truncates an existing file and keeps its mode; it would create one 0644).
+  await writeFile(file, '', { mode: 0o600 });
+  await chmod(file, 0o600);
   // Loaded on first use: child_process costs every run's start a few milliseconds, and only
   // backups and restores spawn anything.
   const { execFile } = process.getBuiltinModule('node:child_process');
