@@ -31,10 +31,11 @@ const app = (dir: string, o: AppOptions = {}) => writeApp(work, dir, o);
 
 function deploy(
   inputs: Record<string, string>,
-  extra: { runId?: string; cancelAfterMs?: number } = {},
+  extra: { runId?: string; cancelAfterMs?: number; cancelWhenOutput?: RegExp } = {},
 ): Promise<StepResult> {
   return runBuiltAction('deploy-env', {
     ...(extra.cancelAfterMs !== undefined ? { cancelAfterMs: extra.cancelAfterMs } : {}),
+    ...(extra.cancelWhenOutput ? { cancelWhenOutput: extra.cancelWhenOutput } : {}),
     inputs: { kubeconfig: sim.kubeconfigPath, 'fail-fast-after': '2s', timeout: '60s', ...inputs },
     github: { apiUrl: github.url, ...(extra.runId ? { runId: extra.runId } : {}) },
     cwd: work,
@@ -471,7 +472,7 @@ describe('deploy-env against the embedded Kubernetes API', () => {
         manifests: dir,
         'rollback-on-failure': 'false',
       },
-      { cancelAfterMs: 1500 },
+      { cancelWhenOutput: /Waiting for \d+ (deployment|workload)\(s\) to roll out/, cancelAfterMs: 200 },
     );
     expect(step.exitCode).toBe(1);
     expect(errors(step)[0]).toMatch(/waiting for deployment "slowpoke" was cancelled/);

@@ -118,6 +118,11 @@ export interface RunActionOptions {
   onStdout?: (chunk: string) => void;
   /** Sends SIGTERM this long after the step started, as the runner does when a job is cancelled. */
   cancelAfterMs?: number;
+  /**
+   * Sends SIGTERM once the step's output matches (then after cancelAfterMs, if set), so a test
+   * cancels at a known point of the step however slow the machine is.
+   */
+  cancelWhenOutput?: RegExp;
 }
 
 export interface StepResult {
@@ -305,10 +310,16 @@ function spawnStep(
     const mark = () => {
       firstOutputMs ??= performance.now() - started;
     };
+    let cancelArmed = false;
+    const cancelLater = () => setTimeout(() => child.kill('SIGTERM'), options.cancelAfterMs ?? 0);
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       mark();
       stdout += chunk;
       options.onStdout?.(chunk);
+      if (options.cancelWhenOutput && !cancelArmed && options.cancelWhenOutput.test(stdout)) {
+        cancelArmed = true;
+        cancelLater();
+      }
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       mark();
@@ -316,9 +327,7 @@ function spawnStep(
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
     const cancel =
-      options.cancelAfterMs !== undefined
-        ? setTimeout(() => child.kill('SIGTERM'), options.cancelAfterMs)
-        : undefined;
+      options.cancelAfterMs !== undefined && !options.cancelWhenOutput ? cancelLater() : undefined;
     child.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
