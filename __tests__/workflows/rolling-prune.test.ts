@@ -93,7 +93,7 @@ async function settingsGenerations(): Promise<Record<string, string>> {
 }
 
 const liveSettings = () => {
-  const d = sim.peek('Deployment', 'shop-production', 'shop') as {
+  const d = sim.peek('Deployment', 'shop-production', 'shop') as unknown as {
     spec: { template: { spec: { containers: { envFrom?: { configMapRef?: { name: string } }[] }[] } } };
   };
   return d.spec.template.spec.containers[0]!.envFrom!.find((e) => e.configMapRef)!.configMapRef!.name;
