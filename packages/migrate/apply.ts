@@ -36,13 +36,17 @@ async function runScript(
   m: Migration,
   sql: string,
   file: string,
-  parts: { begin: boolean; after: string; commit: boolean },
+  parts: { begin: boolean; after: string; commit: boolean; announce?: string },
 ): Promise<void> {
   const prefix = parts.begin ? BEGIN : '';
   const text = `${prefix}${sql}${CLOSE}${parts.after};${parts.commit ? '\nCOMMIT;' : ''}`;
   const sent: Sent = { offset: prefix.length, skip: parts.begin ? 1 : 0 };
   try {
-    await run.session.script(text, watch(run));
+    // The message is on its way when script() returns; the log line (a write to the runner's pipe)
+    // is written while the server works instead of before it starts.
+    const done = run.session.script(text, watch(run));
+    if (parts.announce) run.log.info(parts.announce);
+    await done;
   } catch (error) {
     throw new SectionError(
       error instanceof ScriptError ? error.cause : error,
@@ -120,11 +124,16 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
   for (const m of pending) {
     stopIfCancelled(run, done.length, pending, 'applied');
     const started = run.clock.now();
-    run.log.info(`Applying ${m.file}${m.upTransactional ? '' : ' (no transaction)'}`);
     try {
       if (m.upTransactional) {
-        await runScript(run, m, m.up, m.file, { begin: true, after: record(run, m), commit: true });
+        await runScript(run, m, m.up, m.file, {
+          begin: true,
+          after: record(run, m),
+          commit: true,
+          announce: `Applying ${m.file}`,
+        });
       } else {
+        run.log.info(`Applying ${m.file} (no transaction)`);
         // Recorded before it runs, like golang-migrate's dirty flag: a run killed part-way (SIGKILL,
         // a lost runner) leaves a failed row that blocks the next run and names this one, instead
         // of a history that does not show a half-applied migration.
