@@ -2,6 +2,7 @@ import { type Clock, errorMessage, formatDuration, InputError, PipelineError } f
 import type { GateResult } from '../health/index.ts';
 import { waitForServiceEndpoints } from '../kube/endpoints.ts';
 import { imageRepository } from '../kube/manifests.ts';
+import { updateObject } from '../kube/objects.ts';
 import type { DeploymentObject } from '../kube/rollout.ts';
 import { pruneOlderGenerations } from './generations.ts';
 import {
@@ -519,17 +520,19 @@ async function deployIdle(run: BlueGreenRun, idle: Color, active: Color) {
   const existing = await client.getJson<DeploymentObject>(deploymentPath(namespace, name));
   o.logger.info(`Deploying ${o.image} to ${name} (${replicas} pod(s))`);
   if (existing) {
-    await client.json('PUT', deploymentPath(namespace, name), {
-      body: {
-        ...existing,
+    // The controllers write the Deployment too (status, revision): a conflict reads it again.
+    await updateObject<DeploymentObject>(client, deploymentPath(namespace, name), (now) => {
+      if (!now) throw new PipelineError(`The Deployment ${name} disappeared`);
+      return {
+        ...now,
         metadata: {
-          ...existing.metadata,
+          ...now.metadata,
           annotations: Object.fromEntries(
-            Object.entries(existing.metadata.annotations ?? {}).filter(([k]) => k !== SCALE_DOWN_AT),
+            Object.entries(now.metadata.annotations ?? {}).filter(([k]) => k !== SCALE_DOWN_AT),
           ),
         },
-        spec: { ...existing.spec, replicas, template },
-      },
+        spec: { ...now.spec, replicas, template },
+      };
     });
   } else {
     await createDeploymentLike(client, namespace, {

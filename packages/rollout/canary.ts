@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { errorMessage, formatDuration, InputError, PipelineError } from '../core/index.ts';
 import type { GateResult, Verdict } from '../health/index.ts';
 import { imageRepository, type SourcedObject } from '../kube/manifests.ts';
+import { updateObject } from '../kube/objects.ts';
 import type { DeploymentObject } from '../kube/rollout.ts';
 import {
   abortReason,
@@ -670,9 +671,9 @@ async function ensureCanaryDeployment(run: CanaryRun, newImage: string): Promise
   const template = labelled(source, { [run.track]: 'canary' });
   if (current) {
     if (upToDate(run, current)) return;
-    await client.json('PUT', deploymentPath(namespace, run.canaryName), {
-      body: { ...current, spec: { ...current.spec, template } },
-    });
+    await updateObject<DeploymentObject>(client, deploymentPath(namespace, run.canaryName), (now) =>
+      now ? { ...now, spec: { ...now.spec, template } } : undefined,
+    );
     return;
   }
   await createDeploymentLike(client, namespace, {
@@ -715,9 +716,7 @@ async function abortCanary(
   await run.store.save({ phase: 'aborted', reason, weight: '0' }).catch(() => {});
   if (promoting && run.templateAtStart) {
     // The promotion of this run failed: the stable gets back exactly the template it ran.
-    await client.json('PUT', deploymentPath(namespace, stableName), {
-      body: await withTemplate(run, run.templateAtStart),
-    });
+    await putStableTemplate(run, run.templateAtStart);
   } else if (promoting && state.stableImage) {
     // The stable may already have the new template: put its own image back.
     const current = await client.getJson<DeploymentObject>(deploymentPath(namespace, stableName));
@@ -743,14 +742,13 @@ async function abortCanary(
 }
 
 /** The stable Deployment as it is now, with a whole new pod template (a merge patch would keep removed env and volumes). */
-async function withTemplate(
-  run: CanaryRun,
-  template: Template,
-  replicas?: number,
-): Promise<DeploymentObject> {
+/** The stable takes `template` (and `replicas`), written over what it is now; a conflict reads again. */
+async function putStableTemplate(run: CanaryRun, template: Template, replicas?: number): Promise<void> {
   const path = deploymentPath(run.o.namespace, run.stableName);
-  const now = (await run.o.client.getJson<DeploymentObject>(path))!;
-  return { ...now, spec: { ...now.spec!, template, ...(replicas !== undefined ? { replicas } : {}) } };
+  await updateObject<DeploymentObject>(run.o.client, path, (now) => {
+    if (!now) throw new PipelineError(`The stable Deployment ${run.stableName} disappeared`);
+    return { ...now, spec: { ...now.spec!, template, ...(replicas !== undefined ? { replicas } : {}) } };
+  });
 }
 
 async function promote(run: CanaryRun): Promise<CanaryResult> {
@@ -763,9 +761,7 @@ async function promote(run: CanaryRun): Promise<CanaryResult> {
   const previousTemplate = structuredClone(current.spec?.template);
   if (run.renderedTemplate) {
     const replicas = o.release!.deployment.spec?.replicas ?? total;
-    await client.json('PUT', path, {
-      body: await withTemplate(run, structuredClone(run.renderedTemplate), replicas),
-    });
+    await putStableTemplate(run, structuredClone(run.renderedTemplate), replicas);
   } else {
     const { template } = withImage(current.spec!.template!, image!, run.container, imageRepository);
     await mergePatch(client, path, { spec: { template, replicas: total } });
