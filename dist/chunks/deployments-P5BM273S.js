@@ -1,2 +1,0 @@
-import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);
-import{a as b,b as c,c as d,d as e,e as f,f as g,g as h}from"./chunk-MTPJ4WD7.js";import"./chunk-EFFRUHHE.js";import{a}from"./chunk-6L3RRDDI.js";import"./chunk-LF5X2VPB.js";import"./chunk-UZMZCFOP.js";export{a as DEPLOYMENT_STATES,e as GitHubApiError,d as classifyGitHubError,h as createDeployment,g as createDeploymentStatus,b as createOctokit,c as networkFailure,f as withGitHubRetry};

@@ -1,2 +1,0 @@
-import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);
-import{c as a,i as b,j as c,k as d,l as e,m as f}from"./chunk-2TUHP4DC.js";import"./chunk-Y2OTCRXK.js";import"./chunk-4D5VOL6B.js";import"./chunk-5VGSSBNX.js";import"./chunk-WO47TEWM.js";import"./chunk-LF5X2VPB.js";import"./chunk-UZMZCFOP.js";export{a as REVISION_ANNOTATION,b as STUCK_REASONS,f as podDiagnostics,c as podProblems,d as waitForDeployment,e as waitForWorkload};
