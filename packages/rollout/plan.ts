@@ -244,22 +244,6 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
   let blueGreen:
     | { app: string; live: string; idle: string; liveReplicas: number | undefined; plan?: ObjectPlan }
     | undefined;
-  const liveColour = async (name: string): Promise<KubeObject | undefined> => {
-    const service = await readable(() =>
-      client.getJson<KubeObject & { spec?: { selector?: Record<string, string> } }>(
-        `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}`,
-      ),
-    );
-    const selected = service === FORBIDDEN ? undefined : service?.spec?.selector?.['color'];
-    if (selected !== 'blue' && selected !== 'green') return undefined;
-    const found = await readable(() =>
-      client.getJson<KubeObject>(
-        `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(`${name}-${selected}`)}`,
-      ),
-    );
-    return found === FORBIDDEN ? undefined : found;
-  };
-
   const renderedSecrets = new Set(
     resolved.filter((o) => o.object.kind === 'Secret').map((o) => `Secret/${o.object.metadata.name}`),
   );
@@ -289,7 +273,7 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
     if (!live && object.kind === 'Deployment') {
       // blue-green-switch runs the rendered Deployment as <name>-blue / <name>-green; the release
       // goes to the idle colour, so the change is what it runs against what the live colour runs.
-      const running = await liveColour(name);
+      const running = await liveColourOf(client, namespace, name);
       if (running) {
         live = running;
         replaces = running.metadata.name;
@@ -346,6 +330,46 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
       if (configChanged || secrets.length > 0) restarts.push({ plan, secrets, configChanged });
     }
   }
+  settleRestarts(plans, restarts);
+
+  if (blueGreen?.plan) describeBlueGreen(plans, { ...blueGreen, plan: blueGreen.plan });
+
+  await planRemovals(plans, resolved, colours, options, listKind);
+  markFirstReleaseSecrets(plans);
+  const counts = { added: 0, changed: 0, unchanged: 0, removed: 0, unreadable: 0 };
+  for (const p of plans) counts[p.change]++;
+  options.logger.info(
+    `Plan for ${namespace}: ${counts.changed} changed, ${counts.added} added, ${counts.removed} no longer in the manifests, ${counts.unchanged} unchanged${counts.unreadable ? `, ${counts.unreadable} not readable` : ''}`,
+  );
+  return { namespace, namespaceExists, objects: plans, counts };
+}
+
+/** The live colour's Deployment when the Service named like the rendered Deployment selects a colour. */
+async function liveColourOf(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<KubeObject | undefined> {
+  const service = await readable(() =>
+    client.getJson<KubeObject & { spec?: { selector?: Record<string, string> } }>(
+      `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}`,
+    ),
+  );
+  const selected = service === FORBIDDEN ? undefined : service?.spec?.selector?.['color'];
+  if (selected !== 'blue' && selected !== 'green') return undefined;
+  const found = await readable(() =>
+    client.getJson<KubeObject>(
+      `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments/${encodeURIComponent(`${name}-${selected}`)}`,
+    ),
+  );
+  return found === FORBIDDEN ? undefined : found;
+}
+
+/** Workloads whose pods a configuration change restarts, once every Secret's plan is known. */
+function settleRestarts(
+  plans: ObjectPlan[],
+  restarts: { plan: ObjectPlan; secrets: string[]; configChanged: boolean }[],
+): void {
   for (const { plan, secrets, configChanged } of restarts) {
     const secretPlans = plans.filter((p) => secrets.includes(`${p.kind}/${p.name}`));
     const words = configChanged
@@ -359,10 +383,16 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
     plan.callouts.push(words);
     if (words !== RESTART_SECRET_UNKNOWN && plan.change === 'unchanged') plan.change = 'changed';
   }
+}
 
-  if (blueGreen?.plan) describeBlueGreen(plans, { ...blueGreen, plan: blueGreen.plan });
-
-  // What the deploy applied earlier for this app and environment and the manifests no longer hold.
+/** What the deploy applied earlier for this app and environment and the manifests no longer hold. */
+async function planRemovals(
+  plans: ObjectPlan[],
+  resolved: { object: KubeObject }[],
+  colours: Set<string>,
+  options: PlanOptions,
+  listKind: (apiVersion: string, kind: string, selector?: string) => Promise<KubeObject[]>,
+): Promise<void> {
   const keep = new Set([...resolved.map((o) => `${o.object.kind}/${o.object.metadata.name}`), ...colours]);
   const replaced = new Set(plans.flatMap((p) => (p.replaces ? [`${p.kind}/${p.replaces}`] : [])));
   const selector = `${LABEL_MANAGED_BY}=pipeline,${LABEL_APP}=${options.app},${LABEL_ENVIRONMENT}=${options.environment}`;
@@ -380,8 +410,13 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
       });
     }
   }
-  // Nothing of the release is live and nothing labelled for it either: a first release into an
-  // empty namespace, where a Secret the plan may not read can only be new.
+}
+
+/**
+ * Nothing of the release is live and nothing labelled for it either: a first release into an
+ * empty namespace, where a Secret the plan may not read can only be new.
+ */
+function markFirstReleaseSecrets(plans: ObjectPlan[]): void {
   const firstRelease =
     plans.some((p) => p.change === 'added') &&
     !plans.some((p) => p.change === 'changed' || p.change === 'unchanged' || p.change === 'removed');
@@ -391,10 +426,4 @@ export async function planManifests(options: PlanOptions): Promise<ManifestPlan>
         p.change = 'added';
         p.callouts = ['first release into this namespace (not readable here, so values not compared)'];
       }
-  const counts = { added: 0, changed: 0, unchanged: 0, removed: 0, unreadable: 0 };
-  for (const p of plans) counts[p.change]++;
-  options.logger.info(
-    `Plan for ${namespace}: ${counts.changed} changed, ${counts.added} added, ${counts.removed} no longer in the manifests, ${counts.unchanged} unchanged${counts.unreadable ? `, ${counts.unreadable} not readable` : ''}`,
-  );
-  return { namespace, namespaceExists, objects: plans, counts };
 }
