@@ -93,8 +93,11 @@ describe('a rolling rollback restores the previous replicas with the previous te
     // The workflow's own step, as written, with the env its expressions give it on the rolling path.
     const workflow = parse(readFileSync(join(REPO_ROOT, '.github', 'workflows', 'deploy.yml'), 'utf8'));
     const rollback = workflow.jobs.deploy.steps.find((s: { id?: string }) => s.id === 'rollback');
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, not a template
-    expect(rollback.env.REPLICAS).toBe('${{ steps.rolling.outputs.rollback-replicas }}');
+    // Rolling gives deploy-env's rollback replicas; canary the stable's count saved before the shift.
+    expect(rollback.env.REPLICAS).toBe(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, not a template
+      '${{ steps.rolling.outputs.rollback-replicas || steps.stable.outputs.replicas }}',
+    );
     expect(rollback.env.PREVIOUS).toMatch(/^\$\{\{ steps\.rolling\.outputs\.rollback-revision \|\|/);
     const output = join(work, 'gate-output');
     writeFileSync(output, '');

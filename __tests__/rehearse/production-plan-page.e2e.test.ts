@@ -135,7 +135,7 @@ describeWithPostgres('failed-soak, rolling', () => {
       const verdicts = release.at(-1)!.statuses.filter((s) => s.description.startsWith('health gate '));
       expect(verdicts.map((s) => s.state)).toEqual(['failure']);
       expect(verdicts[0]!.description).toMatch(
-        /^health gate failed: \d+ rounds? over \w+; checks: health \(failed\), pods$/,
+        /^health gate failed: \d+ rounds? over [\w.]+; checks: health \(failed\), pods$/,
       );
       // The releases before it passed their soak, and say so where the next plan reads it.
       const staging = r.deployments.filter(
