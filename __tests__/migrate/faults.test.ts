@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import {
   APPLICATION_NAME,
   advisoryLockKey,
@@ -11,28 +11,10 @@ import {
   MigrationRunError,
   renderMigrationSummary,
 } from '../../packages/migrate/index.ts';
-import {
-  type PostgresServer,
-  postgresAvailable,
-  startPostgres,
-} from '../../tooling/local-services/postgres.ts';
+import { usePostgres } from '../../tooling/test-support/fixtures.ts';
 import { eventually, history, migrate, migrationsDir, query, tableExists, withClient } from './helpers.ts';
 
-const available = postgresAvailable();
-const suite = available ? describe : describe.skip;
-
-let server: PostgresServer;
-beforeAll(async () => {
-  if (available) server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
+const { suite, server, cleanups } = usePostgres();
 
 async function setup(files: Record<string, string>) {
   const url = await server.createDatabase('fault');

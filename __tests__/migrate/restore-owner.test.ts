@@ -1,28 +1,10 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import {
-  type PostgresServer,
-  postgresAvailable,
-  startPostgres,
-} from '../../tooling/local-services/postgres.ts';
+import { expect, test } from '@jest/globals';
+import { usePostgres } from '../../tooling/test-support/fixtures.ts';
 import { history, migrate, migrationsDir, query, tableExists } from './helpers.ts';
 
-const available = postgresAvailable();
-const suite = available ? describe : describe.skip;
-
-let server: PostgresServer;
-beforeAll(async () => {
-  if (available) server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
+const { suite, server, cleanups } = usePostgres();
 
 suite('restore by a database owner who is not a superuser', () => {
   test('a superuser-installed extension and another role’s schema stay; what the release made goes; verify-backup agrees', async () => {

@@ -1,28 +1,10 @@
 import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import {
-  type PostgresServer,
-  postgresAvailable,
-  startPostgres,
-} from '../../tooling/local-services/postgres.ts';
+import { expect, test } from '@jest/globals';
+import { usePostgres } from '../../tooling/test-support/fixtures.ts';
 import { migrate, migrationsDir } from './helpers.ts';
 
-const available = postgresAvailable();
-const suite = available ? describe : describe.skip;
-
-let server: PostgresServer;
-beforeAll(async () => {
-  if (available) server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
+const { suite, server, cleanups } = usePostgres();
 
 const file = (n: number) => ({
   [`${n}_t${n}.sql`]: `-- migrate:up\nCREATE TABLE t${n} (id int);\n-- migrate:down\nDROP TABLE t${n};\n`,
