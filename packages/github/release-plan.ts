@@ -103,6 +103,20 @@ async function verdictOf(
   };
 }
 
+/** The newest deployments of `environment`, newest first (one page). */
+function listDeploymentsOf(
+  octokit: Octokit,
+  repository: Repository,
+  environment: string,
+  options: CallOptions,
+) {
+  return withGitHubRetry(
+    `Listing the GitHub deployments of ${environment}`,
+    () => octokit.rest.repos.listDeployments({ ...repository, environment, per_page: PAGE }),
+    options,
+  );
+}
+
 /**
  * The newest deployment of `image` (matched by digest) in `environment`, with its last status;
  * undefined when the environment never had it.
@@ -114,11 +128,7 @@ async function findDeploymentOfImage(
   image: string,
   options: CallOptions = {},
 ): Promise<DeploymentVerdict | undefined> {
-  const list = await withGitHubRetry(
-    `Listing the GitHub deployments of ${environment}`,
-    () => octokit.rest.repos.listDeployments({ ...repository, environment, per_page: PAGE }),
-    options,
-  );
+  const list = await listDeploymentsOf(octokit, repository, environment, options);
   const match = list.data.find((d) => deploysImage(d.payload, d.description, image));
   return match ? verdictOf(octokit, repository, match, options) : undefined;
 }
@@ -130,11 +140,7 @@ async function lastSuccessfulDeployment(
   environment: string,
   options: CallOptions = {},
 ): Promise<DeploymentVerdict | undefined> {
-  const list = await withGitHubRetry(
-    `Listing the GitHub deployments of ${environment}`,
-    () => octokit.rest.repos.listDeployments({ ...repository, environment, per_page: PAGE }),
-    options,
-  );
+  const list = await listDeploymentsOf(octokit, repository, environment, options);
   for (const d of list.data) {
     const verdict = await verdictOf(octokit, repository, d, options);
     if (verdict.succeeded && verdict.state !== 'failure' && verdict.state !== 'error') return verdict;

@@ -1,4 +1,5 @@
 import { codeSpan, escapeMarkdown } from '../core/escape.ts';
+import type { ComparedCommit } from '../github/release-plan.ts';
 
 /**
  * The top of the production plan: where the image ran before and what it brings. Facts come from
@@ -22,14 +23,8 @@ export interface ProvenanceFacts {
   };
 }
 
-export interface CommitFacts {
-  sha: string;
-  title: string;
-  author: string;
-  authorIsLogin: boolean;
-  url: string;
-  pullRequests: number[];
-}
+/** A commit as the compare API gave it (packages/github/release-plan.ts). */
+export type CommitFacts = ComparedCommit;
 
 export interface CommitsFacts {
   /** The environment whose last successful release is the base (production). */
