@@ -263,18 +263,25 @@ export async function main(): Promise<void> {
           production,
           logger: warnOncePerJob(log, exportVariable),
           cancelled,
+          // The report is written while the server ends the session; the step ends after both.
+          closeInBackground: true,
         });
       } catch (error) {
         // The first line names the file, the statement's error and its SQLSTATE: what Slack shows.
         setOutput('reason', oneLine(error instanceof Error ? error.message : String(error)));
-        if (!(error instanceof MigrationRunError)) throw error;
+        if (!(error instanceof MigrationRunError)) {
+          await engine.sessionsClosed();
+          throw error;
+        }
         await report(error.result);
+        await engine.sessionsClosed();
         const restore = error.result.restoreCommand;
         if (restore && inputs.command !== 'restore' && !error.message.includes(restore))
           log.info(`To restore the backup taken before this run: ${restore}`);
         throw error;
       }
       await report(result);
+      await engine.sessionsClosed();
       setOutput('reason', '');
       const changed = [
         result.applied.length ? `applied ${result.applied.join(', ')}` : '',

@@ -1,13 +1,15 @@
-import * as core from '@actions/core';
+import { appendFileSync, existsSync } from 'node:fs';
 import { type Inputs, parseInputs, type Schema } from '../packages/config/index.ts';
 import { type RunContext, readRunContext } from '../packages/config/run-context.ts';
 import { escapeMarkdown } from '../packages/core/escape.ts';
 import type { Clock, Logger } from '../packages/core/index.ts';
 import {
   clockFromEnvironment,
+  fileCommandRecord,
   isExpectedError,
   PipelineError,
   redactSecrets,
+  workflowCommand,
 } from '../packages/core/index.ts';
 import { capStepSummaryFile } from '../packages/core/summary-cap.ts';
 
@@ -38,17 +40,55 @@ function cleanRendered(text: string): string {
   return redactSecrets(text, forms);
 }
 
+// The runner's protocol as GitHub documents it ("Workflow commands for GitHub Actions"), written
+// here rather than through @actions/core: the handful of commands an action step uses, without
+// the toolkit's start-up (it loads child_process, fs/promises and its exec and io helpers for
+// every step).
+const command = (name: string, message: string) => process.stdout.write(workflowCommand(name, message));
+
+/** An input as the runner passes it: INPUT_<NAME>, spaces as underscores, upper case, trimmed. */
+function getInput(name: string): string {
+  return (process.env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] ?? '').trim();
+}
+
+/** Appends a record to a file command the runner created (GITHUB_OUTPUT, GITHUB_ENV, ...). */
+function appendFileCommand(variable: string, text: string): void {
+  const path = process.env[variable];
+  if (!path) throw new Error(`Unable to find environment variable for file command ${variable}`);
+  if (!existsSync(path)) throw new Error(`Missing file at path: ${path}`);
+  appendFileSync(path, text, 'utf8');
+}
+
+function setOutput(name: string, value: string): void {
+  if (process.env.GITHUB_OUTPUT) appendFileCommand('GITHUB_OUTPUT', fileCommandRecord(name, value));
+  // Outside a runner (a local run), the deprecated command at least shows the value.
+  else process.stdout.write(`\n${workflowCommand('set-output', value, { name })}`);
+}
+
+/** Fails the step: exit code 1 once the step ends, and the message as an error annotation. */
+function setFailed(message: string): void {
+  process.exitCode = 1;
+  command('error', message);
+}
+
 /** The engines' Logger backed by the runner's workflow commands. */
 const actionsLogger: Logger = {
-  debug: (m) => core.debug(clean(m)),
-  info: (m) => core.info(clean(m)),
-  warning: (m) => core.warning(clean(m)),
-  error: (m) => core.error(clean(m)),
-  group: (title, body) => core.group(clean(title), body),
+  debug: (m) => command('debug', clean(m)),
+  info: (m) => process.stdout.write(`${clean(m)}\n`),
+  warning: (m) => command('warning', clean(m)),
+  error: (m) => command('error', clean(m)),
+  async group(title, body) {
+    command('group', clean(title));
+    try {
+      return await body();
+    } finally {
+      command('endgroup', '');
+    }
+  },
   mask: (secret) => {
     if (!secret || masked.has(secret)) return;
     masked.add(secret);
-    core.setSecret(secret);
+    command('add-mask', secret);
   },
 };
 
@@ -84,7 +124,7 @@ export async function runAction<S extends Schema>(
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    const inputs = parseInputs(schema, (name) => core.getInput(name), actionsLogger.mask);
+    const inputs = parseInputs(schema, getInput, actionsLogger.mask);
     const run = readRunContext(process.env);
     await body({
       inputs,
@@ -94,21 +134,21 @@ export async function runAction<S extends Schema>(
       cancelled: cancellation.signal,
       lockHolder: `${run.repository}/${run.workflow}#${run.runId}.${run.runAttempt}/${run.job}`,
       setOutput: (name, value) =>
-        core.setOutput(name, typeof value === 'string' ? cleanRendered(value) : value),
+        setOutput(name, typeof value === 'string' ? cleanRendered(value) : String(value)),
       exportVariable: (name, value) => {
-        // Outside a runner, core would fall back to ::set-env::, which GitHub refuses.
-        if (process.env.GITHUB_ENV) core.exportVariable(name, value);
-        else process.env[name] = value;
+        process.env[name] = value;
+        // Outside a runner there is no GITHUB_ENV (the old ::set-env:: command is refused by GitHub).
+        if (process.env.GITHUB_ENV) appendFileCommand('GITHUB_ENV', fileCommandRecord(name, value));
       },
       async writeSummary(markdown) {
         if (!process.env.GITHUB_STEP_SUMMARY) return;
-        await core.summary.addRaw(cleanRendered(markdown), true).write();
+        appendFileCommand('GITHUB_STEP_SUMMARY', `${cleanRendered(markdown)}\n`);
         await capStepSummaryFile(process.env.GITHUB_STEP_SUMMARY);
       },
     });
   } catch (error) {
-    if (isExpectedError(error)) core.setFailed(clean(error.message));
-    else core.setFailed(clean(error instanceof Error ? (error.stack ?? error.message) : String(error)));
+    if (isExpectedError(error)) setFailed(clean(error.message));
+    else setFailed(clean(error instanceof Error ? (error.stack ?? error.message) : String(error)));
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

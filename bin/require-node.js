@@ -3,7 +3,7 @@
 // of the code would fail with a SyntaxError or a missing export.
 import { pathToFileURL } from 'node:url';
 
-const REQUIRED_MAJOR = 24;
+export const REQUIRED_MAJOR = 24;
 
 export function nodeVersionProblem(version = process.versions.node) {
   const major = Number(version.split('.')[0]);

@@ -1,9 +1,11 @@
-// One esbuild build of every action entry. Code splitting puts what the actions share (the
-// toolkit, Octokit, the Kubernetes client, our engines) into chunks bundled once for the suite.
+// The esbuild builds of the action entries: one code-split build in which what the actions share
+// (Octokit, the Kubernetes client, our engines) is bundled once into chunks for the suite, and
+// run-migrations on its own as a single file (SINGLE_FILE below).
 // The output is reproducible: no timestamps, no absolute paths, stable chunk names.
-import { copyFileSync, existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { build } from 'esbuild';
+import { nodeVersionProblem, REQUIRED_MAJOR } from '../bin/require-node.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const entriesDir = join(root, 'actions', 'entries');
@@ -19,36 +21,15 @@ const entryPoints = readdirSync(entriesDir)
 
 rmSync(outdir, { recursive: true, force: true });
 
-// @actions/core imports its OIDC client, and with it @actions/http-client and undici (400 KiB),
-// at start-up, though only getIDToken() uses it. Load it on first use instead: every action
-// starts faster, and the chunk is still there for a step that asks for an ID token.
-const lazyActionsCoreOidc = {
-  name: 'lazy-actions-core-oidc',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/oidc-utils\.js$/ }, (args) =>
-      /@actions[\\/]core[\\/]lib[\\/]core\.js$/.test(args.importer)
-        ? { path: join(dirname(args.importer), 'oidc-utils.js'), namespace: 'lazy-oidc' }
-        : undefined,
-    );
-    b.onLoad({ filter: /.*/, namespace: 'lazy-oidc' }, (args) => ({
-      contents: `export class OidcClient {
-        static async getIDToken(audience) {
-          const { OidcClient: Real } = await import(${JSON.stringify(args.path)});
-          return Real.getIDToken(audience);
-        }
-      }`,
-      resolveDir: dirname(args.path),
-      loader: 'js',
-    }));
-  },
-};
+// run-migrations is one file of its own: a step that often has nothing to do, timed against a Go
+// binary (bench/migrate.ts), sharing only ~20 KiB with the other actions; each ESM module a start
+// loads (resolve, read, compile, link) costs it more than that duplication costs dist/.
+const SINGLE_FILE = new Set(['run-migrations']);
 
-const result = await build({
+const common = {
   absWorkingDir: root,
-  entryPoints,
   outdir,
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node24',
@@ -61,23 +42,30 @@ const result = await build({
   chunkNames: 'chunks/[name]-[hash]',
   metafile: true,
   logLevel: 'warning',
-  plugins: [lazyActionsCoreOidc],
   // CommonJS dependencies call require() for Node built-ins; give ESM chunks a real one.
   banner: {
     js: "import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);",
   },
-});
+};
+const isSingle = (entry) => SINGLE_FILE.has(basename(entry, '.ts'));
+const results = [
+  await build({ ...common, entryPoints: entryPoints.filter((e) => !isSingle(e)), splitting: true }),
+  ...(await Promise.all(
+    entryPoints.filter(isSingle).map((e) => build({ ...common, entryPoints: [e], splitting: false })),
+  )),
+];
 
 // Each dist/<name>.js checks the Node version before anything else loads: on an older Node a
 // bundle fails while it links (a named import such as globSync that node:fs lacks), before any
-// statement of it could run, with a SyntaxError and a minified line. The gate imports only what
-// every Node has (bin/require-node.js, copied beside it), then the bundle.
-copyFileSync(join(root, 'bin', 'require-node.js'), join(outdir, 'require-node.js'));
+// statement of it could run, with a SyntaxError and a minified line. The gate holds the one
+// check (bin/require-node.js's nodeVersionProblem, its source copied in, so no second module loads
+// first), written for any Node, then imports the bundle.
+const versionCheck = `const REQUIRED_MAJOR=${REQUIRED_MAJOR};${nodeVersionProblem.toString()}`;
 for (const entry of entryPoints) {
   const name = basename(entry, '.ts');
   writeFileSync(
     join(outdir, `${name}.js`),
-    `import{nodeVersionProblem}from'./require-node.js';const problem=nodeVersionProblem();if(problem){process.stdout.write(\`::error::\${problem}\\n\`);process.exit(1)}await import('./main/${name}.js');\n`,
+    `${versionCheck}\nconst problem=nodeVersionProblem();if(problem){process.stdout.write(\`::error::\${problem}\\n\`);process.exit(1)}await import('./main/${name}.js');\n`,
   );
 }
 
@@ -89,7 +77,7 @@ if (existsSync(finaldir)) renameSync(finaldir, olddir);
 renameSync(outdir, finaldir);
 rmSync(olddir, { recursive: true, force: true });
 
-const outputs = Object.entries(result.metafile.outputs);
+const outputs = results.flatMap((r) => Object.entries(r.metafile.outputs));
 const total = outputs.reduce((sum, [, o]) => sum + o.bytes, 0);
 for (const [file, o] of outputs.filter(([f]) => f.includes('/main/') && f.endsWith('.js'))) {
   console.log(`${basename(file).padEnd(28)} ${(o.bytes / 1024).toFixed(1).padStart(8)} KiB (entry)`);

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
+import { fileCommandRecord, workflowCommand } from '../../packages/core/workflow-commands.ts';
 import { maskText, parseWorkflowCommands, runBuiltAction } from '../../tooling/runners/action-runner.ts';
 import { parseFileCommand } from '../../tooling/runners/file-commands.ts';
 
@@ -86,5 +87,23 @@ describe('the runner contract as the harness reads it', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('what the actions write, as the runner reads it', () => {
+  test('a file-command record round-trips any value, newlines and delimiters of other records included', () => {
+    const values = ['', 'plain', 'two\nlines', 'x<<EOF\ny\nEOF', '{"a":"ghadelimiter_1"}', ' padded '];
+    const text = values.map((v, i) => fileCommandRecord(`out${i}`, v)).join('');
+    expect(parseFileCommand(text)).toEqual(Object.fromEntries(values.map((v, i) => [`out${i}`, v])));
+    // Every record has a delimiter of its own.
+    expect(new Set(text.match(/ghadelimiter_[0-9a-f-]{36}/g)).size).toBe(values.length);
+  });
+
+  test('workflow commands escape what would end the command or start a forged one', () => {
+    const line = workflowCommand('warning', '50% done\r\n::add-mask::x');
+    expect(line).toBe('::warning::50%25 done%0D%0A::add-mask::x\n');
+    const { annotations, masks } = parseWorkflowCommands(line);
+    expect(masks).toEqual([]);
+    expect(annotations).toEqual([{ level: 'warning', message: '50% done\r\n::add-mask::x', properties: {} }]);
   });
 });

@@ -1,5 +1,8 @@
 import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { needsNoTransaction, sectionNeedsChecks } from '../../packages/migrate/files.ts';
 import { splitStatements, statementAtPosition } from '../../packages/migrate/index.ts';
+import { hasStatement, isTransactionControl } from '../../packages/migrate/sql.ts';
 
 describe('splitStatements', () => {
   test('semicolons in strings, identifiers, comments and dollar quotes do not split', () => {
@@ -38,5 +41,72 @@ describe('splitStatements', () => {
     expect(statements.map((s) => s.line)).toEqual([3, 5]);
     const position = sql.indexOf('numerc') + 1;
     expect(statementAtPosition(sql, position)?.text).toBe('ALTER TABLE a\n  ADD COLUMN b numerc');
+  });
+});
+
+describe('the loader skips splitting where it cannot matter', () => {
+  // SQL-ish text from fragments that exercise comments, quotes, semicolons, keywords and blanks.
+  const fragment = fc.constantFrom(
+    ' ',
+    '\n',
+    '\t',
+    '\u00a0',
+    ';',
+    '--',
+    '-- note; begin\n',
+    '/*',
+    '*/',
+    '/* a /* nested */ b */',
+    "'",
+    "'x;y'",
+    '"',
+    '$$',
+    '$t$ BEGIN; $t$',
+    '(',
+    ')',
+    'BEGIN',
+    'begin',
+    'COMMIT',
+    'end',
+    'START TRANSACTION',
+    'prepare transaction',
+    'rollback to s',
+    'ABORT',
+    'CREATE INDEX CONCURRENTLY i ON t (a)',
+    'create unique index concurrently i on t(a)',
+    'VACUUM',
+    'CREATE DATABASE d',
+    'drop tablespace x',
+    'ALTER SYSTEM SET a = 1',
+    'reindex database d',
+    'SELECT 1',
+    'CREATE TABLE t (id int)',
+    'x',
+    'é',
+    'append',
+    'started_at',
+    'backend',
+  );
+  const sqlText = fc.array(fragment, { maxLength: 24 }).map((parts) => parts.join(''));
+
+  test('hasStatement finds a statement exactly when splitStatements does', () => {
+    fc.assert(
+      fc.property(sqlText, (sql) => {
+        expect(hasStatement(sql)).toBe(splitStatements(sql).length > 0);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('a section the checks could refuse always needs them: no refusal is skipped', () => {
+    fc.assert(
+      fc.property(sqlText, (sql) => {
+        const refusable = splitStatements(sql).some(
+          (s) => isTransactionControl(s.text) || needsNoTransaction(s.text) !== undefined,
+        );
+        if (refusable) expect(sectionNeedsChecks(sql)).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -138,13 +138,38 @@ describe('renderMigrationSummary', () => {
       version: String(i + 1),
       name: `m${i + 1}`,
       file: `${i + 1}_m.sql`,
-      state: 'applied' as const,
+      state: 'migrated' as const,
     }));
     const md = renderMigrationSummary(result({ migrations }), { budgetBytes: 6000 });
     expect(Buffer.byteLength(md)).toBeLessThanOrEqual(6000);
-    expect(md).toContain('| 1 | m1 | ✅ applied |');
+    expect(md).toContain('| 1 | m1 | 🆕 migrated |');
     expect(md).not.toContain('| 200 | m200 |');
     expect(md).toMatch(/> ✂️ \d+ more migration\(s\) are not listed/);
+  });
+
+  test('of the migrations applied before the run, only the newest five are listed; the rest are counted', () => {
+    const migrations = [
+      ...Array.from({ length: 500 }, (_, i) => ({
+        ...row,
+        version: String(i + 1),
+        name: `m${i + 1}`,
+        file: `${i + 1}_m.sql`,
+        state: 'applied' as const,
+      })),
+      { ...row, version: '501', name: 'new', file: '501_new.sql', state: 'migrated' as const },
+      { ...row, version: '502', name: 'later', file: '502_later.sql', state: 'pending' as const },
+    ];
+    const md = renderMigrationSummary(result({ migrations, applied: ['501'], pending: ['502'] }));
+    expect(md).toContain(
+      '495 migration(s) applied before this run are not listed, only the newest 5; the `result` output lists every one.',
+    );
+    expect(md).not.toContain('| 495 | m495 |');
+    for (const v of [496, 500]) expect(md).toContain(`| ${v} | m${v} | ✅ applied |`);
+    expect(md).toContain('| 501 | new | 🆕 migrated |');
+    expect(md).toContain('| 502 | later | ⏳ pending |');
+    expect(md.split('\n').filter((l) => l.startsWith('| ')).length).toBe(1 + 5 + 2);
+    // Five or fewer: nothing is said about hidden rows.
+    expect(renderMigrationSummary(result({ migrations: migrations.slice(495) }))).not.toContain('not listed');
   });
 
   test('escapeMarkdown and fencedBlock', () => {

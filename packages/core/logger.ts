@@ -1,4 +1,4 @@
-/** What engines log through; the action layer backs it with @actions/core, tests with memory. */
+/** What engines log through; the action layer backs it with the runner's workflow commands (actions/runtime.ts), tests with memory. */
 export interface Logger {
   debug(message: string): void;
   info(message: string): void;

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
+
 /**
- * Workflow commands (`::error file=x::message`) written by hand, for code that runs in a workflow
- * without @actions/core (the CLI). The escaping is the runner's: `%`, `\r` and `\n` in the message;
+ * The runner's protocol, written by hand: workflow commands (`::error file=x::message`) on stdout
+ * and file-command records (GITHUB_OUTPUT, GITHUB_ENV), for the actions (actions/runtime.ts) and
+ * the CLI. The escaping is the runner's: `%`, `\r` and `\n` in the message;
  * those and `:` and `,` in property values. A message left unescaped could end the command early
  * and start a forged one on the next line (`\n::add-mask::` or `\r::error::`).
  */
@@ -23,4 +26,16 @@ export function workflowCommand(
     .map(([k, v]) => `${k}=${escapeCommandProperty(v!)}`)
     .join(',');
   return `::${command}${props ? ` ${props}` : ''}::${escapeCommandData(message)}\n`;
+}
+
+/**
+ * One record of a file command (GITHUB_OUTPUT, GITHUB_ENV), newline included: `name<<delimiter`,
+ * the value, the delimiter, with a random delimiter the value cannot contain, as the runner reads it.
+ */
+export function fileCommandRecord(name: string, value: string): string {
+  const delimiter = `ghadelimiter_${randomUUID()}`;
+  // A UUID in a value is vanishingly unlikely; refusing it keeps a forged record impossible.
+  if (name.includes(delimiter) || value.includes(delimiter))
+    throw new Error(`The value of ${name} contains the file-command delimiter`);
+  return `${name}<<${delimiter}\n${value}\n${delimiter}\n`;
 }

@@ -184,6 +184,21 @@ async function open(run: Run): Promise<void> {
   run.historyReadAhead = true;
 }
 
+const closing = new Set<Promise<void>>();
+
+/** Resolves when every session left closing by a closeInBackground run has ended. */
+export async function sessionsClosed(): Promise<void> {
+  await Promise.all(closing);
+}
+
+/** Ends the session, now or (closeInBackground) after returning; it never throws. */
+async function endSession(options: RunMigrationsOptions, session: Session): Promise<void> {
+  const done = session.close();
+  if (!options.closeInBackground) return done;
+  closing.add(done);
+  void done.finally(() => closing.delete(done));
+}
+
 /**
  * Runs one migration command against PostgreSQL. Everything the caller can get wrong (inputs, file
  * names, duplicate versions, sections, the URL, reachability) fails before the first change with an
@@ -213,7 +228,7 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<Migr
       return run.result;
     } finally {
       run.result.durationMs = run.clock.now() - started;
-      await session.close();
+      await endSession(options, session);
     }
   }
   const opening = open(run);
@@ -233,7 +248,7 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<Migr
     return run.result;
   } finally {
     run.result.durationMs = run.clock.now() - started;
-    await session.close();
+    await endSession(options, session);
   }
 }
 

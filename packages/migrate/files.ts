@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { InputError } from '../core/index.ts';
-import { isTransactionControl, type SqlStatement, splitStatements } from './sql.ts';
+import { hasStatement, isTransactionControl, type SqlStatement, splitStatements } from './sql.ts';
 
 /** One migration as found on disk, validated. */
 export interface Migration {
@@ -23,7 +23,7 @@ export interface Migration {
   downTransactional: boolean;
   /** sha256 (hex) of the up section, line endings normalised, surrounding blank space trimmed. */
   checksum: string;
-  /** The up section split as the loader split it, so the lint and error reports need not again. */
+  /** The up section as the loader split it, when it did (a section the read-time checks had to look into). */
   upStatements?: readonly SqlStatement[];
   /**
    * A single file's comment lines before its first `-- migrate:` marker, where headers (and their
@@ -120,19 +120,20 @@ function parseOptions(rest: string, input: string, file: string, line: number): 
 
 /** Parses a single file with `-- migrate:up` / `-- migrate:down` markers. */
 function parseSingleFile(text: string, input: string, file: string): Sections {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  const lines = (text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text).split('\n');
   let current: 'head' | 'up' | 'down' = 'head';
   const body: Record<'head' | 'up' | 'down', string[]> = { head: [], up: [], down: [] };
   const seen = new Set<string>();
   let headNoTx = false;
   let upTx = true;
   let downTx = true;
-  lines.forEach((raw, index) => {
+  for (let index = 0; index < lines.length; index++) {
+    const raw = lines[index]!;
     // Most lines are SQL: only one holding "migrate:" is trimmed and matched.
     const directive = raw.includes('migrate:') ? DIRECTIVE.exec(raw.trim()) : null;
     if (!directive) {
       body[current].push(raw);
-      return;
+      continue;
     }
     const [, kind = '', rest = ''] = directive;
     const lineNo = index + 1;
@@ -151,14 +152,14 @@ function parseSingleFile(text: string, input: string, file: string): Sections {
       // Blank lines in place of everything before the section keep PostgreSQL's error positions
       // (and so the line numbers we report) aligned with the file.
       body[current] = new Array<string>(index + 1).fill('');
-      return;
+      continue;
     }
     if (kind === 'no-transaction' && !rest.trim()) {
       if (current === 'head') headNoTx = true;
       else if (current === 'up') upTx = false;
       else downTx = false;
       body[current].push('');
-      return;
+      continue;
     }
     throw new MigrationFileError(
       input,
@@ -166,9 +167,9 @@ function parseSingleFile(text: string, input: string, file: string): Sections {
       `has an unknown directive "-- migrate:${kind}" on line ${lineNo}`,
       'the directives -- migrate:up, -- migrate:down and -- migrate:no-transaction',
     );
-  });
+  }
   if (!seen.has('up')) throw new MigrationFileError(input, file, 'has no "-- migrate:up" section');
-  if (splitStatements(body.head.join('\n')).length > 0)
+  if (hasStatement(body.head.join('\n')))
     throw new MigrationFileError(input, file, 'has SQL before its "-- migrate:up" marker');
   return {
     header: body.head.join('\n'),
@@ -181,7 +182,7 @@ function parseSingleFile(text: string, input: string, file: string): Sections {
 
 /** A `.up.sql` or `.down.sql` file: the whole file is the section; only no-transaction may appear. */
 function parseHalfFile(text: string, input: string, file: string): { sql: string; transactional: boolean } {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  const lines = (text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text).split('\n');
   let transactional = true;
   const out = lines.map((raw, index) => {
     const directive = raw.includes('migrate:') ? DIRECTIVE.exec(raw.trim()) : null;
@@ -217,6 +218,20 @@ const OUTSIDE_TRANSACTION: [RegExp, string][] = [
 ];
 
 const OUTSIDE_TRANSACTION_WORDS = /concurrently|reindex|vacuum|database|tablespace|system/i;
+
+/**
+ * Every word the read-time checks look for: the transaction-control keywords (a statement's first
+ * word, so whole words) and the words of OUTSIDE_TRANSACTION. A section holding none of them
+ * passes both checks without being split; most sections hold none, and a long history is
+ * hundreds of them read on every run.
+ */
+const CHECKED_WORDS =
+  /\b(?:begin|commit|rollback|end|abort|start|prepare)\b|concurrently|reindex|vacuum|database|tablespace|system/i;
+
+/** Whether the read-time checks could refuse something in `section` (false: they cannot). */
+export function sectionNeedsChecks(section: string): boolean {
+  return CHECKED_WORDS.test(section);
+}
 
 /** The name of the statement kind that cannot run in a transaction, or undefined. */
 export function needsNoTransaction(statement: string): string | undefined {
@@ -365,12 +380,14 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
       throw new MigrationFileError(input, entry.down!, 'has no matching .up.sql file');
     }
     const up = sections.up ?? '';
-    // Split once per section: on a re-run with nothing pending, reading is most of the work.
-    const upStatements = splitStatements(up);
-    if (upStatements.length === 0) throw new MigrationFileError(input, file, 'has an empty up section');
+    // Split only a section the checks could refuse (once: the split travels with the migration);
+    // the rest is split when it runs or is linted, if it ever is.
+    const upStatements = sectionNeedsChecks(up) ? splitStatements(up) : undefined;
+    if (upStatements ? upStatements.length === 0 : !hasStatement(up))
+      throw new MigrationFileError(input, file, 'has an empty up section');
     const single = entry.single !== undefined;
-    checkSection(upStatements, sections.upTransactional, input, file, 'up', single);
-    if (sections.down !== undefined && sections.downTransactional)
+    if (upStatements) checkSection(upStatements, sections.upTransactional, input, file, 'up', single);
+    if (sections.down !== undefined && sections.downTransactional && sectionNeedsChecks(sections.down))
       checkSection(splitStatements(sections.down), true, input, downFile ?? file, 'down', single);
     migrations.push({
       version,

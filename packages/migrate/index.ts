@@ -10,7 +10,7 @@ export {
   type SslMode,
   tlsOptions,
 } from './connection.ts';
-export { APPLICATION_NAME, runMigrations } from './engine.ts';
+export { APPLICATION_NAME, runMigrations, sessionsClosed } from './engine.ts';
 export {
   checksumOf,
   type IntegrityCheck,

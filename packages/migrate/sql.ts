@@ -141,6 +141,37 @@ export function splitStatements(sql: string): SqlStatement[] {
 }
 
 /**
+ * Whether `sql` holds a statement at all, as splitStatements would find one: anything but blank
+ * space, comments and semicolons. Stops at the first such character instead of splitting.
+ */
+export function hasStatement(sql: string): boolean {
+  const n = sql.length;
+  let i = 0;
+  while (i < n) {
+    const code = sql.charCodeAt(i);
+    const next = sql.charCodeAt(i + 1);
+    if (code === 45 && next === 45) {
+      const eol = sql.indexOf('\n', i);
+      i = eol < 0 ? n : eol + 1;
+    } else if (code === 47 && next === 42) {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] === '/' && sql[i + 1] === '*') {
+          depth++;
+          i += 2;
+        } else if (sql[i] === '*' && sql[i + 1] === '/') {
+          depth--;
+          i += 2;
+        } else i++;
+      }
+    } else if (code === 59 || isSpace(code, sql[i]!)) i++;
+    else return true;
+  }
+  return false;
+}
+
+/**
  * Lines are counted from the previous statement's start, not the file's: a seed file of thousands
  * of statements would otherwise cost time quadratic in its size.
  */

@@ -37,19 +37,22 @@ function setHistory(run: Run, columns: string[]): void {
   }
 }
 
-/** The history table's columns (none: no table), with its schema and name as parameters $a and $b. */
-const columnsSql = (a: number, b: number) =>
-  `ARRAY(SELECT column_name::text FROM information_schema.columns WHERE table_schema = $${a} AND table_name = $${b})`;
+/**
+ * The history table's columns (none: no table), with its quoted name as parameter $n. From the
+ * catalog, not information_schema.columns: on a fresh session that view costs the server a few
+ * milliseconds of planning, the catalog lookup a tenth of one.
+ */
+const columnsSql = (n: number) =>
+  `ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($${n}) AND attnum > 0 AND NOT attisdropped)`;
 
 /**
  * Tries the advisory lock once, without waiting, on the run's own session (in the same round trip
  * finding the history table). Runs while the files are read; the wait, if any, comes after.
  */
 export async function tryLock(run: Run): Promise<boolean> {
-  const { schema, table } = run.v.history;
   const tried = await run.session.query<{ ok: boolean; columns: string[] }>(
-    `SELECT pg_try_advisory_lock($1::bigint) AS ok, ${columnsSql(2, 3)} AS columns`,
-    [run.lockKey, schema, table],
+    `SELECT pg_try_advisory_lock($1::bigint) AS ok, ${columnsSql(2)} AS columns`,
+    [run.lockKey, run.v.history.sql],
   );
   if (!tried.rows[0]?.ok) return false;
   run.locked = true;
@@ -63,7 +66,7 @@ export async function tryLock(run: Run): Promise<boolean> {
  */
 export async function lock(run: Run): Promise<void> {
   if (run.locked || (await tryLock(run))) return;
-  const { schema, table, display } = run.v.history;
+  const { display } = run.v.history;
   const holderText = async () => {
     const h = await run.session.advisoryHolder(run.lockKey);
     return h ? `, held by ${describeHolder(h, true)}` : '';
@@ -97,8 +100,8 @@ export async function lock(run: Run): Promise<void> {
   }
   const { lt, st } = before.rows[0]!;
   const found = await run.session.query<{ columns: string[] }>(
-    `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), ${columnsSql(3, 4)} AS columns`,
-    [lt, st, schema, table],
+    `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), ${columnsSql(3)} AS columns`,
+    [lt, st, run.v.history.sql],
   );
   run.locked = true;
   setHistory(run, found.rows[0]!.columns);
@@ -108,9 +111,8 @@ export async function lock(run: Run): Promise<void> {
 /** Reads the history rows (after the lock, when the command takes it). */
 export async function readHistory(run: Run, locked: boolean): Promise<void> {
   if (!locked) {
-    const { rows } = await run.session.query<{ columns: string[] }>(`SELECT ${columnsSql(1, 2)} AS columns`, [
-      run.v.history.schema,
-      run.v.history.table,
+    const { rows } = await run.session.query<{ columns: string[] }>(`SELECT ${columnsSql(1)} AS columns`, [
+      run.v.history.sql,
     ]);
     setHistory(run, rows[0]!.columns);
   }

@@ -14,6 +14,12 @@ const STATE_LABEL: Record<string, string> = {
   missing: '❓ missing file',
 };
 
+/**
+ * Migrations applied by earlier runs shown in the table: the newest few, for context. A reviewer
+ * reads what this run did; the 500th re-run of a long history should not be a 500-row table.
+ */
+const EARLIER_APPLIED_SHOWN = 5;
+
 /** GitHub drops a step summary over 1 MiB whole; what we render stays below, with room for the action's lines. */
 const SUMMARY_BUDGET_BYTES = 1024 * 1024 - 16 * 1024;
 
@@ -92,12 +98,18 @@ export function renderMigrationSummary(
   }
   const tail = renderTail(result);
 
-  const rows = result.migrations.map(
-    (row) =>
-      `| ${escapeMarkdown(row.version)} | ${escapeMarkdown(row.name)} | ${STATE_LABEL[row.state] ?? escapeMarkdown(row.state)} | ${
-        row.durationMs !== undefined ? formatDuration(row.durationMs) : ''
-      } |`,
-  );
+  // Everything this run touched or left to do stays; of the migrations applied before it, only the
+  // newest few (the table is in version order, so they are the last ones of that state).
+  const earlier = result.migrations.filter((row) => row.state === 'applied');
+  const hidden = new Set(earlier.slice(0, Math.max(0, earlier.length - EARLIER_APPLIED_SHOWN)));
+  const rows = result.migrations
+    .filter((row) => !hidden.has(row))
+    .map(
+      (row) =>
+        `| ${escapeMarkdown(row.version)} | ${escapeMarkdown(row.name)} | ${STATE_LABEL[row.state] ?? escapeMarkdown(row.state)} | ${
+          row.durationMs !== undefined ? formatDuration(row.durationMs) : ''
+        } |`,
+    );
   const planned = result.migrations.filter((r) => r.sql !== undefined);
   const blocks = planned.map((row) =>
     [
@@ -116,6 +128,11 @@ export function renderMigrationSummary(
   let rowsCut = 0;
   if (rows.length > 0) {
     const head = ['', '| Version | Name | State | Duration |', '|---:|---|---|---:|'];
+    if (hidden.size > 0)
+      head.unshift(
+        '',
+        `${hidden.size} migration(s) applied before this run are not listed, only the newest ${EARLIER_APPLIED_SHOWN}; the \`result\` output lists every one.`,
+      );
     left -= bytes(head.join('\n'));
     table.push(...head);
     for (const [i, line] of rows.entries()) {

@@ -74,6 +74,11 @@ export interface RunMigrationsOptions {
    * before the next migration, never inside one, and fail saying what was not applied.
    */
   cancelled?: AbortSignal | undefined;
+  /**
+   * Return without waiting for the session to end (the server's backend exiting takes a few
+   * milliseconds); sessionsClosed() resolves once it has. The action writes its report meanwhile.
+   */
+  closeInBackground?: boolean | undefined;
 }
 
 /**

@@ -1,2 +1,0 @@
-import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);
-import{a,b,c,d,e,f,g,h,i}from"./chunk-QH5MAC2N.js";import"./chunk-NXMAM54O.js";import"./chunk-JUNKEJ2C.js";import"./chunk-UZMZCFOP.js";export{g as abortReason,i as afterLastStep,f as afterVerdict,b as canaryReplicasFor,c as isInFlight,a as parseSteps,h as resumption,e as stepNumber,d as stepsToTake};

@@ -1,2 +1,0 @@
-import{createRequire as __pipelineCreateRequire}from'node:module';const require=__pipelineCreateRequire(import.meta.url);
-import{a,b,c,d,e}from"./chunk-OHVTBNK4.js";import"./chunk-EFFRUHHE.js";import"./chunk-NXMAM54O.js";import"./chunk-JUNKEJ2C.js";import"./chunk-UZMZCFOP.js";export{d as GitHubApiError,c as classifyGitHubError,a as createOctokit,b as networkFailure,e as withGitHubRetry};
