@@ -206,6 +206,51 @@ suite('run-migrations through the runner contract', () => {
     expect(await tableExists(url, 'half')).toBe(false);
   }, 90_000);
 
+  test('a run killed inside a no-transaction down leaves the migration failed in the history; up is blocked, down finishes it', async () => {
+    const { url, dir } = await setup({
+      '1_users.sql': FILES['1_users.sql'],
+      '2_index.sql':
+        '-- migrate:up\nCREATE TABLE half (id int);\nCREATE INDEX half_id ON half (id);\n' +
+        '-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY IF EXISTS half_id;\nSELECT pg_sleep(4);\nDROP TABLE IF EXISTS half;\n',
+    });
+    expect(errors(await migrateStep({ command: 'up', 'database-url': url, dir }))).toEqual([]);
+    // SIGKILL while the down section sleeps, after its first statement.
+    const killed = await runBuiltAction('run-migrations', {
+      inputs: { command: 'down', 'database-url': url, dir },
+      env: { GITHUB_WORKSPACE: tmpdir() },
+      timeoutMs: 2500,
+    });
+    expect(killed.exitCode).not.toBe(0);
+    expect(await tableExists(url, 'half_id')).toBe(false);
+    expect(await tableExists(url, 'half')).toBe(true);
+    const rows = await query<{ version: string; success: boolean; error: string | null }>(
+      url,
+      'SELECT version::text, success, error FROM public.schema_migrations ORDER BY version',
+    );
+    expect(rows.map((r) => [r.version, r.success])).toEqual([
+      ['1', true],
+      ['2', false],
+    ]);
+    expect(rows[1]!.error).toMatch(
+      /^down started by .*4242.* at \d{4}-\d\d-\d\dT.* and did not finish: it ran outside a transaction, so part of it may be reverted$/,
+    );
+
+    // up would run 2_index.sql again on a half-reverted schema: it is blocked, naming the killed run.
+    const blocked = await migrateStep({ command: 'up', 'database-url': url, dir });
+    expect(blocked.exitCode).toBe(1);
+    expect(errors(blocked)[0]).toContain(
+      'Migrations are blocked by a non-transactional migration that failed part-way',
+    );
+    expect(errors(blocked)[0]).toContain('down started by');
+
+    // down runs the (idempotent) section again and removes the row.
+    const down = await migrateStep({ command: 'down', 'database-url': url, dir });
+    expect(errors(down)).toEqual([]);
+    expect(down.outputs).toMatchObject({ reverted: '2', 'current-version': '1' });
+    expect(await tableExists(url, 'half')).toBe(false);
+    expect((await history(url)).map((h) => [h.version, h.success])).toEqual([['1', true]]);
+  }, 90_000);
+
   test('a dir with no migration files fails with one error naming it, and creates nothing', async () => {
     const { url, dir } = await setup({ 'README.md': 'Migrations live in db/migrations.\n' });
     const step = await migrateStep({ command: 'up', 'database-url': url, dir, environment: 'production' });

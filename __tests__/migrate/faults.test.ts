@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from '@jest/globals';
@@ -92,6 +93,61 @@ suite('run-migrations under faults', () => {
       expect((await waiting).applied).toEqual(['1']);
     });
   });
+
+  test('a cancel ends a wait for the lock at once, not at lock-timeout, and changes nothing', async () => {
+    const { url, dir, database } = await setup({ '1_users.sql': USERS });
+    const key = advisoryLockKey(historyTable());
+    await withClient(url, async (holder) => {
+      await holder.query(`SET application_name = 'other-deploy'`);
+      await holder.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+      const cancel = new AbortController();
+      const waiting = failure(
+        migrate({ command: 'up', databaseUrl: url, dir, lockTimeoutMs: 600_000, cancelled: cancel.signal }),
+      );
+      await sessionRunning(url, database, APPLICATION_NAME, '%pg_advisory_lock%');
+      cancel.abort(new Error('The step was cancelled (SIGTERM)'));
+      const error = await waiting;
+      expect(error.reason).toBe('cancelled');
+      expect(error.message).toMatch(
+        /^The run was cancelled while waiting for the migration lock for public\.schema_migrations, held by "other-deploy" .*Nothing was changed\.$/,
+      );
+      expect(await tableExists(url, 'public.schema_migrations')).toBe(false);
+      // The cancelled run's session is gone with its wait: only the holder is left.
+      await eventually(async () => {
+        const rows = await query(
+          url,
+          'SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE $2',
+          [database, `${APPLICATION_NAME}%`],
+        );
+        return rows.length === 0 ? true : undefined;
+      }, 'no pipeline-migrate session left');
+    });
+  }, 30_000);
+
+  test('a cancel during the backup stops pg_dump and applies nothing', async () => {
+    const { url, dir } = await setup({ '1_users.sql': USERS });
+    const scripts = await migrationsDir();
+    cleanups.push(scripts.remove);
+    // A pg_dump that takes its time, as a large database's does.
+    const slowDump = join(scripts.dir, 'slow-pg_dump');
+    await writeFile(slowDump, '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 });
+    const cancel = new AbortController();
+    setTimeout(() => cancel.abort(new Error('The step was cancelled (SIGTERM)')), 500);
+    const error = await failure(
+      migrate({
+        command: 'up',
+        databaseUrl: url,
+        dir,
+        backup: { path: join(scripts.dir, 'before.dump') },
+        pgDumpPath: slowDump,
+        cancelled: cancel.signal,
+      }),
+    );
+    expect(error.reason).toBe('cancelled');
+    expect(error.message).toContain('The run was cancelled during the backup (pg_dump was stopped;');
+    expect(error.message).toContain('no migration was applied');
+    expect(await tableExists(url, 'users')).toBe(false);
+  }, 30_000);
 
   test('a lock timeout names the run that holds the lock and the statement it is running', async () => {
     const { url, dir, database } = await setup({

@@ -357,6 +357,19 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
       }
     } else {
       try {
+        // Marked before it runs, as up marks a no-transaction migration: a run killed part-way
+        // leaves a failed row that blocks up and names this run, and down can run it again.
+        await recordMigration(
+          run.session.client!,
+          run.v.history,
+          entry(
+            run,
+            m,
+            false,
+            0,
+            `down started by ${run.options.runLabel ?? run.options.appliedBy ?? 'an earlier run'} at ${new Date().toISOString()} and did not finish: it ran outside a transaction, so part of it may be reverted`,
+          ),
+        );
         await runEach(run, m, m.down!, file);
         await run.session.query(deleteSql(run.v.history, h.id));
       } catch (error) {

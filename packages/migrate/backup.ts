@@ -3,12 +3,20 @@ import { dirname, resolve } from 'node:path';
 import { errorMessage } from '../core/index.ts';
 import { type ConnectionTarget, libpqEnv } from './connection.ts';
 
+/** pg_dump was stopped because the job was cancelled. */
+export class BackupCancelled extends Error {
+  constructor() {
+    super('pg_dump was stopped: the job was cancelled');
+  }
+}
+
 /** pg_dump in custom format (-Fc). Resolves with the absolute path; rejects with pg_dump's own words. */
 export async function dumpDatabase(
   target: ConnectionTarget,
   path: string,
   pgDumpPath: string,
   env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
 ): Promise<string> {
   const file = resolve(path);
   await mkdir(dirname(file), { recursive: true });
@@ -23,9 +31,11 @@ export async function dumpDatabase(
     execFile(
       pgDumpPath,
       ['--format=custom', '--no-password', `--file=${file}`],
-      { env: libpqEnv(target, env), maxBuffer: 16 * 1024 * 1024 },
+      // A cancelled job stops pg_dump (SIGTERM) instead of waiting for it to finish a large dump.
+      { env: libpqEnv(target, env), maxBuffer: 16 * 1024 * 1024, ...(signal ? { signal } : {}) },
       (error, _stdout, stderr) => {
         if (!error) return done();
+        if (signal?.aborted) return fail(new BackupCancelled());
         let detail = (String(stderr).trim() || errorMessage(error)).split('\n').slice(-5).join(' ');
         if (target.password) detail = detail.split(target.password).join('***');
         fail(new Error(detail));

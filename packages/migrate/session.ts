@@ -201,6 +201,38 @@ export class Session {
     };
   }
 
+  /**
+   * Runs `body` (one query on this session); when `signal` aborts meanwhile, a side session asks the
+   * server to cancel that query (pg_cancel_backend), so a wait ends at once instead of at its timeout.
+   */
+  async cancellable<T>(signal: AbortSignal | undefined, body: () => Promise<T>): Promise<T> {
+    const pid = this.pid;
+    if (!signal || pid === undefined) return body();
+    if (signal.aborted) throw signal.reason ?? new Error('cancelled');
+    let settled = false;
+    const cancel = async () => {
+      // Again every quarter second until the query ends: a cancel that reaches the server just
+      // before the query starts cancels nothing.
+      for (let tries = 0; !settled && tries < 40; tries++) {
+        try {
+          this.side ??= await connectClient(this.target, `${APPLICATION_NAME} watcher`, () => {});
+          await this.side.query('SELECT pg_cancel_backend($1)', [pid]);
+        } catch {
+          // The wait then ends at its own timeout, as it would have.
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250).unref());
+      }
+    };
+    const onAbort = () => void cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await body();
+    } finally {
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   /** The session holding a session-level advisory lock, asked on this session. */
   async advisoryHolder(key: string): Promise<Holder | undefined> {
     const k = BigInt.asUintN(64, BigInt(key));

@@ -1,5 +1,5 @@
 import { errorMessage, formatDuration } from '../core/index.ts';
-import { dumpDatabase } from './backup.ts';
+import { BackupCancelled, dumpDatabase } from './backup.ts';
 import { runIntegrityChecks, validatePendingConstraints } from './checks.ts';
 import { describeTarget } from './connection.ts';
 import type { Migration } from './files.ts';
@@ -88,8 +88,16 @@ export async function lock(run: Run): Promise<void> {
       `SELECT set_config('statement_timeout', '0', false), set_config('lock_timeout', $1, false)`,
       [`${Math.round(waitMs)}ms`],
     );
-    await run.session.query('SELECT pg_advisory_lock($1::bigint)', [run.lockKey]);
+    await run.session.cancellable(run.options.cancelled, () =>
+      run.session.query('SELECT pg_advisory_lock($1::bigint)', [run.lockKey]),
+    );
   } catch (error) {
+    if (run.options.cancelled?.aborted)
+      run.fail(
+        'cancelled',
+        `The run was cancelled while waiting for the migration lock for ${display}${holder}. Nothing was changed.`,
+        error,
+      );
     if ((error as { code?: string }).code === '55P03')
       run.fail(
         'lock-timeout',
@@ -210,6 +218,7 @@ export async function backup(run: Run): Promise<void> {
       wanted.path,
       run.options.pgDumpPath ?? 'pg_dump',
       run.options.env ?? process.env,
+      run.options.cancelled,
     );
     run.result.backupPath = path;
     const { rows } = await run.session.query<{ name: string }>(KEPT_EXTENSIONS_SQL);
@@ -220,6 +229,12 @@ export async function backup(run: Run): Promise<void> {
     );
     run.log.info(`Backup written in ${formatDuration(run.clock.now() - started)}: ${path}`);
   } catch (error) {
+    if (error instanceof BackupCancelled)
+      run.fail(
+        'cancelled',
+        `The run was cancelled during the backup (pg_dump was stopped; ${wanted.path} is incomplete); no migration was applied, nothing was changed, and the lock is released.`,
+        error,
+      );
     run.fail(
       'backup-failed',
       `The backup before migrating failed, so no migration was applied: ${errorMessage(error)}`,
