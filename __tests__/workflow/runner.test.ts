@@ -184,6 +184,28 @@ jobs:
     expect(c).toMatchObject({ conclusion: 'failure', reason: 'the deployment to production was rejected' });
   });
 
+  test('a malformed GITHUB_OUTPUT record fails its step, as the runner does, and the run goes on', async () => {
+    const file = write(
+      'bad-output.yml',
+      `on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: printf 'x<<EOF\\nno end\\n' >> "$GITHUB_OUTPUT"
+      - if: failure()
+        run: echo after
+`,
+    );
+    const run = await runner().runWorkflow(file);
+    expect(run.conclusion).toBe('failure');
+    const a = run.jobs.find((j) => j.id === 'a')!;
+    expect(a.steps.map((s) => s.conclusion)).toEqual(['failure', 'success']);
+    expect(a.steps[0]!.log).toContain(
+      "Unable to process file command successfully: Unterminated heredoc for 'x'",
+    );
+  });
+
   test('a missing required input of a reusable workflow is an error naming it', async () => {
     write(
       'needs-input.yml',

@@ -208,6 +208,15 @@ function topological(jobs: Job[]): Job[] {
   return out;
 }
 
+/** What a run: step's script left: its exit code, file commands and log. */
+interface ScriptRun {
+  exitCode: number;
+  outputs: Record<string, string>;
+  env: Record<string, string>;
+  summary: string;
+  log: string;
+}
+
 export class WorkflowRunner {
   private readonly options: RunnerOptions;
   private readonly stepTimeoutMs = 20 * 60_000;
@@ -659,17 +668,7 @@ export class WorkflowRunner {
     return done;
   }
 
-  private runScript(
-    script: string,
-    env: Record<string, string>,
-    job: JobRecord,
-  ): Promise<{
-    exitCode: number;
-    outputs: Record<string, string>;
-    env: Record<string, string>;
-    summary: string;
-    log: string;
-  }> {
+  private runScript(script: string, env: Record<string, string>, job: JobRecord): Promise<ScriptRun> {
     const dir = mkdtempSync(join(tmpdir(), 'rehearse-run-'));
     const files = createFileCommands(dir);
     const scriptFile = join(dir, 'step.sh');
@@ -717,8 +716,20 @@ export class WorkflowRunner {
       });
       child.on('close', (code) => {
         clearTimeout(timer);
-        const { outputs, env: exported, summary } = readFileCommands(files);
-        const result = { exitCode: code ?? 1, outputs, env: exported, summary, log };
+        let result: ScriptRun;
+        try {
+          const { outputs, env: exported, summary } = readFileCommands(files);
+          result = { exitCode: code ?? 1, outputs, env: exported, summary, log };
+        } catch (error) {
+          // A malformed record fails the step, as the runner does ("Unable to process file command").
+          result = {
+            exitCode: 1,
+            outputs: {},
+            env: {},
+            summary: '',
+            log: `${log}\nUnable to process file command successfully: ${(error as Error).message}\n`,
+          };
+        }
         rmSync(dir, { recursive: true, force: true });
         resolvePromise(result);
       });
