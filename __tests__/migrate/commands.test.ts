@@ -79,6 +79,76 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect((await history(url)).length).toBe(3);
   });
 
+  test('an empty or comment-only up section is a no-op that is recorded, as dbmate and golang-migrate apply it', async () => {
+    const logger = new MemoryLogger();
+    const { url, dir } = await setup({
+      '1_users.sql': BASE['1_users.sql'],
+      '2_placeholder.sql': '-- migrate:up\n-- nothing yet\n-- migrate:down\n',
+      '3_empty.up.sql': '',
+      '3_empty.down.sql': '',
+    });
+    const up = await migrate({ command: 'up', databaseUrl: url, dir, logger });
+    expect(up.applied).toEqual(['1', '2', '3']);
+    expect(logger.records.filter((e) => e.level === 'warning').map((e) => e.message)).toEqual([
+      '2_placeholder.sql has no statements in its up section: it is recorded as applied and runs nothing',
+      '3_empty.up.sql has no statements in its up section: it is recorded as applied and runs nothing',
+    ]);
+    expect((await history(url)).map((h) => h.version)).toEqual(['1', '2', '3']);
+    const down = await migrate({ command: 'down', databaseUrl: url, dir, target: '1' });
+    expect(down.reverted).toEqual(['3', '2']);
+    expect(await tableExists(url, 'users')).toBe(true);
+  });
+
+  test("a migration's SET does not reach the next: the same schema whether they run together, one by one, in a batch or outside a transaction", async () => {
+    const files = {
+      '1_schema.sql':
+        "-- migrate:up\nCREATE SCHEMA app;\nSET search_path TO app, public;\nSET lock_timeout = '5s';\nCREATE TABLE a1 (i int);\n" +
+        '-- migrate:down\nSET search_path TO app, public;\nDROP TABLE a1;\nDROP SCHEMA app;\n',
+      '2_seen.sql':
+        "-- migrate:up\nCREATE TABLE a2 AS SELECT current_setting('search_path') AS path, current_setting('lock_timeout') AS lt;\n" +
+        '-- migrate:down\nDROP TABLE a2;\n',
+      '3_nontx.sql':
+        '-- migrate:up transaction:false\nSET search_path TO app;\nCREATE TABLE a3 (i int);\n-- migrate:down transaction:false\nDROP TABLE app.a3;\n',
+      '4_after.sql': '-- migrate:up\nCREATE TABLE a4 (i int);\n-- migrate:down\nDROP TABLE a4;\n',
+    };
+    const where = async (url: string) =>
+      query<{ s: string; t: string }>(
+        url,
+        "SELECT schemaname AS s, tablename AS t FROM pg_tables WHERE tablename ~ '^a[0-9]$' ORDER BY tablename",
+      );
+    const expected = [
+      { s: 'app', t: 'a1' },
+      { s: 'public', t: 'a2' },
+      { s: 'app', t: 'a3' },
+      { s: 'public', t: 'a4' },
+    ];
+    const together = await setup(files);
+    await migrate({
+      command: 'up',
+      databaseUrl: together.url,
+      dir: together.dir,
+      statementTimeoutMs: 60_000,
+    });
+    expect(await where(together.url)).toEqual(expected);
+    // The run's own settings come back too; the migration's lock_timeout does not.
+    expect(await query(together.url, 'SELECT path, lt FROM a2')).toEqual([
+      { path: '"$user", public', lt: '0' },
+    ]);
+
+    const oneByOne = await setup(files);
+    for (const target of ['1', '2', '3', '4'])
+      await migrate({ command: 'up', databaseUrl: oneByOne.url, dir: oneByOne.dir, target });
+    expect(await where(oneByOne.url)).toEqual(expected);
+
+    const batch = await setup({ '1_schema.sql': files['1_schema.sql'], '2_seen.sql': files['2_seen.sql'] });
+    await migrate({ command: 'up', databaseUrl: batch.url, dir: batch.dir, batch: true });
+    expect(await where(batch.url)).toEqual(expected.slice(0, 2));
+
+    // And down: the first down's SET does not decide where the next one drops.
+    await migrate({ command: 'down', databaseUrl: together.url, dir: together.dir, target: '0' });
+    expect(await where(together.url)).toEqual([]);
+  });
+
   test('up to a target stops there; down reverts one step, down to 0 reverts all, up again restores', async () => {
     const { url, dir } = await setup();
     expect((await migrate({ command: 'up', databaseUrl: url, dir, target: '2' })).applied).toEqual([

@@ -188,11 +188,6 @@ describe('loadMigrations', () => {
     [{ '2_a.sql': '-- migrate:up\nSELECT 1;', '2_a.up.sql': 'SELECT 1;' }, '2_a.up.sql', /same version/],
     [{ '3_a.sql': 'SELECT 1;' }, '3_a.sql', /no "-- migrate:up" section/],
     [{ '3_a.sql': '-- migrate:down\nSELECT 1;' }, '3_a.sql', /no "-- migrate:up" section/],
-    [
-      { '4_a.sql': '-- migrate:up\n-- only a comment\n-- migrate:down\nSELECT 1;' },
-      '4_a.sql',
-      /empty up section/,
-    ],
     [{ '5_a.down.sql': 'SELECT 1;' }, '5_a.down.sql', /no matching \.up\.sql/],
     [{ 'V1.1__init.sql': 'SELECT 1;' }, 'V1.1__init.sql', /is a Flyway migration this tool does not run/],
     [{ 'R__views.sql': 'SELECT 1;' }, 'R__views.sql', /is a Flyway migration this tool does not run/],

@@ -2,7 +2,8 @@ import type { Migration } from './files.ts';
 import { deleteSql, type HistoryEntry, type HistoryRow, recordMigration, recordSql } from './history.ts';
 import { type Run, SectionError, type Sent } from './run.ts';
 import { ScriptError } from './session.ts';
-import { splitStatements } from './sql.ts';
+import { hasStatement, splitStatements } from './sql.ts';
+import { resetSql } from './steps.ts';
 import { MigrationRunError } from './types.ts';
 
 const BEGIN = 'BEGIN;\n';
@@ -39,7 +40,9 @@ async function runScript(
   parts: { begin: boolean; after: string; commit: boolean; announce?: string },
 ): Promise<void> {
   const prefix = parts.begin ? BEGIN : '';
-  const text = `${prefix}${sql}${CLOSE}${parts.after};${parts.commit ? '\nCOMMIT;' : ''}`;
+  // The session's settings go back to how it connected after each migration (in a batch, inside
+  // its transaction), so a migration's SET does not change what the next one does.
+  const text = `${prefix}${sql}${CLOSE}${parts.after};${parts.commit ? '\nCOMMIT;' : ''}\n${resetSql(run)}`;
   const sent: Sent = { offset: prefix.length, skip: parts.begin ? 1 : 0 };
   try {
     // The message is on its way when script() returns; the log line (a write to the runner's pipe)
@@ -124,6 +127,10 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
   for (const m of pending) {
     stopIfCancelled(run, done.length, pending, 'applied');
     const started = run.clock.now();
+    if (!hasStatement(m.up))
+      run.log.warning(
+        `${m.file} has no statements in its up section: it is recorded as applied and runs nothing`,
+      );
     try {
       if (m.upTransactional) {
         await runScript(run, m, m.up, m.file, {
@@ -149,6 +156,7 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
           ),
         );
         await runEach(run, m, m.up, m.file);
+        await run.session.query(resetSql(run));
         await recordMigration(
           run.session.client!,
           run.v.history,
@@ -194,13 +202,13 @@ async function failMigration(
       run.fail(
         'connection-lost',
         `The connection to PostgreSQL was lost while applying ${m.file}: ${run.errorText(cause)}. ` +
-          `It ran in a transaction, which PostgreSQL rolls back when the session ends, so the database is as it was before ${m.file} and the history does not list it.${earlier}${run.restoreHint()}`,
+          `It ran in a transaction, which PostgreSQL rolls back when the session ends, so the database is as it was before ${m.file} and the history does not list it.${earlier}${run.restoreHint(done.length > 0)}`,
         cause,
       );
     }
     run.fail(
       'migration-failed',
-      `${failure.message}\nThe migration ran in a transaction and was rolled back: the database and ${run.v.history.display} are as before it.${earlier}${run.restoreHint()}`,
+      `${failure.message}\nThe migration ran in a transaction and was rolled back: the database and ${run.v.history.display} are as before it.${earlier}${run.restoreHint(done.length > 0)}`,
       cause,
     );
   }
@@ -229,7 +237,7 @@ async function failMigration(
         ? `It is recorded as failed in ${run.v.history.display} and blocks further runs until the file is fixed and re-run, reverted with down, or marked with baseline.`
         : 'Its failure could not be recorded; inspect the database before the next run.') +
       earlier +
-      run.restoreHint(),
+      run.restoreHint(true),
     cause,
   );
 }
@@ -276,7 +284,7 @@ export async function applyBatch(run: Run, pending: Migration[]): Promise<void> 
     run.fail(
       lost ? 'connection-lost' : 'migration-failed',
       `${lost ? `The connection to PostgreSQL was lost during the batch (${run.errorText(cause)}). ` : ''}${current ? run.result.failure.message : `COMMIT failed: ${run.errorText(cause)}`}\n` +
-        `The batch ran in one transaction and was rolled back: none of its ${pending.length} migration(s) is applied, the database and ${run.v.history.display} are as before the run.${run.restoreHint()}`,
+        `The batch ran in one transaction and was rolled back: none of its ${pending.length} migration(s) is applied, the database and ${run.v.history.display} are as before the run.${run.restoreHint(false)}`,
       cause,
     );
   }
@@ -300,7 +308,7 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
         (transactional
           ? `The revert ran in a transaction and was rolled back: ${m.file} stays applied.`
           : `The down section runs outside a transaction; it is recorded as failed in ${run.v.history.display} and blocks further runs until resolved.`) +
-        run.restoreHint(),
+        run.restoreHint(!transactional || run.result.reverted.length > 0),
       cause,
     );
   };
@@ -371,7 +379,7 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
           ),
         );
         await runEach(run, m, m.down!, file);
-        await run.session.query(deleteSql(run.v.history, h.id));
+        await run.session.query(`${deleteSql(run.v.history, h.id)};\n${resetSql(run)}`);
       } catch (error) {
         const failure = run.failureOf(error, m, m.down!, file, { offset: 0 });
         if (!run.lost(run.causeOf(error)) || (await reconnect(run, true)))

@@ -289,8 +289,8 @@ export interface LoadOptions {
 /**
  * Reads and validates every migration in `dir` before anything touches a database: the directory
  * exists, every `.sql` file is named `<version>_<name>[.up|.down].sql`, versions are unique (compared
- * as numbers, so `001_a.sql` and `1_b.sql` clash), each migration has a non-empty up section and
- * no BEGIN/COMMIT of its own. Other files (README.md, .keep) are ignored. Returns them by version.
+ * as numbers, so `001_a.sql` and `1_b.sql` clash), each migration has an up section (an empty one
+ * is a no-op that is recorded, as dbmate and golang-migrate apply it) and no BEGIN/COMMIT of its own. Other files (README.md, .keep) are ignored. Returns them by version.
  */
 export async function loadMigrations(dir: string, options: LoadOptions = {}): Promise<Migration[]> {
   const input = options.input ?? 'dir';
@@ -383,8 +383,6 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
     // Split only a section the checks could refuse (once: the split travels with the migration);
     // the rest is split when it runs or is linted, if it ever is.
     const upStatements = sectionNeedsChecks(up) ? splitStatements(up) : undefined;
-    if (upStatements ? upStatements.length === 0 : !hasStatement(up))
-      throw new MigrationFileError(input, file, 'has an empty up section');
     const single = entry.single !== undefined;
     if (upStatements) checkSection(upStatements, sections.upTransactional, input, file, 'up', single);
     if (sections.down !== undefined && sections.downTransactional && sectionNeedsChecks(sections.down))

@@ -141,7 +141,13 @@ export class Run {
     }
   }
 
-  restoreHint(): string {
+  /**
+   * How to restore the backup of this run, when the failure left something changed. When it left
+   * the database as before the run (a rolled-back migration was the first, or the batch), a restore
+   * would only risk what others wrote meanwhile: nothing is suggested, in the message or the summary.
+   */
+  restoreHint(changed: boolean): string {
+    if (!changed) this.result.restoreCommand = undefined;
     return this.result.restoreCommand
       ? `\nTo return the database to the backup taken before this run (everything created since is dropped), run this action with command: restore, or: ${this.result.restoreCommand}`
       : '';

@@ -14,18 +14,34 @@ import type { DriftFinding } from './types.ts';
 // The steps the commands are made of: settings, the lock, the history and its plan, the refusals
 // (drift, blocked, batch, lint), the backup and the integrity checks.
 
-/** Session settings for migration statements, in one round trip, only when there are any. */
-export async function applySettings(run: Run): Promise<void> {
+/** The run's own session settings (statement-lock-timeout, statement-timeout) as one statement, or ''. */
+export function settingsSql(run: Run): string {
   const settings: [string, string][] = [];
   if (run.options.statementLockTimeoutMs !== undefined)
     settings.push(['lock_timeout', `${Math.round(run.options.statementLockTimeoutMs)}ms`]);
   if (run.options.statementTimeoutMs !== undefined)
     settings.push(['statement_timeout', `${Math.round(run.options.statementTimeoutMs)}ms`]);
-  if (settings.length === 0) return;
-  await run.session.query(
-    `SELECT ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(', ')}`,
-    settings.flat(),
-  );
+  // Names and values are ours (whole milliseconds): literals, so the text can ride in a script.
+  return settings.length === 0
+    ? ''
+    : `SELECT ${settings.map(([name, value]) => `set_config('${name}', '${value}', false)`).join(', ')}`;
+}
+
+/**
+ * What ends every migration's message: the session back to its settings as connected (RESET ALL)
+ * plus the run's own, so a SET search_path or lock_timeout in one migration does not reach the
+ * next. Without it, the schema a migration creates objects in would depend on how many migrations
+ * one run applies (one per deploy in staging, several at once in production).
+ */
+export function resetSql(run: Run): string {
+  const own = settingsSql(run);
+  return `RESET ALL;${own ? `\n${own};` : ''}`;
+}
+
+/** Session settings for migration statements, in one round trip, only when there are any. */
+export async function applySettings(run: Run): Promise<void> {
+  const sql = settingsSql(run);
+  if (sql) await run.session.query(sql);
 }
 
 function setHistory(run: Run, columns: string[]): void {
