@@ -41,6 +41,13 @@ export const schema = defineInputs({
   'allow-paths-outside-workspace': input.boolean({ default: 'false' }),
 });
 
+/** Versions for the one-line log: all of a few, the first and last of many (the outputs list all). */
+function versions(list: readonly string[]): string {
+  return list.length <= 12
+    ? list.join(', ')
+    : `${list.length} migrations (${list.slice(0, 5).join(', ')}, …, ${list.slice(-5).join(', ')})`;
+}
+
 /** The commands that change the database, and so the only ones a backup is taken for. */
 const CHANGING: readonly MigrateCommand[] = ['up', 'down'];
 
@@ -284,16 +291,21 @@ export async function main(): Promise<void> {
       await engine.sessionsClosed();
       setOutput('reason', '');
       const changed = [
-        result.applied.length ? `applied ${result.applied.join(', ')}` : '',
-        result.reverted.length ? `reverted ${result.reverted.join(', ')}` : '',
-        result.baselined.length ? `baselined ${result.baselined.join(', ')}` : '',
+        result.applied.length ? `applied ${versions(result.applied)}` : '',
+        result.reverted.length ? `reverted ${versions(result.reverted)}` : '',
+        result.baselined.length ? `baselined ${versions(result.baselined)}` : '',
         result.restoredFrom ? `restored from ${result.restoredFrom}` : '',
         result.backupCheck
           ? `backup drill passed: ${result.backupCheck.tables} table(s), history at version ${result.backupCheck.version ?? 'none'}`
           : '',
       ].filter(Boolean);
+      // A failed row in the history is a no-transaction migration that stopped part-way.
+      const stuck = result.migrations.filter((r) => r.state === 'failed').length;
       log.info(
-        `${inputs.command}: ${changed.length ? changed.join('; ') : 'nothing changed'}; current version ${result.currentVersion ?? 'none'}, ${result.pending.length} ${inputs.command === 'plan' ? 'planned' : 'pending'}`,
+        `${inputs.command}: ${changed.length ? changed.join('; ') : 'nothing changed'}; current version ${result.currentVersion ?? 'none'}, ${result.pending.length} ${inputs.command === 'plan' ? 'planned' : 'pending'}` +
+          (stuck > 0
+            ? `; ${stuck} failed part-way outside a transaction, which blocks up until resolved (see the summary)`
+            : ''),
       );
     },
   );

@@ -251,6 +251,40 @@ suite('run-migrations through the runner contract', () => {
     expect((await history(url)).map((h) => [h.version, h.success])).toEqual([['1', true]]);
   }, 90_000);
 
+  test('the last log line of a long run counts the versions; status says a part-way failure blocks up; steps beyond the applied and an empty checks-dir are said', async () => {
+    const files: Record<string, string> = {};
+    for (let v = 1; v <= 30; v++)
+      files[`${v}_t${v}.sql`] = `-- migrate:up\nCREATE TABLE t${v} ();\n-- migrate:down\nDROP TABLE t${v};\n`;
+    const { url, dir } = await setup(files);
+    const empty = await migrationsDir();
+    cleanups.push(empty.remove);
+    const up = await migrateStep({ command: 'up', 'database-url': url, dir, 'checks-dir': empty.dir });
+    expect(errors(up)).toEqual([]);
+    expect(up.stdout).toContain(
+      'up: applied 30 migrations (1, 2, 3, 4, 5, …, 26, 27, 28, 29, 30); current version 30, 0 pending',
+    );
+    expect(up.annotations.filter((a) => a.level === 'warning').map((a) => a.message)).toEqual([
+      `checks-dir ${JSON.stringify(empty.dir)} holds no .sql files: no integrity checks run`,
+    ]);
+    expect(up.outputs.applied).toBe(Array.from({ length: 30 }, (_, i) => i + 1).join(','));
+
+    const down = await migrateStep({ command: 'down', 'database-url': url, dir, target: '28' });
+    expect(down.stdout).toContain('down: reverted 30, 29; current version 28');
+    // As a no-transaction migration that failed part-way leaves it.
+    await query(
+      url,
+      "UPDATE public.schema_migrations SET success = false, error = 'boom' WHERE version = 28",
+    );
+    const status = await migrateStep({ command: 'status', 'database-url': url, dir });
+    expect(status.stdout).toContain(
+      'status: nothing changed; current version 27, 3 pending; 1 failed part-way outside a transaction, which blocks up until resolved (see the summary)',
+    );
+
+    const many = await migrateStep({ command: 'down', 'database-url': url, dir: dir, steps: '100' });
+    expect(many.stdout).toContain('steps is 100, but only 28 migration(s) are applied: reverting all 28');
+    expect(many.outputs.reverted!.split(',')).toHaveLength(28);
+  }, 60_000);
+
   test('a dir with no migration files fails with one error naming it, and creates nothing', async () => {
     const { url, dir } = await setup({ 'README.md': 'Migrations live in db/migrations.\n' });
     const step = await migrateStep({ command: 'up', 'database-url': url, dir, environment: 'production' });

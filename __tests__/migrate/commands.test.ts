@@ -280,7 +280,9 @@ suite('run-migrations commands against PostgreSQL', () => {
     const up = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
     expect(up.reason).toBe('drift');
     expect(up.message).toContain('edited: 1_users.sql: the up section changed after it was applied');
-    expect(up.message).toContain('Nothing was changed');
+    expect(up.message).toContain(
+      'Nothing was changed. An edited file: restore it as it was applied, and put the change in a new migration instead. Or allow this kind of drift with allow-drift: edited.',
+    );
     const verify = await failure(migrate({ command: 'verify', databaseUrl: url, dir }));
     expect(verify.result.drift.map((d) => [d.kind, d.file])).toEqual([['edited', '1_users.sql']]);
     expect(renderMigrationSummary(verify.result)).toContain('#### Drift');
@@ -302,9 +304,12 @@ suite('run-migrations commands against PostgreSQL', () => {
       ['out-of-order', '2'],
       ['missing', '3'],
     ]);
-    expect((await failure(migrate({ command: 'up', databaseUrl: url, dir: later.dir }))).reason).toBe(
-      'drift',
-    );
+    const refused = await failure(migrate({ command: 'up', databaseUrl: url, dir: later.dir }));
+    expect(refused.reason).toBe('drift');
+    // One hint per kind found, and none for a kind that is not there.
+    expect(refused.message).toContain('A file older than the latest applied one: give it a version above');
+    expect(refused.message).toContain('A missing file: restore it');
+    expect(refused.message).not.toContain('An edited file');
     expect(await tableExists(url, 'orders')).toBe(false);
 
     const logger = new MemoryLogger();

@@ -349,7 +349,9 @@ suite('run-migrations under faults', () => {
       }),
     );
     expect(error.reason).toBe('backup-failed');
-    expect(error.message).toContain('The backup before migrating failed, so no migration was applied');
+    expect(error.message).toContain(
+      'The backup before migrating failed, so no migration was applied: pg_dump was not found (no file /nonexistent/pg_dump): install the PostgreSQL client programs',
+    );
     expect(await tableExists(url, 'users')).toBe(false);
     expect(await tableExists(url, 'public.schema_migrations')).toBe(false);
   });

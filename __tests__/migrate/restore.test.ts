@@ -231,6 +231,9 @@ suite('restore after a failed production release', () => {
       ['4', 'pending'],
       ['5', 'pending'],
     ]);
+    // The outputs describe the live database, which the drill only read.
+    expect(drill.currentVersion).toBe('5');
+    expect(drill.pending).toEqual([]);
     expect(await databases()).toEqual([]);
     expect(await schemaOf(server.binaries.pgDump, url)).toBe(schemaBefore);
 
@@ -269,5 +272,21 @@ suite('restore after a failed production release', () => {
     expect((error as Error).message).toContain("Input 'backup-path' names");
     expect((error as Error).message).toContain('which pg_restore cannot read');
     expect((error as Error).message).not.toContain('pg_restore: pg_restore:');
+  });
+
+  test('a missing pg_restore is said to be missing, not blamed on backup-path', async () => {
+    const d = await migrationsDir({ '1_t.sql': '-- migrate:up\nSELECT 1;\n', 'ok.dump': 'any' });
+    cleanups.push(d.remove);
+    const error = await migrate({
+      command: 'restore',
+      databaseUrl: 'postgres://nobody@127.0.0.1:1/none',
+      dir: d.dir,
+      restore: { path: join(d.dir, 'ok.dump'), confirm: 'none' },
+      pgRestorePath: 'no-such-pg_restore',
+    }).catch((e: unknown) => e);
+    expect(error).not.toBeInstanceOf(InputError);
+    expect((error as Error).message).toMatch(
+      /^no-such-pg_restore was not found \(no no-such-pg_restore on PATH\): install the PostgreSQL client programs .*\. Nothing was changed\.$/,
+    );
   });
 });

@@ -3,6 +3,18 @@ import { dirname, resolve } from 'node:path';
 import { errorMessage } from '../core/index.ts';
 import { type ConnectionTarget, libpqEnv } from './connection.ts';
 
+/** A PostgreSQL client program (pg_dump, pg_restore, psql) is not installed where it was looked for. */
+export class ToolNotFound extends Error {
+  constructor(command: string) {
+    const name = command.split('/').pop()!;
+    super(
+      `${name} was not found (${command.includes('/') ? `no file ${command}` : `no ${name} on PATH`}): ` +
+        "install the PostgreSQL client programs of the server's major version on the runner " +
+        '(Debian and Ubuntu: apt-get install postgresql-client, or postgresql-client-<major> from the PGDG repository)',
+    );
+  }
+}
+
 /** pg_dump was stopped because the job was cancelled. */
 export class BackupCancelled extends Error {
   constructor() {
@@ -36,6 +48,7 @@ export async function dumpDatabase(
       (error, _stdout, stderr) => {
         if (!error) return done();
         if (signal?.aborted) return fail(new BackupCancelled());
+        if ((error as { code?: unknown }).code === 'ENOENT') return fail(new ToolNotFound(pgDumpPath));
         let detail = (String(stderr).trim() || errorMessage(error)).split('\n').slice(-5).join(' ');
         if (target.password) detail = detail.split(target.password).join('***');
         fail(new Error(detail));

@@ -162,6 +162,10 @@ async function readFiles(options: RunMigrationsOptions, v: Validated): Promise<v
         ? 'the version of a file in the migrations directory, or 0 to revert all'
         : 'the version of a file in the migrations directory',
     );
+  if (options.checksDir && command !== 'restore' && checks.length === 0)
+    options.logger.warning(
+      `checks-dir ${JSON.stringify(options.checksDir)} holds no .sql files: no integrity checks run`,
+    );
   v.migrations = migrations;
   v.checks = checks;
 }
@@ -306,6 +310,10 @@ const commands: Record<
       run.log.info('Nothing to revert');
       return;
     }
+    if (run.v.steps !== undefined && chosen.length < run.v.steps)
+      run.log.info(
+        `steps is ${run.v.steps}, but only ${chosen.length} migration(s) are applied: reverting all ${chosen.length}`,
+      );
     const missing = chosen.find((h) => !files.has(h.id));
     if (missing)
       run.fail(

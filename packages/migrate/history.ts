@@ -78,7 +78,7 @@ export class IncompatibleHistoryError extends PipelineError {
         'give this tool its own history table with the table input (for example table: pipeline_migrations), and run ' +
         'command: baseline with target set to the last version the old tool applied ' +
         `(dbmate: SELECT max(version) FROM ${history.display}; golang-migrate: its one row's version, with dirty false); ` +
-        'up then applies only the later files. Otherwise choose another history table with the table/schema inputs',
+        'up then applies only the later files. Otherwise choose another history table with the table/schema inputs.',
     );
     this.missing = missing;
   }

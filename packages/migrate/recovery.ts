@@ -76,8 +76,9 @@ function scratchName(database: string, now: number): string {
  * only read.
  */
 export async function verifyBackup(run: Run, archive: string, tools: Tools): Promise<void> {
-  await readPlan(run, false);
+  const livePlan = await readPlan(run, false);
   const live = [...run.historyRows].filter((h) => h.success);
+  run.live = { currentVersion: live.at(-1)?.id, pending: livePlan.pending.map((m) => m.id) };
   await rehearseReset(run);
   const scratch = scratchName(run.v.target.database, run.clock.now());
   const ident = `"${scratch.replace(/"/g, '""')}"`;

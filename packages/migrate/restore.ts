@@ -1,7 +1,8 @@
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { errorMessage, InputError } from '../core/index.ts';
+import { errorMessage, InputError, PipelineError } from '../core/index.ts';
+import { ToolNotFound } from './backup.ts';
 import { type ConnectionTarget, libpqEnv } from './connection.ts';
 
 /**
@@ -140,7 +141,13 @@ function run(
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const done = new Promise<void>((ok, fail) => {
-    child.on('error', (error) => fail(new Error(`${command}: ${errorMessage(error)}`)));
+    child.on('error', (error) =>
+      fail(
+        (error as { code?: unknown }).code === 'ENOENT'
+          ? new ToolNotFound(command)
+          : new Error(`${command}: ${errorMessage(error)}`),
+      ),
+    );
     child.on('close', (code) => {
       if (code === 0) return ok();
       let detail = stderr.trim().split('\n').slice(-5).join(' ') || `exited with ${code}`;
@@ -170,6 +177,8 @@ export async function checkArchive(path: string, tools: RestoreTools): Promise<s
   try {
     await listed.done;
   } catch (error) {
+    if (error instanceof ToolNotFound)
+      throw new PipelineError(`${error.message}. Nothing was changed.`, { cause: error });
     throw new InputError(
       'backup-path',
       `names ${JSON.stringify(path)}, which pg_restore cannot read (${errorMessage(error)})`,

@@ -68,6 +68,11 @@ export class Run {
   locked = false;
   /** historyRows were read while the files were read, under the lock if the command takes it. */
   historyReadAhead = false;
+  /**
+   * verify-backup: the live database's version and pending migrations, which the outputs report
+   * (the table and the checks are the backup's).
+   */
+  live: { currentVersion: string | undefined; pending: string[] } | undefined;
   readonly lockKey: string;
 
   constructor(options: RunMigrationsOptions, v: Validated, session: Session) {
@@ -125,6 +130,10 @@ export class Run {
         (r.state === 'missing' && appliedMissing.has(r.version)),
     );
     this.result.currentVersion = done.length > 0 ? done[done.length - 1]!.version : undefined;
+    if (this.live) {
+      this.result.currentVersion = this.live.currentVersion;
+      this.result.pending = this.live.pending;
+    }
   }
 
   setState(id: string, state: MigrationRow['state'], durationMs?: number): void {

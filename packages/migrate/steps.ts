@@ -153,6 +153,15 @@ export async function readPlan(run: Run, locked: boolean): Promise<Plan> {
   return plan;
 }
 
+/** What to do about each kind of drift, in the refusal. */
+const DRIFT_HINT: Record<DriftFinding['kind'], string> = {
+  edited: 'An edited file: restore it as it was applied, and put the change in a new migration instead.',
+  missing:
+    'A missing file: restore it (its down section is what reverts it, its checksum what verify compares).',
+  'out-of-order':
+    'A file older than the latest applied one: give it a version above the latest applied, so it applies after it.',
+};
+
 function driftLine(d: DriftFinding): string {
   return `  ${d.kind}: ${d.file ?? `version ${d.version} (${d.name})`}: ${d.detail}`;
 }
@@ -165,7 +174,7 @@ export function failDrift(run: Run, drift: DriftFinding[]): void {
   run.fail(
     'drift',
     `The migrations on disk do not match the history in ${run.v.history.display}:\n${refused.map(driftLine).join('\n')}\n` +
-      `Nothing was changed. Restore the files as applied (add a new migration instead of editing one), or allow this kind of drift with allow-drift: ${kinds}.`,
+      `Nothing was changed. ${[...new Set(refused.map((d) => d.kind))].map((k) => DRIFT_HINT[k]).join(' ')} Or allow this kind of drift with allow-drift: ${kinds}.`,
   );
 }
 
