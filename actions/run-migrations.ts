@@ -4,10 +4,11 @@ import { join, resolve } from 'node:path';
 import { defineInputs, input } from '../packages/config/index.ts';
 import type { RunContext } from '../packages/config/run-context.ts';
 import { InputError, type Logger } from '../packages/core/index.ts';
-import { checkInsideWorkspace } from '../packages/core/paths.ts';
+import { checkFilesInsideWorkspace, checkInsideWorkspace } from '../packages/core/paths.ts';
 // types.ts holds no pg: the engine (and pg with it) is imported only once the inputs are valid.
 import { LINT_MODES, type LintMode } from '../packages/migrate/lint.ts';
 import {
+  hasUnencodedUserinfo,
   MIGRATE_COMMANDS,
   type MigrateCommand,
   type MigrationResult,
@@ -57,6 +58,8 @@ const CHANGING: readonly MigrateCommand[] = ['up', 'down'];
  */
 function maskPassword(databaseUrl: string | undefined, log: Logger): void {
   if (!databaseUrl) return;
+  // A URL whose password is not percent-encoded is refused by the engine; its pieces are no secret.
+  if (hasUnencodedUserinfo(databaseUrl)) return;
   let password: string;
   try {
     password = new URL(databaseUrl).password;
@@ -188,7 +191,10 @@ export async function main(): Promise<void> {
         ['dir', inputs.dir],
         ['checks-dir', inputs.checksDir],
       ] as const)
-        if (dir) checkInsideWorkspace(dir, resolve(dir), workspace, name, inputs.allowPathsOutsideWorkspace);
+        if (dir) {
+          checkInsideWorkspace(dir, resolve(dir), workspace, name, inputs.allowPathsOutsideWorkspace);
+          checkFilesInsideWorkspace(resolve(dir), workspace, name, inputs.allowPathsOutsideWorkspace);
+        }
       const engine = await import('../packages/migrate/index.ts');
 
       const sslmode = inputs.sslmode?.toLowerCase();

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -284,6 +284,39 @@ suite('run-migrations through the runner contract', () => {
     expect(many.stdout).toContain('steps is 100, but only 28 migration(s) are applied: reverting all 28');
     expect(many.outputs.reverted!.split(',')).toHaveLength(28);
   }, 60_000);
+
+  test('a migration file symlinked outside the workspace is refused before it is read; a RAISE over two lines keeps its SQLSTATE in reason', async () => {
+    const workspace = await mkdtemp(join(tmpdir(), 'ws-'));
+    const outside = await mkdtemp(join(tmpdir(), 'outside-'));
+    cleanups.push(() => rm(workspace, { recursive: true, force: true }));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    const url = await server.createDatabase('action');
+    await mkdir(join(workspace, 'db'));
+    await writeFile(join(outside, 'secret.sql'), '-- migrate:up\nSELECT 1; -- the runner file\n');
+    await symlink(join(outside, 'secret.sql'), join(workspace, 'db', '1_linked.sql'));
+    const step = await migrateStep(
+      { command: 'plan', 'database-url': url, dir: join(workspace, 'db') },
+      { GITHUB_WORKSPACE: workspace },
+    );
+    expect(step.exitCode).toBe(1);
+    expect(errors(step)).toEqual([
+      expect.stringContaining(
+        `Input 'dir' has a file "1_linked.sql" that is a symlink resolving outside the workspace (${workspace})`,
+      ),
+    ]);
+    expect(step.summary).not.toContain('the runner file');
+
+    await rm(join(workspace, 'db', '1_linked.sql'));
+    await writeFile(
+      join(workspace, 'db', '1_raise.sql'),
+      "-- migrate:up\nDO $$ BEGIN RAISE EXCEPTION E'first line\\nsecond line'; END $$;\n",
+    );
+    const raised = await migrateStep(
+      { command: 'up', 'database-url': url, dir: join(workspace, 'db') },
+      { GITHUB_WORKSPACE: workspace },
+    );
+    expect(raised.outputs.reason).toBe('1_raise.sql failed: first line second line (SQLSTATE P0001)');
+  });
 
   test('a dir with no migration files fails with one error naming it, and creates nothing', async () => {
     const { url, dir } = await setup({ 'README.md': 'Migrations live in db/migrations.\n' });

@@ -149,6 +149,35 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect(await where(together.url)).toEqual([]);
   });
 
+  test('a SET ROLE in one migration neither writes the history row nor owns what the next creates', async () => {
+    const role = `owner_${process.pid}_${Date.now() % 100000}`;
+    const { url, dir } = await setup({
+      '1_as_owner.sql': `-- migrate:up\nSET ROLE ${role};\nCREATE TABLE r1 (i int);\n`,
+      '2_after.sql': '-- migrate:up\nCREATE TABLE r2 (i int);\n',
+      '3_nontx.sql': `-- migrate:up transaction:false\nSET ROLE ${role};\nCREATE TABLE r3 (i int);\n`,
+      '4_after.sql': '-- migrate:up\nCREATE TABLE r4 (i int);\n',
+    });
+    // The role may create tables but not write the history: a history insert made as it fails.
+    await query(url, `CREATE ROLE ${role} NOLOGIN; GRANT CREATE, USAGE ON SCHEMA public TO ${role}`);
+    try {
+      const up = await migrate({ command: 'up', databaseUrl: url, dir });
+      expect(up.applied).toEqual(['1', '2', '3', '4']);
+      expect(
+        await query(
+          url,
+          "SELECT tablename, tableowner FROM pg_tables WHERE tablename ~ '^r[0-9]$' ORDER BY 1",
+        ),
+      ).toEqual([
+        { tablename: 'r1', tableowner: role },
+        { tablename: 'r2', tableowner: 'postgres' },
+        { tablename: 'r3', tableowner: role },
+        { tablename: 'r4', tableowner: 'postgres' },
+      ]);
+    } finally {
+      await query(url, `DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
   test('up to a target stops there; down reverts one step, down to 0 reverts all, up again restores', async () => {
     const { url, dir } = await setup();
     expect((await migrate({ command: 'up', databaseUrl: url, dir, target: '2' })).applied).toEqual([
@@ -522,7 +551,7 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect(valid).toEqual([{ valid: true }]);
   });
 
-  test('verify runs integrity checks and validates NOT VALID constraints, reporting each', async () => {
+  test('up validates the constraints its migrations add NOT VALID, and only those; verify runs the checks and lists NOT VALID constraints without validating', async () => {
     const { url, dir, write } = await setup({
       ...BASE,
       '4_fk.sql':
@@ -550,16 +579,47 @@ suite('run-migrations commands against PostgreSQL', () => {
       'ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID',
     );
     await write({});
-    const error = await failure(migrate({ command: 'verify', databaseUrl: url, dir, checksDir: checks.dir }));
+    const logger = new MemoryLogger();
+    const error = await failure(
+      migrate({ command: 'verify', databaseUrl: url, dir, checksDir: checks.dir, logger }),
+    );
     expect(error.reason).toBe('checks-failed');
     const orphans = error.result.checks.find((c) => c.name === 'orphan_orders')!;
     expect(orphans).toMatchObject({ passed: false, rowCount: 2 });
     expect(orphans.sample).toEqual(['{"id":10}', '{"id":11}']);
-    expect(error.result.constraints).toMatchObject([{ constraint: 'orders_user_fk', validated: false }]);
+    // verify changes nothing: the constraint is listed, not validated.
+    expect(error.result.constraints).toEqual([]);
+    expect(logger.text()).toContain(
+      '1 constraint(s) are NOT VALID (verify validates none; up validates those its migrations add): orders_user_fk on public.orders',
+    );
     expect(error.message).toContain('check orphan_orders: 2 row(s)');
-    expect(error.message).toContain('constraint orders_user_fk on public.orders');
     const summary = renderMigrationSummary(error.result);
     expect(summary).toContain('| orphan\\_orders | ❌ failed | 2 |');
+
+    // Another service's NOT VALID constraint in the same database is not this run's to validate:
+    // an up that adds its own validates only that, and a re-run touches none.
+    await query(url, 'DELETE FROM orders WHERE id IN (10, 11)');
+    await query(url, 'CREATE SCHEMA other; CREATE TABLE other.t (n int); INSERT INTO other.t VALUES (-1)');
+    await query(url, 'ALTER TABLE other.t ADD CONSTRAINT n_positive CHECK (n > 0) NOT VALID');
+    await write({
+      '5_check.sql':
+        '-- migrate:up\nALTER TABLE users ADD CONSTRAINT email_set CHECK (email IS NOT NULL) NOT VALID;\n',
+    });
+    const mine = await migrate({ command: 'up', databaseUrl: url, dir });
+    expect(mine.constraints).toEqual([
+      { schema: 'public', table: 'users', constraint: 'email_set', validated: true },
+    ]);
+    const rerun = await migrate({ command: 'up', databaseUrl: url, dir });
+    expect(rerun.constraints).toEqual([]);
+    expect(
+      await query(
+        url,
+        "SELECT conname, convalidated FROM pg_constraint WHERE conname IN ('n_positive', 'orders_user_fk') ORDER BY 1",
+      ),
+    ).toEqual([
+      { conname: 'n_positive', convalidated: false },
+      { conname: 'orders_user_fk', convalidated: false },
+    ]);
   });
 
   test('baseline marks migrations applied without running them; up then applies the rest', async () => {

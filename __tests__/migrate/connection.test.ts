@@ -57,6 +57,32 @@ describe('resolveConnection', () => {
     expect(() => resolveConnection({ databaseUrl, env: {} })).toThrow(message);
   });
 
+  test('a password with @ or / not percent-encoded is refused before any piece of it is masked', () => {
+    const logger = new MemoryLogger();
+    for (const databaseUrl of [
+      'postgres://app:p@ss/w:rd%@127.0.0.1:5432/appdb',
+      'postgres://app:a@b@db/app',
+      'postgresql://app:a@b/c@db:5432/app?sslmode=require',
+    ]) {
+      expect(() => resolveConnection({ databaseUrl, env: {}, logger })).toThrow(
+        "Input 'database-url' has an @ or / in its user or password: they must be percent-encoded",
+      );
+    }
+    logger.info('sign-up page');
+    // Only whole URLs were masked, not a one-letter "password" that would hide every p.
+    expect(logger.text()).toContain('info: sign-up page');
+    // An @ in a query parameter or a path alone is not the user's, and an encoded password is fine.
+    expect(resolveConnection({ databaseUrl: 'postgres://h/d@x', env: {} })).toMatchObject({
+      database: 'd@x',
+    });
+    expect(
+      resolveConnection({ databaseUrl: 'postgres://u:p%40ss@h/d?application_name=a@b', env: {} }),
+    ).toMatchObject({
+      host: 'h',
+      password: 'p@ss',
+    });
+  });
+
   test('a malformed URL never appears in the error', () => {
     const secret = 'postgres://u:hunter2@h:99999/d';
     expect(() => resolveConnection({ databaseUrl: secret, env: {} })).toThrow(/^(?!.*hunter2)/);

@@ -1,3 +1,5 @@
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { InputError } from '../../packages/core/index.ts';
 import { checksumOf, loadChecks, loadMigrations, MigrationFileError } from '../../packages/migrate/index.ts';
@@ -235,6 +237,42 @@ describe('loadMigrations', () => {
     const d = await migrationsDir({ 'x.sql': '' });
     cleanups.push(d.remove);
     await expect(loadMigrations(`${d.dir}/x.sql`)).rejects.toBeInstanceOf(InputError);
+  });
+});
+
+describe('awkward files', () => {
+  test('a byte-order mark is not SQL: dropped, checksum as without it', async () => {
+    const [withBom] = await load({
+      '1_a.up.sql': '\ufeffCREATE TABLE a (id int);\n',
+      'V2__b.sql': '\ufeffSELECT 1;\n',
+    });
+    const [plain] = await load({ '1_a.up.sql': 'CREATE TABLE a (id int);\n' });
+    expect(withBom!.up).toBe('CREATE TABLE a (id int);\n');
+    expect(withBom!.checksum).toBe(plain!.checksum);
+  });
+
+  test('a broken symlink is named, not a stack trace', async () => {
+    const d = await migrationsDir({ '1_a.sql': '-- migrate:up\nSELECT 1;\n' });
+    cleanups.push(d.remove);
+    await symlink('/nonexistent/file.sql', join(d.dir, '2_gone.sql'));
+    const error = await loadMigrations(d.dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationFileError);
+    expect((error as Error).message).toBe(
+      `Input 'dir' has a file "2_gone.sql" that is a symlink to a file that does not exist. Accepted: ${(error as MigrationFileError).message.split('Accepted: ')[1]}`,
+    );
+  });
+
+  test('.sql files in a subdirectory are said not to be read', async () => {
+    const d = await migrationsDir({ '1_a.sql': '-- migrate:up\nSELECT 1;\n' });
+    cleanups.push(d.remove);
+    await mkdir(join(d.dir, 'sub'));
+    await writeFile(join(d.dir, 'sub', '5_sub.sql'), '-- migrate:up\nSELECT 5;\n');
+    const warnings: string[] = [];
+    const migrations = await loadMigrations(d.dir, { warn: (m) => warnings.push(m) });
+    expect(migrations.map((m) => m.id)).toEqual(['1']);
+    expect(warnings).toEqual([
+      `${d.dir} has .sql files in subdirectories (sub/5_sub.sql), which are not read: only the directory's own files are migration .sql files`,
+    ]);
   });
 });
 

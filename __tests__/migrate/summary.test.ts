@@ -132,6 +132,29 @@ describe('renderMigrationSummary', () => {
     );
   });
 
+  test('one migration too big for the summary shows its beginning, cut at a line, with its size', () => {
+    const sql = Array.from(
+      { length: 100_000 },
+      (_, i) => `INSERT INTO t VALUES (${i}, 'a row of a seed file');`,
+    ).join('\n');
+    const md = renderMigrationSummary(
+      result({
+        command: 'plan',
+        pending: ['1'],
+        migrations: [
+          { ...row, version: '1', name: 'seed', file: '1_seed.sql', state: 'planned' as const, sql },
+        ],
+      }),
+    );
+    expect(Buffer.byteLength(md)).toBeLessThan(1024 * 1024);
+    expect(md).toMatch(/<summary><b>1_seed\.sql<\/b>: the first \d{3,4} KiB of 5\.\d MiB<\/summary>/);
+    expect(md).toContain("INSERT INTO t VALUES (0, 'a row of a seed file');");
+    expect(md).toMatch(/INSERT INTO t VALUES \(\d+, 'a row of a seed file'\);\n```/);
+    expect(md).toContain(
+      "> ✂️ The last migration's SQL is cut: GitHub drops a step summary over 1 MiB. Its file holds it.",
+    );
+  });
+
   test('a table too long for the budget is cut with a note too', () => {
     const migrations = Array.from({ length: 200 }, (_, i) => ({
       ...row,

@@ -1,4 +1,4 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { type Dirent, existsSync, readdirSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InputError } from './errors.ts';
 
@@ -39,4 +39,42 @@ export function checkInsideWorkspace(
       `names ${JSON.stringify(given)}, which ${realish(absolute) !== absolute && inside(absolute, resolve(workspace)) ? 'is a symlink that resolves' : 'is'} outside the workspace (${workspace})`,
       `paths inside the workspace; set ${ALLOW_OUTSIDE_INPUT}: true to read files elsewhere`,
     );
+}
+
+/**
+ * Refuses a directory's files that are symlinks resolving outside the workspace (the directory
+ * itself was checked with checkInsideWorkspace): a branch could otherwise link a runner file into
+ * its migrations and have the plan print it. Only files ending in `ext` are looked at; a broken
+ * link is left to the reader, which names it.
+ */
+export function checkFilesInsideWorkspace(
+  dir: string,
+  workspace: string,
+  inputName: string,
+  allowed: boolean,
+  ext = '.sql',
+): void {
+  if (allowed) return;
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(resolve(workspace, dir), { withFileTypes: true });
+  } catch {
+    return; // a missing directory is the reader's to report
+  }
+  const root = realish(resolve(workspace));
+  for (const e of entries) {
+    if (!e.isSymbolicLink() || !e.name.toLowerCase().endsWith(ext)) continue;
+    let target: string;
+    try {
+      target = realpathSync(resolve(workspace, dir, e.name));
+    } catch {
+      continue;
+    }
+    if (!inside(target, root))
+      throw new InputError(
+        inputName,
+        `has a file ${JSON.stringify(e.name)} that is a symlink resolving outside the workspace (${workspace})`,
+        `files inside the workspace; set ${ALLOW_OUTSIDE_INPUT}: true to read files elsewhere`,
+      );
+  }
 }

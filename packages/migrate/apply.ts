@@ -40,9 +40,10 @@ async function runScript(
   parts: { begin: boolean; after: string; commit: boolean; announce?: string },
 ): Promise<void> {
   const prefix = parts.begin ? BEGIN : '';
-  // The session's settings go back to how it connected after each migration (in a batch, inside
-  // its transaction), so a migration's SET does not change what the next one does.
-  const text = `${prefix}${sql}${CLOSE}${parts.after};${parts.commit ? '\nCOMMIT;' : ''}\n${resetSql(run)}`;
+  // The session goes back to its user, role and settings as connected right after the section,
+  // inside its transaction: the history row is written as the run's own user (not a role the
+  // migration SET), and a migration's SET does not change what the next one does.
+  const text = `${prefix}${sql}${CLOSE}${resetSql(run)}\n${parts.after};${parts.commit ? '\nCOMMIT;' : ''}`;
   const sent: Sent = { offset: prefix.length, skip: parts.begin ? 1 : 0 };
   try {
     // The message is on its way when script() returns; the log line (a write to the runner's pipe)
@@ -216,6 +217,8 @@ async function failMigration(
   let recorded = false;
   if (!lost || (await reconnect(run, true))) {
     try {
+      // The failure is written as the run's own user, whatever role the statements before it SET.
+      if (!lost) await run.session.query(resetSql(run));
       await run.ensureHistory();
       await recordMigration(
         run.session.client!,
@@ -379,10 +382,12 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
           ),
         );
         await runEach(run, m, m.down!, file);
-        await run.session.query(`${deleteSql(run.v.history, h.id)};\n${resetSql(run)}`);
+        await run.session.query(`${resetSql(run)}\n${deleteSql(run.v.history, h.id)};`);
       } catch (error) {
         const failure = run.failureOf(error, m, m.down!, file, { offset: 0 });
-        if (!run.lost(run.causeOf(error)) || (await reconnect(run, true)))
+        const lost = run.lost(run.causeOf(error));
+        if (!lost) await run.session.query(resetSql(run)).catch(() => {});
+        if (!lost || (await reconnect(run, true)))
           await recordMigration(
             run.session.client!,
             run.v.history,

@@ -57,38 +57,51 @@ export async function runIntegrityChecks(
   return results;
 }
 
-/**
- * Validates every constraint left NOT VALID (the safe way to add a foreign key or check to a big
- * table is NOT VALID first, VALIDATE later: it only takes a SHARE UPDATE EXCLUSIVE lock).
- * Each VALIDATE commits on its own, so one bad constraint does not undo the others.
- */
-export async function validatePendingConstraints(
-  client: pg.Client,
-  logger: Logger,
-): Promise<ConstraintResult[]> {
-  const { rows } = await client.query<{ schema: string; table: string; constraint: string }>(
-    `SELECT n.nspname AS schema, c.relname AS table, con.conname AS constraint
+/** A constraint left NOT VALID, by its oid (as text) and names. */
+export interface NotValidConstraint {
+  oid: string;
+  schema: string;
+  table: string;
+  constraint: string;
+}
+
+/** Every constraint of the database's own schemas that is NOT VALID. */
+export async function notValidConstraints(client: pg.Client): Promise<NotValidConstraint[]> {
+  const { rows } = await client.query<NotValidConstraint>(
+    `SELECT con.oid::text AS oid, n.nspname AS schema, c.relname AS table, con.conname AS constraint
        FROM pg_constraint con
        JOIN pg_class c ON c.oid = con.conrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE NOT con.convalidated
         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-      ORDER BY 1, 2, 3`,
+      ORDER BY 2, 3, 4`,
   );
+  return rows;
+}
+
+/**
+ * Validates the given NOT VALID constraints (the safe way to add a foreign key or check to a big
+ * table is NOT VALID first, VALIDATE after: it only takes a SHARE UPDATE EXCLUSIVE lock). Each
+ * VALIDATE commits on its own, so one bad constraint does not undo the others.
+ */
+export async function validateConstraints(
+  client: pg.Client,
+  constraints: readonly NotValidConstraint[],
+  logger: Logger,
+): Promise<ConstraintResult[]> {
   const results: ConstraintResult[] = [];
-  for (const row of rows) {
+  for (const { schema, table, constraint } of constraints) {
     const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
+    const row = { schema, table, constraint };
     try {
       await client.query(
-        `ALTER TABLE ${ident(row.schema)}.${ident(row.table)} VALIDATE CONSTRAINT ${ident(row.constraint)}`,
+        `ALTER TABLE ${ident(schema)}.${ident(table)} VALIDATE CONSTRAINT ${ident(constraint)}`,
       );
       results.push({ ...row, validated: true });
-      logger.info(`Validated constraint ${row.constraint} on ${row.schema}.${row.table}`);
+      logger.info(`Validated constraint ${constraint} on ${schema}.${table}`);
     } catch (error) {
       results.push({ ...row, validated: false, error: errorMessage(error) });
-      logger.info(
-        `Constraint ${row.constraint} on ${row.schema}.${row.table} does not hold: ${errorMessage(error)}`,
-      );
+      logger.info(`Constraint ${constraint} on ${schema}.${table} does not hold: ${errorMessage(error)}`);
     }
   }
   return results;

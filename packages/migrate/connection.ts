@@ -4,6 +4,7 @@ import { userInfo } from 'node:os';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { errorMessage, InputError, type Logger, PipelineError } from '../core/index.ts';
+import { hasUnencodedUserinfo } from './types.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -62,6 +63,15 @@ export function resolveConnection(options: ResolveConnectionOptions): Connection
   let url: URL | undefined;
   if (raw) {
     options.logger?.mask(raw);
+    // An @ in the password left as it is: the URL parser splits at the last one, so the password,
+    // host and database come out as pieces (and a masked piece as short as "p" would hide every p
+    // in the log). Refused before anything of it is masked.
+    if (hasUnencodedUserinfo(raw))
+      throw new InputError(
+        'database-url',
+        'has an @ or / in its user or password: they must be percent-encoded',
+        `${DATABASE_URL_FORM}, with @ written %40, / %2F, : %3A, % %25, # %23`,
+      );
     try {
       url = new URL(raw);
     } catch {
@@ -226,6 +236,9 @@ export async function connectClient(
 
 function connectionError(target: ConnectionTarget, error: unknown): DatabaseConnectionError {
   let detail = errorMessage(error) || (error as { code?: string }).code || 'unknown error';
+  // pg's words when the server asks for a password and there is none.
+  if (/client password must be a string/.test(detail) && target.password === undefined)
+    detail = 'the server asks for a password and none was given (none in database-url, PGPASSWORD empty)';
   if (target.password) detail = detail.split(target.password).join('***');
   return new DatabaseConnectionError(
     `Could not connect to PostgreSQL at ${describeTarget(target)} (sslmode=${target.sslmode}): ${detail}. Nothing was changed.`,

@@ -18,6 +18,7 @@ import {
   integrity,
   lintPending,
   lock,
+  noteNotValid,
   readHistory,
   readPlan,
   tryLock,
@@ -126,18 +127,21 @@ function checkInputs(options: RunMigrationsOptions): Validated {
 async function readFiles(options: RunMigrationsOptions, v: Validated): Promise<void> {
   const command = options.command;
   const targetVersion = v.targetVersion;
+  const warn = (message: string) => options.logger.warning(message);
   const [migrations, checks] = await Promise.all([
     // restore does not need the files, and a broken directory must not hold up the rollback; it
     // reads them only to report what is pending on the restored database.
     command === 'restore'
-      ? loadMigrations(options.dir).catch((error: unknown) => {
+      ? loadMigrations(options.dir, { warn }).catch((error: unknown) => {
           options.logger.warning(
             `Could not read the migration files (${errorMessage(error)}); the result lists no pending migrations`,
           );
           return [];
         })
-      : loadMigrations(options.dir),
-    options.checksDir && command !== 'restore' ? loadChecks(options.checksDir) : Promise.resolve([]),
+      : loadMigrations(options.dir, { warn }),
+    options.checksDir && command !== 'restore'
+      ? loadChecks(options.checksDir, { warn })
+      : Promise.resolve([]),
   ]);
 
   // A wrong path (or a directory of everything but migrations) must not pass as "up to date":
@@ -294,11 +298,16 @@ const commands: Record<
       failBatch(run, batchBlocker(pending, 'up'), 'up', false);
       lintPending(run, pending);
       await backup(run);
+      await noteNotValid(run);
       await run.ensureHistory();
       if (run.options.batch) await applyBatch(run, pending);
       else await applyEach(run, pending);
     }
-    await integrity(run, `after applying ${run.result.applied.length} migration(s), which stay applied`);
+    await integrity(
+      run,
+      `after applying ${run.result.applied.length} migration(s), which stay applied`,
+      'new',
+    );
   },
 
   async down(run) {
@@ -347,7 +356,7 @@ const commands: Record<
   async verify(run) {
     await lock(run);
     const plan = await readPlan(run, true);
-    await integrity(run, 'on verify').catch((error: unknown) => {
+    await integrity(run, 'on verify', 'none').catch((error: unknown) => {
       if (!(error instanceof MigrationRunError)) throw error;
       failBlocked(run, plan);
       failDrift(run, plan.drift);

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { InputError } from '../core/index.ts';
@@ -71,7 +71,12 @@ function normaliseSection(text: string): string {
   return text.replace(/\r\n?/g, '\n').trim();
 }
 
-async function requireDirectory(dir: string, input: string, what: string): Promise<string[]> {
+async function requireDirectory(
+  dir: string,
+  input: string,
+  what: string,
+  warn?: (message: string) => void,
+): Promise<string[]> {
   let isDir = false;
   try {
     isDir = (await stat(dir)).isDirectory();
@@ -89,10 +94,38 @@ async function requireDirectory(dir: string, input: string, what: string): Promi
       `a directory of ${what}`,
     );
   const entries = await readdir(dir, { withFileTypes: true });
+  const subdirectories = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
+  if (subdirectories.length > 0) warnAboutSubdirectories(dir, subdirectories, what, warn);
   return entries
     .filter((e) => (e.isFile() || e.isSymbolicLink()) && !e.name.startsWith('.'))
     .map((e) => e.name)
     .sort();
+}
+
+/**
+ * Subdirectories are not read (dbmate and golang-migrate read one directory; Flyway reads its tree):
+ * .sql files in one are said, so a team moving from Flyway does not lose migrations silently.
+ */
+function warnAboutSubdirectories(
+  dir: string,
+  subdirectories: string[],
+  what: string,
+  warn: ((message: string) => void) | undefined,
+): void {
+  if (!warn) return;
+  const found: string[] = [];
+  for (const sub of subdirectories.sort()) {
+    try {
+      for (const name of readdirSync(join(dir, sub)))
+        if (name.toLowerCase().endsWith('.sql')) found.push(`${sub}/${name}`);
+    } catch {
+      // unreadable: nothing to say about it
+    }
+  }
+  if (found.length > 0)
+    warn(
+      `${dir} has .sql files in subdirectories (${found.slice(0, 3).join(', ')}${found.length > 3 ? `, and ${found.length - 3} more` : ''}), which are not read: only the directory's own files are ${what}`,
+    );
 }
 
 interface Sections {
@@ -278,12 +311,32 @@ function checkSection(
   }
 }
 
+/** A file's text; one that cannot be read (a broken symlink, no permission) is named, not a stack. */
+function readMigrationFile(path: string, input: string, file: string): string {
+  try {
+    const text = readFileSync(path, 'utf8');
+    // A byte-order mark (editors on Windows write one) is not SQL; psql skips it too.
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new MigrationFileError(
+      input,
+      file,
+      code === 'ENOENT'
+        ? 'is a symlink to a file that does not exist'
+        : `cannot be read (${code ?? (error as Error).message})`,
+    );
+  }
+}
+
 /** One turn of the event loop (its I/O included), between slices of synchronous work. */
 const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface LoadOptions {
   /** The input name used in error messages (default "dir"). */
   input?: string;
+  /** Told what is read past, such as .sql files in subdirectories. */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -294,7 +347,7 @@ export interface LoadOptions {
  */
 export async function loadMigrations(dir: string, options: LoadOptions = {}): Promise<Migration[]> {
   const input = options.input ?? 'dir';
-  const names = await requireDirectory(dir, input, 'migration .sql files');
+  const names = await requireDirectory(dir, input, 'migration .sql files', options.warn);
   const byVersion = new Map<bigint, { single?: string; up?: string; down?: string; name: string }>();
   for (const file of names) {
     if (!file.toLowerCase().endsWith('.sql')) continue;
@@ -350,7 +403,7 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
   for (const e of byVersion.values())
     for (const f of [e.single, e.up, e.down]) {
       if (f === undefined) continue;
-      texts.set(f, readFileSync(prefix + f, 'utf8'));
+      texts.set(f, readMigrationFile(prefix + f, input, f));
       if (++done % 50 === 0) await breathe();
     }
   const migrations: Migration[] = [];
@@ -410,7 +463,7 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
 /** Reads integrity checks: every `.sql` file in `dir`, in name order; each must hold a query. */
 export async function loadChecks(dir: string, options: LoadOptions = {}): Promise<IntegrityCheck[]> {
   const input = options.input ?? 'checks-dir';
-  const names = await requireDirectory(dir, input, 'integrity check .sql files');
+  const names = await requireDirectory(dir, input, 'integrity check .sql files', options.warn);
   const checks: IntegrityCheck[] = [];
   for (const file of names) {
     if (!file.toLowerCase().endsWith('.sql')) continue;

@@ -131,7 +131,7 @@ export async function verifyBackup(run: Run, archive: string, tools: Tools): Pro
       );
       failBlocked(run, plan);
       failDrift(run, plan.drift);
-      await integrity(run, `on the backup restored into ${scratch}`);
+      await integrity(run, `on the backup restored into ${scratch}`, 'all');
     } finally {
       run.session = liveSession;
     }

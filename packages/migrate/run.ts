@@ -68,6 +68,8 @@ export class Run {
   locked = false;
   /** historyRows were read while the files were read, under the lock if the command takes it. */
   historyReadAhead = false;
+  /** The oids of the constraints NOT VALID before up applied anything (undefined: nothing to apply). */
+  notValidBefore: Set<string> | undefined;
   /**
    * verify-backup: the live database's version and pending migrations, which the outputs report
    * (the table and the checks are the backup's).
@@ -186,13 +188,18 @@ export class Run {
     }
     if (!located && error instanceof ScriptError) located = statements[error.completed - (sent.skip ?? 0)];
     const where = position !== undefined ? lineAndColumn(sql, position) : undefined;
-    const parts = [`${file} failed: ${errorMessage(cause)}${e.code ? ` (SQLSTATE ${e.code})` : ''}`];
+    // One line (a RAISE may hold newlines): the first line is the step's `reason`, SQLSTATE included.
+    const said = errorMessage(cause).replace(/\s*\n\s*/g, ' ');
+    const parts = [`${file} failed: ${said}${e.code ? ` (SQLSTATE ${e.code})` : ''}`];
     if (located) {
-      const text = located.text.length > 300 ? `${located.text.slice(0, 297)}...` : located.text;
+      // At most 300 characters on 5 lines: a 10,000-row INSERT is not quoted whole.
+      const lines = located.text.split('\n');
+      let text = lines.length > 5 ? `${lines.slice(0, 5).join('\n')}...` : located.text;
+      if (text.length > 300) text = `${text.slice(0, 297)}...`;
       parts.push(`Statement at line ${located.line}: ${text}`);
     } else if (error instanceof ScriptError && error.completed - (sent.skip ?? 0) >= statements.length) {
       parts.push('Every statement of the section had run: the failure came while recording or committing it');
-    } else if (!isConnectionLoss(cause)) {
+    } else if (!isConnectionLoss(cause) && position === undefined) {
       parts.push('PostgreSQL reported no position for this error, so the statement is not known');
     }
     if (where) parts.push(`Position ${position} (line ${where.line}, column ${where.column})`);

@@ -1,6 +1,6 @@
 import { errorMessage, formatDuration } from '../core/index.ts';
 import { BackupCancelled, dumpDatabase } from './backup.ts';
-import { runIntegrityChecks, validatePendingConstraints } from './checks.ts';
+import { notValidConstraints, runIntegrityChecks, validateConstraints } from './checks.ts';
 import { describeTarget } from './connection.ts';
 import type { Migration } from './files.ts';
 import { checkHistoryColumns, IncompatibleHistoryError, readHistoryRows } from './history.ts';
@@ -28,14 +28,15 @@ export function settingsSql(run: Run): string {
 }
 
 /**
- * What ends every migration's message: the session back to its settings as connected (RESET ALL)
- * plus the run's own, so a SET search_path or lock_timeout in one migration does not reach the
+ * What follows every migration's statements: the session back to its user, role and settings as
+ * connected (RESET ALL) plus the run's own, so a SET search_path or lock_timeout in one migration does not reach the
  * next. Without it, the schema a migration creates objects in would depend on how many migrations
  * one run applies (one per deploy in staging, several at once in production).
  */
 export function resetSql(run: Run): string {
   const own = settingsSql(run);
-  return `RESET ALL;${own ? `\n${own};` : ''}`;
+  // RESET ALL leaves the role and the session user alone: SET ROLE would outlast the migration.
+  return `RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL;${own ? `\n${own};` : ''}`;
 }
 
 /** Session settings for migration statements, in one round trip, only when there are any. */
@@ -268,11 +269,36 @@ export async function backup(run: Run): Promise<void> {
   }
 }
 
-export async function integrity(run: Run, after: string): Promise<void> {
+/**
+ * Before up applies anything: the constraints already NOT VALID, which are not this run's to
+ * validate (another service's in a shared database, or one left for a later migration on purpose).
+ */
+export async function noteNotValid(run: Run): Promise<void> {
+  if (run.options.validateConstraints === false) return;
+  run.notValidBefore = new Set((await notValidConstraints(run.session.client!)).map((c) => c.oid));
+}
+
+/**
+ * The integrity checks, and which NOT VALID constraints are validated: `new` (after up) those this
+ * run's migrations left NOT VALID, `all` (the drill's scratch copy) every one, `none` (verify, which
+ * changes nothing) none, listed instead.
+ */
+export async function integrity(run: Run, after: string, constraints: 'new' | 'all' | 'none'): Promise<void> {
   const client = run.session.client!;
   if (run.v.checks.length > 0) run.result.checks = await runIntegrityChecks(client, run.v.checks, run.log);
-  if (run.options.validateConstraints !== false)
-    run.result.constraints = await validatePendingConstraints(client, run.log);
+  if (run.options.validateConstraints !== false) {
+    const before = run.notValidBefore;
+    const found = constraints === 'new' && !before ? [] : await notValidConstraints(client);
+    if (constraints === 'none') {
+      if (found.length > 0)
+        run.log.info(
+          `${found.length} constraint(s) are NOT VALID (verify validates none; up validates those its migrations add): ${found.map((c) => `${c.constraint} on ${c.schema}.${c.table}`).join(', ')}`,
+        );
+    } else {
+      const mine = constraints === 'new' ? found.filter((c) => !before!.has(c.oid)) : found;
+      run.result.constraints = await validateConstraints(client, mine, run.log);
+    }
+  }
   const failedChecks = run.result.checks.filter((c) => !c.passed);
   const failedConstraints = run.result.constraints.filter((c) => !c.validated);
   if (failedChecks.length === 0 && failedConstraints.length === 0) return;

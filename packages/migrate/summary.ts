@@ -152,7 +152,24 @@ export function renderMigrationSummary(
     plan.push('', '#### Plan');
     for (const [i, block] of blocks.entries()) {
       if (bytes(block) + 1 > left) {
-        blocksCut = blocks.length - i;
+        // The first migration that does not fit shows its beginning, when there is room for some.
+        const row = planned[i]!;
+        const room = left - 2048;
+        if (room > 8 * 1024) {
+          const head = cutToBytes(row.sql!, room);
+          plan.push(
+            [
+              '',
+              `<details><summary><b>${escapeHtml(row.file ?? row.version)}</b>${row.transactional ? '' : ' (no transaction)'}: the first ${formatBytes(bytes(head))} of ${formatBytes(bytes(row.sql!))}</summary>`,
+              '',
+              fencedBlock(head, 'sql'),
+              '',
+              '</details>',
+            ].join('\n'),
+          );
+        }
+        blocksCut = blocks.length - i - (room > 8 * 1024 ? 1 : 0);
+        if (room > 8 * 1024 && blocksCut === 0) blocksCut = -1;
         break;
       }
       left -= bytes(block) + 1;
@@ -171,8 +188,24 @@ export function renderMigrationSummary(
       '',
       `> ✂️ The SQL of ${blocksCut} more migration(s) is not shown: GitHub drops a step summary over 1 MiB. Their files hold it.`,
     );
+  else if (blocksCut < 0)
+    out.push(
+      '',
+      "> ✂️ The last migration's SQL is cut: GitHub drops a step summary over 1 MiB. Its file holds it.",
+    );
   return `${out.join('\n')}${tail}\n`;
 }
+
+/** The longest start of `text` within `max` UTF-8 bytes, cut at a line end when one is near. */
+function cutToBytes(text: string, max: number): string {
+  let cut = Buffer.from(text, 'utf8').subarray(0, max).toString('utf8');
+  if (cut.endsWith('\ufffd')) cut = cut.slice(0, -1); // half a character
+  const line = cut.lastIndexOf('\n');
+  return line > cut.length * 0.9 ? cut.slice(0, line) : cut;
+}
+
+const formatBytes = (n: number) =>
+  n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`;
 
 /** Drift, checks and constraints: short, and always shown. */
 function renderTail(result: MigrationResult): string {
