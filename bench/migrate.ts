@@ -281,7 +281,7 @@ try {
   const db = await server.createDatabase('inproc');
   await time(`up: ${count} pending`, () => runMigrations({ ...base(db), command: 'up' }));
   await time('status', () => runMigrations({ ...base(db), command: 'status' }));
-  await time('verify (drift + NOT VALID constraints)', () =>
+  await time('verify (drift, checks, NOT VALID list)', () =>
     runMigrations({ ...base(db), command: 'verify' }),
   );
   await time(`down to 0: revert ${count}`, () =>
