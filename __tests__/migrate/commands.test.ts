@@ -178,6 +178,91 @@ suite('run-migrations commands against PostgreSQL', () => {
     }
   });
 
+  test('session objects do not outlive their migration: a temp table, a prepared statement, a held cursor', async () => {
+    const { url, dir } = await setup({
+      '1_items.sql': '-- migrate:up\nCREATE TABLE items (id int);\n',
+      '2_scratch.sql':
+        '-- migrate:up\nCREATE TEMP TABLE items AS SELECT * FROM public.items;\nPREPARE p AS SELECT 1;\n' +
+        'DECLARE c CURSOR WITH HOLD FOR SELECT 1;\nLISTEN ch;\n',
+      '3_price.sql':
+        '-- migrate:up\nALTER TABLE items ADD COLUMN price numeric;\nCREATE INDEX items_price ON items (price);\n' +
+        'PREPARE p AS SELECT 2;\nDECLARE c CURSOR WITH HOLD FOR SELECT 2;\n',
+    });
+    const up = await migrate({ command: 'up', databaseUrl: url, dir });
+    expect(up.applied).toEqual(['1', '2', '3']);
+    // The ALTER went to public.items, not to the temp table the migration before made.
+    expect(
+      await query(
+        url,
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'items' ORDER BY 1",
+      ),
+    ).toEqual([{ column_name: 'id' }, { column_name: 'price' }]);
+    expect(await tableExists(url, 'public.items_price')).toBe(true);
+  });
+
+  test('a no-transaction down that turns on default_transaction_read_only still removes its row', async () => {
+    const { url, dir } = await setup({
+      '1_t.sql':
+        '-- migrate:up\nCREATE TABLE t (i int);\n-- migrate:down transaction:false\nDROP TABLE t;\nSET default_transaction_read_only = on;\n',
+    });
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    const down = await migrate({ command: 'down', databaseUrl: url, dir });
+    expect(down.reverted).toEqual(['1']);
+    expect(await history(url)).toEqual([]);
+  });
+
+  test("a migration that lets the run's lock go fails the run, saying another run could have worked alongside", async () => {
+    const { url, dir } = await setup({
+      '1_users.sql': BASE['1_users.sql'],
+      '2_unlock.sql': '-- migrate:up transaction:false\nSELECT pg_advisory_unlock_all();\n',
+    });
+    const error = await failure(migrate({ command: 'up', databaseUrl: url, dir }));
+    expect(error.reason).toBe('lock-lost');
+    expect(error.message).toContain(
+      "A migration of this run released the run's advisory lock for public.schema_migrations (pg_advisory_unlock_all() or DISCARD ALL in a migration)",
+    );
+    expect(error.message).toContain('The 2 migration(s) applied stay applied and recorded.');
+  });
+
+  test('up leaves alone a NOT VALID constraint another session adds meanwhile, and one a migration only rebuilds', async () => {
+    const { url, dir, write } = await setup({
+      '1_t.sql':
+        '-- migrate:up\nCREATE TABLE t (x int);\nCREATE TABLE other_t (n int);\nINSERT INTO t VALUES (-1);\nINSERT INTO other_t VALUES (-1);\n',
+    });
+    await migrate({ command: 'up', databaseUrl: url, dir });
+    await query(url, 'ALTER TABLE t ADD CONSTRAINT c_prev CHECK (x > 0) NOT VALID');
+    await write({
+      // A type change rebuilds c_prev (a new oid, a new catalog row) without adding it.
+      '2_type.sql': '-- migrate:up\nALTER TABLE t ALTER COLUMN x TYPE bigint;\n',
+      '3_slow.sql': '-- migrate:up\nSELECT pg_sleep(1.5);\n',
+      '4_mine.sql': '-- migrate:up\nALTER TABLE t ADD CONSTRAINT c_mine CHECK (x < 100) NOT VALID;\n',
+    });
+    const running = migrate({ command: 'up', databaseUrl: url, dir });
+    const database = new URL(url).pathname.slice(1);
+    for (let i = 0; i < 200; i++) {
+      const rows = await query(
+        url,
+        "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(1.5)%' AND state = 'active' AND pid <> pg_backend_pid()",
+        [database],
+      );
+      if (rows.length > 0) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await query(url, 'ALTER TABLE other_t ADD CONSTRAINT c_theirs CHECK (n > 0) NOT VALID');
+    const up = await running;
+    expect(up.constraints).toEqual([{ schema: 'public', table: 't', constraint: 'c_mine', validated: true }]);
+    expect(
+      await query(
+        url,
+        "SELECT conname, convalidated FROM pg_constraint WHERE conname LIKE 'c\\_%' ORDER BY 1",
+      ),
+    ).toEqual([
+      { conname: 'c_mine', convalidated: true },
+      { conname: 'c_prev', convalidated: false },
+      { conname: 'c_theirs', convalidated: false },
+    ]);
+  });
+
   test('up to a target stops there; down reverts one step, down to 0 reverts all, up again restores', async () => {
     const { url, dir } = await setup();
     expect((await migrate({ command: 'up', databaseUrl: url, dir, target: '2' })).applied).toEqual([

@@ -63,9 +63,11 @@ describe('resolveConnection', () => {
       'postgres://app:p@ss/w:rd%@127.0.0.1:5432/appdb',
       'postgres://app:a@b@db/app',
       'postgresql://app:a@b/c@db:5432/app?sslmode=require',
+      'postgres://pwuser:p@ss/w:rd%20#?x y@127.0.0.1:54391/shop',
+      'postgres://u:se#cret@h/d',
     ]) {
       expect(() => resolveConnection({ databaseUrl, env: {}, logger })).toThrow(
-        "Input 'database-url' has an @ or / in its user or password: they must be percent-encoded",
+        "Input 'database-url' has an @, / or # in its user or password: they must be percent-encoded",
       );
     }
     logger.info('sign-up page');

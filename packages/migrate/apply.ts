@@ -1,3 +1,4 @@
+import { constraintKey, notValidConstraints, OWN_NOT_VALID_SQL, ownNotValidOf } from './checks.ts';
 import type { Migration } from './files.ts';
 import { deleteSql, type HistoryEntry, type HistoryRow, recordMigration, recordSql } from './history.ts';
 import { type Run, SectionError, type Sent } from './run.ts';
@@ -7,6 +8,9 @@ import { resetSql } from './steps.ts';
 import { MigrationRunError } from './types.ts';
 
 const BEGIN = 'BEGIN;\n';
+
+/** Whether a section's text could add a NOT VALID constraint (or call what does, by name). */
+const mayAddNotValid = (sql: string) => /not\s+valid/i.test(sql);
 /** A section may end in a comment or without its semicolon; this closes it either way. */
 const CLOSE = '\n;\n';
 
@@ -37,20 +41,23 @@ async function runScript(
   m: Migration,
   sql: string,
   file: string,
-  parts: { begin: boolean; after: string; commit: boolean; announce?: string },
+  parts: { begin: boolean; after: string; commit: boolean; announce?: string; notValid?: boolean },
 ): Promise<void> {
   const prefix = parts.begin ? BEGIN : '';
   // The session goes back to its user, role and settings as connected right after the section,
   // inside its transaction: the history row is written as the run's own user (not a role the
   // migration SET), and a migration's SET does not change what the next one does.
-  const text = `${prefix}${sql}${CLOSE}${resetSql(run)}\n${parts.after};${parts.commit ? '\nCOMMIT;' : ''}`;
+  // A section that may add a NOT VALID constraint asks, in its own transaction, which ones it left.
+  const own = parts.notValid && mayAddNotValid(sql) ? `\n${OWN_NOT_VALID_SQL};` : '';
+  const text = `${prefix}${sql}${CLOSE}${resetSql(run)}${own}\n${parts.after};${parts.commit ? '\nCOMMIT;' : ''}`;
   const sent: Sent = { offset: prefix.length, skip: parts.begin ? 1 : 0 };
   try {
     // The message is on its way when script() returns; the log line (a write to the runner's pipe)
     // is written while the server works instead of before it starts.
     const done = run.session.script(text, watch(run));
     if (parts.announce) run.log.info(parts.announce);
-    await done;
+    const results = await done;
+    if (own) for (const c of ownNotValidOf(results)) run.ownNotValid.set(constraintKey(c), c);
   } catch (error) {
     throw new SectionError(
       error instanceof ScriptError ? error.cause : error,
@@ -139,6 +146,7 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
           after: record(run, m),
           commit: true,
           announce: `Applying ${m.file}`,
+          notValid: true,
         });
       } else {
         run.log.info(`Applying ${m.file} (no transaction)`);
@@ -156,8 +164,15 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
             `started by ${run.options.runLabel ?? run.options.appliedBy ?? 'an earlier run'} at ${new Date().toISOString()} and did not finish: it ran outside a transaction, so part of it may be applied`,
           ),
         );
+        const before = mayAddNotValid(m.up) ? await notValidConstraints(run.session.client!) : undefined;
         await runEach(run, m, m.up, m.file);
         await run.session.query(resetSql(run));
+        if (before) {
+          // Outside a transaction there is no one xid to ask by: what is NOT VALID now and was not before.
+          const had = new Set(before.map(constraintKey));
+          for (const c of await notValidConstraints(run.session.client!))
+            if (!had.has(constraintKey(c))) run.ownNotValid.set(constraintKey(c), c);
+        }
         await recordMigration(
           run.session.client!,
           run.v.history,
@@ -258,7 +273,12 @@ export async function applyBatch(run: Run, pending: Migration[]): Promise<void> 
       if (run.options.cancelled?.aborted) throw new Cancelled();
       current = m;
       const started = run.clock.now();
-      await runScript(run, m, m.up, m.file, { begin: first, after: record(run, m), commit: false });
+      await runScript(run, m, m.up, m.file, {
+        begin: first,
+        after: record(run, m),
+        commit: false,
+        notValid: true,
+      });
       first = false;
       timings.set(m.id, run.clock.now() - started);
     }
@@ -382,7 +402,10 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
           ),
         );
         await runEach(run, m, m.down!, file);
-        await run.session.query(`${resetSql(run)}\n${deleteSql(run.v.history, h.id)};`);
+        // Apart: in one message the DELETE would run in a transaction begun under whatever the
+        // section SET (default_transaction_read_only), before the reset took effect.
+        await run.session.query(resetSql(run));
+        await run.session.query(deleteSql(run.v.history, h.id));
       } catch (error) {
         const failure = run.failureOf(error, m, m.down!, file, { offset: 0 });
         const lost = run.lost(run.causeOf(error));

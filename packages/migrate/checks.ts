@@ -57,24 +57,48 @@ export async function runIntegrityChecks(
   return results;
 }
 
-/** A constraint left NOT VALID, by its oid (as text) and names. */
+/** A constraint left NOT VALID, by its names. */
 export interface NotValidConstraint {
-  oid: string;
   schema: string;
   table: string;
   constraint: string;
 }
 
+export const constraintKey = (c: NotValidConstraint) => JSON.stringify([c.schema, c.table, c.constraint]);
+
+const NOT_VALID_FROM = `FROM pg_catalog.pg_constraint con
+       JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT con.convalidated`;
+
+/**
+ * The constraints the current transaction left NOT VALID (their catalog row's xmin is its xid),
+ * under column names a script's results are told apart by. Sent in a migration's own message.
+ */
+export const OWN_NOT_VALID_SQL = `SELECT n.nspname AS nv_schema, c.relname AS nv_table, con.conname AS nv_constraint
+       ${NOT_VALID_FROM} AND con.xmin::text = (txid_current() % 4294967296)::text`;
+
+/** The rows of OWN_NOT_VALID_SQL among a script's results. */
+export function ownNotValidOf(
+  results: readonly { fields?: { name: string }[]; rows: unknown[] }[],
+): NotValidConstraint[] {
+  const found = results.find((r) => r.fields?.[0]?.name === 'nv_schema');
+  return ((found?.rows ?? []) as { nv_schema: string; nv_table: string; nv_constraint: string }[]).map(
+    (r) => ({
+      schema: r.nv_schema,
+      table: r.nv_table,
+      constraint: r.nv_constraint,
+    }),
+  );
+}
+
 /** Every constraint of the database's own schemas that is NOT VALID. */
 export async function notValidConstraints(client: pg.Client): Promise<NotValidConstraint[]> {
   const { rows } = await client.query<NotValidConstraint>(
-    `SELECT con.oid::text AS oid, n.nspname AS schema, c.relname AS table, con.conname AS constraint
-       FROM pg_constraint con
-       JOIN pg_class c ON c.oid = con.conrelid
-       JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE NOT con.convalidated
+    `SELECT n.nspname AS schema, c.relname AS table, con.conname AS constraint
+       ${NOT_VALID_FROM}
         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-      ORDER BY 2, 3, 4`,
+      ORDER BY 1, 2, 3`,
   );
   return rows;
 }

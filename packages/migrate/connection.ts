@@ -69,13 +69,17 @@ export function resolveConnection(options: ResolveConnectionOptions): Connection
     if (hasUnencodedUserinfo(raw))
       throw new InputError(
         'database-url',
-        'has an @ or / in its user or password: they must be percent-encoded',
+        'has an @, / or # in its user or password: they must be percent-encoded',
         `${DATABASE_URL_FORM}, with @ written %40, / %2F, : %3A, % %25, # %23`,
       );
     try {
       url = new URL(raw);
     } catch {
-      throw new InputError('database-url', 'is not a URL', DATABASE_URL_FORM);
+      throw new InputError(
+        'database-url',
+        'is not a URL (a user or password holding @, /, :, %, #, ? or a space must be percent-encoded)',
+        DATABASE_URL_FORM,
+      );
     }
     if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
       throw new InputError(
@@ -96,7 +100,9 @@ export function resolveConnection(options: ResolveConnectionOptions): Connection
   const password = url?.password ? decode(url.password, 'password') : env.PGPASSWORD || undefined;
   if (password) options.logger?.mask(password);
 
-  const host = (url?.hostname ? decode(url.hostname, 'host') : param('host')) || env.PGHOST || 'localhost';
+  // An IPv6 literal keeps its brackets in URL.hostname ([::1]); the socket wants the address alone.
+  const hostname = url?.hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = (hostname ? decode(hostname, 'host') : param('host')) || env.PGHOST || 'localhost';
   const portText = url?.port || param('port') || env.PGPORT || '5432';
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535)

@@ -12,13 +12,13 @@ import { APPLICATION_NAME, applicationNameFor, Session } from './session.ts';
 import {
   applySettings,
   backup,
+  checkStillLocked,
   failBatch,
   failBlocked,
   failDrift,
   integrity,
   lintPending,
   lock,
-  noteNotValid,
   readHistory,
   readPlan,
   tryLock,
@@ -298,10 +298,13 @@ const commands: Record<
       failBatch(run, batchBlocker(pending, 'up'), 'up', false);
       lintPending(run, pending);
       await backup(run);
-      await noteNotValid(run);
       await run.ensureHistory();
       if (run.options.batch) await applyBatch(run, pending);
       else await applyEach(run, pending);
+      await checkStillLocked(
+        run,
+        `The ${run.result.applied.length} migration(s) applied stay applied and recorded.`,
+      );
     }
     await integrity(
       run,
@@ -351,6 +354,7 @@ const commands: Record<
     );
     await backup(run);
     await revert(run, list);
+    await checkStillLocked(run, `The ${run.result.reverted.length} migration(s) reverted stay reverted.`);
   },
 
   async verify(run) {

@@ -325,6 +325,7 @@ function readMigrationFile(path: string, input: string, file: string): string {
       code === 'ENOENT'
         ? 'is a symlink to a file that does not exist'
         : `cannot be read (${code ?? (error as Error).message})`,
+      'a readable file (a symlink must point to one)',
     );
   }
 }

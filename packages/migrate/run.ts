@@ -1,4 +1,5 @@
 import { errorMessage, formatDuration, type Logger, systemClock } from '../core/index.ts';
+import { constraintKey, type NotValidConstraint } from './checks.ts';
 import type { ConnectionTarget } from './connection.ts';
 import type { IntegrityCheck, Migration } from './files.ts';
 import { advisoryLockKey, createHistorySql, type HistoryRow, type HistoryTable } from './history.ts';
@@ -68,8 +69,8 @@ export class Run {
   locked = false;
   /** historyRows were read while the files were read, under the lock if the command takes it. */
   historyReadAhead = false;
-  /** The oids of the constraints NOT VALID before up applied anything (undefined: nothing to apply). */
-  notValidBefore: Set<string> | undefined;
+  /** The constraints this run's migrations left NOT VALID (by constraintKey), for up to validate. */
+  readonly ownNotValid = new Map<string, NotValidConstraint>();
   /**
    * verify-backup: the live database's version and pending migrations, which the outputs report
    * (the table and the checks are the backup's).

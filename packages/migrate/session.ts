@@ -135,12 +135,17 @@ export class Session {
    * Sends `text` as one simple-query message (one round trip, however many statements). On failure
    * throws ScriptError with the number of statements that had completed.
    */
-  async script(text: string, watch?: { lockTimeoutMs: number | undefined }): Promise<void> {
+  async script(text: string, watch?: { lockTimeoutMs: number | undefined }): Promise<pg.QueryResult[]> {
     const stop = watch ? this.watchBlockers(watch.lockTimeoutMs) : undefined;
     try {
-      await new Promise<void>((ok, fail) => {
-        const q: CountingQuery = new CountingQuery(text, undefined, (error: Error | undefined) =>
-          error ? fail(new ScriptError(error, q.completed)) : ok(),
+      return await new Promise<pg.QueryResult[]>((ok, fail) => {
+        const q: CountingQuery = new CountingQuery(
+          text,
+          undefined,
+          (error: Error | undefined, result?: pg.QueryResult | pg.QueryResult[]) =>
+            error
+              ? fail(new ScriptError(error, q.completed))
+              : ok(Array.isArray(result) ? result : result ? [result] : []),
         );
         this.client!.query(q);
       });

@@ -1,6 +1,6 @@
-import { errorMessage, formatDuration } from '../core/index.ts';
+import { errorMessage, formatDuration, PipelineError } from '../core/index.ts';
 import { BackupCancelled, dumpDatabase } from './backup.ts';
-import { notValidConstraints, runIntegrityChecks, validateConstraints } from './checks.ts';
+import { constraintKey, notValidConstraints, runIntegrityChecks, validateConstraints } from './checks.ts';
 import { describeTarget } from './connection.ts';
 import type { Migration } from './files.ts';
 import { checkHistoryColumns, IncompatibleHistoryError, readHistoryRows } from './history.ts';
@@ -28,15 +28,17 @@ export function settingsSql(run: Run): string {
 }
 
 /**
- * What follows every migration's statements: the session back to its user, role and settings as
- * connected (RESET ALL) plus the run's own, so a SET search_path or lock_timeout in one migration does not reach the
+ * What follows every migration's statements: the session back to its user, role, settings and
+ * objects as connected (RESET ALL, DISCARD TEMP, ...) plus the run's own settings, so a SET search_path or lock_timeout in one migration does not reach the
  * next. Without it, the schema a migration creates objects in would depend on how many migrations
  * one run applies (one per deploy in staging, several at once in production).
  */
 export function resetSql(run: Run): string {
   const own = settingsSql(run);
-  // RESET ALL leaves the role and the session user alone: SET ROLE would outlast the migration.
-  return `RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL;${own ? `\n${own};` : ''}`;
+  // RESET ALL leaves the role and the session user alone (SET ROLE would outlast the migration),
+  // and settings are not all a session holds: temporary tables (which would take the place of a
+  // table of the same name in the next migration), prepared statements, held cursors, LISTENs.
+  return `RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL;\nDISCARD TEMP;\nDEALLOCATE ALL;\nCLOSE ALL;\nUNLISTEN *;${own ? `\n${own};` : ''}`;
 }
 
 /** Session settings for migration statements, in one round trip, only when there are any. */
@@ -141,7 +143,16 @@ export async function readHistory(run: Run, locked: boolean): Promise<void> {
     ]);
     setHistory(run, rows[0]!.columns);
   }
-  run.historyRows = run.historyExists ? await readHistoryRows(run.session.client!, run.v.history) : [];
+  try {
+    run.historyRows = run.historyExists ? await readHistoryRows(run.session.client!, run.v.history) : [];
+  } catch (error) {
+    if (run.lost(error)) throw error;
+    // Most often a role without SELECT on a history table another role made: said, not a stack.
+    throw new PipelineError(
+      `Could not read the history table ${run.v.history.display}: ${errorMessage(error)}${(error as { code?: string }).code ? ` (SQLSTATE ${(error as { code?: string }).code})` : ''}. The role needs SELECT, INSERT, UPDATE and DELETE on it. Nothing was changed.`,
+      { cause: error },
+    );
+  }
 }
 
 /** Plans from the history: the rows read ahead while the files were read (once), else read now. */
@@ -270,33 +281,45 @@ export async function backup(run: Run): Promise<void> {
 }
 
 /**
- * Before up applies anything: the constraints already NOT VALID, which are not this run's to
- * validate (another service's in a shared database, or one left for a later migration on purpose).
+ * After migrations ran: the run still holds its advisory lock. A migration can let it go
+ * (pg_advisory_unlock_all(), DISCARD ALL outside a transaction); then another run may have worked
+ * alongside this one, which is said rather than reported as a clean success.
  */
-export async function noteNotValid(run: Run): Promise<void> {
-  if (run.options.validateConstraints === false) return;
-  run.notValidBefore = new Set((await notValidConstraints(run.session.client!)).map((c) => c.oid));
+export async function checkStillLocked(run: Run, done: string): Promise<void> {
+  const k = BigInt.asUintN(64, BigInt(run.lockKey));
+  const { rows } = await run.session.query(
+    `SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+        AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1`,
+    [(k >> 32n).toString(), (k & 0xffffffffn).toString()],
+  );
+  if (rows.length > 0) return;
+  run.fail(
+    'lock-lost',
+    `A migration of this run released the run's advisory lock for ${run.v.history.display} (pg_advisory_unlock_all() or DISCARD ALL in a migration), so another run could have migrated at the same time. ${done} Check the history before the next run, and take the unlock out of the migration.`,
+  );
 }
 
 /**
  * The integrity checks, and which NOT VALID constraints are validated: `new` (after up) those this
- * run's migrations left NOT VALID, `all` (the drill's scratch copy) every one, `none` (verify, which
+ * run's migrations left NOT VALID (asked by xmin in each migration's own transaction, so another
+ * session's, or one a migration only rebuilt, is not among them), `all` (the drill's scratch copy) every one, `none` (verify, which
  * changes nothing) none, listed instead.
  */
 export async function integrity(run: Run, after: string, constraints: 'new' | 'all' | 'none'): Promise<void> {
   const client = run.session.client!;
   if (run.v.checks.length > 0) run.result.checks = await runIntegrityChecks(client, run.v.checks, run.log);
   if (run.options.validateConstraints !== false) {
-    const before = run.notValidBefore;
-    const found = constraints === 'new' && !before ? [] : await notValidConstraints(client);
+    const mine = run.ownNotValid;
+    // After up, only what its migrations left NOT VALID (still NOT VALID: one may have validated it).
+    const found = constraints === 'new' && mine.size === 0 ? [] : await notValidConstraints(client);
     if (constraints === 'none') {
       if (found.length > 0)
         run.log.info(
           `${found.length} constraint(s) are NOT VALID (verify validates none; up validates those its migrations add): ${found.map((c) => `${c.constraint} on ${c.schema}.${c.table}`).join(', ')}`,
         );
     } else {
-      const mine = constraints === 'new' ? found.filter((c) => !before!.has(c.oid)) : found;
-      run.result.constraints = await validateConstraints(client, mine, run.log);
+      const chosen = constraints === 'new' ? found.filter((c) => mine.has(constraintKey(c))) : found;
+      run.result.constraints = await validateConstraints(client, chosen, run.log);
     }
   }
   const failedChecks = run.result.checks.filter((c) => !c.passed);

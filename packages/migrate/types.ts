@@ -261,13 +261,15 @@ export class MigrationRunError extends PipelineError {
 }
 
 /**
- * Whether a postgres:// URL's user or password holds an @ (or an @ and a /) as typed, not
+ * Whether a postgres:// URL's user or password holds an @, / or # as typed, not
  * percent-encoded: the URL parser then splits it at the wrong place and the pieces (a "password"
- * of one letter) are nonsense. Two @ in the authority, or one there and one in the path, say so;
- * an @ in a query parameter does not count.
+ * of one letter) are nonsense. Two @ in the authority, or one there and one in the path, or a #
+ * anywhere, say so; an @ in a query parameter does not count.
  */
 export function hasUnencodedUserinfo(url: string): boolean {
-  const rest = url.slice(url.indexOf('://') + 3).split(/[?#]/)[0]!;
+  // A fragment means nothing to PostgreSQL: a # is a password's, cut off by the parser.
+  if (url.includes('#')) return true;
+  const rest = url.slice(url.indexOf('://') + 3).split('?')[0]!;
   const authority = rest.split('/')[0]!;
   const at = authority.split('@').length - 1;
   return at > 1 || (at === 1 && rest.slice(authority.length).includes('@'));
