@@ -1,5 +1,5 @@
 import { errorMessage, formatDuration, type Logger, systemClock } from '../core/index.ts';
-import { constraintKey, type NotValidConstraint } from './checks.ts';
+import type { NotValidConstraint } from './checks.ts';
 import type { ConnectionTarget } from './connection.ts';
 import type { IntegrityCheck, Migration } from './files.ts';
 import { advisoryLockKey, createHistorySql, type HistoryRow, type HistoryTable } from './history.ts';
