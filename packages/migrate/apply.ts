@@ -26,6 +26,20 @@ function entry(run: Run, m: Migration, success: boolean, durationMs = 0, error?:
   };
 }
 
+/**
+ * A no-transaction section's history row before it runs: failed, naming this run, so a run killed
+ * part-way leaves a row that blocks the next and says who left it (golang-migrate's dirty flag).
+ */
+function markStarted(run: Run, m: Migration, section: 'up' | 'down'): Promise<void> {
+  const who = run.options.runLabel ?? run.options.appliedBy ?? 'an earlier run';
+  const started = `started by ${who} at ${new Date().toISOString()} and did not finish: it ran outside a transaction, so part of it may be`;
+  return recordMigration(
+    run.session.client!,
+    run.v.history,
+    entry(run, m, false, 0, section === 'up' ? `${started} applied` : `down ${started} reverted`),
+  );
+}
+
 function record(run: Run, m: Migration): string {
   return recordSql(run.v.history, entry(run, m, true), (v) => run.session.escape(v), run.recorded(m.id));
 }
@@ -153,17 +167,7 @@ export async function applyEach(run: Run, pending: Migration[]): Promise<void> {
         // Recorded before it runs, like golang-migrate's dirty flag: a run killed part-way (SIGKILL,
         // a lost runner) leaves a failed row that blocks the next run and names this one, instead
         // of a history that does not show a half-applied migration.
-        await recordMigration(
-          run.session.client!,
-          run.v.history,
-          entry(
-            run,
-            m,
-            false,
-            0,
-            `started by ${run.options.runLabel ?? run.options.appliedBy ?? 'an earlier run'} at ${new Date().toISOString()} and did not finish: it ran outside a transaction, so part of it may be applied`,
-          ),
-        );
+        await markStarted(run, m, 'up');
         const before = mayAddNotValid(m.up) ? await notValidConstraints(run.session.client!) : undefined;
         await runEach(run, m, m.up, m.file);
         await run.session.query(resetSql(run));
@@ -390,17 +394,7 @@ export async function revert(run: Run, list: { h: HistoryRow; m: Migration }[]):
       try {
         // Marked before it runs, as up marks a no-transaction migration: a run killed part-way
         // leaves a failed row that blocks up and names this run, and down can run it again.
-        await recordMigration(
-          run.session.client!,
-          run.v.history,
-          entry(
-            run,
-            m,
-            false,
-            0,
-            `down started by ${run.options.runLabel ?? run.options.appliedBy ?? 'an earlier run'} at ${new Date().toISOString()} and did not finish: it ran outside a transaction, so part of it may be reverted`,
-          ),
-        );
+        await markStarted(run, m, 'down');
         await runEach(run, m, m.down!, file);
         // Apart: in one message the DELETE would run in a transaction begun under whatever the
         // section SET (default_transaction_read_only), before the reset took effect.

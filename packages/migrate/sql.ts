@@ -57,17 +57,7 @@ export function splitStatements(sql: string): SqlStatement[] {
       continue;
     }
     if (c === '/' && next === '*') {
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] === '/' && sql[i + 1] === '*') {
-          depth++;
-          i += 2;
-        } else if (sql[i] === '*' && sql[i + 1] === '/') {
-          depth--;
-          i += 2;
-        } else i++;
-      }
+      i = afterBlockComment(sql, i);
       continue;
     }
     const code = sql.charCodeAt(i);
@@ -140,6 +130,23 @@ export function splitStatements(sql: string): SqlStatement[] {
   return statements;
 }
 
+/** The index after the block comment opening at `from` (`/*`), nested ones included, as PostgreSQL reads them. */
+function afterBlockComment(sql: string, from: number): number {
+  const n = sql.length;
+  let depth = 1;
+  let i = from + 2;
+  while (i < n && depth > 0) {
+    if (sql[i] === '/' && sql[i + 1] === '*') {
+      depth++;
+      i += 2;
+    } else if (sql[i] === '*' && sql[i + 1] === '/') {
+      depth--;
+      i += 2;
+    } else i++;
+  }
+  return i;
+}
+
 /**
  * Whether `sql` holds a statement at all, as splitStatements would find one: anything but blank
  * space, comments and semicolons. Stops at the first such character instead of splitting.
@@ -153,19 +160,8 @@ export function hasStatement(sql: string): boolean {
     if (code === 45 && next === 45) {
       const eol = sql.indexOf('\n', i);
       i = eol < 0 ? n : eol + 1;
-    } else if (code === 47 && next === 42) {
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] === '/' && sql[i + 1] === '*') {
-          depth++;
-          i += 2;
-        } else if (sql[i] === '*' && sql[i + 1] === '/') {
-          depth--;
-          i += 2;
-        } else i++;
-      }
-    } else if (code === 59 || isSpace(code, sql[i]!)) i++;
+    } else if (code === 47 && next === 42) i = afterBlockComment(sql, i);
+    else if (code === 59 || isSpace(code, sql[i]!)) i++;
     else return true;
   }
   return false;
