@@ -8,11 +8,11 @@ import { resetSql } from './steps.ts';
 import { MigrationRunError } from './types.ts';
 
 const BEGIN = 'BEGIN;\n';
-
-/** Whether a section's text could add a NOT VALID constraint (or call what does, by name). */
-const mayAddNotValid = (sql: string) => /not\s+valid/i.test(sql);
 /** A section may end in a comment or without its semicolon; this closes it either way. */
 const CLOSE = '\n;\n';
+
+/** Whether a section's text could add a NOT VALID constraint. */
+const mayAddNotValid = (sql: string) => /not\s+valid/i.test(sql);
 
 function entry(run: Run, m: Migration, success: boolean, durationMs = 0, error?: string): HistoryEntry {
   return {
@@ -60,8 +60,8 @@ async function runScript(
   const prefix = parts.begin ? BEGIN : '';
   // The session goes back to its user, role and settings as connected right after the section,
   // inside its transaction: the history row is written as the run's own user (not a role the
-  // migration SET), and a migration's SET does not change what the next one does.
-  // A section that may add a NOT VALID constraint asks, in its own transaction, which ones it left.
+  // migration SET), and a migration's SET does not change what the next one does. A section that
+  // may add a NOT VALID constraint asks, in its own transaction, which ones that transaction left.
   const own = parts.notValid && mayAddNotValid(sql) ? `\n${OWN_NOT_VALID_SQL};` : '';
   const text = `${prefix}${sql}${CLOSE}${resetSql(run)}${own}\n${parts.after};${parts.commit ? '\nCOMMIT;' : ''}`;
   const sent: Sent = { offset: prefix.length, skip: parts.begin ? 1 : 0 };
