@@ -395,7 +395,7 @@ suite('run-migrations commands against PostgreSQL', () => {
     expect(up.reason).toBe('drift');
     expect(up.message).toContain('edited: 1_users.sql: the up section changed after it was applied');
     expect(up.message).toContain(
-      'Nothing was changed. An edited file: restore it as it was applied, and put the change in a new migration instead. Or allow this kind of drift with allow-drift: edited.',
+      'Nothing was changed. An edited file: restore it as it was applied, and put the change in a new migration instead; or, to fix a release that failed further on (applied here, not in production), revert it here with the file as it was (down), then edit it. Or allow this kind of drift with allow-drift: edited.',
     );
     const verify = await failure(migrate({ command: 'verify', databaseUrl: url, dir }));
     expect(verify.result.drift.map((d) => [d.kind, d.file])).toEqual([['edited', '1_users.sql']]);

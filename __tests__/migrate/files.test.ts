@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { InputError } from '../../packages/core/index.ts';
+import { checksumMatches } from '../../packages/migrate/files.ts';
 import { checksumOf, loadChecks, loadMigrations, MigrationFileError } from '../../packages/migrate/index.ts';
 import { migrationsDir } from './helpers.ts';
 
@@ -237,6 +239,29 @@ describe('loadMigrations', () => {
     const d = await migrationsDir({ 'x.sql': '' });
     cleanups.push(d.remove);
     await expect(loadMigrations(`${d.dir}/x.sql`)).rejects.toBeInstanceOf(InputError);
+  });
+});
+
+describe('acknowledgements are not edits', () => {
+  test('a -- pipeline:allow line or comment anywhere in the up section leaves the checksum as it was', async () => {
+    const plain = '-- migrate:up\nALTER TABLE t DROP COLUMN c;\nCREATE INDEX i ON t (a);\n';
+    const [before] = await load({ '1_a.sql': plain });
+    for (const acknowledged of [
+      '-- migrate:up\n-- pipeline:allow drop-column nobody reads it since 2.3\nALTER TABLE t DROP COLUMN c;\nCREATE INDEX i ON t (a);\n',
+      '-- migrate:up\nALTER TABLE t DROP COLUMN c; -- pipeline:allow drop-column unused\nCREATE INDEX i ON t (a);\n',
+      '-- migrate:up\nALTER TABLE t DROP COLUMN c;\n  --pipeline:allow create-index-blocking small table\r\nCREATE INDEX i ON t (a);\n',
+    ]) {
+      const [after] = await load({ '1_a.sql': acknowledged });
+      expect(after!.checksum).toBe(before!.checksum);
+      // A row written before acknowledgements were left out still matches, by the old checksum.
+      expect(after!.legacyChecksum).toBe(
+        createHash('sha256').update(after!.up.replace(/\r\n?/g, '\n').trim()).digest('hex'),
+      );
+      expect(checksumMatches(after!, after!.legacyChecksum!)).toBe(true);
+    }
+    expect(before!.legacyChecksum).toBeUndefined();
+    const [changed] = await load({ '1_a.sql': plain.replace('(a)', '(b)') });
+    expect(checksumMatches(changed!, before!.checksum)).toBe(false);
   });
 });
 

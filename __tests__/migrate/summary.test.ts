@@ -44,7 +44,7 @@ describe('renderMigrationSummary', () => {
       }),
     );
     expect(md).toContain('### Migrations: up succeeded');
-    expect(md).toContain('current version 2 · 1 applied · 0 pending · took 1.5s');
+    expect(md).toContain('current version 2 · 1 applied by this run · 0 pending · took 1.5s');
     expect(md).toContain('| 1 | users | ✅ applied | 12ms |');
     expect(md).toContain('| 2 | orders | 🆕 migrated | 12ms |');
   });
@@ -193,6 +193,31 @@ describe('renderMigrationSummary', () => {
     expect(md.split('\n').filter((l) => l.startsWith('| ')).length).toBe(1 + 5 + 2);
     // Five or fewer: nothing is said about hidden rows.
     expect(renderMigrationSummary(result({ migrations: migrations.slice(495) }))).not.toContain('not listed');
+  });
+
+  test('a migration that failed part-way in an earlier run is explained: what it recorded, what to do', () => {
+    const md = renderMigrationSummary(
+      result({
+        command: 'status',
+        pending: ['12'],
+        migrations: [
+          {
+            ...row,
+            version: '12',
+            name: 'idx',
+            file: '12_idx.sql',
+            state: 'failed',
+            transactional: false,
+            error: 'started by acme/shop#7.1 migrate at 2026-12-02T05:00:00.000Z and did not finish',
+          },
+        ],
+      }),
+    );
+    expect(md).toContain('#### Failed part-way (blocks up)');
+    expect(md).toContain(
+      '- 12\\_idx\\.sql: started by acme/shop#7.1 migrate at 2026-12-02T05:00:00.000Z and did not finish',
+    );
+    expect(md).toContain('revert it with down, or mark it applied with baseline');
   });
 
   test('escapeMarkdown and fencedBlock', () => {

@@ -254,7 +254,7 @@ async function failMigration(
   run.fail(
     lost ? 'connection-lost' : 'migration-failed',
     `${lost ? `The connection to PostgreSQL was lost while applying ${m.file}. ` : ''}${failure.message}\n` +
-      `${m.file} runs outside a transaction (-- migrate:no-transaction), so the statements before the failing one stay applied. ` +
+      `${m.file} runs outside a transaction (no-transaction), so the statements before the failing one stay applied. ` +
       (recorded
         ? `It is recorded as failed in ${run.v.history.display} and blocks further runs until the file is fixed and re-run, reverted with down, or marked with baseline.`
         : 'Its failure could not be recorded; inspect the database before the next run.') +

@@ -21,8 +21,13 @@ export interface Migration {
   /** False when the section carries `-- migrate:no-transaction`. */
   upTransactional: boolean;
   downTransactional: boolean;
-  /** sha256 (hex) of the up section, line endings normalised, surrounding blank space trimmed. */
+  /**
+   * sha256 (hex) of the up section, line endings normalised, surrounding blank space trimmed,
+   * `-- pipeline:allow` comments left out.
+   */
   checksum: string;
+  /** The checksum with the acknowledgements in, when the section has any (history rows before they were left out). */
+  legacyChecksum?: string | undefined;
   /** The up section as the loader split it, when it did (a section the read-time checks had to look into). */
   upStatements?: readonly SqlStatement[];
   /**
@@ -64,11 +69,37 @@ export class MigrationFileError extends InputError {
 
 export function checksumOf(section: string): string {
   // The one-shot hash: for hundreds of small sections, cheaper than createHash().update().digest().
-  return hash('sha256', normaliseSection(section), 'hex');
+  return hash('sha256', withoutAcknowledgements(normaliseSection(section)), 'hex');
+}
+
+/**
+ * The checksum as it was before acknowledgements were left out of it, when it differs: a history
+ * row written then still matches the file it was written for.
+ */
+export function legacyChecksumOf(section: string): string | undefined {
+  const text = normaliseSection(section);
+  return text.includes('pipeline:allow') ? hash('sha256', text, 'hex') : undefined;
+}
+
+/** Whether a history row's checksum is this migration's (now, or as computed before). */
+export function checksumMatches(m: Pick<Migration, 'checksum' | 'legacyChecksum'>, stored: string): boolean {
+  return stored === m.checksum || (m.legacyChecksum !== undefined && stored === m.legacyChecksum);
 }
 
 function normaliseSection(text: string): string {
   return text.replace(/\r\n?/g, '\n').trim();
+}
+
+/**
+ * A `-- pipeline:allow` comment acknowledges a lint finding; adding one to an applied migration
+ * (production's lint refuses what staging's only warned about) is not an edit of what it does.
+ */
+function withoutAcknowledgements(text: string): string {
+  if (!text.includes('pipeline:allow')) return text;
+  return text
+    .replace(/^[ \t]*--[ \t]*pipeline:allow\b[^\n]*(?:\n|$)/gm, '')
+    .replace(/[ \t]*--[ \t]*pipeline:allow\b[^\n]*/g, '')
+    .trim();
 }
 
 async function requireDirectory(
@@ -454,6 +485,7 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
       upTransactional: sections.upTransactional,
       downTransactional: sections.downTransactional,
       checksum: checksumOf(up),
+      legacyChecksum: legacyChecksumOf(up),
       upStatements,
       header: sections.header,
     });

@@ -1,4 +1,4 @@
-import type { Migration } from './files.ts';
+import { checksumMatches, type Migration } from './files.ts';
 import type { HistoryRow } from './history.ts';
 import type { DriftFinding, DriftKind, MigrationRow } from './types.ts';
 
@@ -42,6 +42,7 @@ export function makePlan(
       appliedAt: h.appliedAt.toISOString(),
       appliedBy: h.appliedBy ?? undefined,
       transactional: file?.upTransactional ?? true,
+      ...(!h.success && h.error ? { error: h.error } : {}),
     });
   }
   for (const m of migrations) {
@@ -58,7 +59,10 @@ export function makePlan(
     });
   }
   const stuck = history
-    .filter((h) => !h.success && files.get(h.id)?.checksum === h.checksum)
+    .filter((h) => {
+      const file = files.get(h.id);
+      return !h.success && file !== undefined && checksumMatches(file, h.checksum);
+    })
     .map((h) => ({ history: h, migration: files.get(h.id)! }));
   const pending = migrations.filter((m) => {
     if (recorded.get(m.id)?.success) return false;
@@ -82,7 +86,7 @@ export function findDrift(migrations: Migration[], history: HistoryRow[]): Drift
         file: undefined,
         detail: `applied on ${h.appliedAt.toISOString()}, but no file has version ${h.id}`,
       });
-    } else if (h.success && file.checksum !== h.checksum) {
+    } else if (h.success && !checksumMatches(file, h.checksum)) {
       drift.push({
         kind: 'edited',
         version: h.id,

@@ -167,7 +167,8 @@ export async function readPlan(run: Run, locked: boolean): Promise<Plan> {
 
 /** What to do about each kind of drift, in the refusal. */
 const DRIFT_HINT: Record<DriftFinding['kind'], string> = {
-  edited: 'An edited file: restore it as it was applied, and put the change in a new migration instead.',
+  edited:
+    'An edited file: restore it as it was applied, and put the change in a new migration instead; or, to fix a release that failed further on (applied here, not in production), revert it here with the file as it was (down), then edit it.',
   missing:
     'A missing file: restore it (its down section is what reverts it, its checksum what verify compares).',
   'out-of-order':

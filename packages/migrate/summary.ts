@@ -43,9 +43,10 @@ export function renderMigrationSummary(
     `History table \`${result.table.replace(/`/g, '')}\``,
     `current version ${result.currentVersion ? escapeMarkdown(result.currentVersion) : 'none'}`,
   ];
-  if (result.applied.length) facts.push(`${result.applied.length} applied`);
-  if (result.reverted.length) facts.push(`${result.reverted.length} reverted`);
-  if (result.baselined.length) facts.push(`${result.baselined.length} baselined`);
+  // "by this run": the table's other ✅ rows were applied by earlier runs.
+  if (result.applied.length) facts.push(`${result.applied.length} applied by this run`);
+  if (result.reverted.length) facts.push(`${result.reverted.length} reverted by this run`);
+  if (result.baselined.length) facts.push(`${result.baselined.length} baselined by this run`);
   facts.push(`${result.pending.length} ${result.command === 'plan' ? 'planned' : 'pending'}`);
   facts.push(`took ${formatDuration(result.durationMs)}`);
   out.push(`${facts.join(' · ')}`);
@@ -210,6 +211,20 @@ const formatBytes = (n: number) =>
 /** Drift, checks and constraints: short, and always shown. */
 function renderTail(result: MigrationResult): string {
   const out: string[] = [];
+  // A history row that failed part-way blocks up: what it recorded and how to get past it.
+  const stuck = result.migrations.filter((r) => r.state === 'failed' && r.error);
+  if (stuck.length > 0 && !result.failure) {
+    out.push(
+      '',
+      '#### Failed part-way (blocks up)',
+      '',
+      ...stuck.map(
+        (r) => `- ${escapeMarkdown(r.file ?? r.version)}: ${escapeMarkdown(r.error!.slice(0, 500))}`,
+      ),
+      '',
+      'It ran outside a transaction, so part of it may be applied. Inspect the database, then fix the file so it can run again and re-run up, revert it with down, or mark it applied with baseline (target = its version).',
+    );
+  }
   if (result.lint && result.lint.length > 0) {
     out.push('', '#### Safety lint', '', '| Where | Rule | Why | Instead |', '|---|---|---|---|');
     for (const f of result.lint) {

@@ -113,6 +113,8 @@ export interface MigrationRow {
   transactional: boolean;
   /** `plan` only: the SQL that would run. */
   sql?: string;
+  /** A failed row of the history: what it recorded (a no-transaction migration that stopped part-way). */
+  error?: string;
 }
 
 export const DRIFT_KINDS = ['out-of-order', 'edited', 'missing'] as const;
