@@ -215,7 +215,7 @@ describe('renderMigrationSummary', () => {
     );
     expect(md).toContain('#### Failed part-way (blocks up)');
     expect(md).toContain(
-      '- 12\\_idx\\.sql: started by acme/shop#7.1 migrate at 2026-12-02T05:00:00.000Z and did not finish',
+      `- ${escapeMarkdown('12_idx.sql')}: ${escapeMarkdown('started by acme/shop#7.1 migrate at 2026-12-02T05:00:00.000Z and did not finish')}`,
     );
     expect(md).toContain('revert it with down, or mark it applied with baseline');
   });
