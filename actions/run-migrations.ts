@@ -247,6 +247,8 @@ export async function main(): Promise<void> {
           summary = `${summary.slice(0, heading)}\n\n**${engine.escapeMarkdown(verdict)}**\n${summary.slice(heading + 1)}`;
         }
         await writeSummary(summary);
+        // The session was ending while the report was written; the step ends after both.
+        await engine.sessionsClosed();
       };
 
       let result: MigrationResult;
@@ -276,7 +278,7 @@ export async function main(): Promise<void> {
           production,
           logger: warnOncePerJob(log, exportVariable),
           cancelled,
-          // The report is written while the server ends the session; the step ends after both.
+          // The report is written while the server ends the session (report() waits for it).
           closeInBackground: true,
         });
       } catch (error) {
@@ -287,14 +289,12 @@ export async function main(): Promise<void> {
           throw error;
         }
         await report(error.result);
-        await engine.sessionsClosed();
         const restore = error.result.restoreCommand;
         if (restore && inputs.command !== 'restore' && !error.message.includes(restore))
           log.info(`To restore the backup taken before this run: ${restore}`);
         throw error;
       }
       await report(result);
-      await engine.sessionsClosed();
       setOutput('reason', '');
       const changed = [
         result.applied.length ? `applied ${versions(result.applied)}` : '',

@@ -26,7 +26,10 @@ export interface Migration {
    * `-- pipeline:allow` comments left out.
    */
   checksum: string;
-  /** The checksum with the acknowledgements in, when the section has any (history rows before they were left out). */
+  /**
+   * The checksum with the acknowledgements in, when the section has any: what history rows
+   * written before they were left out hold.
+   */
   legacyChecksum?: string | undefined;
   /** The up section as the loader split it, when it did (a section the read-time checks had to look into). */
   upStatements?: readonly SqlStatement[];
@@ -68,17 +71,24 @@ export class MigrationFileError extends InputError {
 }
 
 export function checksumOf(section: string): string {
-  // The one-shot hash: for hundreds of small sections, cheaper than createHash().update().digest().
-  return hash('sha256', withoutAcknowledgements(normaliseSection(section)), 'hex');
+  return checksumsOf(section).checksum;
 }
 
 /**
- * The checksum as it was before acknowledgements were left out of it, when it differs: a history
- * row written then still matches the file it was written for.
+ * The checksum, and the one from before acknowledgements were left out of it when that differs
+ * (a history row written then still matches the file it was written for). One-shot hashes: for
+ * hundreds of small sections, cheaper than createHash().update().digest().
  */
-export function legacyChecksumOf(section: string): string | undefined {
+function checksumsOf(section: string): { checksum: string; legacyChecksum: string | undefined } {
   const text = normaliseSection(section);
-  return text.includes('pipeline:allow') ? hash('sha256', text, 'hex') : undefined;
+  if (!text.includes('pipeline:allow')) {
+    const checksum = hash('sha256', text, 'hex');
+    return { checksum, legacyChecksum: undefined };
+  }
+  return {
+    checksum: hash('sha256', withoutAcknowledgements(text), 'hex'),
+    legacyChecksum: hash('sha256', text, 'hex'),
+  };
 }
 
 /** Whether a history row's checksum is this migration's (now, or as computed before). */
@@ -95,7 +105,6 @@ function normaliseSection(text: string): string {
  * (production's lint refuses what staging's only warned about) is not an edit of what it does.
  */
 function withoutAcknowledgements(text: string): string {
-  if (!text.includes('pipeline:allow')) return text;
   return text
     .replace(/^[ \t]*--[ \t]*pipeline:allow\b[^\n]*(?:\n|$)/gm, '')
     .replace(/[ \t]*--[ \t]*pipeline:allow\b[^\n]*/g, '')
@@ -375,7 +384,8 @@ export interface LoadOptions {
  * Reads and validates every migration in `dir` before anything touches a database: the directory
  * exists, every `.sql` file is named `<version>_<name>[.up|.down].sql`, versions are unique (compared
  * as numbers, so `001_a.sql` and `1_b.sql` clash), each migration has an up section (an empty one
- * is a no-op that is recorded, as dbmate and golang-migrate apply it) and no BEGIN/COMMIT of its own. Other files (README.md, .keep) are ignored. Returns them by version.
+ * is a no-op that is recorded, as dbmate and golang-migrate apply it) and no BEGIN/COMMIT of its
+ * own. Other files (README.md, .keep) are ignored. Returns them by version.
  */
 export async function loadMigrations(dir: string, options: LoadOptions = {}): Promise<Migration[]> {
   const input = options.input ?? 'dir';
@@ -484,8 +494,7 @@ export async function loadMigrations(dir: string, options: LoadOptions = {}): Pr
       down: sections.down,
       upTransactional: sections.upTransactional,
       downTransactional: sections.downTransactional,
-      checksum: checksumOf(up),
-      legacyChecksum: legacyChecksumOf(up),
+      ...checksumsOf(up),
       upStatements,
       header: sections.header,
     });

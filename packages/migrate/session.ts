@@ -238,21 +238,31 @@ export class Session {
     }
   }
 
-  /** The session holding a session-level advisory lock, asked on this session. */
-  async advisoryHolder(key: string): Promise<Holder | undefined> {
+  /** The sessions holding the session-level advisory lock `key` in this database (one at most). */
+  private async advisoryHolders(key: string): Promise<Holder[]> {
     const k = BigInt.asUintN(64, BigInt(key));
+    const { rows } = await this.query(
+      `SELECT ${HOLDER_COLUMNS}
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`,
+      [(k >> 32n).toString(), (k & 0xffffffffn).toString()],
+    );
+    return rows.map(toHolder);
+  }
+
+  /** The session holding a session-level advisory lock, asked on this session (undefined if unknown). */
+  async advisoryHolder(key: string): Promise<Holder | undefined> {
     try {
-      const { rows } = await this.query(
-        `SELECT ${HOLDER_COLUMNS}
-           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`,
-        [(k >> 32n).toString(), (k & 0xffffffffn).toString()],
-      );
-      return rows[0] ? toHolder(rows[0]) : undefined;
+      return (await this.advisoryHolders(key))[0];
     } catch {
       return undefined;
     }
+  }
+
+  /** Whether this session holds the advisory lock `key`; a failed query is thrown, not guessed. */
+  async holdsAdvisoryLock(key: string): Promise<boolean> {
+    return (await this.advisoryHolders(key)).some((h) => h.pid === this.pid);
   }
 
   async close(): Promise<void> {

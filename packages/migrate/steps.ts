@@ -29,8 +29,8 @@ export function settingsSql(run: Run): string {
 
 /**
  * What follows every migration's statements: the session back to its user, role, settings and
- * objects as connected (RESET ALL, DISCARD TEMP, ...) plus the run's own settings, so a SET search_path or lock_timeout in one migration does not reach the
- * next. Without it, the schema a migration creates objects in would depend on how many migrations
+ * objects as connected (RESET ALL, DISCARD TEMP, ...) plus the run's own settings, so a SET
+ * search_path or lock_timeout in one migration does not reach the next. Without it, the schema a migration creates objects in would depend on how many migrations
  * one run applies (one per deploy in staging, several at once in production).
  */
 export function resetSql(run: Run): string {
@@ -148,8 +148,9 @@ export async function readHistory(run: Run, locked: boolean): Promise<void> {
   } catch (error) {
     if (run.lost(error)) throw error;
     // Most often a role without SELECT on a history table another role made: said, not a stack.
+    const code = (error as { code?: string }).code;
     throw new PipelineError(
-      `Could not read the history table ${run.v.history.display}: ${errorMessage(error)}${(error as { code?: string }).code ? ` (SQLSTATE ${(error as { code?: string }).code})` : ''}. The role needs SELECT, INSERT, UPDATE and DELETE on it. Nothing was changed.`,
+      `Could not read the history table ${run.v.history.display}: ${errorMessage(error)}${code ? ` (SQLSTATE ${code})` : ''}. The role needs SELECT, INSERT, UPDATE and DELETE on it. Nothing was changed.`,
       { cause: error },
     );
   }
@@ -183,11 +184,11 @@ export function failDrift(run: Run, drift: DriftFinding[]): void {
   const { allowed, refused } = judgeDrift(drift, run.v.allowedDrift);
   if (allowed.length > 0) run.logAllowedDrift(allowed.map(driftLine));
   if (refused.length === 0) return;
-  const kinds = [...new Set(refused.map((d) => d.kind))].join(', ');
+  const kinds = [...new Set(refused.map((d) => d.kind))];
   run.fail(
     'drift',
     `The migrations on disk do not match the history in ${run.v.history.display}:\n${refused.map(driftLine).join('\n')}\n` +
-      `Nothing was changed. ${[...new Set(refused.map((d) => d.kind))].map((k) => DRIFT_HINT[k]).join(' ')} Or allow this kind of drift with allow-drift: ${kinds}.`,
+      `Nothing was changed. ${kinds.map((k) => DRIFT_HINT[k]).join(' ')} Or allow this kind of drift with allow-drift: ${kinds.join(', ')}.`,
   );
 }
 
@@ -287,13 +288,7 @@ export async function backup(run: Run): Promise<void> {
  * alongside this one, which is said rather than reported as a clean success.
  */
 export async function checkStillLocked(run: Run, done: string): Promise<void> {
-  const k = BigInt.asUintN(64, BigInt(run.lockKey));
-  const { rows } = await run.session.query(
-    `SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-        AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1`,
-    [(k >> 32n).toString(), (k & 0xffffffffn).toString()],
-  );
-  if (rows.length > 0) return;
+  if (await run.session.holdsAdvisoryLock(run.lockKey)) return;
   run.fail(
     'lock-lost',
     `A migration of this run released the run's advisory lock for ${run.v.history.display} (pg_advisory_unlock_all() or DISCARD ALL in a migration), so another run could have migrated at the same time. ${done} Check the history before the next run, and take the unlock out of the migration.`,
